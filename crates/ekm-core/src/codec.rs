@@ -1,0 +1,452 @@
+//! On-disk records and store key layout. Every record is versioned and self-describing; the
+//! byte layout is drawn in `docs/ARCHITECTURE.md`.
+//!
+//! Owns: encoding and decoding of wrapped data keys, wrapped KEKs and config records.
+//! Must never: panic on any bytes read from disk (they may be truncated, corrupted or forged).
+
+use uuid::Uuid;
+
+use crate::crypto::{NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::ids::{DataKeyId, KeyId, KeyTag};
+use crate::secret::KEY_LEN;
+
+/// Store key layout. All keys start with a one-letter table name and a `/`.
+pub mod keys {
+    use super::*;
+
+    /// Format marker: `meta/format` → ASCII version.
+    pub const FORMAT: &[u8] = b"meta/format";
+    /// Prefix of configuration records: `c/<config uuid 16>`.
+    pub const CONFIG: &[u8] = b"c/";
+    /// Prefix of the scope index: `s/c` (cluster) or `s/v<svm uuid 16>` → config uuid.
+    pub const SCOPE: &[u8] = b"s/";
+    /// Prefix of KEK records: `k/<config uuid 16><generation u32 BE>`.
+    pub const KEK: &[u8] = b"k/";
+    /// Prefix of data key records: `d/<key id 32>`.
+    pub const DATA_KEY: &[u8] = b"d/";
+    /// Prefix of the per-config data key index: `i/<config uuid 16><key id 32>` → empty.
+    pub const KEY_INDEX: &[u8] = b"i/";
+
+    fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut k = prefix.to_vec();
+        for p in parts {
+            k.extend_from_slice(p);
+        }
+        k
+    }
+
+    /// `c/<uuid>`.
+    pub fn config(uuid: Uuid) -> Vec<u8> {
+        join(CONFIG, &[uuid.as_bytes()])
+    }
+
+    /// `s/c` or `s/v<svm uuid>`.
+    pub fn scope(svm: Option<Uuid>) -> Vec<u8> {
+        match svm {
+            None => join(SCOPE, &[b"c"]),
+            Some(u) => join(SCOPE, &[b"v", u.as_bytes()]),
+        }
+    }
+
+    /// `k/<config uuid>` (prefix of a config's KEK generations).
+    pub fn kek_prefix(config: Uuid) -> Vec<u8> {
+        join(KEK, &[config.as_bytes()])
+    }
+
+    /// `k/<config uuid><generation>`.
+    pub fn kek(config: Uuid, generation: u32) -> Vec<u8> {
+        join(KEK, &[config.as_bytes(), &generation.to_be_bytes()])
+    }
+
+    /// `d/<key id>`.
+    pub fn data_key(id: &DataKeyId) -> Vec<u8> {
+        join(DATA_KEY, &[id.as_bytes()])
+    }
+
+    /// `i/<config uuid>` (prefix of a config's key index).
+    pub fn key_index_prefix(config: Uuid) -> Vec<u8> {
+        join(KEY_INDEX, &[config.as_bytes()])
+    }
+
+    /// `i/<config uuid><key id>`.
+    pub fn key_index(config: Uuid, id: &DataKeyId) -> Vec<u8> {
+        join(KEY_INDEX, &[config.as_bytes(), id.as_bytes()])
+    }
+}
+
+/// A bounds-checked reader over untrusted bytes.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Reader { buf, what }
+    }
+
+    fn err(&self) -> Error {
+        Error::corrupt(&format!("The {} record is truncated or malformed.", self.what))
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.buf.len() < n {
+            return Err(self.err());
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let s = self.take(N)?;
+        s.try_into().map_err(|_| self.err())
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn uuid(&mut self) -> Result<Uuid> {
+        Ok(Uuid::from_bytes(self.array()?))
+    }
+
+    pub(crate) fn str8(&mut self) -> Result<&'a str> {
+        let n = self.u8()? as usize;
+        let b = self.take(n)?;
+        std::str::from_utf8(b).map_err(|_| self.err())
+    }
+
+    pub(crate) fn bytes16(&mut self) -> Result<&'a [u8]> {
+        let n = self.u16()? as usize;
+        self.take(n)
+    }
+
+    pub(crate) fn header(&mut self, tag: u8, version: u8) -> Result<()> {
+        let (t, v) = (self.u8()?, self.u8()?);
+        if t != tag {
+            return Err(self.err());
+        }
+        if v != version {
+            return Err(Error::corrupt(&format!(
+                "The {} record has format version {v}, this build reads {version}.",
+                self.what
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(&self) -> Result<()> {
+        if self.buf.is_empty() { Ok(()) } else { Err(self.err()) }
+    }
+}
+
+fn put_str8(out: &mut Vec<u8>, s: &str) {
+    // Callers only pass strings of at most 255 bytes (checked at construction).
+    let b = &s.as_bytes()[..s.len().min(255)];
+    out.push(b.len() as u8);
+    out.extend_from_slice(b);
+}
+
+fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
+    let b = &b[..b.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Who a data key belongs to: the cluster, or one SVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyOwner {
+    /// The cluster (admin SVM).
+    Cluster,
+    /// A data SVM.
+    Svm(Uuid),
+}
+
+impl KeyOwner {
+    fn encode(self, out: &mut Vec<u8>) {
+        match self {
+            KeyOwner::Cluster => {
+                out.push(0);
+                out.extend_from_slice(Uuid::nil().as_bytes());
+            }
+            KeyOwner::Svm(u) => {
+                out.push(1);
+                out.extend_from_slice(u.as_bytes());
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let kind = r.u8()?;
+        let uuid = r.uuid()?;
+        match kind {
+            0 => Ok(KeyOwner::Cluster),
+            1 => Ok(KeyOwner::Svm(uuid)),
+            _ => Err(Error::corrupt("The data key record has an unknown owner kind.")),
+        }
+    }
+
+    /// The SVM uuid, if any.
+    pub fn svm(self) -> Option<Uuid> {
+        match self {
+            KeyOwner::Cluster => None,
+            KeyOwner::Svm(u) => Some(u),
+        }
+    }
+}
+
+/// Algorithm id of AES-256-GCM in data key records.
+pub const ALG_AES256GCM: u8 = 1;
+
+/// A data key as stored: wrapped by one KEK generation of one configuration.
+///
+/// Layout (version 1): `'D' 01 | config uuid 16 | generation u32 | owner kind 1 | owner uuid 16 |
+/// alg 1 | nonce 12 | ciphertext 32 | tag 16 | tag-length 1 | key tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedDataKey {
+    /// Configuration whose KEK wraps the key.
+    pub config: Uuid,
+    /// KEK generation.
+    pub generation: u32,
+    /// Owner.
+    pub owner: KeyOwner,
+    /// Nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// Ciphertext of the 32-byte key.
+    pub ciphertext: [u8; KEY_LEN],
+    /// GCM tag.
+    pub tag: [u8; TAG_LEN],
+    /// Caller's label.
+    pub key_tag: KeyTag,
+}
+
+const DATA_KEY_TAG: u8 = b'D';
+const KEK_TAG: u8 = b'K';
+const V1: u8 = 1;
+
+impl WrappedDataKey {
+    /// Encodes the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(101 + self.key_tag.as_str().len());
+        out.extend_from_slice(&[DATA_KEY_TAG, V1]);
+        out.extend_from_slice(self.config.as_bytes());
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        self.owner.encode(&mut out);
+        out.push(ALG_AES256GCM);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.ciphertext);
+        out.extend_from_slice(&self.tag);
+        put_str8(&mut out, self.key_tag.as_str());
+        out
+    }
+
+    /// Decodes a record read from the store.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "data key");
+        r.header(DATA_KEY_TAG, V1)?;
+        let config = r.uuid()?;
+        let generation = r.u32()?;
+        let owner = KeyOwner::decode(&mut r)?;
+        if r.u8()? != ALG_AES256GCM {
+            return Err(Error::corrupt("The data key record names an unknown algorithm."));
+        }
+        let nonce = r.array()?;
+        let ciphertext = r.array()?;
+        let tag = r.array()?;
+        let key_tag = KeyTag::parse(r.str8()?)
+            .map_err(|_| Error::corrupt("The data key record has an invalid key tag."))?;
+        r.finish()?;
+        Ok(WrappedDataKey {
+            config,
+            generation,
+            owner,
+            nonce,
+            ciphertext,
+            tag,
+            key_tag,
+        })
+    }
+
+    /// The AAD that binds the ciphertext to its identity: configuration, key id, generation
+    /// and owner. Moving a blob to another key id, scope, generation or SVM fails to open.
+    pub fn aad(config: Uuid, id: &DataKeyId, generation: u32, owner: KeyOwner) -> [u8; 78] {
+        let mut aad = [0u8; 78];
+        aad[..9].copy_from_slice(b"ekm-dk-v1");
+        aad[9..25].copy_from_slice(config.as_bytes());
+        aad[25..57].copy_from_slice(id.as_bytes());
+        aad[57..61].copy_from_slice(&generation.to_be_bytes());
+        match owner {
+            KeyOwner::Cluster => aad[61] = 0,
+            KeyOwner::Svm(u) => {
+                aad[61] = 1;
+                aad[62..78].copy_from_slice(u.as_bytes());
+            }
+        }
+        aad
+    }
+}
+
+/// State of a KEK generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KekState {
+    /// New data keys are wrapped by it.
+    Active,
+    /// Being replaced by rekey-internal; still opens keys not yet rewrapped.
+    Retiring,
+}
+
+/// A KEK wrapped by the external key manager, with everything needed to unwrap it again.
+///
+/// Layout (version 1): `'K' 01 | config uuid 16 | generation u32 | state 1 | created u64 |
+/// backend str8 | key id bytes16 | algorithm str8 | wrapped bytes16`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKek {
+    /// Configuration the KEK belongs to.
+    pub config: Uuid,
+    /// Generation.
+    pub generation: u32,
+    /// Active or retiring.
+    pub state: KekState,
+    /// Unix seconds of creation.
+    pub created: u64,
+    /// Backend kind that wrapped it ("akv", "fake").
+    pub backend: String,
+    /// External key, with the exact version, that wrapped it.
+    pub key_id: KeyId,
+    /// Wrapping algorithm ("RSA-OAEP-256").
+    pub algorithm: String,
+    /// The wrapped bytes as the backend returned them.
+    pub wrapped: Vec<u8>,
+}
+
+impl WrappedKek {
+    /// Encodes the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.key_id.as_str().len() + self.wrapped.len());
+        out.extend_from_slice(&[KEK_TAG, V1]);
+        out.extend_from_slice(self.config.as_bytes());
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        out.push(match self.state {
+            KekState::Active => 1,
+            KekState::Retiring => 2,
+        });
+        out.extend_from_slice(&self.created.to_be_bytes());
+        put_str8(&mut out, &self.backend);
+        put_bytes16(&mut out, self.key_id.as_str().as_bytes());
+        put_str8(&mut out, &self.algorithm);
+        put_bytes16(&mut out, &self.wrapped);
+        out
+    }
+
+    /// Decodes a record read from the store.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "wrapped KEK");
+        r.header(KEK_TAG, V1)?;
+        let config = r.uuid()?;
+        let generation = r.u32()?;
+        let state = match r.u8()? {
+            1 => KekState::Active,
+            2 => KekState::Retiring,
+            _ => return Err(Error::corrupt("The wrapped KEK record has an unknown state.")),
+        };
+        let created = r.u64()?;
+        let backend = r.str8()?.to_owned();
+        let key_id = std::str::from_utf8(r.bytes16()?)
+            .ok()
+            .and_then(|s| KeyId::parse(s).ok())
+            .ok_or_else(|| Error::corrupt("The wrapped KEK record has an invalid key id."))?;
+        let algorithm = r.str8()?.to_owned();
+        let wrapped = r.bytes16()?.to_vec();
+        r.finish()?;
+        Ok(WrappedKek {
+            config,
+            generation,
+            state,
+            created,
+            backend,
+            key_id,
+            algorithm,
+            wrapped,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dk() -> WrappedDataKey {
+        WrappedDataKey {
+            config: Uuid::new_v4(),
+            generation: 3,
+            owner: KeyOwner::Svm(Uuid::new_v4()),
+            nonce: [1; NONCE_LEN],
+            ciphertext: [2; KEY_LEN],
+            tag: [3; TAG_LEN],
+            key_tag: KeyTag::parse("vol1").unwrap(),
+        }
+    }
+
+    #[test]
+    fn data_key_roundtrip_and_every_truncation_fails() {
+        let d = dk();
+        let bytes = d.encode();
+        assert_eq!(bytes.len(), 101 + 4);
+        assert_eq!(WrappedDataKey::decode(&bytes).unwrap(), d);
+        for n in 0..bytes.len() {
+            assert!(WrappedDataKey::decode(&bytes[..n]).is_err(), "{n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(WrappedDataKey::decode(&longer).is_err());
+        let mut v2 = bytes;
+        v2[1] = 2;
+        assert!(WrappedDataKey::decode(&v2).unwrap_err().message().contains("version 2"));
+    }
+
+    #[test]
+    fn kek_roundtrip() {
+        let k = WrappedKek {
+            config: Uuid::new_v4(),
+            generation: 1,
+            state: KekState::Active,
+            created: 1_700_000_000,
+            backend: "fake".into(),
+            key_id: KeyId::parse(
+                "https://v.vault.azure.net/keys/k1/a8e619fd8f234db3b0b95c59540e2a74",
+            )
+            .unwrap(),
+            algorithm: "RSA-OAEP-256".into(),
+            wrapped: vec![9; 256],
+        };
+        let bytes = k.encode();
+        assert_eq!(WrappedKek::decode(&bytes).unwrap(), k);
+        for n in 0..bytes.len() {
+            assert!(WrappedKek::decode(&bytes[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn aad_differs_by_identity() {
+        let c = Uuid::new_v4();
+        let id = DataKeyId::random();
+        let a = WrappedDataKey::aad(c, &id, 1, KeyOwner::Cluster);
+        assert_ne!(a, WrappedDataKey::aad(c, &id, 2, KeyOwner::Cluster));
+        assert_ne!(a, WrappedDataKey::aad(c, &id, 1, KeyOwner::Svm(Uuid::new_v4())));
+        assert_ne!(a, WrappedDataKey::aad(Uuid::new_v4(), &id, 1, KeyOwner::Cluster));
+    }
+}

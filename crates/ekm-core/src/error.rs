@@ -1,0 +1,280 @@
+//! The one error type of ekm and its mapping to ONTAP error codes and HTTP statuses.
+//!
+//! Every failure a caller can see is an [`Error`]: an [`ErrorKind`] (whose discriminant is the
+//! ONTAP code from the seed, and whose message is the seed's text), an optional detail that says
+//! what exactly was wrong, and an optional target (the field that caused it).
+//!
+//! Must never: carry secret material. Details are built from field names, identifiers and backend
+//! error classes, never from values of secret fields.
+
+use std::fmt;
+
+/// Every error class ekm reports, with its ONTAP code as the discriminant.
+///
+/// The messages are the seed's texts; [`Error::detail`] adds what was wrong in this case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u32)]
+pub enum ErrorKind {
+    /// An unknown configuration, data key or job uuid.
+    EntryNotFound = 4,
+    /// A field that the operation does not accept.
+    UnexpectedArgument = 262_179,
+    /// A field with a value of the wrong type or form, or a required field missing.
+    InvalidValue = 262_197,
+    /// The named SVM is not part of the cluster topology.
+    SvmNotFound = 2_621_462,
+    /// A backend (AKV) call failed: unreachable, throttled, authentication, key unusable.
+    AkvUnavailable = 346_758,
+    /// Deleting a configuration that still protects data keys.
+    KeysExist = 65_536_867,
+    /// An operation on an SVM (or the cluster) without a configuration.
+    NotConfigured = 65_537_120,
+    /// A configuration exists already for this SVM or for the cluster.
+    AlreadyConfigured = 65_537_500,
+    /// The store failed to persist a change.
+    StoreFailed = 65_537_504,
+    /// Restore failed on some nodes.
+    RestorePartial = 65_537_515,
+    /// A client-secret configuration change without the secret.
+    ClientSecretRequired = 65_537_517,
+    /// `key_id` is not a versioned AKV key URL.
+    InvalidKeyId = 65_537_523,
+    /// The client secret is not acceptable.
+    InvalidClientSecret = 65_537_540,
+    /// A patch without any field to change.
+    NoPatchInputs = 65_537_541,
+    /// The wrapped KEK is missing from the store.
+    MissingWrappedKek = 65_537_544,
+    /// Some of the SVM's keys still sit under the cluster's key manager.
+    KeysOnAdminKeyManager = 65_537_547,
+    /// rekey-internal on a scope without data keys.
+    NoInternalKeys = 65_537_559,
+    /// Neither a client secret nor a client certificate was given.
+    NoAuthenticationMethod = 65_537_567,
+    /// The PKCS#12 client certificate does not parse with its password.
+    InvalidClientCertificate = 65_537_573,
+    /// A stored record failed to decode or authenticate: the store is damaged or was tampered with.
+    CorruptRecord = 65_537_601,
+    /// The KEK of a scope could not be unlocked on this node (the backend is needed for that).
+    KekUnavailable = 65_537_602,
+}
+
+impl ErrorKind {
+    /// Every kind, for tests and documentation.
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::EntryNotFound,
+        ErrorKind::UnexpectedArgument,
+        ErrorKind::InvalidValue,
+        ErrorKind::SvmNotFound,
+        ErrorKind::AkvUnavailable,
+        ErrorKind::KeysExist,
+        ErrorKind::NotConfigured,
+        ErrorKind::AlreadyConfigured,
+        ErrorKind::StoreFailed,
+        ErrorKind::RestorePartial,
+        ErrorKind::ClientSecretRequired,
+        ErrorKind::InvalidKeyId,
+        ErrorKind::InvalidClientSecret,
+        ErrorKind::NoPatchInputs,
+        ErrorKind::MissingWrappedKek,
+        ErrorKind::KeysOnAdminKeyManager,
+        ErrorKind::NoInternalKeys,
+        ErrorKind::NoAuthenticationMethod,
+        ErrorKind::InvalidClientCertificate,
+        ErrorKind::CorruptRecord,
+        ErrorKind::KekUnavailable,
+    ];
+
+    /// The ONTAP error code.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The seed's message for this code.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorKind::EntryNotFound => "entry doesn't exist",
+            ErrorKind::UnexpectedArgument => "Unexpected argument.",
+            ErrorKind::InvalidValue => "Invalid value.",
+            ErrorKind::SvmNotFound => "The specified SVM does not exist.",
+            ErrorKind::AkvUnavailable => "AKV service is not reachable or refused the request.",
+            ErrorKind::KeysExist => {
+                "Volume encryption keys (VEK) for one or more encrypted volumes are stored on the key manager configured for the given SVM."
+            }
+            ErrorKind::NotConfigured => "Azure Key Vault is not configured for the given SVM.",
+            ErrorKind::AlreadyConfigured => "A key manager has already been configured for this SVM.",
+            ErrorKind::StoreFailed => {
+                "Internal error. Failed to store configuration in internal database."
+            }
+            ErrorKind::RestorePartial => "Failed to restore keys on some nodes in the cluster.",
+            ErrorKind::ClientSecretRequired => "The field \"client_secret\" must be specified.",
+            ErrorKind::InvalidKeyId => {
+                "Invalid key ID format. Example key ID format: \"https://mykeyvault.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74\"."
+            }
+            ErrorKind::InvalidClientSecret => "Invalid client secret.",
+            ErrorKind::NoPatchInputs => "No inputs were provided for the patch request.",
+            ErrorKind::MissingWrappedKek => {
+                "Missing wrapped top-level internal key protection key (KEK) from internal database."
+            }
+            ErrorKind::KeysOnAdminKeyManager => {
+                "One or more volume encryption keys for encrypted volumes of this data SVM are stored in the key manager configured for the admin SVM. Use the REST API POST method to migrate this data SVM's keys from the admin SVM's key manager to this data SVM's key manager before running the rekey operation."
+            }
+            ErrorKind::NoInternalKeys => {
+                "There are no existing internal keys for the SVM. A rekey operation is allowed for an SVM with one or more encryption keys."
+            }
+            ErrorKind::NoAuthenticationMethod => "No authentication method provided.",
+            ErrorKind::InvalidClientCertificate => "Invalid client certificate.",
+            ErrorKind::CorruptRecord => "Internal error. A stored record is damaged.",
+            ErrorKind::KekUnavailable => {
+                "Top-level internal key protection key (KEK) is unavailable on this node."
+            }
+        }
+    }
+
+    /// The HTTP status a REST front end answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::EntryNotFound => 404,
+            ErrorKind::UnexpectedArgument
+            | ErrorKind::InvalidValue
+            | ErrorKind::SvmNotFound
+            | ErrorKind::NotConfigured
+            | ErrorKind::ClientSecretRequired
+            | ErrorKind::InvalidKeyId
+            | ErrorKind::InvalidClientSecret
+            | ErrorKind::NoPatchInputs
+            | ErrorKind::NoInternalKeys
+            | ErrorKind::NoAuthenticationMethod
+            | ErrorKind::InvalidClientCertificate => 400,
+            ErrorKind::AlreadyConfigured
+            | ErrorKind::KeysExist
+            | ErrorKind::KeysOnAdminKeyManager => 409,
+            ErrorKind::AkvUnavailable | ErrorKind::RestorePartial | ErrorKind::KekUnavailable => {
+                503
+            }
+            ErrorKind::StoreFailed | ErrorKind::MissingWrappedKek | ErrorKind::CorruptRecord => 500,
+        }
+    }
+
+    /// Whether the caller may succeed by retrying the same request later (backend outages).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::AkvUnavailable | ErrorKind::RestorePartial | ErrorKind::KekUnavailable
+        )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// An ekm error: a kind with its ONTAP code, plus what exactly was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    detail: Option<String>,
+    target: Option<String>,
+}
+
+impl Error {
+    /// An error of `kind` with the seed's message only.
+    pub fn new(kind: ErrorKind) -> Self {
+        Error {
+            kind,
+            detail: None,
+            target: None,
+        }
+    }
+
+    /// Adds what exactly was wrong. Never pass a secret value here.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Names the request field that caused the error.
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// The error class.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The ONTAP error code.
+    pub fn code(&self) -> u32 {
+        self.kind.code()
+    }
+
+    /// The detail, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The field that caused the error, if any.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// The full message: the seed's text, then the detail.
+    pub fn message(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{} {}", self.kind.message(), d),
+            None => self.kind.message().to_owned(),
+        }
+    }
+
+    pub(crate) fn invalid_value(field: &str, why: &str) -> Self {
+        Error::new(ErrorKind::InvalidValue)
+            .with_detail(format!("Field \"{field}\": {why}"))
+            .with_target(field)
+    }
+
+    pub(crate) fn corrupt(what: &str) -> Self {
+        Error::new(ErrorKind::CorruptRecord).with_detail(what.to_owned())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message(), self.code())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error::new(kind)
+    }
+}
+
+/// Result with an ekm [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_listed() {
+        let codes: HashSet<u32> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn display_has_code_message_and_detail() {
+        let e = Error::new(ErrorKind::InvalidKeyId).with_detail("The path has no version.");
+        let s = e.to_string();
+        assert!(s.contains("65537523"));
+        assert!(s.contains("Invalid key ID format."));
+        assert!(s.ends_with("The path has no version. (code 65537523)"));
+    }
+}

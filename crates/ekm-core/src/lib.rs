@@ -1,0 +1,33 @@
+//! ekm-core: the domain of the ekm key manager.
+//!
+//! Configurations with the ONTAP `/api/security/azure-key-vaults` validation rules, the key
+//! hierarchy (external key → internal KEK per scope → data keys), and the engine that keeps it
+//! in a [`Store`] and reaches the root of trust through a [`Backend`].
+//!
+//! This crate does no network and no file I/O: both happen behind the two traits.
+
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod codec;
+pub mod config;
+pub mod crypto;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod pkcs12;
+pub mod secret;
+pub mod store;
+mod stored;
+pub mod topology;
+
+pub use backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind};
+pub use codec::KeyOwner;
+pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest};
+pub use crypto::ProtectionKey;
+pub use engine::{DataKeyInfo, Engine, EngineOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};
+pub use secret::{KeyMaterial, SecretBytes};
+pub use store::{Check, Store, StoreError, Transaction, Write};
+pub use topology::{ClusterInfo, Node, SvmInfo, SvmRef, SvmSelector, Topology};

@@ -1,0 +1,138 @@
+//! The `Store` trait: a durable, ordered key-value store with atomic multi-record transactions.
+//!
+//! Owns: the contract every store engine (redb, sled, later a distributed store) must meet.
+//! Must never: acknowledge a commit that a crash could lose, or apply part of a transaction.
+
+use std::fmt;
+
+/// A precondition checked inside the transaction before any write is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The key must not exist.
+    Absent(Vec<u8>),
+    /// The key must exist.
+    Present(Vec<u8>),
+    /// The key must hold exactly this value.
+    Equals(Vec<u8>, Vec<u8>),
+}
+
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Insert or replace.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove (absent keys are fine).
+    Delete(Vec<u8>),
+}
+
+/// An atomic, durable unit of change: all checks hold and all writes apply, or nothing happens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transaction {
+    /// Preconditions.
+    pub checks: Vec<Check>,
+    /// Writes, applied in order.
+    pub writes: Vec<Write>,
+}
+
+impl Transaction {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a precondition.
+    pub fn check(&mut self, c: Check) -> &mut Self {
+        self.checks.push(c);
+        self
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.writes.push(Write::Put(key.into(), value.into()));
+        self
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.writes.push(Write::Delete(key.into()));
+        self
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty() && self.writes.is_empty()
+    }
+}
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// A [`Check`] did not hold; nothing was written. The index says which.
+    Conflict(usize),
+    /// The engine failed (I/O, corruption). Nothing is known to be written.
+    Io(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Conflict(i) => write!(f, "transaction precondition {i} did not hold"),
+            StoreError::Io(m) => write!(f, "store failure: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A scanned record.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A durable ordered key-value store.
+///
+/// Contract: [`Store::commit`] returns only after the transaction is durable (fsync or
+/// equivalent); reads after a successful commit see it; transactions are serializable.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Reads one key.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` records whose keys start with `prefix`, in key order, strictly after
+    /// `start_after` when given.
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies a transaction atomically and durably.
+    fn commit(&self, txn: Transaction) -> Result<(), StoreError>;
+
+    /// A short name for logs and benchmarks ("redb", "sled").
+    fn engine_name(&self) -> &'static str;
+}
+
+/// The end of a prefix range: the smallest key greater than every key starting with `prefix`,
+/// or `None` when the prefix is all `0xff` bytes.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_cases() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! The node-local protection key file: 32 random bytes behind a magic header, mode 0600,
+//! kept outside the database so a copied database file alone reveals no configuration secret.
+//!
+//! Must never: create the file readable by group or others, or accept one that is.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use ekm_core::crypto::ProtectionKey;
+use ekm_core::secret::{KEY_LEN, KeyMaterial};
+use zeroize::Zeroizing;
+
+const MAGIC: &[u8; 8] = b"EKMPK\x00\x00\x01";
+
+/// Loads the protection key at `path`, creating it (mode 0600, fsynced) when absent.
+pub fn load_or_create(path: &Path) -> io::Result<ProtectionKey> {
+    match load(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create(path),
+        other => other,
+    }
+}
+
+/// Loads an existing protection key, refusing files readable by group or others.
+pub fn load(path: &Path) -> io::Result<ProtectionKey> {
+    let mut f = OpenOptions::new().read(true).open(path)?;
+    let mode = f.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} has mode {:o}; a protection key file must be readable by its owner only (chmod 600)",
+                path.display(),
+                mode & 0o777
+            ),
+        ));
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAGIC.len() + KEY_LEN + 1));
+    Read::by_ref(&mut f).take((MAGIC.len() + KEY_LEN + 1) as u64).read_to_end(&mut buf)?;
+    if buf.len() != MAGIC.len() + KEY_LEN || &buf[..MAGIC.len()] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not an ekm protection key file", path.display()),
+        ));
+    }
+    let material = KeyMaterial::from_slice(&buf[MAGIC.len()..])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad key length"))?;
+    Ok(ProtectionKey::from_material(material))
+}
+
+fn create(path: &Path) -> io::Result<ProtectionKey> {
+    let key = ProtectionKey::generate();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAGIC.len() + KEY_LEN));
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(key.material().expose_secret());
+    f.write_all(&buf)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_0600_and_reloads_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("protection.key");
+        let a = load_or_create(&p).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = load_or_create(&p).unwrap();
+        assert_eq!(a.material(), b.material());
+    }
+
+    #[test]
+    fn refuses_group_readable_and_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        load_or_create(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(load(&p).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        let g = dir.path().join("g");
+        fs::write(&g, b"garbage").unwrap();
+        fs::set_permissions(&g, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load(&g).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+}
