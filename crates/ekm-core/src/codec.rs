@@ -312,7 +312,7 @@ pub enum KekState {
 /// A KEK wrapped by the external key manager, with everything needed to unwrap it again.
 ///
 /// Layout (version 1): `'K' 01 | config uuid 16 | generation u32 | state 1 | created u64 |
-/// backend str8 | key id bytes16 | algorithm str8 | wrapped bytes16`.
+/// backend str8 | key id bytes16 | algorithm str8 | wrapped bytes16 | check bytes16`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedKek {
     /// Configuration the KEK belongs to.
@@ -331,6 +331,9 @@ pub struct WrappedKek {
     pub algorithm: String,
     /// The wrapped bytes as the backend returned them.
     pub wrapped: Vec<u8>,
+    /// A known constant sealed under the KEK itself: proves that what a backend unwrapped is
+    /// this KEK and not some other 32 bytes (see [`WrappedKek::check_aad`]).
+    pub check: Vec<u8>,
 }
 
 impl WrappedKek {
@@ -349,7 +352,20 @@ impl WrappedKek {
         put_bytes16(&mut out, self.key_id.as_str().as_bytes());
         put_str8(&mut out, &self.algorithm);
         put_bytes16(&mut out, &self.wrapped);
+        put_bytes16(&mut out, &self.check);
         out
+    }
+
+    /// The constant sealed in [`WrappedKek::check`].
+    pub const CHECK_PLAINTEXT: &'static [u8] = b"ekm-kek-check-v1";
+
+    /// The AAD of the check value: configuration and generation.
+    pub fn check_aad(config: Uuid, generation: u32) -> [u8; 36] {
+        let mut aad = [0u8; 36];
+        aad[..16].copy_from_slice(b"ekm-kek-check-v1");
+        aad[16..32].copy_from_slice(config.as_bytes());
+        aad[32..].copy_from_slice(&generation.to_be_bytes());
+        aad
     }
 
     /// Decodes a record read from the store.
@@ -371,6 +387,7 @@ impl WrappedKek {
             .ok_or_else(|| Error::corrupt("The wrapped KEK record has an invalid key id."))?;
         let algorithm = r.str8()?.to_owned();
         let wrapped = r.bytes16()?.to_vec();
+        let check = r.bytes16()?.to_vec();
         r.finish()?;
         Ok(WrappedKek {
             config,
@@ -381,6 +398,7 @@ impl WrappedKek {
             key_id,
             algorithm,
             wrapped,
+            check,
         })
     }
 }
@@ -432,6 +450,7 @@ mod tests {
             .unwrap(),
             algorithm: "RSA-OAEP-256".into(),
             wrapped: vec![9; 256],
+            check: vec![7; 44],
         };
         let bytes = k.encode();
         assert_eq!(WrappedKek::decode(&bytes).unwrap(), k);

@@ -388,6 +388,15 @@ impl Engine {
             ))
         })?;
         let kek = Arc::new(Kek::from_material(material, generation));
+        let check = kek
+            .aead()
+            .open_vec(&WrappedKek::check_aad(config.uuid, generation), &wrapped.check);
+        if !check.is_ok_and(|c| c.as_slice() == WrappedKek::CHECK_PLAINTEXT) {
+            return Err(Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+                "The backend unwrapped generation {generation} of configuration {} to a different key; the vault key may have been replaced.",
+                config.uuid
+            )));
+        }
         self.keks
             .write()
             .insert((config.uuid, generation), kek.clone());
@@ -417,6 +426,13 @@ impl Engine {
             .backend
             .wrap_kek(&call, &parts.key_id, kek.material())
             .map_err(|e| akv_failed(&e))?;
+        let check = kek
+            .aead()
+            .seal_vec(
+                &WrappedKek::check_aad(config.uuid, generation),
+                WrappedKek::CHECK_PLAINTEXT,
+            )
+            .map_err(|_| Error::corrupt("Sealing the KEK check value failed."))?;
         let record = WrappedKek {
             config: config.uuid,
             generation,
@@ -426,6 +442,7 @@ impl Engine {
             key_id: parts.key_id.clone(),
             algorithm: self.backend.algorithm().to_owned(),
             wrapped,
+            check,
         };
         let mut updated = config.clone();
         updated.active_generation = Some(generation);

@@ -1,1 +1,427 @@
-//! placeholder
+//! ekm-fake: a fake external key manager with fault injection.
+//!
+//! It is a test tool and the embedded default of the quick start, not a shortcut: it really
+//! wraps KEKs (AES-256-GCM under a per-key vault secret, bound to the key id), keeps its vault
+//! state in a file when asked, counts the calls it served, and fails on command — unreachable,
+//! throttled with a retry-after, added latency, authentication refused, key missing, disabled or
+//! wrong, and unreachable from chosen nodes only. Faults are deterministic: nothing is random.
+//!
+//! Must never: be mistaken for a root of trust. Its vault file holds key material in the clear
+//! (mode 0600); with it, the whole hierarchy opens.
+
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ekm_core::backend::{Backend, BackendCall, BackendError, BackendErrorKind};
+use ekm_core::crypto::AeadKey;
+use ekm_core::ids::KeyId;
+use ekm_core::secret::{KeyMaterial, SecretBytes};
+use parking_lot::Mutex;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// Which backend operation a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `wrap_kek`.
+    Wrap,
+    /// `unwrap_kek`.
+    Unwrap,
+    /// `check`.
+    Check,
+}
+
+/// A failure the fake can be told to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Network failure.
+    Unreachable,
+    /// HTTP 429 with this Retry-After.
+    Throttled {
+        /// How long the vault asks to wait.
+        retry_after: Duration,
+    },
+    /// The identity provider refuses the credential.
+    AuthenticationFailed,
+    /// Not permitted to use the key.
+    Forbidden,
+    /// The key version does not exist.
+    KeyNotFound,
+    /// The key version is disabled.
+    KeyDisabled,
+    /// Unwrap fails as if the blob was wrapped by another key.
+    WrongKey,
+    /// Unwrap "succeeds" with 32 random bytes: a broken or replaced vault key.
+    WrongKek,
+}
+
+impl Fault {
+    fn error(self) -> BackendError {
+        let (kind, msg) = match self {
+            Fault::Unreachable => (BackendErrorKind::Unreachable, "injected: connection refused"),
+            Fault::Throttled { .. } => (BackendErrorKind::Throttled, "injected: HTTP 429"),
+            Fault::AuthenticationFailed => {
+                (BackendErrorKind::AuthenticationFailed, "injected: invalid client credential")
+            }
+            Fault::Forbidden => (BackendErrorKind::Forbidden, "injected: HTTP 403"),
+            Fault::KeyNotFound => (BackendErrorKind::KeyNotFound, "injected: key not found"),
+            Fault::KeyDisabled => (BackendErrorKind::KeyDisabled, "injected: key disabled"),
+            Fault::WrongKey | Fault::WrongKek => {
+                (BackendErrorKind::Rejected, "injected: unwrap with the wrong key")
+            }
+        };
+        let mut e = BackendError::new(kind, msg);
+        if let Fault::Throttled { retry_after } = self {
+            e.retry_after = Some(retry_after);
+        }
+        e
+    }
+}
+
+/// Calls served, by operation (counted when the call reaches the fake, faulted or not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `wrap_kek` calls.
+    pub wraps: u64,
+    /// `unwrap_kek` calls.
+    pub unwraps: u64,
+    /// `check` calls.
+    pub checks: u64,
+}
+
+#[derive(Default)]
+struct Faults {
+    always: Option<Fault>,
+    next: VecDeque<(Option<Op>, Fault)>,
+    latency: Duration,
+    unreachable_nodes: HashSet<Uuid>,
+}
+
+/// One key of the fake vault.
+struct VaultKey {
+    material: KeyMaterial,
+    enabled: bool,
+}
+
+/// The fake vault: key id (with version) → secret.
+#[derive(Default)]
+struct Vault {
+    keys: BTreeMap<String, VaultKey>,
+}
+
+/// The fake backend. See the crate docs.
+pub struct FakeBackend {
+    vault: Mutex<Vault>,
+    path: Option<PathBuf>,
+    auto_create: bool,
+    faults: Mutex<Faults>,
+    wraps: AtomicU64,
+    unwraps: AtomicU64,
+    checks: AtomicU64,
+}
+
+impl std::fmt::Debug for FakeBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeBackend")
+            .field("path", &self.path)
+            .field("auto_create", &self.auto_create)
+            .field("counters", &self.counters())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for FakeBackend {
+    fn default() -> Self {
+        Self::in_memory()
+    }
+}
+
+impl FakeBackend {
+    fn with(path: Option<PathBuf>, vault: Vault) -> Self {
+        FakeBackend {
+            vault: Mutex::new(vault),
+            path,
+            auto_create: true,
+            faults: Mutex::new(Faults::default()),
+            wraps: AtomicU64::new(0),
+            unwraps: AtomicU64::new(0),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// A vault in memory: any well-formed key id names a key created on first use.
+    pub fn in_memory() -> Self {
+        Self::with(None, Vault::default())
+    }
+
+    /// A vault kept in the file `path` (mode 0600, rewritten atomically when a key is created),
+    /// so that a restarted process unwraps what the previous one wrapped.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let vault = match fs::read(path) {
+            Ok(bytes) => parse_vault(&Zeroizing::new(bytes)).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a fake vault file", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vault::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self::with(Some(path.to_owned()), vault))
+    }
+
+    /// Only keys added with [`FakeBackend::add_key`] exist (others are "not found").
+    pub fn without_auto_create(mut self) -> Self {
+        self.auto_create = false;
+        self
+    }
+
+    /// Adds (or re-enables) a key.
+    pub fn add_key(&self, key: &KeyId) -> std::io::Result<()> {
+        let mut v = self.vault.lock();
+        match v.keys.get_mut(key.as_str()) {
+            Some(k) => k.enabled = true,
+            None => {
+                v.keys.insert(
+                    key.as_str().to_owned(),
+                    VaultKey { material: KeyMaterial::random(), enabled: true },
+                );
+            }
+        }
+        self.persist(&v)
+    }
+
+    /// Disables a key version (calls with it fail with "disabled").
+    pub fn disable_key(&self, key: &KeyId) -> std::io::Result<()> {
+        let mut v = self.vault.lock();
+        if let Some(k) = v.keys.get_mut(key.as_str()) {
+            k.enabled = false;
+        }
+        self.persist(&v)
+    }
+
+    /// Every call fails with `fault` until cleared with `None`.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.faults.lock().always = fault;
+    }
+
+    /// The next `count` calls of `op` (any op when `None`) fail with `fault`.
+    pub fn fail_next(&self, op: Option<Op>, fault: Fault, count: usize) {
+        let mut f = self.faults.lock();
+        for _ in 0..count {
+            f.next.push_back((op, fault));
+        }
+    }
+
+    /// Every call sleeps `latency` first.
+    pub fn set_latency(&self, latency: Duration) {
+        self.faults.lock().latency = latency;
+    }
+
+    /// Makes the vault unreachable (or reachable again) from one node only.
+    pub fn set_node_reachable(&self, node: Uuid, reachable: bool) {
+        let mut f = self.faults.lock();
+        if reachable {
+            f.unreachable_nodes.remove(&node);
+        } else {
+            f.unreachable_nodes.insert(node);
+        }
+    }
+
+    /// Clears every fault and the latency.
+    pub fn clear_faults(&self) {
+        *self.faults.lock() = Faults::default();
+    }
+
+    /// The calls served so far.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            wraps: self.wraps.load(Ordering::Relaxed),
+            unwraps: self.unwraps.load(Ordering::Relaxed),
+            checks: self.checks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts the call, sleeps the latency, then returns the first matching fault.
+    fn enter(&self, op: Op, call: &BackendCall<'_>) -> Result<(), Fault> {
+        let counter = match op {
+            Op::Wrap => &self.wraps,
+            Op::Unwrap => &self.unwraps,
+            Op::Check => &self.checks,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let (latency, fault) = {
+            let mut f = self.faults.lock();
+            let fault = if f.unreachable_nodes.contains(&call.node.uuid) {
+                Some(Fault::Unreachable)
+            } else if let Some(pos) = f.next.iter().position(|(o, _)| o.is_none_or(|o| o == op)) {
+                f.next.remove(pos).map(|(_, fault)| fault)
+            } else {
+                f.always
+            };
+            (f.latency, fault)
+        };
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
+        match fault {
+            Some(fault) => Err(fault),
+            None => Ok(()),
+        }
+    }
+
+    /// The vault key for `key`, created on first use when allowed.
+    fn key(&self, key: &KeyId) -> Result<AeadKey, BackendError> {
+        let mut v = self.vault.lock();
+        if !v.keys.contains_key(key.as_str()) {
+            if !self.auto_create {
+                return Err(BackendError::new(
+                    BackendErrorKind::KeyNotFound,
+                    format!("key {key} does not exist in the fake vault"),
+                ));
+            }
+            v.keys.insert(
+                key.as_str().to_owned(),
+                VaultKey { material: KeyMaterial::random(), enabled: true },
+            );
+            self.persist(&v).map_err(|e| {
+                BackendError::new(BackendErrorKind::Unreachable, format!("fake vault file: {e}"))
+            })?;
+        }
+        match v.keys.get(key.as_str()) {
+            Some(k) if k.enabled => Ok(AeadKey::new(k.material.clone())),
+            Some(_) => Err(BackendError::new(
+                BackendErrorKind::KeyDisabled,
+                format!("key {key} is disabled"),
+            )),
+            None => Err(BackendError::new(BackendErrorKind::KeyNotFound, "key vanished")),
+        }
+    }
+
+    fn persist(&self, v: &Vault) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let mut text = Zeroizing::new(String::from("{\"format\":\"ekm-fake-vault-1\",\"keys\":["));
+        for (i, (id, k)) in v.keys.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            let entry = serde_json::json!({
+                "key_id": id,
+                "enabled": k.enabled,
+                "secret": Zeroizing::new(hex::encode(k.material.expose_secret())).as_str(),
+            });
+            text.push_str(&entry.to_string());
+        }
+        text.push_str("]}");
+        let tmp = path.with_extension("tmp");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_vault(bytes: &[u8]) -> Option<Vault> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        format: String,
+        keys: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        key_id: String,
+        enabled: bool,
+        secret: ekm_core::secret::SecretString,
+    }
+    let f: File = serde_json::from_slice(bytes).ok()?;
+    if f.format != "ekm-fake-vault-1" {
+        return None;
+    }
+    let mut vault = Vault::default();
+    for e in f.keys {
+        let raw = Zeroizing::new(hex::decode(ekm_core::secret::ExposeSecret::expose_secret(&e.secret)).ok()?);
+        let material = KeyMaterial::from_slice(&raw)?;
+        vault.keys.insert(e.key_id, VaultKey { material, enabled: e.enabled });
+    }
+    Some(vault)
+}
+
+impl Backend for FakeBackend {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    fn algorithm(&self) -> &'static str {
+        "FAKE-A256GCM"
+    }
+
+    fn wrap_kek(
+        &self,
+        call: &BackendCall<'_>,
+        key: &KeyId,
+        kek: &KeyMaterial,
+    ) -> Result<Vec<u8>, BackendError> {
+        self.enter(Op::Wrap, call).map_err(Fault::error)?;
+        self.key(key)?
+            .seal_vec(key.as_str().as_bytes(), kek.expose_secret())
+            .map_err(|_| BackendError::new(BackendErrorKind::InvalidResponse, "seal failed"))
+    }
+
+    fn unwrap_kek(
+        &self,
+        call: &BackendCall<'_>,
+        key: &KeyId,
+        wrapped: &[u8],
+    ) -> Result<SecretBytes, BackendError> {
+        match self.enter(Op::Unwrap, call) {
+            Ok(()) => {}
+            Err(Fault::WrongKek) => {
+                return Ok(SecretBytes::new(KeyMaterial::random().expose_secret().to_vec()));
+            }
+            Err(fault) => return Err(fault.error()),
+        }
+        let plain = self
+            .key(key)?
+            .open_vec(key.as_str().as_bytes(), wrapped)
+            .map_err(|_| {
+                BackendError::new(
+                    BackendErrorKind::Rejected,
+                    format!("the blob was not wrapped by {key}"),
+                )
+            })?;
+        Ok(SecretBytes::new(plain.to_vec()))
+    }
+
+    fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError> {
+        self.enter(Op::Check, call).map_err(Fault::error)?;
+        let k = self.key(key)?;
+        let probe = KeyMaterial::random();
+        let sealed = k
+            .seal_vec(key.as_str().as_bytes(), probe.expose_secret())
+            .map_err(|_| BackendError::new(BackendErrorKind::InvalidResponse, "seal failed"))?;
+        let opened = k
+            .open_vec(key.as_str().as_bytes(), &sealed)
+            .map_err(|_| BackendError::new(BackendErrorKind::Rejected, "probe did not unwrap"))?;
+        if opened.as_slice() != probe.expose_secret() {
+            return Err(BackendError::new(BackendErrorKind::InvalidResponse, "probe mismatch"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Shared helpers of the end-to-end tests: a fixed topology, a data directory with a store, a
+//! persistent fake vault and a protection key, and request bodies.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use ekm::core::{
+    ClusterInfo, CreateRequest, Engine, EngineOptions, Node, Store, SvmInfo, Topology,
+};
+use ekm::fake::FakeBackend;
+use ekm::store::{StoreKind, protection_key};
+use uuid::Uuid;
+
+pub const KEY_ID: &str =
+    "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
+pub const KEY_ID_2: &str =
+    "https://keyvault-test.vault.azure.net/keys/key2/0123456789abcdef0123456789abcdef";
+pub const VAULT: &str = "https://mykeyvault.azure.vault.net/";
+pub const PFX_PASSWORD: &str = "test-pfx-password";
+
+pub const CLUSTER: Uuid = Uuid::from_u128(0x1000);
+pub const NODE1: Uuid = Uuid::from_u128(0x2001);
+pub const NODE2: Uuid = Uuid::from_u128(0x2002);
+pub const VS0: Uuid = Uuid::from_u128(0x3000);
+pub const VS1: Uuid = Uuid::from_u128(0x3001);
+
+pub fn topology() -> Topology {
+    Topology {
+        cluster: ClusterInfo { name: "cluster1".into(), uuid: CLUSTER },
+        nodes: vec![
+            Node { name: "node1".into(), uuid: NODE1 },
+            Node { name: "node2".into(), uuid: NODE2 },
+        ],
+        svms: vec![
+            SvmInfo { name: "vs0".into(), uuid: VS0 },
+            SvmInfo { name: "vs1".into(), uuid: VS1 },
+        ],
+    }
+}
+
+/// A data directory as ekm lays it out.
+pub struct DataDir {
+    pub path: PathBuf,
+    pub kind: StoreKind,
+}
+
+impl DataDir {
+    pub fn new(path: &Path, kind: StoreKind) -> Self {
+        DataDir { path: path.to_owned(), kind }
+    }
+
+    /// Opens store, fake vault and protection key, and the engine over them.
+    pub fn open(&self) -> (Engine, Arc<FakeBackend>, Arc<dyn Store>) {
+        let store = ekm::store::open(self.kind, &self.path.join("store")).expect("store opens");
+        let fake = Arc::new(FakeBackend::open(&self.path.join("fake-vault.json")).expect("vault"));
+        let pk = protection_key::load_or_create(&self.path.join("protection.key")).expect("pk");
+        let engine = Engine::open(EngineOptions {
+            store: store.clone(),
+            backend: fake.clone(),
+            topology: topology(),
+            protection_key: pk,
+            local_node: None,
+        })
+        .expect("engine opens");
+        (engine, fake, store)
+    }
+}
+
+pub fn secret_body(svm: Option<&str>, secret: &str) -> String {
+    let svm = svm.map(|s| format!(r#""svm":{{"name":"{s}"}},"#)).unwrap_or_default();
+    format!(
+        r#"{{{svm}"client_id":"client1","tenant_id":"tenant1","name":"{VAULT}","key_id":"{KEY_ID}","client_secret":"{secret}"}}"#
+    )
+}
+
+pub fn create(engine: &Engine, body: &str) -> ekm::core::Result<ekm::core::AzureKeyVault> {
+    engine.create_config(CreateRequest::from_json(body.as_bytes())?)
+}
+
+pub fn pfx(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name))
+        .expect("fixture")
+}
+
+pub fn pfx_b64(name: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(pfx(name))
+}
+
+/// Every record of the store, for "nothing changed" checks.
+pub fn dump(store: &dyn Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    store.scan(b"", None, usize::MAX).expect("scan")
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
