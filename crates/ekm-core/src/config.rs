@@ -349,6 +349,13 @@ pub(crate) fn parse_json<'de, T: Deserialize<'de>>(json: &'de [u8]) -> Result<T>
         let text = inner.to_string();
         if let Some(rest) = text.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or_default();
+            // Echo a field name only when it looks like one: a secret pasted as a name stays out.
+            let looks_like_name = (1..=64).contains(&field.len())
+                && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !looks_like_name {
+                return Error::new(ErrorKind::UnexpectedArgument)
+                    .with_detail("The body has a field that is not accepted here.");
+            }
             let full = match path.rsplit_once('.') {
                 Some((parent, _)) if path.contains('.') => format!("{parent}.{field}"),
                 _ => field.to_owned(),

@@ -425,3 +425,101 @@ impl Backend for FakeBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ekm_core::backend::BackendAccess;
+    use ekm_core::config::Credential;
+    use ekm_core::ids::VaultUrl;
+    use ekm_core::secret::SecretString;
+    use ekm_core::topology::Node;
+
+    const KEY: &str = "https://v.vault.azure.net/keys/k/a8e619fd8f234db3b0b95c59540e2a74";
+
+    fn access() -> BackendAccess {
+        BackendAccess {
+            config_uuid: Uuid::nil(),
+            revision: 1,
+            vault: VaultUrl::parse("https://v.vault.azure.net/").unwrap(),
+            client_id: "c".into(),
+            tenant_id: "t".into(),
+            credential: Credential::ClientSecret(SecretString::from("s")),
+            proxy: None,
+        }
+    }
+
+    fn node(n: u128) -> Node {
+        Node { name: format!("node{n}"), uuid: Uuid::from_u128(n) }
+    }
+
+    #[test]
+    fn wraps_unwraps_and_counts() {
+        let f = FakeBackend::in_memory();
+        let (a, n) = (access(), node(1));
+        let call = BackendCall { node: &n, access: &a };
+        let key = KeyId::parse(KEY).unwrap();
+        let kek = KeyMaterial::random();
+        let w = f.wrap_kek(&call, &key, &kek).unwrap();
+        assert!(!w.windows(32).any(|x| x == kek.expose_secret()));
+        assert_eq!(f.unwrap_kek(&call, &key, &w).unwrap().expose_secret(), kek.expose_secret());
+        let other = KeyId::parse(&KEY.replace("/k/", "/k2/")).unwrap();
+        let e = f.unwrap_kek(&call, &other, &w).unwrap_err();
+        assert_eq!(e.kind, BackendErrorKind::Rejected);
+        f.check(&call, &key).unwrap();
+        assert_eq!(f.counters(), Counters { wraps: 1, unwraps: 2, checks: 1 });
+    }
+
+    #[test]
+    fn faults_are_deterministic_and_scoped() {
+        let f = FakeBackend::in_memory();
+        let (a, n1, n2) = (access(), node(1), node(2));
+        let key = KeyId::parse(KEY).unwrap();
+        let c1 = BackendCall { node: &n1, access: &a };
+        let c2 = BackendCall { node: &n2, access: &a };
+        f.fail_next(Some(Op::Check), Fault::Throttled { retry_after: Duration::from_secs(3) }, 2);
+        let kek = KeyMaterial::random();
+        f.wrap_kek(&c1, &key, &kek).unwrap(); // not a check: unaffected
+        for _ in 0..2 {
+            let e = f.check(&c1, &key).unwrap_err();
+            assert_eq!(e.kind, BackendErrorKind::Throttled);
+            assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+        }
+        f.check(&c1, &key).unwrap();
+        f.set_node_reachable(n2.uuid, false);
+        assert_eq!(f.check(&c2, &key).unwrap_err().kind, BackendErrorKind::Unreachable);
+        f.check(&c1, &key).unwrap();
+        f.set_node_reachable(n2.uuid, true);
+        f.check(&c2, &key).unwrap();
+        f.set_fault(Some(Fault::AuthenticationFailed));
+        assert_eq!(f.check(&c1, &key).unwrap_err().kind, BackendErrorKind::AuthenticationFailed);
+        f.clear_faults();
+        f.set_latency(Duration::from_millis(30));
+        let t = std::time::Instant::now();
+        f.check(&c1, &key).unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn vault_file_survives_reopen_and_keys_can_be_missing_or_disabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.json");
+        let (a, n) = (access(), node(1));
+        let call = BackendCall { node: &n, access: &a };
+        let key = KeyId::parse(KEY).unwrap();
+        let kek = KeyMaterial::random();
+        let wrapped = FakeBackend::open(&path).unwrap().wrap_kek(&call, &key, &kek).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let f = FakeBackend::open(&path).unwrap().without_auto_create();
+        assert_eq!(f.unwrap_kek(&call, &key, &wrapped).unwrap().expose_secret(), kek.expose_secret());
+        let missing = KeyId::parse(&KEY.replace("/k/", "/nope/")).unwrap();
+        assert_eq!(f.check(&call, &missing).unwrap_err().kind, BackendErrorKind::KeyNotFound);
+        f.disable_key(&key).unwrap();
+        assert_eq!(f.check(&call, &key).unwrap_err().kind, BackendErrorKind::KeyDisabled);
+        f.add_key(&key).unwrap();
+        f.check(&call, &key).unwrap();
+        fs::write(&path, b"{not json").unwrap();
+        assert!(FakeBackend::open(&path).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! Secrets never leak: with known canary secrets and keys, no file under the data directory and
+//! no `Debug`, `Display`, serialized or error output contains the canary bytes — plain, hex or
+//! base64.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use common::*;
+use ekm::core::{CreateRequest, KeyOwner, KeyTag, PatchRequest};
+use ekm::store::StoreKind;
+
+const SECRET: &str = "CANARY-client-secret-8c1f4e2a9b";
+const SECRET_2: &str = "CANARY-client-secret-2-51d0aa";
+const PROXY_PW: &str = "CANARY-proxy-pw-77d1e0c3";
+
+/// Every encoding a canary could take on its way out.
+fn encodings(canary: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![
+        canary.to_vec(),
+        hex::encode(canary).into_bytes(),
+        hex::encode_upper(canary).into_bytes(),
+        STANDARD_NO_PAD.encode(canary).into_bytes(),
+        URL_SAFE_NO_PAD.encode(canary).into_bytes(),
+    ];
+    // Base64 of the canary at every alignment inside a larger text.
+    for shift in 1..3 {
+        let mut padded = vec![0u8; shift];
+        padded.extend_from_slice(canary);
+        let b = STANDARD_NO_PAD.encode(&padded);
+        out.push(b.as_bytes()[4..b.len() - 4].to_vec());
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= hay.len() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn assert_clean(what: &str, hay: &[u8], canaries: &[(String, Vec<u8>)]) {
+    for (name, canary) in canaries {
+        for enc in encodings(canary) {
+            assert!(!contains(hay, &enc), "{what} contains canary {name}");
+        }
+    }
+}
+
+#[test]
+fn no_canary_in_files_debug_display_or_errors() {
+    for kind in [StoreKind::Redb, StoreKind::Sled] {
+        run(kind);
+    }
+}
+
+fn run(kind: StoreKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let dd = DataDir::new(dir.path(), kind);
+    let pfx = pfx("client-aes256.p12");
+    let mut canaries: Vec<(String, Vec<u8>)> = vec![
+        ("client secret".into(), SECRET.into()),
+        ("second client secret".into(), SECRET_2.into()),
+        ("proxy password".into(), PROXY_PW.into()),
+        ("pfx password".into(), PFX_PASSWORD.into()),
+        // A window from the middle of the PKCS#12 file (the encrypted key bag).
+        ("certificate".into(), pfx[pfx.len() / 2..pfx.len() / 2 + 48].to_vec()),
+    ];
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    {
+        let (e, _fake, _store) = dd.open();
+        let body = secret_body(None, SECRET).replacen(
+            '{',
+            &format!(
+                r#"{{"proxy_type":"http","proxy_host":"proxy.example","proxy_port":3128,"proxy_username":"u","proxy_password":"{PROXY_PW}","#
+            ),
+            1,
+        );
+        let req = CreateRequest::from_json(body.as_bytes()).unwrap();
+        outputs.push(("CreateRequest debug".into(), format!("{req:?}")));
+        let cluster = e.create_config(req).unwrap();
+        let cert_body = format!(
+            r#"{{"svm":{{"name":"vs0"}},"client_id":"c","tenant_id":"t","name":"{VAULT}","key_id":"{KEY_ID}","client_certificate":"{}","client_certificate_password":"{PFX_PASSWORD}"}}"#,
+            STANDARD.encode(&pfx)
+        );
+        let req = CreateRequest::from_json(cert_body.as_bytes()).unwrap();
+        outputs.push(("CreateRequest (cert) debug".into(), format!("{req:?}")));
+        let svm = e.create_config(req).unwrap();
+        let patch = PatchRequest::from_json(format!(r#"{{"client_secret":"{SECRET_2}"}}"#).as_bytes())
+            .unwrap();
+        outputs.push(("PatchRequest debug".into(), format!("{patch:?}")));
+        e.patch_config(cluster.uuid, patch).unwrap();
+
+        for owner in [KeyOwner::Cluster, KeyOwner::Svm(VS0), KeyOwner::Svm(VS1)] {
+            for _ in 0..10 {
+                let id = e.create_data_key(owner, KeyTag::parse("vol").unwrap()).unwrap();
+                let m = e.read_data_key(&id).unwrap();
+                outputs.push(("KeyMaterial debug".into(), format!("{m:?}")));
+                canaries.push((format!("data key {id}"), m.expose_secret().to_vec()));
+            }
+        }
+        for cfg in e.list_configs().unwrap() {
+            outputs.push(("config json".into(), serde_json::to_string(&cfg).unwrap()));
+            outputs.push(("config debug".into(), format!("{cfg:?}")));
+        }
+        for c in [cluster.uuid, svm.uuid] {
+            let keys = e.list_data_keys(c).unwrap();
+            outputs.push(("key list json".into(), serde_json::to_string(&keys).unwrap()));
+            outputs.push(("key list debug".into(), format!("{keys:?}")));
+        }
+        outputs.push(("engine debug".into(), format!("{e:?}")));
+
+        // Errors on inputs that carry canaries in the wrong places.
+        let bad_bodies = [
+            secret_body(None, SECRET).replace(r#""tenant_id":"tenant1""#, &format!(r#""tenant_id":{{"x":"{SECRET}"}}"#)),
+            format!(r#"{{"client_secret":"{SECRET}","proxy_port":"{PROXY_PW}"}}"#),
+            format!(r#"{{"{SECRET}":1}}"#),
+            secret_body(None, SECRET).replacen('{', &format!(r#"{{"proxy_password":"{PROXY_PW}","#), 1),
+            format!(
+                r#"{{"client_id":"c","tenant_id":"t","name":"{VAULT}","key_id":"{KEY_ID}","client_certificate":"{}","client_certificate_password":"{PROXY_PW}"}}"#,
+                STANDARD.encode(&pfx)
+            ),
+            secret_body(None, &format!("{SECRET}\\u0001")),
+        ];
+        for b in &bad_bodies {
+            let err = CreateRequest::from_json(b.as_bytes())
+                .and_then(|r| e.create_config(r))
+                .unwrap_err();
+            outputs.push(("error display".into(), err.to_string()));
+            outputs.push(("error debug".into(), format!("{err:?}")));
+        }
+        let err = e
+            .patch_config(cluster.uuid, PatchRequest::from_json(format!(r#"{{"client_id":"x","proxy_password":"{PROXY_PW}"}}"#).as_bytes()).unwrap())
+            .unwrap_err();
+        outputs.push(("patch error".into(), format!("{err} {err:?}")));
+    }
+    for (what, text) in &outputs {
+        assert_clean(what, text.as_bytes(), &canaries);
+    }
+    let files = files_under(dir.path());
+    assert!(files.len() >= 3, "expected store, vault and key files");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert_clean(&f.display().to_string(), &bytes, &canaries);
+    }
+}
+
+#[test]
+fn the_canary_scan_finds_what_it_looks_for() {
+    // The scanner itself must not be blind: every encoding of a canary is found in a text.
+    let canary = b"CANARY-abc";
+    for enc in encodings(canary) {
+        let mut hay = b"prefix ".to_vec();
+        hay.extend_from_slice(&enc);
+        assert!(std::panic::catch_unwind(|| {
+            assert_clean("probe", &hay, &[("c".into(), canary.to_vec())])
+        })
+        .is_err());
+    }
+    let b64 = STANDARD.encode(b"xxCANARY-abcyy");
+    assert!(std::panic::catch_unwind(|| {
+        assert_clean("probe", b64.as_bytes(), &[("c".into(), canary.to_vec())])
+    })
+    .is_err());
+}
