@@ -9,7 +9,12 @@ use ekm::fake::Fault;
 use ekm::store::StoreKind;
 use uuid::Uuid;
 
-fn setup() -> (tempfile::TempDir, ekm::core::Engine, std::sync::Arc<ekm::fake::FakeBackend>, std::sync::Arc<dyn ekm::core::Store>) {
+fn setup() -> (
+    tempfile::TempDir,
+    ekm::core::Engine,
+    std::sync::Arc<ekm::fake::FakeBackend>,
+    std::sync::Arc<dyn ekm::core::Store>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let (e, f, s) = DataDir::new(dir.path(), StoreKind::Redb).open();
     (dir, e, f, s)
@@ -24,7 +29,11 @@ fn refused<T: std::fmt::Debug>(
     let before = dump(store);
     let err = op().expect_err("the operation must be refused");
     assert_eq!(err.code(), code, "{err}");
-    assert_eq!(dump(store), before, "the store changed on a refused operation: {err}");
+    assert_eq!(
+        dump(store),
+        before,
+        "the store changed on a refused operation: {err}"
+    );
     err
 }
 
@@ -61,9 +70,8 @@ fn any_https_host_with_port_is_a_valid_key_id() {
 #[test]
 fn no_authentication_method_is_65537567() {
     let (_d, e, _f, s) = setup();
-    let body = format!(
-        r#"{{"client_id":"c","tenant_id":"t","name":"{VAULT}","key_id":"{KEY_ID}"}}"#
-    );
+    let body =
+        format!(r#"{{"client_id":"c","tenant_id":"t","name":"{VAULT}","key_id":"{KEY_ID}"}}"#);
     refused(&*s, 65_537_567, || create(&e, &body));
 }
 
@@ -76,7 +84,9 @@ fn client_certificates_in_every_pkcs12_format_are_accepted() {
         ("client-nopass.p12", None),
     ] {
         let (_d, e, _f, _s) = setup();
-        let pw = pw.map(|p| format!(r#","client_certificate_password":"{p}""#)).unwrap_or_default();
+        let pw = pw
+            .map(|p| format!(r#","client_certificate_password":"{p}""#))
+            .unwrap_or_default();
         let body = format!(
             r#"{{"client_id":"c","tenant_id":"t","name":"{VAULT}","key_id":"{KEY_ID}","client_certificate":"{}"{pw}}}"#,
             pfx_b64(file)
@@ -97,7 +107,9 @@ fn invalid_client_certificate_is_65537573() {
         (pfx_b64("client-aes256.p12"), None),
     ];
     for (cert, pw) in cases {
-        let pw = pw.map(|p| format!(r#","client_certificate_password":"{p}""#)).unwrap_or_default();
+        let pw = pw
+            .map(|p| format!(r#","client_certificate_password":"{p}""#))
+            .unwrap_or_default();
         let body = format!(
             r#"{{"client_id":"c","tenant_id":"t","name":"{VAULT}","key_id":"{KEY_ID}","client_certificate":"{cert}"{pw}}}"#
         );
@@ -112,8 +124,11 @@ fn second_config_for_a_scope_is_65537500() {
     create(&e, &secret_body(None, "s")).unwrap();
     refused(&*s, 65_537_500, || create(&e, &secret_body(None, "s")));
     create(&e, &secret_body(Some("vs0"), "s")).unwrap();
-    refused(&*s, 65_537_500, || create(&e, &secret_body(Some("vs0"), "s")));
-    let by_uuid = secret_body(None, "s").replacen('{', &format!(r#"{{"svm":{{"uuid":"{VS0}"}},"#), 1);
+    refused(&*s, 65_537_500, || {
+        create(&e, &secret_body(Some("vs0"), "s"))
+    });
+    let by_uuid =
+        secret_body(None, "s").replacen('{', &format!(r#"{{"svm":{{"uuid":"{VS0}"}},"#), 1);
     refused(&*s, 65_537_500, || create(&e, &by_uuid));
     create(&e, &secret_body(Some("vs1"), "s")).unwrap();
     assert_eq!(e.list_configs().unwrap().len(), 3);
@@ -127,7 +142,8 @@ fn unknown_svm_is_refused_by_name() {
     });
     assert!(err.message().contains("\"vs-nope\""), "{err}");
     let unknown = Uuid::from_u128(0xdead);
-    let body = secret_body(None, "s").replacen('{', &format!(r#"{{"svm":{{"uuid":"{unknown}"}},"#), 1);
+    let body =
+        secret_body(None, "s").replacen('{', &format!(r#"{{"svm":{{"uuid":"{unknown}"}},"#), 1);
     let err = refused(&*s, ErrorKind::SvmNotFound.code(), || create(&e, &body));
     assert!(err.message().contains(&unknown.to_string()), "{err}");
 }
@@ -148,10 +164,16 @@ fn client_secret_rules_are_65537540_and_65537517() {
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
     // A new client id under client-secret authentication needs its secret.
     refused(&*s, 65_537_517, || {
-        e.patch_config(cfg.uuid, PatchRequest::from_json(br#"{"client_id":"client2"}"#)?)
+        e.patch_config(
+            cfg.uuid,
+            PatchRequest::from_json(br#"{"client_id":"client2"}"#)?,
+        )
     });
     refused(&*s, 65_537_540, || {
-        e.patch_config(cfg.uuid, PatchRequest::from_json(br#"{"client_secret":""}"#)?)
+        e.patch_config(
+            cfg.uuid,
+            PatchRequest::from_json(br#"{"client_secret":""}"#)?,
+        )
     });
     let ok = e
         .patch_config(
@@ -166,9 +188,14 @@ fn client_secret_rules_are_65537540_and_65537517() {
 fn empty_patch_is_65537541_and_fixed_fields_are_refused() {
     let (_d, e, _f, s) = setup();
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
-    refused(&*s, 65_537_541, || e.patch_config(cfg.uuid, PatchRequest::from_json(b"{}")?));
+    refused(&*s, 65_537_541, || {
+        e.patch_config(cfg.uuid, PatchRequest::from_json(b"{}")?)
+    });
     refused(&*s, 262_179, || {
-        e.patch_config(cfg.uuid, PatchRequest::from_json(format!(r#"{{"key_id":"{KEY_ID_2}"}}"#).as_bytes())?)
+        e.patch_config(
+            cfg.uuid,
+            PatchRequest::from_json(format!(r#"{{"key_id":"{KEY_ID_2}"}}"#).as_bytes())?,
+        )
     });
 }
 
@@ -180,7 +207,9 @@ fn unknown_uuid_is_code_4() {
     assert_eq!(err.message(), "entry doesn't exist");
     assert_eq!(err.kind().http_status(), 404);
     refused(&*s, 4, || e.delete_config(u));
-    refused(&*s, 4, || e.patch_config(u, PatchRequest::from_json(br#"{"client_secret":"x"}"#)?));
+    refused(&*s, 4, || {
+        e.patch_config(u, PatchRequest::from_json(br#"{"client_secret":"x"}"#)?)
+    });
     refused(&*s, 4, || e.list_data_keys(u));
 }
 
@@ -188,7 +217,9 @@ fn unknown_uuid_is_code_4() {
 fn delete_with_data_keys_is_65536867_and_works_without() {
     let (_d, e, _f, s) = setup();
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
-    let id = e.create_data_key(KeyOwner::Cluster, KeyTag::parse("vol1").unwrap()).unwrap();
+    let id = e
+        .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol1").unwrap())
+        .unwrap();
     refused(&*s, 65_536_867, || e.delete_config(cfg.uuid));
     e.delete_data_key(&id).unwrap();
     e.delete_config(cfg.uuid).unwrap();
@@ -207,7 +238,9 @@ fn unexpected_and_malformed_fields() {
     let err = refused(&*s, 262_179, || create(&e, &body));
     assert_eq!(err.target(), Some("svm.colour"));
     refused(&*s, 262_197, || create(&e, "not json"));
-    refused(&*s, 262_197, || create(&e, &secret_body(None, "s").replace(VAULT, "ftp://v/")));
+    refused(&*s, 262_197, || {
+        create(&e, &secret_body(None, "s").replace(VAULT, "ftp://v/"))
+    });
     let no_tenant = secret_body(None, "s").replace(r#""tenant_id":"tenant1","#, "");
     let err = refused(&*s, 262_197, || create(&e, &no_tenant));
     assert_eq!(err.target(), Some("tenant_id"));
@@ -220,7 +253,9 @@ fn backend_refusal_on_create_and_patch_changes_nothing() {
         Fault::Unreachable,
         Fault::AuthenticationFailed,
         Fault::KeyDisabled,
-        Fault::Throttled { retry_after: std::time::Duration::from_secs(7) },
+        Fault::Throttled {
+            retry_after: std::time::Duration::from_secs(7),
+        },
     ] {
         f.set_fault(Some(fault));
         let err = refused(&*s, ErrorKind::AkvUnavailable.code(), || {
@@ -235,7 +270,10 @@ fn backend_refusal_on_create_and_patch_changes_nothing() {
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
     f.set_fault(Some(Fault::AuthenticationFailed));
     let err = refused(&*s, ErrorKind::AkvUnavailable.code(), || {
-        e.patch_config(cfg.uuid, PatchRequest::from_json(br#"{"client_secret":"bad"}"#)?)
+        e.patch_config(
+            cfg.uuid,
+            PatchRequest::from_json(br#"{"client_secret":"bad"}"#)?,
+        )
     });
     assert!(err.message().contains("authentication failed"), "{err}");
 }
@@ -243,8 +281,12 @@ fn backend_refusal_on_create_and_patch_changes_nothing() {
 #[test]
 fn data_keys_need_a_configuration() {
     let (_d, e, _f, s) = setup();
-    refused(&*s, 65_537_120, || e.create_data_key(KeyOwner::Cluster, KeyTag::default()));
-    refused(&*s, 65_537_120, || e.create_data_key(KeyOwner::Svm(VS0), KeyTag::default()));
+    refused(&*s, 65_537_120, || {
+        e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+    });
+    refused(&*s, 65_537_120, || {
+        e.create_data_key(KeyOwner::Svm(VS0), KeyTag::default())
+    });
     refused(&*s, ErrorKind::SvmNotFound.code(), || {
         e.create_data_key(KeyOwner::Svm(Uuid::from_u128(7)), KeyTag::default())
     });
@@ -264,7 +306,10 @@ fn proxy_settings_round_trip_without_password() {
     assert!(json.contains(r#""proxy_port":1234"#));
     assert!(!json.contains("proxypassword"));
     let patched = e
-        .patch_config(cfg.uuid, PatchRequest::from_json(br#"{"proxy_host":""}"#).unwrap())
+        .patch_config(
+            cfg.uuid,
+            PatchRequest::from_json(br#"{"proxy_host":""}"#).unwrap(),
+        )
         .unwrap();
     assert!(patched.proxy_host.is_none());
 }

@@ -85,7 +85,13 @@ fn kill_loop(kind: StoreKind) {
     let mut killed_mid_write = 0;
     for round in 0..KILLS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &spec)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -104,9 +110,10 @@ fn kill_loop(kind: StoreKind) {
                         Ok(0) | Err(_) => break,
                         // A line without its newline was cut by the kill: the id was printed
                         // but maybe not whole, so it does not count as returned.
-                        Ok(_) if buf.last() == Some(&b'\n') => {
-                            lines.lock().unwrap().push(String::from_utf8_lossy(&buf).into_owned())
-                        }
+                        Ok(_) if buf.last() == Some(&b'\n') => lines
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf).into_owned()),
                         Ok(_) => break,
                     }
                 }
@@ -125,7 +132,9 @@ fn kill_loop(kind: StoreKind) {
         child.wait().unwrap();
         reader.join().unwrap();
         for line in lines.lock().unwrap().iter() {
-            let Some(rest) = line.strip_prefix("KEY ") else { continue };
+            let Some(rest) = line.strip_prefix("KEY ") else {
+                continue;
+            };
             let mut parts = rest.split_whitespace();
             let (Some(id), Some(material)) = (parts.next(), parts.next()) else {
                 panic!("malformed child line {line:?}")
@@ -149,7 +158,10 @@ fn kill_loop(kind: StoreKind) {
         kind_name(kind),
         known.len()
     );
-    assert!(known.len() >= KILLS, "the child made too little progress to test anything");
+    assert!(
+        known.len() >= KILLS,
+        "the child made too little progress to test anything"
+    );
 }
 
 #[test]

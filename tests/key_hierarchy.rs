@@ -15,18 +15,34 @@ fn kek_is_created_lazily_and_wrapped_once() {
     let (e, fake, store) = DataDir::new(dir.path(), StoreKind::Redb).open();
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
     assert_eq!(fake.counters().wraps, 0, "no KEK before the first data key");
-    assert!(store.scan(&keys::kek_prefix(cfg.uuid), None, 10).unwrap().is_empty());
+    assert!(
+        store
+            .scan(&keys::kek_prefix(cfg.uuid), None, 10)
+            .unwrap()
+            .is_empty()
+    );
     for i in 0..100 {
-        e.create_data_key(KeyOwner::Cluster, KeyTag::parse(&format!("vol{i}")).unwrap())
-            .unwrap();
+        e.create_data_key(
+            KeyOwner::Cluster,
+            KeyTag::parse(&format!("vol{i}")).unwrap(),
+        )
+        .unwrap();
     }
-    assert_eq!(fake.counters().wraps, 1, "one external wrap per KEK, not per data key");
+    assert_eq!(
+        fake.counters().wraps,
+        1,
+        "one external wrap per KEK, not per data key"
+    );
     let keks = store.scan(&keys::kek_prefix(cfg.uuid), None, 10).unwrap();
     assert_eq!(keks.len(), 1);
     let kek = WrappedKek::decode(&keks[0].1).unwrap();
     assert_eq!(kek.generation, 1);
     assert_eq!(kek.backend, "fake");
-    assert_eq!(kek.key_id.as_str(), KEY_ID, "the blob records the exact key version");
+    assert_eq!(
+        kek.key_id.as_str(),
+        KEY_ID,
+        "the blob records the exact key version"
+    );
     assert_eq!(e.list_data_keys(cfg.uuid).unwrap().len(), 100);
 }
 
@@ -52,7 +68,11 @@ fn keys_read_back_after_reopen_with_one_unwrap_per_scope() {
             assert_eq!(&e.read_data_key(id).unwrap(), material);
         }
         // VS1 has no configuration of its own: its keys sit under the cluster's KEK.
-        assert_eq!(fake.counters().unwraps, 2, "{kind:?}: one unwrap per scope after reopen");
+        assert_eq!(
+            fake.counters().unwraps,
+            2,
+            "{kind:?}: one unwrap per scope after reopen"
+        );
     }
 }
 
@@ -61,7 +81,9 @@ fn svm_without_own_config_uses_the_cluster_kek_and_lists_owner() {
     let dir = tempfile::tempdir().unwrap();
     let (e, _f, _s) = DataDir::new(dir.path(), StoreKind::Redb).open();
     let cluster = create(&e, &secret_body(None, "s")).unwrap();
-    let id = e.create_data_key(KeyOwner::Svm(VS1), KeyTag::parse("v").unwrap()).unwrap();
+    let id = e
+        .create_data_key(KeyOwner::Svm(VS1), KeyTag::parse("v").unwrap())
+        .unwrap();
     let listed = e.list_data_keys(cluster.uuid).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key_id, id);
@@ -80,8 +102,12 @@ fn a_blob_moved_to_another_id_does_not_open() {
     {
         let (e, _f, store) = dd.open();
         create(&e, &secret_body(None, "s")).unwrap();
-        a = e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
-        b = e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+        a = e
+            .create_data_key(KeyOwner::Cluster, KeyTag::default())
+            .unwrap();
+        b = e
+            .create_data_key(KeyOwner::Cluster, KeyTag::default())
+            .unwrap();
         // An attacker with write access to the store swaps a's blob into b's place.
         let blob_a = store.get(&keys::data_key(&a)).unwrap().unwrap();
         let mut t = Transaction::new();
@@ -101,7 +127,10 @@ fn a_blob_moved_to_another_id_does_not_open() {
         raw
     };
     let (e, _f, _s) = dd.open();
-    assert_eq!(e.read_data_key(&a).unwrap_err().kind(), ErrorKind::CorruptRecord);
+    assert_eq!(
+        e.read_data_key(&a).unwrap_err().kind(),
+        ErrorKind::CorruptRecord
+    );
     assert!(WrappedDataKey::decode(&raw).is_ok());
 }
 
@@ -111,7 +140,9 @@ fn deleted_keys_are_gone_everywhere() {
     let dd = DataDir::new(dir.path(), StoreKind::Redb);
     let (e, _f, _s) = dd.open();
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
-    let id = e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+    let id = e
+        .create_data_key(KeyOwner::Cluster, KeyTag::default())
+        .unwrap();
     e.read_data_key(&id).unwrap();
     e.delete_data_key(&id).unwrap();
     assert_eq!(e.read_data_key(&id).unwrap_err().code(), 4);
@@ -129,7 +160,8 @@ fn akv_down_at_3am_the_engine_opens_and_says_why_keys_are_locked() {
     let id = {
         let (e, _f, _s) = dd.open();
         create(&e, &secret_body(None, "s")).unwrap();
-        e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap()
+        e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+            .unwrap()
     };
     let (e, fake, _s) = dd.open();
     fake.set_fault(Some(Fault::Unreachable));
@@ -146,7 +178,10 @@ fn akv_down_at_3am_the_engine_opens_and_says_why_keys_are_locked() {
     // A backend that returns the wrong key is caught, not used.
     let (e2, fake2, _s) = dd.open();
     fake2.fail_next(None, Fault::WrongKey, 1);
-    assert_eq!(e2.read_data_key(&id).unwrap_err().kind(), ErrorKind::KekUnavailable);
+    assert_eq!(
+        e2.read_data_key(&id).unwrap_err().kind(),
+        ErrorKind::KekUnavailable
+    );
     fake2.fail_next(None, Fault::WrongKek, 1);
     let err = e2.read_data_key(&id).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::KekUnavailable);
@@ -160,10 +195,19 @@ fn failed_kek_wrap_leaves_no_key_and_no_kek() {
     let (e, fake, store) = DataDir::new(dir.path(), StoreKind::Redb).open();
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
     let before = dump(&*store);
-    fake.fail_next(Some(ekm::fake::Op::Wrap), Fault::Throttled { retry_after: std::time::Duration::from_secs(2) }, 1);
-    let err = e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap_err();
+    fake.fail_next(
+        Some(ekm::fake::Op::Wrap),
+        Fault::Throttled {
+            retry_after: std::time::Duration::from_secs(2),
+        },
+        1,
+    );
+    let err = e
+        .create_data_key(KeyOwner::Cluster, KeyTag::default())
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AkvUnavailable);
     assert_eq!(dump(&*store), before);
-    e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+    e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+        .unwrap();
     assert_eq!(e.list_data_keys(cfg.uuid).unwrap().len(), 1);
 }

@@ -62,7 +62,10 @@ fn run(kind: StoreKind) {
         ("proxy password".into(), PROXY_PW.into()),
         ("pfx password".into(), PFX_PASSWORD.into()),
         // A window from the middle of the PKCS#12 file (the encrypted key bag).
-        ("certificate".into(), pfx[pfx.len() / 2..pfx.len() / 2 + 48].to_vec()),
+        (
+            "certificate".into(),
+            pfx[pfx.len() / 2..pfx.len() / 2 + 48].to_vec(),
+        ),
     ];
     let mut outputs: Vec<(String, String)> = Vec::new();
     {
@@ -84,14 +87,17 @@ fn run(kind: StoreKind) {
         let req = CreateRequest::from_json(cert_body.as_bytes()).unwrap();
         outputs.push(("CreateRequest (cert) debug".into(), format!("{req:?}")));
         let svm = e.create_config(req).unwrap();
-        let patch = PatchRequest::from_json(format!(r#"{{"client_secret":"{SECRET_2}"}}"#).as_bytes())
-            .unwrap();
+        let patch =
+            PatchRequest::from_json(format!(r#"{{"client_secret":"{SECRET_2}"}}"#).as_bytes())
+                .unwrap();
         outputs.push(("PatchRequest debug".into(), format!("{patch:?}")));
         e.patch_config(cluster.uuid, patch).unwrap();
 
         for owner in [KeyOwner::Cluster, KeyOwner::Svm(VS0), KeyOwner::Svm(VS1)] {
             for _ in 0..10 {
-                let id = e.create_data_key(owner, KeyTag::parse("vol").unwrap()).unwrap();
+                let id = e
+                    .create_data_key(owner, KeyTag::parse("vol").unwrap())
+                    .unwrap();
                 let m = e.read_data_key(&id).unwrap();
                 outputs.push(("KeyMaterial debug".into(), format!("{m:?}")));
                 canaries.push((format!("data key {id}"), m.expose_secret().to_vec()));
@@ -103,17 +109,27 @@ fn run(kind: StoreKind) {
         }
         for c in [cluster.uuid, svm.uuid] {
             let keys = e.list_data_keys(c).unwrap();
-            outputs.push(("key list json".into(), serde_json::to_string(&keys).unwrap()));
+            outputs.push((
+                "key list json".into(),
+                serde_json::to_string(&keys).unwrap(),
+            ));
             outputs.push(("key list debug".into(), format!("{keys:?}")));
         }
         outputs.push(("engine debug".into(), format!("{e:?}")));
 
         // Errors on inputs that carry canaries in the wrong places.
         let bad_bodies = [
-            secret_body(None, SECRET).replace(r#""tenant_id":"tenant1""#, &format!(r#""tenant_id":{{"x":"{SECRET}"}}"#)),
+            secret_body(None, SECRET).replace(
+                r#""tenant_id":"tenant1""#,
+                &format!(r#""tenant_id":{{"x":"{SECRET}"}}"#),
+            ),
             format!(r#"{{"client_secret":"{SECRET}","proxy_port":"{PROXY_PW}"}}"#),
             format!(r#"{{"{SECRET}":1}}"#),
-            secret_body(None, SECRET).replacen('{', &format!(r#"{{"proxy_password":"{PROXY_PW}","#), 1),
+            secret_body(None, SECRET).replacen(
+                '{',
+                &format!(r#"{{"proxy_password":"{PROXY_PW}","#),
+                1,
+            ),
             format!(
                 r#"{{"client_id":"c","tenant_id":"t","name":"{VAULT}","key_id":"{KEY_ID}","client_certificate":"{}","client_certificate_password":"{PROXY_PW}"}}"#,
                 STANDARD.encode(&pfx)
@@ -128,7 +144,13 @@ fn run(kind: StoreKind) {
             outputs.push(("error debug".into(), format!("{err:?}")));
         }
         let err = e
-            .patch_config(cluster.uuid, PatchRequest::from_json(format!(r#"{{"client_id":"x","proxy_password":"{PROXY_PW}"}}"#).as_bytes()).unwrap())
+            .patch_config(
+                cluster.uuid,
+                PatchRequest::from_json(
+                    format!(r#"{{"client_id":"x","proxy_password":"{PROXY_PW}"}}"#).as_bytes(),
+                )
+                .unwrap(),
+            )
             .unwrap_err();
         outputs.push(("patch error".into(), format!("{err} {err:?}")));
     }
@@ -150,14 +172,18 @@ fn the_canary_scan_finds_what_it_looks_for() {
     for enc in encodings(canary) {
         let mut hay = b"prefix ".to_vec();
         hay.extend_from_slice(&enc);
-        assert!(std::panic::catch_unwind(|| {
-            assert_clean("probe", &hay, &[("c".into(), canary.to_vec())])
-        })
-        .is_err());
+        assert!(
+            std::panic::catch_unwind(|| {
+                assert_clean("probe", &hay, &[("c".into(), canary.to_vec())])
+            })
+            .is_err()
+        );
     }
     let b64 = STANDARD.encode(b"xxCANARY-abcyy");
-    assert!(std::panic::catch_unwind(|| {
-        assert_clean("probe", b64.as_bytes(), &[("c".into(), canary.to_vec())])
-    })
-    .is_err());
+    assert!(
+        std::panic::catch_unwind(|| {
+            assert_clean("probe", b64.as_bytes(), &[("c".into(), canary.to_vec())])
+        })
+        .is_err()
+    );
 }

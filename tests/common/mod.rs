@@ -29,14 +29,29 @@ pub const VS1: Uuid = Uuid::from_u128(0x3001);
 
 pub fn topology() -> Topology {
     Topology {
-        cluster: ClusterInfo { name: "cluster1".into(), uuid: CLUSTER },
+        cluster: ClusterInfo {
+            name: "cluster1".into(),
+            uuid: CLUSTER,
+        },
         nodes: vec![
-            Node { name: "node1".into(), uuid: NODE1 },
-            Node { name: "node2".into(), uuid: NODE2 },
+            Node {
+                name: "node1".into(),
+                uuid: NODE1,
+            },
+            Node {
+                name: "node2".into(),
+                uuid: NODE2,
+            },
         ],
         svms: vec![
-            SvmInfo { name: "vs0".into(), uuid: VS0 },
-            SvmInfo { name: "vs1".into(), uuid: VS1 },
+            SvmInfo {
+                name: "vs0".into(),
+                uuid: VS0,
+            },
+            SvmInfo {
+                name: "vs1".into(),
+                uuid: VS1,
+            },
         ],
     }
 }
@@ -49,7 +64,10 @@ pub struct DataDir {
 
 impl DataDir {
     pub fn new(path: &Path, kind: StoreKind) -> Self {
-        DataDir { path: path.to_owned(), kind }
+        DataDir {
+            path: path.to_owned(),
+            kind,
+        }
     }
 
     /// Opens store, fake vault and protection key, and the engine over them.
@@ -70,7 +88,9 @@ impl DataDir {
 }
 
 pub fn secret_body(svm: Option<&str>, secret: &str) -> String {
-    let svm = svm.map(|s| format!(r#""svm":{{"name":"{s}"}},"#)).unwrap_or_default();
+    let svm = svm
+        .map(|s| format!(r#""svm":{{"name":"{s}"}},"#))
+        .unwrap_or_default();
     format!(
         r#"{{{svm}"client_id":"client1","tenant_id":"tenant1","name":"{VAULT}","key_id":"{KEY_ID}","client_secret":"{secret}"}}"#
     )
@@ -81,8 +101,12 @@ pub fn create(engine: &Engine, body: &str) -> ekm::core::Result<ekm::core::Azure
 }
 
 pub fn pfx(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name))
-        .expect("fixture")
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .expect("fixture")
 }
 
 pub fn pfx_b64(name: &str) -> String {

@@ -87,7 +87,10 @@ impl<'a> Reader<'a> {
     }
 
     fn err(&self) -> Error {
-        Error::corrupt(&format!("The {} record is truncated or malformed.", self.what))
+        Error::corrupt(&format!(
+            "The {} record is truncated or malformed.",
+            self.what
+        ))
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -150,7 +153,11 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn finish(&self) -> Result<()> {
-        if self.buf.is_empty() { Ok(()) } else { Err(self.err()) }
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(self.err())
+        }
     }
 }
 
@@ -196,7 +203,9 @@ impl KeyOwner {
         match kind {
             0 => Ok(KeyOwner::Cluster),
             1 => Ok(KeyOwner::Svm(uuid)),
-            _ => Err(Error::corrupt("The data key record has an unknown owner kind.")),
+            _ => Err(Error::corrupt(
+                "The data key record has an unknown owner kind.",
+            )),
         }
     }
 
@@ -262,7 +271,9 @@ impl WrappedDataKey {
         let generation = r.u32()?;
         let owner = KeyOwner::decode(&mut r)?;
         if r.u8()? != ALG_AES256GCM {
-            return Err(Error::corrupt("The data key record names an unknown algorithm."));
+            return Err(Error::corrupt(
+                "The data key record names an unknown algorithm.",
+            ));
         }
         let nonce = r.array()?;
         let ciphertext = r.array()?;
@@ -377,7 +388,11 @@ impl WrappedKek {
         let state = match r.u8()? {
             1 => KekState::Active,
             2 => KekState::Retiring,
-            _ => return Err(Error::corrupt("The wrapped KEK record has an unknown state.")),
+            _ => {
+                return Err(Error::corrupt(
+                    "The wrapped KEK record has an unknown state.",
+                ));
+            }
         };
         let created = r.u64()?;
         let backend = r.str8()?.to_owned();
@@ -433,7 +448,12 @@ mod tests {
         assert!(WrappedDataKey::decode(&longer).is_err());
         let mut v2 = bytes;
         v2[1] = 2;
-        assert!(WrappedDataKey::decode(&v2).unwrap_err().message().contains("version 2"));
+        assert!(
+            WrappedDataKey::decode(&v2)
+                .unwrap_err()
+                .message()
+                .contains("version 2")
+        );
     }
 
     #[test]
@@ -465,7 +485,13 @@ mod tests {
         let id = DataKeyId::random();
         let a = WrappedDataKey::aad(c, &id, 1, KeyOwner::Cluster);
         assert_ne!(a, WrappedDataKey::aad(c, &id, 2, KeyOwner::Cluster));
-        assert_ne!(a, WrappedDataKey::aad(c, &id, 1, KeyOwner::Svm(Uuid::new_v4())));
-        assert_ne!(a, WrappedDataKey::aad(Uuid::new_v4(), &id, 1, KeyOwner::Cluster));
+        assert_ne!(
+            a,
+            WrappedDataKey::aad(c, &id, 1, KeyOwner::Svm(Uuid::new_v4()))
+        );
+        assert_ne!(
+            a,
+            WrappedDataKey::aad(Uuid::new_v4(), &id, 1, KeyOwner::Cluster)
+        );
     }
 }

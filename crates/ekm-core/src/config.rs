@@ -215,7 +215,10 @@ impl ProxyPatch {
         }
         let fields = ProxyFields {
             proxy_type: self.proxy_type.or(current.map(|c| c.proxy_type)),
-            host: self.host.clone().or_else(|| current.map(|c| c.host.clone())),
+            host: self
+                .host
+                .clone()
+                .or_else(|| current.map(|c| c.host.clone())),
             port: self.port.or(current.map(|c| c.port)),
             username: match self.username.as_deref() {
                 Some("") => None,
@@ -256,9 +259,9 @@ impl ProxyFields {
         };
         let host_ok = !host.is_empty()
             && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
         if !host_ok {
             return Err(Error::invalid_value(
                 "proxy_host",
@@ -340,7 +343,10 @@ struct Body {
 /// Parses JSON into `T`, mapping serde's errors to ONTAP codes without echoing any value.
 pub(crate) fn parse_json<'de, T: Deserialize<'de>>(json: &'de [u8]) -> Result<T> {
     if json.len() > MAX_BODY_LEN {
-        return Err(Error::invalid_value("body", "the request body is larger than 256 KiB."));
+        return Err(Error::invalid_value(
+            "body",
+            "the request body is larger than 256 KiB.",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -351,7 +357,9 @@ pub(crate) fn parse_json<'de, T: Deserialize<'de>>(json: &'de [u8]) -> Result<T>
             let field = rest.split('`').next().unwrap_or_default();
             // Echo a field name only when it looks like one: a secret pasted as a name stays out.
             let looks_like_name = (1..=64).contains(&field.len())
-                && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                && field
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !looks_like_name {
                 return Error::new(ErrorKind::UnexpectedArgument)
                     .with_detail("The body has a field that is not accepted here.");
@@ -361,7 +369,10 @@ pub(crate) fn parse_json<'de, T: Deserialize<'de>>(json: &'de [u8]) -> Result<T>
                 _ => field.to_owned(),
             };
             return Error::new(ErrorKind::UnexpectedArgument)
-                .with_detail(format!("Field \"{}\" is not accepted here.", full.escape_debug()))
+                .with_detail(format!(
+                    "Field \"{}\" is not accepted here.",
+                    full.escape_debug()
+                ))
                 .with_target(full);
         }
         if inner.is_syntax() || inner.is_eof() || path == "." {
@@ -381,7 +392,10 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
 /// Client and tenant ids: 1 to 256 printable characters.
 fn check_app_id(value: String, field: &str) -> Result<String> {
     if value.trim().is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
-        return Err(Error::invalid_value(field, "expected 1 to 256 printable characters."));
+        return Err(Error::invalid_value(
+            field,
+            "expected 1 to 256 printable characters.",
+        ));
     }
     Ok(value)
 }
@@ -390,9 +404,7 @@ fn check_client_secret(secret: SecretString) -> Result<SecretString> {
     let s = secret.expose_secret();
     if s.trim().is_empty() || s.len() > MAX_CLIENT_SECRET_LEN || s.chars().any(char::is_control) {
         return Err(Error::new(ErrorKind::InvalidClientSecret)
-            .with_detail(
-                "A client secret is 1 to 1024 printable characters and not only spaces.",
-            )
+            .with_detail("A client secret is 1 to 1024 printable characters and not only spaces.")
             .with_target("client_secret"));
     }
     Ok(secret)
@@ -403,7 +415,10 @@ fn parse_proxy_type(s: Option<String>) -> Result<Option<ProxyType>> {
         None => Ok(None),
         Some("http") => Ok(Some(ProxyType::Http)),
         Some("https") => Ok(Some(ProxyType::Https)),
-        Some(_) => Err(Error::invalid_value("proxy_type", "expected \"http\" or \"https\".")),
+        Some(_) => Err(Error::invalid_value(
+            "proxy_type",
+            "expected \"http\" or \"https\".",
+        )),
     }
 }
 
@@ -435,28 +450,33 @@ fn credential_of(
         }
         (None, Some(cert)) => {
             if method == Some(AuthenticationMethod::ClientSecret) {
-                return Err(Error::new(ErrorKind::ClientSecretRequired).with_target("client_secret"));
+                return Err(
+                    Error::new(ErrorKind::ClientSecretRequired).with_target("client_secret")
+                );
             }
-            Ok(Some(Credential::Certificate(ClientCertificate::from_base64(
-                &cert,
-                cert_password,
-            )?)))
+            Ok(Some(Credential::Certificate(
+                ClientCertificate::from_base64(&cert, cert_password)?,
+            )))
         }
         (None, None) => {
             if cert_password.is_some() {
                 return Err(Error::new(ErrorKind::InvalidClientCertificate)
-                    .with_detail("client_certificate_password was given without client_certificate.")
+                    .with_detail(
+                        "client_certificate_password was given without client_certificate.",
+                    )
                     .with_target("client_certificate"));
             }
             match method {
                 Some(AuthenticationMethod::ClientSecret) => {
                     Err(Error::new(ErrorKind::ClientSecretRequired).with_target("client_secret"))
                 }
-                Some(AuthenticationMethod::Certificate) => {
-                    Err(Error::new(ErrorKind::InvalidClientCertificate)
-                        .with_detail("authentication_method is \"certificate\" but no client_certificate was given.")
-                        .with_target("client_certificate"))
-                }
+                Some(AuthenticationMethod::Certificate) => Err(Error::new(
+                    ErrorKind::InvalidClientCertificate,
+                )
+                .with_detail(
+                    "authentication_method is \"certificate\" but no client_certificate was given.",
+                )
+                .with_target("client_certificate")),
                 None => Ok(None),
             }
         }
@@ -489,12 +509,23 @@ impl CreateRequest {
             Some("svm") if svm.is_some() => {}
             Some("cluster") if svm.is_none() => {}
             Some("svm") => {
-                return Err(Error::invalid_value("svm", "scope \"svm\" requires svm.uuid or svm.name."));
+                return Err(Error::invalid_value(
+                    "svm",
+                    "scope \"svm\" requires svm.uuid or svm.name.",
+                ));
             }
             Some("cluster") => {
-                return Err(Error::invalid_value("scope", "scope \"cluster\" does not take an svm."));
+                return Err(Error::invalid_value(
+                    "scope",
+                    "scope \"cluster\" does not take an svm.",
+                ));
             }
-            Some(_) => return Err(Error::invalid_value("scope", "expected \"svm\" or \"cluster\".")),
+            Some(_) => {
+                return Err(Error::invalid_value(
+                    "scope",
+                    "expected \"svm\" or \"cluster\".",
+                ));
+            }
         }
         let proxy = ProxyFields {
             proxy_type: parse_proxy_type(body.proxy_type)?,
@@ -523,10 +554,26 @@ impl PatchRequest {
     pub fn from_json(json: &[u8]) -> Result<PatchRequest> {
         let body: Body = parse_json(json)?;
         for (present, field, hint) in [
-            (body.key_id.is_some(), "key_id", "use rekey-external to change the key."),
-            (body.name.is_some(), "name", "the vault of a configuration cannot change."),
-            (body.svm.is_some(), "svm", "the SVM of a configuration cannot change."),
-            (body.scope.is_some(), "scope", "the scope of a configuration cannot change."),
+            (
+                body.key_id.is_some(),
+                "key_id",
+                "use rekey-external to change the key.",
+            ),
+            (
+                body.name.is_some(),
+                "name",
+                "the vault of a configuration cannot change.",
+            ),
+            (
+                body.svm.is_some(),
+                "svm",
+                "the SVM of a configuration cannot change.",
+            ),
+            (
+                body.scope.is_some(),
+                "scope",
+                "the scope of a configuration cannot change.",
+            ),
         ] {
             if present {
                 return Err(Error::new(ErrorKind::UnexpectedArgument)
@@ -657,7 +704,8 @@ pub struct AzureKeyVault {
 mod tests {
     use super::*;
 
-    const KEY: &str = "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
+    const KEY: &str =
+        "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
 
     fn body(extra: &str) -> Vec<u8> {
         format!(
@@ -681,18 +729,30 @@ mod tests {
     #[test]
     fn create_codes() {
         assert_eq!(code(CreateRequest::from_json(&body(""))), 65_537_567);
-        assert_eq!(code(CreateRequest::from_json(&body(r#","client_secret":"  ""#))), 65_537_540);
         assert_eq!(
-            code(CreateRequest::from_json(&body(r#","authentication_method":"client_secret""#))),
+            code(CreateRequest::from_json(&body(r#","client_secret":"  ""#))),
+            65_537_540
+        );
+        assert_eq!(
+            code(CreateRequest::from_json(&body(
+                r#","authentication_method":"client_secret""#
+            ))),
             65_537_517
         );
         assert_eq!(
-            code(CreateRequest::from_json(&body(r#","client_certificate":"bm90IGEgcGZ4""#))),
+            code(CreateRequest::from_json(&body(
+                r#","client_certificate":"bm90IGEgcGZ4""#
+            ))),
             65_537_573
         );
-        assert_eq!(code(CreateRequest::from_json(&body(r#","bogus":1"#))), 262_179);
         assert_eq!(
-            code(CreateRequest::from_json(&body(r#","client_secret":"s","proxy_port":70000"#))),
+            code(CreateRequest::from_json(&body(r#","bogus":1"#))),
+            262_179
+        );
+        assert_eq!(
+            code(CreateRequest::from_json(&body(
+                r#","client_secret":"s","proxy_port":70000"#
+            ))),
             262_197
         );
         let bad_key = br#"{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"https://keyvault1.vault.azure.net/keys/key1","client_secret":"s"}"#;
@@ -702,8 +762,9 @@ mod tests {
 
     #[test]
     fn wrong_type_error_does_not_echo_values() {
-        let e = CreateRequest::from_json(&body(r#","client_secret":"s","proxy_port":"CANARY-PORT""#))
-            .unwrap_err();
+        let e =
+            CreateRequest::from_json(&body(r#","client_secret":"s","proxy_port":"CANARY-PORT""#))
+                .unwrap_err();
         assert!(!e.to_string().contains("CANARY"), "{e}");
         assert_eq!(e.target(), Some("proxy_port"));
     }
@@ -712,7 +773,10 @@ mod tests {
     fn patch_codes() {
         assert_eq!(code(PatchRequest::from_json(b"{}")), 65_537_541);
         assert_eq!(code(PatchRequest::from_json(br#"{"key_id":"x"}"#)), 262_179);
-        assert_eq!(code(PatchRequest::from_json(br#"{"client_secret":""}"#)), 65_537_540);
+        assert_eq!(
+            code(PatchRequest::from_json(br#"{"client_secret":""}"#)),
+            65_537_540
+        );
         let p = PatchRequest::from_json(br#"{"client_secret":"newSecret"}"#).unwrap();
         assert!(matches!(p.credential, Some(Credential::ClientSecret(_))));
     }
@@ -725,7 +789,9 @@ mod tests {
         .unwrap();
         assert_eq!(ok.proxy.as_ref().unwrap().port, 1234);
         assert_eq!(
-            code(CreateRequest::from_json(&body(r#","client_secret":"s","proxy_host":"p""#))),
+            code(CreateRequest::from_json(&body(
+                r#","client_secret":"s","proxy_host":"p""#
+            ))),
             262_197
         );
         assert_eq!(
@@ -734,9 +800,12 @@ mod tests {
             ))),
             262_197
         );
-        let removed = ProxyPatch { host: Some(String::new()), ..Default::default() }
-            .apply(ok.proxy.as_ref())
-            .unwrap();
+        let removed = ProxyPatch {
+            host: Some(String::new()),
+            ..Default::default()
+        }
+        .apply(ok.proxy.as_ref())
+        .unwrap();
         assert!(removed.is_none());
     }
 }

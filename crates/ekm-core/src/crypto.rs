@@ -106,7 +106,11 @@ impl AeadKey {
     }
 
     /// Opens a `nonce || ciphertext || tag` blob made by [`AeadKey::seal_vec`].
-    pub fn open_vec(&self, aad: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, AeadError> {
+    pub fn open_vec(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, AeadError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(AeadError);
         }
@@ -238,10 +242,16 @@ mod tests {
         // NIST GCM test vector (gcmEncryptExtIV256, Count 0 with 16-byte PT), key/iv/pt/ct/tag.
         let key = hex::decode("31bdadd96698c204aa9ce1448ea94ae1fb4a9a0b3c9d773b51bb1822666b8f22")
             .unwrap();
-        let iv: [u8; 12] = hex::decode("0d18e06c7c725ac9e362e1ce").unwrap().try_into().unwrap();
+        let iv: [u8; 12] = hex::decode("0d18e06c7c725ac9e362e1ce")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let mut buf = hex::decode("2db5168e932556f8089a0622981d017d").unwrap();
         let ct = hex::decode("fa4362189661d163fcd6a56d8bf0405a").unwrap();
-        let tag: [u8; 16] = hex::decode("d636ac1bbedd5cc3ee727dc2ab4a9489").unwrap().try_into().unwrap();
+        let tag: [u8; 16] = hex::decode("d636ac1bbedd5cc3ee727dc2ab4a9489")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let k = AeadKey::new(KeyMaterial::from_slice(&key).unwrap());
         let mut c = ct.clone();
         k.open_in_place(&iv, b"", &mut c, &tag).unwrap();

@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::backend::{Backend, BackendCall, BackendError};
-use crate::codec::{KeyOwner, KekState, WrappedDataKey, WrappedKek, keys};
+use crate::codec::{KekState, KeyOwner, WrappedDataKey, WrappedKek, keys};
 use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
 use crate::crypto::{Kek, ProtectionKey};
 use crate::error::{Error, ErrorKind, Result};
@@ -223,7 +223,10 @@ impl Engine {
             active_generation: None,
         };
         let access = parts.access();
-        let call = BackendCall { node: &self.local, access: &access };
+        let call = BackendCall {
+            node: &self.local,
+            access: &access,
+        };
         self.backend
             .check(&call, &parts.key_id)
             .map_err(|e| akv_failed(&e))?;
@@ -239,7 +242,7 @@ impl Engine {
         }
     }
 
-    /// All configurations, cluster first, then SVMs in store order.
+    /// All configurations: the cluster's first, then the SVMs' by SVM name.
     pub fn list_configs(&self) -> Result<Vec<AzureKeyVault>> {
         let mut out = Vec::new();
         let mut after: Option<Vec<u8>> = None;
@@ -257,6 +260,10 @@ impl Engine {
                 break;
             }
         }
+        out.sort_by(|a, b| {
+            let key = |c: &AzureKeyVault| c.svm.as_ref().map(|s| s.name().to_owned());
+            key(a).cmp(&key(b))
+        });
         Ok(out)
     }
 
@@ -271,8 +278,14 @@ impl Engine {
         let _admin = self.admin.lock();
         let (stored, old_bytes) = self.load_config(uuid)?;
         let mut parts = stored.unseal(&self.protection)?;
-        let ids_change = patch.client_id.as_ref().is_some_and(|c| *c != parts.client_id)
-            || patch.tenant_id.as_ref().is_some_and(|t| *t != parts.tenant_id);
+        let ids_change = patch
+            .client_id
+            .as_ref()
+            .is_some_and(|c| *c != parts.client_id)
+            || patch
+                .tenant_id
+                .as_ref()
+                .is_some_and(|t| *t != parts.tenant_id);
         let stays_secret = match &patch.credential {
             None => parts.credential.method() == AuthenticationMethod::ClientSecret,
             Some(_) => false,
@@ -294,14 +307,18 @@ impl Engine {
         }
         parts.revision += 1;
         let access = parts.access();
-        let call = BackendCall { node: &self.local, access: &access };
+        let call = BackendCall {
+            node: &self.local,
+            access: &access,
+        };
         self.backend
             .check(&call, &parts.key_id)
             .map_err(|e| akv_failed(&e))?;
         let record = StoredConfig::seal(&parts, &self.protection)?;
         let key = keys::config(uuid);
         let mut txn = Transaction::new();
-        txn.check(Check::Equals(key.clone(), old_bytes)).put(key, record.encode());
+        txn.check(Check::Equals(key.clone(), old_bytes))
+            .put(key, record.encode());
         self.store.commit(txn).map_err(store_failed)?;
         record.view()
     }
@@ -343,8 +360,9 @@ impl Engine {
     fn config_for_owner(&self, owner: KeyOwner) -> Result<StoredConfig> {
         if let KeyOwner::Svm(u) = owner {
             if self.topology.svm_by_uuid(u).is_none() {
-                return Err(Error::new(ErrorKind::SvmNotFound)
-                    .with_detail(format!("SVM with uuid \"{u}\" does not exist in this cluster.")));
+                return Err(Error::new(ErrorKind::SvmNotFound).with_detail(format!(
+                    "SVM with uuid \"{u}\" does not exist in this cluster."
+                )));
             }
             if let Some(c) = self.config_for_scope(Some(u))? {
                 return Ok(c);
@@ -371,7 +389,10 @@ impl Engine {
         let wrapped = WrappedKek::decode(&wrapped)?;
         let parts = config.unseal(&self.protection)?;
         let access = parts.access();
-        let call = BackendCall { node: &self.local, access: &access };
+        let call = BackendCall {
+            node: &self.local,
+            access: &access,
+        };
         let material = self
             .backend
             .unwrap_kek(&call, &wrapped.key_id, &wrapped.wrapped)
@@ -388,9 +409,10 @@ impl Engine {
             ))
         })?;
         let kek = Arc::new(Kek::from_material(material, generation));
-        let check = kek
-            .aead()
-            .open_vec(&WrappedKek::check_aad(config.uuid, generation), &wrapped.check);
+        let check = kek.aead().open_vec(
+            &WrappedKek::check_aad(config.uuid, generation),
+            &wrapped.check,
+        );
         if !check.is_ok_and(|c| c.as_slice() == WrappedKek::CHECK_PLAINTEXT) {
             return Err(Error::new(ErrorKind::KekUnavailable).with_detail(format!(
                 "The backend unwrapped generation {generation} of configuration {} to a different key; the vault key may have been replaced.",
@@ -421,7 +443,10 @@ impl Engine {
         let kek = Kek::generate(generation);
         let parts = config.unseal(&self.protection)?;
         let access = parts.access();
-        let call = BackendCall { node: &self.local, access: &access };
+        let call = BackendCall {
+            node: &self.local,
+            access: &access,
+        };
         let wrapped = self
             .backend
             .wrap_kek(&call, &parts.key_id, kek.material())

@@ -103,7 +103,9 @@ impl ErrorKind {
                 "Volume encryption keys (VEK) for one or more encrypted volumes are stored on the key manager configured for the given SVM."
             }
             ErrorKind::NotConfigured => "Azure Key Vault is not configured for the given SVM.",
-            ErrorKind::AlreadyConfigured => "A key manager has already been configured for this SVM.",
+            ErrorKind::AlreadyConfigured => {
+                "A key manager has already been configured for this SVM."
+            }
             ErrorKind::StoreFailed => {
                 "Internal error. Failed to store configuration in internal database."
             }

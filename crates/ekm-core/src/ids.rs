@@ -273,7 +273,10 @@ mod tests {
         for ok in [
             format!("https://keyvault-test.vault.azure.net/keys/key1/{V}"),
             format!("https://myvault.vault.usgovcloudapi.net/keys/k-2/{V}"),
-            format!("https://myvault.vault.localhost:8443/keys/key1/{}", V.to_uppercase()),
+            format!(
+                "https://myvault.vault.localhost:8443/keys/key1/{}",
+                V.to_uppercase()
+            ),
         ] {
             let k = KeyId::parse(&ok).unwrap();
             assert_eq!(k.version(), V);

@@ -38,9 +38,9 @@ impl ClientCertificate {
                 .filter(|b| !b.is_ascii_whitespace())
                 .collect(),
         );
-        let der = B64.decode(&*compact).map_err(|_| {
-            invalid("The certificate is not valid base64.")
-        })?;
+        let der = B64
+            .decode(&*compact)
+            .map_err(|_| invalid("The certificate is not valid base64."))?;
         Self::from_der(SecretBytes::new(der), password)
     }
 
@@ -74,7 +74,11 @@ impl ClientCertificate {
 
     /// Opens the file again (for a backend that needs the key and chain).
     pub fn open(&self) -> Result<KeyStore> {
-        let pw = self.password.as_ref().map(|p| p.expose_secret()).unwrap_or("");
+        let pw = self
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret())
+            .unwrap_or("");
         open_store(self.pfx.expose_secret(), pw)
     }
 }

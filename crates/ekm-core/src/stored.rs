@@ -100,9 +100,7 @@ impl StoredConfig {
     /// Seals the secrets of `parts` and builds the record.
     pub(crate) fn seal(parts: &ConfigParts, pk: &ProtectionKey) -> Result<StoredConfig> {
         let cert_b64: Option<Zeroizing<String>> = match &parts.credential {
-            Credential::Certificate(c) => {
-                Some(Zeroizing::new(B64.encode(c.pfx().expose_secret())))
-            }
+            Credential::Certificate(c) => Some(Zeroizing::new(B64.encode(c.pfx().expose_secret()))),
             Credential::ClientSecret(_) => None,
         };
         let out = SecretsOut {
@@ -160,12 +158,19 @@ impl StoredConfig {
         let sealed = B64
             .decode(&self.sealed_secrets)
             .map_err(|_| bad("the sealed secrets are not base64."))?;
-        let plain = pk.aead().open_vec(&secrets_aad(self.uuid), &sealed).map_err(|_| {
-            bad("the secrets do not open with this node's protection key (wrong key file?).")
-        })?;
+        let plain = pk
+            .aead()
+            .open_vec(&secrets_aad(self.uuid), &sealed)
+            .map_err(|_| {
+                bad("the secrets do not open with this node's protection key (wrong key file?).")
+            })?;
         let secrets: SecretsIn =
             serde_json::from_slice(&plain).map_err(|_| bad("the secrets bundle is malformed."))?;
-        let credential = match (self.authentication_method, secrets.client_secret, secrets.client_certificate) {
+        let credential = match (
+            self.authentication_method,
+            secrets.client_secret,
+            secrets.client_certificate,
+        ) {
             (AuthenticationMethod::ClientSecret, Some(s), None) => Credential::ClientSecret(s),
             (AuthenticationMethod::Certificate, None, Some(c)) => Credential::Certificate(
                 ClientCertificate::from_base64(&c, secrets.client_certificate_password)
@@ -216,7 +221,11 @@ impl StoredConfig {
         let (svm, name, key_id) = self.public_parts()?;
         Ok(AzureKeyVault {
             uuid: self.uuid,
-            scope: if svm.is_some() { Scope::Svm } else { Scope::Cluster },
+            scope: if svm.is_some() {
+                Scope::Svm
+            } else {
+                Scope::Cluster
+            },
             svm,
             client_id: self.client_id.clone(),
             tenant_id: self.tenant_id.clone(),

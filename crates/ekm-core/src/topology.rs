@@ -119,9 +119,8 @@ impl Topology {
         };
         let by_uuid = match &sel.uuid {
             Some(u) => {
-                let parsed = Uuid::parse_str(u).map_err(|_| {
-                    Error::invalid_value("svm.uuid", "expected a uuid.")
-                })?;
+                let parsed = Uuid::parse_str(u)
+                    .map_err(|_| Error::invalid_value("svm.uuid", "expected a uuid."))?;
                 Some(
                     self.svms
                         .iter()
@@ -183,11 +182,23 @@ mod tests {
 
     fn topo() -> Topology {
         Topology {
-            cluster: ClusterInfo { name: "c".into(), uuid: Uuid::new_v4() },
-            nodes: vec![Node { name: "n1".into(), uuid: Uuid::new_v4() }],
+            cluster: ClusterInfo {
+                name: "c".into(),
+                uuid: Uuid::new_v4(),
+            },
+            nodes: vec![Node {
+                name: "n1".into(),
+                uuid: Uuid::new_v4(),
+            }],
             svms: vec![
-                SvmInfo { name: "vs0".into(), uuid: Uuid::new_v4() },
-                SvmInfo { name: "vs1".into(), uuid: Uuid::new_v4() },
+                SvmInfo {
+                    name: "vs0".into(),
+                    uuid: Uuid::new_v4(),
+                },
+                SvmInfo {
+                    name: "vs1".into(),
+                    uuid: Uuid::new_v4(),
+                },
             ],
         }
     }
@@ -196,17 +207,33 @@ mod tests {
     fn resolves_by_name_uuid_and_both() {
         let t = topo();
         let u = t.svms[0].uuid.to_string();
-        let by_name = SvmSelector { name: Some("vs0".into()), ..Default::default() };
-        let by_uuid = SvmSelector { uuid: Some(u.clone()), ..Default::default() };
-        assert_eq!(t.resolve_svm(&by_name).unwrap(), t.resolve_svm(&by_uuid).unwrap());
-        let mixed = SvmSelector { uuid: Some(u), name: Some("vs1".into()), links: None };
+        let by_name = SvmSelector {
+            name: Some("vs0".into()),
+            ..Default::default()
+        };
+        let by_uuid = SvmSelector {
+            uuid: Some(u.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.resolve_svm(&by_name).unwrap(),
+            t.resolve_svm(&by_uuid).unwrap()
+        );
+        let mixed = SvmSelector {
+            uuid: Some(u),
+            name: Some("vs1".into()),
+            links: None,
+        };
         assert_eq!(t.resolve_svm(&mixed).unwrap_err().code(), 262_197);
     }
 
     #[test]
     fn unknown_svm_is_named() {
         let e = topo()
-            .resolve_svm(&SvmSelector { name: Some("vs9".into()), ..Default::default() })
+            .resolve_svm(&SvmSelector {
+                name: Some("vs9".into()),
+                ..Default::default()
+            })
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::SvmNotFound);
         assert!(e.message().contains("\"vs9\""));

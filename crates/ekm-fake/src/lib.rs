@@ -65,17 +65,22 @@ pub enum Fault {
 impl Fault {
     fn error(self) -> BackendError {
         let (kind, msg) = match self {
-            Fault::Unreachable => (BackendErrorKind::Unreachable, "injected: connection refused"),
+            Fault::Unreachable => (
+                BackendErrorKind::Unreachable,
+                "injected: connection refused",
+            ),
             Fault::Throttled { .. } => (BackendErrorKind::Throttled, "injected: HTTP 429"),
-            Fault::AuthenticationFailed => {
-                (BackendErrorKind::AuthenticationFailed, "injected: invalid client credential")
-            }
+            Fault::AuthenticationFailed => (
+                BackendErrorKind::AuthenticationFailed,
+                "injected: invalid client credential",
+            ),
             Fault::Forbidden => (BackendErrorKind::Forbidden, "injected: HTTP 403"),
             Fault::KeyNotFound => (BackendErrorKind::KeyNotFound, "injected: key not found"),
             Fault::KeyDisabled => (BackendErrorKind::KeyDisabled, "injected: key disabled"),
-            Fault::WrongKey | Fault::WrongKek => {
-                (BackendErrorKind::Rejected, "injected: unwrap with the wrong key")
-            }
+            Fault::WrongKey | Fault::WrongKek => (
+                BackendErrorKind::Rejected,
+                "injected: unwrap with the wrong key",
+            ),
         };
         let mut e = BackendError::new(kind, msg);
         if let Fault::Throttled { retry_after } = self {
@@ -191,7 +196,10 @@ impl FakeBackend {
             None => {
                 v.keys.insert(
                     key.as_str().to_owned(),
-                    VaultKey { material: KeyMaterial::random(), enabled: true },
+                    VaultKey {
+                        material: KeyMaterial::random(),
+                        enabled: true,
+                    },
                 );
             }
         }
@@ -289,10 +297,16 @@ impl FakeBackend {
             }
             v.keys.insert(
                 key.as_str().to_owned(),
-                VaultKey { material: KeyMaterial::random(), enabled: true },
+                VaultKey {
+                    material: KeyMaterial::random(),
+                    enabled: true,
+                },
             );
             self.persist(&v).map_err(|e| {
-                BackendError::new(BackendErrorKind::Unreachable, format!("fake vault file: {e}"))
+                BackendError::new(
+                    BackendErrorKind::Unreachable,
+                    format!("fake vault file: {e}"),
+                )
             })?;
         }
         match v.keys.get(key.as_str()) {
@@ -301,12 +315,17 @@ impl FakeBackend {
                 BackendErrorKind::KeyDisabled,
                 format!("key {key} is disabled"),
             )),
-            None => Err(BackendError::new(BackendErrorKind::KeyNotFound, "key vanished")),
+            None => Err(BackendError::new(
+                BackendErrorKind::KeyNotFound,
+                "key vanished",
+            )),
         }
     }
 
     fn persist(&self, v: &Vault) -> std::io::Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let mut text = Zeroizing::new(String::from("{\"format\":\"ekm-fake-vault-1\",\"keys\":["));
         for (i, (id, k)) in v.keys.iter().enumerate() {
             if i > 0 {
@@ -331,7 +350,11 @@ impl FakeBackend {
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
@@ -356,9 +379,17 @@ fn parse_vault(bytes: &[u8]) -> Option<Vault> {
     }
     let mut vault = Vault::default();
     for e in f.keys {
-        let raw = Zeroizing::new(hex::decode(ekm_core::secret::ExposeSecret::expose_secret(&e.secret)).ok()?);
+        let raw = Zeroizing::new(
+            hex::decode(ekm_core::secret::ExposeSecret::expose_secret(&e.secret)).ok()?,
+        );
         let material = KeyMaterial::from_slice(&raw)?;
-        vault.keys.insert(e.key_id, VaultKey { material, enabled: e.enabled });
+        vault.keys.insert(
+            e.key_id,
+            VaultKey {
+                material,
+                enabled: e.enabled,
+            },
+        );
     }
     Some(vault)
 }
@@ -393,7 +424,9 @@ impl Backend for FakeBackend {
         match self.enter(Op::Unwrap, call) {
             Ok(()) => {}
             Err(Fault::WrongKek) => {
-                return Ok(SecretBytes::new(KeyMaterial::random().expose_secret().to_vec()));
+                return Ok(SecretBytes::new(
+                    KeyMaterial::random().expose_secret().to_vec(),
+                ));
             }
             Err(fault) => return Err(fault.error()),
         }
@@ -420,7 +453,10 @@ impl Backend for FakeBackend {
             .open_vec(key.as_str().as_bytes(), &sealed)
             .map_err(|_| BackendError::new(BackendErrorKind::Rejected, "probe did not unwrap"))?;
         if opened.as_slice() != probe.expose_secret() {
-            return Err(BackendError::new(BackendErrorKind::InvalidResponse, "probe mismatch"));
+            return Err(BackendError::new(
+                BackendErrorKind::InvalidResponse,
+                "probe mismatch",
+            ));
         }
         Ok(())
     }
@@ -450,24 +486,40 @@ mod tests {
     }
 
     fn node(n: u128) -> Node {
-        Node { name: format!("node{n}"), uuid: Uuid::from_u128(n) }
+        Node {
+            name: format!("node{n}"),
+            uuid: Uuid::from_u128(n),
+        }
     }
 
     #[test]
     fn wraps_unwraps_and_counts() {
         let f = FakeBackend::in_memory();
         let (a, n) = (access(), node(1));
-        let call = BackendCall { node: &n, access: &a };
+        let call = BackendCall {
+            node: &n,
+            access: &a,
+        };
         let key = KeyId::parse(KEY).unwrap();
         let kek = KeyMaterial::random();
         let w = f.wrap_kek(&call, &key, &kek).unwrap();
         assert!(!w.windows(32).any(|x| x == kek.expose_secret()));
-        assert_eq!(f.unwrap_kek(&call, &key, &w).unwrap().expose_secret(), kek.expose_secret());
+        assert_eq!(
+            f.unwrap_kek(&call, &key, &w).unwrap().expose_secret(),
+            kek.expose_secret()
+        );
         let other = KeyId::parse(&KEY.replace("/k/", "/k2/")).unwrap();
         let e = f.unwrap_kek(&call, &other, &w).unwrap_err();
         assert_eq!(e.kind, BackendErrorKind::Rejected);
         f.check(&call, &key).unwrap();
-        assert_eq!(f.counters(), Counters { wraps: 1, unwraps: 2, checks: 1 });
+        assert_eq!(
+            f.counters(),
+            Counters {
+                wraps: 1,
+                unwraps: 2,
+                checks: 1
+            }
+        );
     }
 
     #[test]
@@ -475,9 +527,21 @@ mod tests {
         let f = FakeBackend::in_memory();
         let (a, n1, n2) = (access(), node(1), node(2));
         let key = KeyId::parse(KEY).unwrap();
-        let c1 = BackendCall { node: &n1, access: &a };
-        let c2 = BackendCall { node: &n2, access: &a };
-        f.fail_next(Some(Op::Check), Fault::Throttled { retry_after: Duration::from_secs(3) }, 2);
+        let c1 = BackendCall {
+            node: &n1,
+            access: &a,
+        };
+        let c2 = BackendCall {
+            node: &n2,
+            access: &a,
+        };
+        f.fail_next(
+            Some(Op::Check),
+            Fault::Throttled {
+                retry_after: Duration::from_secs(3),
+            },
+            2,
+        );
         let kek = KeyMaterial::random();
         f.wrap_kek(&c1, &key, &kek).unwrap(); // not a check: unaffected
         for _ in 0..2 {
@@ -487,12 +551,18 @@ mod tests {
         }
         f.check(&c1, &key).unwrap();
         f.set_node_reachable(n2.uuid, false);
-        assert_eq!(f.check(&c2, &key).unwrap_err().kind, BackendErrorKind::Unreachable);
+        assert_eq!(
+            f.check(&c2, &key).unwrap_err().kind,
+            BackendErrorKind::Unreachable
+        );
         f.check(&c1, &key).unwrap();
         f.set_node_reachable(n2.uuid, true);
         f.check(&c2, &key).unwrap();
         f.set_fault(Some(Fault::AuthenticationFailed));
-        assert_eq!(f.check(&c1, &key).unwrap_err().kind, BackendErrorKind::AuthenticationFailed);
+        assert_eq!(
+            f.check(&c1, &key).unwrap_err().kind,
+            BackendErrorKind::AuthenticationFailed
+        );
         f.clear_faults();
         f.set_latency(Duration::from_millis(30));
         let t = std::time::Instant::now();
@@ -505,18 +575,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.json");
         let (a, n) = (access(), node(1));
-        let call = BackendCall { node: &n, access: &a };
+        let call = BackendCall {
+            node: &n,
+            access: &a,
+        };
         let key = KeyId::parse(KEY).unwrap();
         let kek = KeyMaterial::random();
-        let wrapped = FakeBackend::open(&path).unwrap().wrap_kek(&call, &key, &kek).unwrap();
+        let wrapped = FakeBackend::open(&path)
+            .unwrap()
+            .wrap_kek(&call, &key, &kek)
+            .unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let f = FakeBackend::open(&path).unwrap().without_auto_create();
-        assert_eq!(f.unwrap_kek(&call, &key, &wrapped).unwrap().expose_secret(), kek.expose_secret());
+        assert_eq!(
+            f.unwrap_kek(&call, &key, &wrapped).unwrap().expose_secret(),
+            kek.expose_secret()
+        );
         let missing = KeyId::parse(&KEY.replace("/k/", "/nope/")).unwrap();
-        assert_eq!(f.check(&call, &missing).unwrap_err().kind, BackendErrorKind::KeyNotFound);
+        assert_eq!(
+            f.check(&call, &missing).unwrap_err().kind,
+            BackendErrorKind::KeyNotFound
+        );
         f.disable_key(&key).unwrap();
-        assert_eq!(f.check(&call, &key).unwrap_err().kind, BackendErrorKind::KeyDisabled);
+        assert_eq!(
+            f.check(&call, &key).unwrap_err().kind,
+            BackendErrorKind::KeyDisabled
+        );
         f.add_key(&key).unwrap();
         f.check(&call, &key).unwrap();
         fs::write(&path, b"{not json").unwrap();

@@ -37,7 +37,9 @@ pub fn load(path: &Path) -> io::Result<ProtectionKey> {
         ));
     }
     let mut buf = Zeroizing::new(Vec::with_capacity(MAGIC.len() + KEY_LEN + 1));
-    Read::by_ref(&mut f).take((MAGIC.len() + KEY_LEN + 1) as u64).read_to_end(&mut buf)?;
+    Read::by_ref(&mut f)
+        .take((MAGIC.len() + KEY_LEN + 1) as u64)
+        .read_to_end(&mut buf)?;
     if buf.len() != MAGIC.len() + KEY_LEN || &buf[..MAGIC.len()] != MAGIC {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -62,7 +64,11 @@ fn create(path: &Path) -> io::Result<ProtectionKey> {
     f.write_all(&buf)?;
     f.sync_all()?;
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         fs::File::open(dir)?.sync_all()?;
     }
     Ok(key)
@@ -89,7 +95,10 @@ mod tests {
         let p = dir.path().join("k");
         load_or_create(&p).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
-        assert_eq!(load(&p).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            load(&p).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
         let g = dir.path().join("g");
         fs::write(&g, b"garbage").unwrap();
         fs::set_permissions(&g, fs::Permissions::from_mode(0o600)).unwrap();

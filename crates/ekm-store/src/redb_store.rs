@@ -26,7 +26,8 @@ impl std::fmt::Debug for RedbStore {
 impl RedbStore {
     /// Opens or creates the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(TABLE).map_err(io)?;
         txn.commit().map_err(io)?;

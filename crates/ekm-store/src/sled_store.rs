@@ -24,7 +24,8 @@ impl std::fmt::Debug for SledStore {
 impl SledStore {
     /// Opens or creates the database directory at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        let db =
+            sled::open(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
         Ok(SledStore { db })
     }
 }

@@ -34,15 +34,39 @@ fn get_put_delete(s: &dyn Store, _dir: &Path) {
 }
 
 fn scan_is_ordered_prefixed_and_pages(s: &dyn Store, _dir: &Path) {
-    for k in [&b"p/3"[..], b"p/1", b"p/2", b"q/1", b"o/9", b"p", b"p/\xff\xff"] {
+    for k in [
+        &b"p/3"[..],
+        b"p/1",
+        b"p/2",
+        b"q/1",
+        b"o/9",
+        b"p",
+        b"p/\xff\xff",
+    ] {
         put(s, k, k);
     }
-    let keys: Vec<Vec<u8>> = s.scan(b"p/", None, 100).unwrap().into_iter().map(|e| e.0).collect();
-    assert_eq!(keys, vec![b"p/1".to_vec(), b"p/2".to_vec(), b"p/3".to_vec(), b"p/\xff\xff".to_vec()]);
+    let keys: Vec<Vec<u8>> = s
+        .scan(b"p/", None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            b"p/1".to_vec(),
+            b"p/2".to_vec(),
+            b"p/3".to_vec(),
+            b"p/\xff\xff".to_vec()
+        ]
+    );
     let page1 = s.scan(b"p/", None, 2).unwrap();
     assert_eq!(page1.len(), 2);
     let page2 = s.scan(b"p/", Some(&page1[1].0), 2).unwrap();
-    assert_eq!(page2.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), vec![b"p/3".to_vec(), b"p/\xff\xff".to_vec()]);
+    assert_eq!(
+        page2.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
+        vec![b"p/3".to_vec(), b"p/\xff\xff".to_vec()]
+    );
     assert!(s.scan(b"p/", Some(b"p/\xff\xff"), 2).unwrap().is_empty());
     assert_eq!(s.scan(b"\xff", None, 10).unwrap().len(), 0);
     put(s, b"\xff\xff", b"x");
@@ -82,7 +106,9 @@ fn failed_checks_write_nothing(s: &dyn Store, _dir: &Path) {
 
 fn writes_apply_in_order(s: &dyn Store, _dir: &Path) {
     let mut t = Transaction::new();
-    t.put(b"k".to_vec(), b"1".to_vec()).delete(b"k".to_vec()).put(b"k".to_vec(), b"3".to_vec());
+    t.put(b"k".to_vec(), b"1".to_vec())
+        .delete(b"k".to_vec())
+        .put(b"k".to_vec(), b"3".to_vec());
     s.commit(t).unwrap();
     assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"3"[..]));
 }
@@ -94,7 +120,8 @@ fn exactly_one_racer_wins_an_absent_check(s: &dyn Store, _dir: &Path) {
             let wins = &wins;
             scope.spawn(move || {
                 let mut t = Transaction::new();
-                t.check(Check::Absent(b"lock".to_vec())).put(b"lock".to_vec(), vec![i]);
+                t.check(Check::Absent(b"lock".to_vec()))
+                    .put(b"lock".to_vec(), vec![i]);
                 match s.commit(t) {
                     Ok(()) => {
                         wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -1,0 +1,47 @@
+//! Ratio reporting for the criterion benchmarks: each figure is compared with a baseline
+//! measured in the same run, using criterion's median estimates.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+fn criterion_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("criterion")
+}
+
+/// Median time per iteration in nanoseconds of `group/function` from this run, if it ran.
+pub fn median_ns(group: &str, function: &str) -> Option<f64> {
+    let path = criterion_dir()
+        .join(group)
+        .join(function)
+        .join("new")
+        .join("estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+/// Prints `subject / baseline` of the medians with the goal, when both ran in this run.
+pub fn report_time_ratio(group: &str, subject: &str, baseline: &str, goal: &str) {
+    if let (Some(s), Some(b)) = (median_ns(group, subject), median_ns(group, baseline)) {
+        println!(
+            "RATIO {group}: {subject} {s:.0} ns / {baseline} {b:.0} ns = {:.2}x time (goal: {goal})",
+            s / b
+        );
+    }
+}
+
+/// Prints the rate ratio `baseline time / subject time` (subject's rate relative to baseline).
+pub fn report_rate_ratio(group: &str, subject: &str, baseline: &str, goal: &str) {
+    if let (Some(s), Some(b)) = (median_ns(group, subject), median_ns(group, baseline)) {
+        println!(
+            "RATIO {group}: {subject} {:.0}/s vs {baseline} {:.0}/s = {:.2}x rate (goal: {goal})",
+            1e9 / s,
+            1e9 / b,
+            b / s
+        );
+    }
+}
