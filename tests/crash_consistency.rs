@@ -127,7 +127,7 @@ fn kill_loop(kind: StoreKind) {
             }
             killed_mid_write += 1;
         }
-        std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
+        std::thread::sleep(Duration::from_micros(rng.next() % 60_000));
         child.kill().unwrap();
         child.wait().unwrap();
         reader.join().unwrap();
