@@ -20,25 +20,25 @@ use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
 use uuid::Uuid;
 
-fn engine(dir: &std::path::Path) -> Engine {
+fn engine(dir: &std::path::Path) -> Arc<Engine> {
     let store = ekm::store::open(StoreKind::Redb, dir).expect("store");
-    let engine = Engine::open(EngineOptions {
-        store,
-        backend: Arc::new(FakeBackend::in_memory()),
-        topology: Topology {
-            cluster: ClusterInfo {
-                name: "c".into(),
-                uuid: Uuid::from_u128(1),
-            },
-            nodes: vec![Node {
-                name: "n1".into(),
-                uuid: Uuid::from_u128(2),
-            }],
-            svms: vec![],
+    let topology = Topology {
+        cluster: ClusterInfo {
+            name: "c".into(),
+            uuid: Uuid::from_u128(1),
         },
-        protection_key: ProtectionKey::generate(),
-        local_node: None,
-    })
+        nodes: vec![Node {
+            name: "n1".into(),
+            uuid: Uuid::from_u128(2),
+        }],
+        svms: vec![],
+    };
+    let engine = Engine::open(EngineOptions::new(
+        store,
+        Arc::new(FakeBackend::in_memory()),
+        topology,
+        ProtectionKey::generate(),
+    ))
     .expect("engine");
     let body = r#"{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"https://v.vault.azure.net/keys/k/a8e619fd8f234db3b0b95c59540e2a74","client_secret":"s"}"#;
     engine

@@ -35,17 +35,18 @@ fn topology() -> Topology {
     }
 }
 
-fn open(dir: &std::path::Path) -> Result<(Engine, Arc<FakeBackend>), Box<dyn std::error::Error>> {
+fn open(
+    dir: &std::path::Path,
+) -> Result<(Arc<Engine>, Arc<FakeBackend>), Box<dyn std::error::Error>> {
     let store = ekm::store::open(StoreKind::Redb, &dir.join("store"))?;
     let fake = Arc::new(FakeBackend::open(&dir.join("fake-vault.json"))?);
     let protection_key = protection_key::load_or_create(&dir.join("protection.key"))?;
-    let engine = Engine::open(EngineOptions {
+    let engine = Engine::open(EngineOptions::new(
         store,
-        backend: fake.clone(),
-        topology: topology(),
+        fake.clone(),
+        topology(),
         protection_key,
-        local_node: None,
-    })?;
+    ))?;
     Ok((engine, fake))
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 fn setup() -> (
     tempfile::TempDir,
-    ekm::core::Engine,
+    std::sync::Arc<ekm::core::Engine>,
     std::sync::Arc<ekm::fake::FakeBackend>,
     std::sync::Arc<dyn ekm::core::Store>,
 ) {

@@ -121,6 +121,12 @@ fn every_error_kind_is_pinned() {
             "Top-level internal key protection key (KEK) is unavailable on this node.",
             503,
         ),
+        (
+            ErrorKind::JobInProgress,
+            65_537_603,
+            "Another key operation is in progress for this key manager.",
+            409,
+        ),
     ];
     assert_eq!(pinned.len(), ErrorKind::ALL.len(), "a kind is not pinned");
     for &(kind, code, message, status) in pinned {

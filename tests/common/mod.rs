@@ -71,17 +71,16 @@ impl DataDir {
     }
 
     /// Opens store, fake vault and protection key, and the engine over them.
-    pub fn open(&self) -> (Engine, Arc<FakeBackend>, Arc<dyn Store>) {
+    pub fn open(&self) -> (Arc<Engine>, Arc<FakeBackend>, Arc<dyn Store>) {
         let store = ekm::store::open(self.kind, &self.path.join("store")).expect("store opens");
         let fake = Arc::new(FakeBackend::open(&self.path.join("fake-vault.json")).expect("vault"));
         let pk = protection_key::load_or_create(&self.path.join("protection.key")).expect("pk");
-        let engine = Engine::open(EngineOptions {
-            store: store.clone(),
-            backend: fake.clone(),
-            topology: topology(),
-            protection_key: pk,
-            local_node: None,
-        })
+        let engine = Engine::open(EngineOptions::new(
+            store.clone(),
+            fake.clone(),
+            topology(),
+            pk,
+        ))
         .expect("engine opens");
         (engine, fake, store)
     }

@@ -25,8 +25,17 @@ pub mod keys {
     pub const KEK: &[u8] = b"k/";
     /// Prefix of data key records: `d/<key id 32>`.
     pub const DATA_KEY: &[u8] = b"d/";
-    /// Prefix of the per-config data key index: `i/<config uuid 16><key id 32>` → empty.
+    /// Prefix of the data key index:
+    /// `i/<config uuid 16><generation u32><owner uuid 16 (nil: cluster)><key id 32>` → empty.
+    /// Its order makes "the keys of a configuration", "of one generation" and "of one owner in
+    /// one generation" prefix scans; rekey and migrate drain a prefix until it is empty.
     pub const KEY_INDEX: &[u8] = b"i/";
+    /// Prefix of node records: `n/<node uuid 16><config uuid 16>` → node availability (JSON).
+    pub const NODE: &[u8] = b"n/";
+    /// Prefix of job records: `j/<job uuid 16>` → job (JSON).
+    pub const JOB: &[u8] = b"j/";
+    /// Seal counters: `x/<config uuid 16><generation u32>` → u64 big-endian.
+    pub const SEALS: &[u8] = b"x/";
 
     fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         let mut k = prefix.to_vec();
@@ -64,14 +73,51 @@ pub mod keys {
         join(DATA_KEY, &[id.as_bytes()])
     }
 
-    /// `i/<config uuid>` (prefix of a config's key index).
+    /// `i/<config uuid>` (prefix of a config's key index, every generation).
     pub fn key_index_prefix(config: Uuid) -> Vec<u8> {
         join(KEY_INDEX, &[config.as_bytes()])
     }
 
-    /// `i/<config uuid><key id>`.
-    pub fn key_index(config: Uuid, id: &DataKeyId) -> Vec<u8> {
-        join(KEY_INDEX, &[config.as_bytes(), id.as_bytes()])
+    /// `i/<config uuid><generation>` (the keys of one generation).
+    pub fn key_index_generation(config: Uuid, generation: u32) -> Vec<u8> {
+        join(KEY_INDEX, &[config.as_bytes(), &generation.to_be_bytes()])
+    }
+
+    /// `i/<config uuid><generation><owner>` (one owner's keys in one generation).
+    pub fn key_index_owner(config: Uuid, generation: u32, owner: KeyOwner) -> Vec<u8> {
+        let o = owner.svm().unwrap_or_else(Uuid::nil);
+        join(
+            KEY_INDEX,
+            &[config.as_bytes(), &generation.to_be_bytes(), o.as_bytes()],
+        )
+    }
+
+    /// The index entry of one key.
+    pub fn key_index(config: Uuid, generation: u32, owner: KeyOwner, id: &DataKeyId) -> Vec<u8> {
+        let mut k = key_index_owner(config, generation, owner);
+        k.extend_from_slice(id.as_bytes());
+        k
+    }
+
+    /// The key id at the end of an index entry.
+    pub fn id_of_index(key: &[u8]) -> Option<DataKeyId> {
+        let raw: [u8; 32] = key.get(key.len().checked_sub(32)?..)?.try_into().ok()?;
+        Some(DataKeyId::from_bytes(raw))
+    }
+
+    /// `n/<node uuid><config uuid>`.
+    pub fn node(node: Uuid, config: Uuid) -> Vec<u8> {
+        join(NODE, &[node.as_bytes(), config.as_bytes()])
+    }
+
+    /// `j/<job uuid>`.
+    pub fn job(uuid: Uuid) -> Vec<u8> {
+        join(JOB, &[uuid.as_bytes()])
+    }
+
+    /// `x/<config uuid><generation>`.
+    pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
+        join(SEALS, &[config.as_bytes(), &generation.to_be_bytes()])
     }
 }
 

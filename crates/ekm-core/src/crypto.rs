@@ -5,7 +5,6 @@
 //! (the error is deliberately opaque). Swapping the AEAD implementation happens here only.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -130,11 +129,10 @@ impl fmt::Debug for AeadKey {
     }
 }
 
-/// An unlocked internal KEK of one configuration, one generation. Counts its seals.
+/// An unlocked internal KEK of one configuration, one generation.
 pub struct Kek {
     key: AeadKey,
     generation: u32,
-    seals: AtomicU64,
 }
 
 impl Kek {
@@ -148,7 +146,6 @@ impl Kek {
         Kek {
             key: AeadKey::new(material),
             generation,
-            seals: AtomicU64::new(0),
         }
     }
 
@@ -165,16 +162,6 @@ impl Kek {
     /// The AEAD key.
     pub(crate) fn aead(&self) -> &AeadKey {
         &self.key
-    }
-
-    /// Records one seal under this KEK; returns the count since unlock.
-    pub(crate) fn count_seal(&self) -> u64 {
-        self.seals.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Seals done with this KEK since it was unlocked in this process.
-    pub fn seals_since_unlock(&self) -> u64 {
-        self.seals.load(Ordering::Relaxed)
     }
 }
 

@@ -58,6 +58,8 @@ pub enum ErrorKind {
     CorruptRecord = 65_537_601,
     /// The KEK of a scope could not be unlocked on this node (the backend is needed for that).
     KekUnavailable = 65_537_602,
+    /// Another key operation (rekey, restore, migrate) is running for this configuration.
+    JobInProgress = 65_537_603,
 }
 
 impl ErrorKind {
@@ -84,6 +86,7 @@ impl ErrorKind {
         ErrorKind::InvalidClientCertificate,
         ErrorKind::CorruptRecord,
         ErrorKind::KekUnavailable,
+        ErrorKind::JobInProgress,
     ];
 
     /// The ONTAP error code.
@@ -131,6 +134,9 @@ impl ErrorKind {
             ErrorKind::KekUnavailable => {
                 "Top-level internal key protection key (KEK) is unavailable on this node."
             }
+            ErrorKind::JobInProgress => {
+                "Another key operation is in progress for this key manager."
+            }
         }
     }
 
@@ -151,7 +157,8 @@ impl ErrorKind {
             | ErrorKind::InvalidClientCertificate => 400,
             ErrorKind::AlreadyConfigured
             | ErrorKind::KeysExist
-            | ErrorKind::KeysOnAdminKeyManager => 409,
+            | ErrorKind::KeysOnAdminKeyManager
+            | ErrorKind::JobInProgress => 409,
             ErrorKind::AkvUnavailable | ErrorKind::RestorePartial | ErrorKind::KekUnavailable => {
                 503
             }

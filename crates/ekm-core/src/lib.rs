@@ -25,7 +25,9 @@ pub use backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErro
 pub use codec::KeyOwner;
 pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest};
 pub use crypto::ProtectionKey;
-pub use engine::{DataKeyInfo, Engine, EngineOptions};
+pub use engine::{
+    DataKeyInfo, Engine, EngineOptions, Job, JobKind, JobState, KekUsage, StatusFields,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};
 pub use secret::{KeyMaterial, SecretBytes};

@@ -95,6 +95,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Reads many keys, in order, from one consistent snapshot where the engine has them.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
     /// Up to `limit` records whose keys start with `prefix`, in key order, strictly after
     /// `start_after` when given.
     fn scan(

@@ -211,6 +211,20 @@ impl StoredConfig {
         Ok((svm, name, key_id))
     }
 
+    /// The same configuration wrapping with another external key (rekey-external).
+    pub(crate) fn with_key_id(&self, key_id: &KeyId) -> StoredConfig {
+        let mut c = self.clone();
+        c.key_id = key_id.as_str().to_owned();
+        c.revision += 1;
+        c
+    }
+
+    /// The current external key id.
+    pub(crate) fn key_id(&self) -> Result<KeyId> {
+        KeyId::parse(&self.key_id)
+            .map_err(|_| Error::corrupt(&format!("Configuration {}: invalid key id.", self.uuid)))
+    }
+
     /// The SVM uuid, for the svm scope.
     pub(crate) fn svm_uuid(&self) -> Option<Uuid> {
         self.svm.as_ref().map(|s| s.uuid)

@@ -42,6 +42,19 @@ impl Store for RedbStore {
         Ok(table.get(key).map_err(io)?.map(|v| v.value().to_vec()))
     }
 
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(TABLE).map_err(io)?;
+        keys.iter()
+            .map(|k| {
+                Ok(table
+                    .get(k.as_slice())
+                    .map_err(io)?
+                    .map(|v| v.value().to_vec()))
+            })
+            .collect()
+    }
+
     fn scan(
         &self,
         prefix: &[u8],

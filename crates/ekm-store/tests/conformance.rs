@@ -28,6 +28,10 @@ fn get_put_delete(s: &dyn Store, _dir: &Path) {
     t.delete(b"a".to_vec()).delete(b"never-existed".to_vec());
     s.commit(t).unwrap();
     assert_eq!(s.get(b"a").unwrap(), None);
+    let many = s
+        .get_many(&[b"empty".to_vec(), b"a".to_vec(), b"big".to_vec()])
+        .unwrap();
+    assert_eq!(many, vec![Some(Vec::new()), None, None]);
     let big = vec![0x5a; 1 << 20];
     put(s, b"big", &big);
     assert_eq!(s.get(b"big").unwrap().unwrap(), big);

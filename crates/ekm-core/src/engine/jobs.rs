@@ -1,0 +1,314 @@
+//! Jobs: persisted records of rekey-external, rekey-internal, restore and migrate, their
+//! runners, and resumption after a crash or shutdown.
+//!
+//! A job holds a marker (`a/<config uuid>`) on every configuration it changes, written with
+//! the job in one transaction and removed with its final state in another: one lifecycle job
+//! per configuration at a time, and the markers are how `open` finds unfinished jobs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Engine, now_secs, store_failed};
+use crate::codec::keys;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Check, Transaction};
+
+const MARKER: &[u8] = b"a/";
+
+/// `a/<config uuid>` → the uuid of the job working on that configuration.
+pub(crate) fn marker_key(config: Uuid) -> Vec<u8> {
+    [MARKER, config.as_bytes().as_slice()].concat()
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Rewrap the KEK with a new external key.
+    RekeyExternal,
+    /// New KEK generation; rewrap every data key.
+    RekeyInternal,
+    /// Load the KEK and keys on nodes that lack them.
+    Restore,
+    /// Move an SVM's keys from the cluster's key manager to its own.
+    Migrate,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Recorded, not started.
+    Queued,
+    /// Started (or interrupted, until resumed).
+    Running,
+    /// Done.
+    Success,
+    /// Stopped with an error (`code`, `message`).
+    Failure,
+}
+
+impl JobState {
+    /// Success or failure.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Success | JobState::Failure)
+    }
+
+    /// The ONTAP job state string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Success => "success",
+            JobState::Failure => "failure",
+        }
+    }
+}
+
+/// A job as stored and reported. The message is always present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Job uuid.
+    pub uuid: Uuid,
+    /// What it does.
+    pub kind: JobKind,
+    /// The configuration it works on (the source, for migrate).
+    pub config: Uuid,
+    /// Where it is.
+    pub state: JobState,
+    /// What it is doing or what happened.
+    pub message: String,
+    /// 0, or the ONTAP code of the failure.
+    pub code: u32,
+    /// Units done (keys rewrapped, nodes restored).
+    pub processed: u64,
+    /// Units to do.
+    pub total: u64,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds.
+    pub updated: u64,
+    /// rekey-external: the new external key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// rekey-internal: the generation being retired (journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_generation: Option<u32>,
+    /// rekey-internal: the new generation (journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_generation: Option<u32>,
+    /// migrate: the destination configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Uuid>,
+}
+
+impl Job {
+    pub(crate) fn new(kind: JobKind, config: Uuid) -> Job {
+        let now = now_secs();
+        Job {
+            uuid: Uuid::new_v4(),
+            kind,
+            config,
+            state: JobState::Queued,
+            message: "Queued.".into(),
+            code: 0,
+            processed: 0,
+            total: 0,
+            created: now,
+            updated: now,
+            key_id: None,
+            from_generation: None,
+            to_generation: None,
+            destination: None,
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes a stored job record.
+    pub fn decode(bytes: &[u8]) -> Result<Job> {
+        serde_json::from_slice(bytes).map_err(|_| Error::corrupt("A job record is malformed."))
+    }
+
+    /// The configurations whose markers this job holds.
+    pub(crate) fn markers(&self) -> Vec<Uuid> {
+        let mut m = vec![self.config];
+        m.extend(self.destination);
+        m
+    }
+
+    /// Puts this job, as it is now, into `txn`.
+    pub(crate) fn put(&mut self, txn: &mut Transaction) {
+        self.updated = now_secs();
+        txn.put(keys::job(self.uuid), self.encode());
+    }
+
+    /// Puts the final state and releases the markers, in `txn`.
+    pub(crate) fn finish(
+        &mut self,
+        txn: &mut Transaction,
+        result: std::result::Result<String, &Error>,
+    ) {
+        match result {
+            Ok(message) => {
+                self.state = JobState::Success;
+                self.code = 0;
+                self.message = message;
+            }
+            Err(e) => {
+                self.state = JobState::Failure;
+                self.code = e.code();
+                self.message = e.message();
+            }
+        }
+        for m in self.markers() {
+            txn.check(Check::Equals(marker_key(m), self.uuid.as_bytes().to_vec()))
+                .delete(marker_key(m));
+        }
+        self.put(txn);
+    }
+}
+
+/// Why a runner stopped before the job's end.
+pub(crate) enum Stop {
+    /// Shutdown, or the store stopped accepting writes: the job stays `running` and resumes.
+    Interrupted,
+    /// The job failed; record it.
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl Engine {
+    /// Records a new job and its markers. [`ErrorKind::JobInProgress`] when another job holds a
+    /// marker. The caller holds the admin lock.
+    pub(crate) fn begin_job(&self, mut job: Job) -> Result<Job> {
+        let mut txn = Transaction::new();
+        for m in job.markers() {
+            txn.check(Check::Absent(marker_key(m)))
+                .put(marker_key(m), job.uuid.as_bytes().to_vec());
+        }
+        job.put(&mut txn);
+        match self.store.commit(txn) {
+            Ok(()) => Ok(job),
+            Err(crate::store::StoreError::Conflict(_)) => Err(Error::new(ErrorKind::JobInProgress)),
+            Err(e) => Err(store_failed(e)),
+        }
+    }
+
+    /// Runs a job in the background.
+    pub(crate) fn spawn_job(self: &Arc<Self>, uuid: Uuid) {
+        let engine = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ekm-job".into())
+            .spawn(move || engine.run_job(uuid));
+        // If no thread can be had the job stays queued and resumes at the next open.
+        drop(spawned);
+    }
+
+    /// Resumes every job that holds a marker (queued or interrupted).
+    pub(crate) fn resume_jobs(self: &Arc<Self>) -> Result<()> {
+        let mut uuids: Vec<Uuid> = Vec::new();
+        for (_, v) in self.scan_all(MARKER)? {
+            if let Ok(u) = Uuid::from_slice(&v) {
+                if !uuids.contains(&u) {
+                    uuids.push(u);
+                }
+            }
+        }
+        for u in uuids {
+            self.spawn_job(u);
+        }
+        Ok(())
+    }
+
+    /// A job by uuid; [`ErrorKind::EntryNotFound`] when unknown.
+    pub fn job(&self, uuid: Uuid) -> Result<Job> {
+        let bytes = self
+            .store
+            .get(&keys::job(uuid))
+            .map_err(store_failed)?
+            .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("uuid"))?;
+        Job::decode(&bytes)
+    }
+
+    /// Waits until the job ends or `timeout` passes; returns it as it then is.
+    pub fn wait_job(&self, uuid: Uuid, timeout: Duration) -> Result<Job> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.job_lock.lock();
+        loop {
+            let job = self.job(uuid)?;
+            let now = Instant::now();
+            if job.state.is_terminal() || now >= deadline {
+                return Ok(job);
+            }
+            let wait = (deadline - now).min(Duration::from_millis(25));
+            self.job_changed.wait_for(&mut guard, wait);
+        }
+    }
+
+    /// Commits `txn` (which should include the job) and wakes waiters.
+    pub(crate) fn commit_job_step(&self, txn: Transaction) -> std::result::Result<(), Stop> {
+        let r = self.store.commit(txn);
+        self.job_changed.notify_all();
+        match r {
+            Ok(()) => Ok(()),
+            Err(crate::store::StoreError::Conflict(_)) => Err(Stop::Failed(
+                Error::new(ErrorKind::StoreFailed)
+                    .with_detail("The configuration changed while the job ran."),
+            )),
+            Err(_) => Err(Stop::Interrupted),
+        }
+    }
+
+    /// Saves the job's progress on its own.
+    pub(crate) fn save_job(&self, job: &mut Job) -> std::result::Result<(), Stop> {
+        let mut txn = Transaction::new();
+        job.put(&mut txn);
+        self.commit_job_step(txn)
+    }
+
+    fn run_job(self: Arc<Self>, uuid: Uuid) {
+        if !self.running.lock().insert(uuid) {
+            return;
+        }
+        self.drive(uuid);
+        self.running.lock().remove(&uuid);
+        self.job_changed.notify_all();
+    }
+
+    fn drive(&self, uuid: Uuid) {
+        let Ok(mut job) = self.job(uuid) else { return };
+        if job.state.is_terminal() {
+            return;
+        }
+        job.state = JobState::Running;
+        if job.message == "Queued." {
+            job.message = "Running.".into();
+        }
+        if self.save_job(&mut job).is_err() {
+            return;
+        }
+        let outcome = match job.kind {
+            JobKind::RekeyInternal => self.run_rekey_internal(&mut job),
+            JobKind::RekeyExternal => self.run_rekey_external(&mut job),
+            JobKind::Restore => self.run_restore(&mut job),
+            JobKind::Migrate => self.run_migrate(&mut job),
+        };
+        if let Err(Stop::Failed(e)) = outcome {
+            let mut txn = Transaction::new();
+            job.finish(&mut txn, Err(&e));
+            // If even this fails the job stays running and resumes at the next open.
+            let _ = self.commit_job_step(txn);
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Data keys: create (durable before the id is returned), read (node key table, then store),
+//! delete, list; the lazy creation of a scope's first KEK; seal counting per generation.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::nodes::TableEntry;
+use super::{Engine, akv_failed, now_secs, store_failed};
+use crate::backend::BackendCall;
+use crate::codec::{KekState, KeyOwner, WrappedDataKey, WrappedKek, keys};
+use crate::crypto::{Kek, SEAL_WARN_LIMIT};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{DataKeyId, KeyTag};
+use crate::secret::KeyMaterial;
+use crate::store::{Check, StoreError, Transaction};
+use crate::stored::StoredConfig;
+
+/// How often a create retries when the hierarchy changed under it (a rekey started).
+const CREATE_ATTEMPTS: usize = 8;
+
+/// A data key as listed: never its material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataKeyInfo {
+    /// The key id.
+    pub key_id: DataKeyId,
+    /// The caller's label.
+    pub key_tag: KeyTag,
+    /// The SVM that owns it, `None` for the cluster.
+    pub svm_uuid: Option<Uuid>,
+    /// The configuration whose KEK wraps it.
+    pub config_uuid: Uuid,
+    /// The KEK generation that wraps it.
+    pub kek_generation: u32,
+}
+
+/// How much a KEK generation has been used, against the random-nonce limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KekUsage {
+    /// Generation.
+    pub generation: u32,
+    /// "active" or "retiring".
+    pub state: &'static str,
+    /// Seals done with it (data keys wrapped), as counted.
+    pub seals: u64,
+    /// Seals at which rekey-internal is advised (half of NIST's 2^32).
+    pub seal_limit: u64,
+    /// True when `seals` reached `seal_limit`: schedule rekey-internal.
+    pub rekey_advised: bool,
+}
+
+pub(crate) fn seal_data_key(
+    kek: &Kek,
+    config: Uuid,
+    id: &DataKeyId,
+    owner: KeyOwner,
+    material: &KeyMaterial,
+    key_tag: KeyTag,
+) -> Result<WrappedDataKey> {
+    let generation = kek.generation();
+    let aad = WrappedDataKey::aad(config, id, generation, owner);
+    let mut ciphertext = *material.expose_secret();
+    let (nonce, tag) = kek
+        .aead()
+        .seal_in_place(&aad, &mut ciphertext)
+        .map_err(|_| Error::corrupt("Sealing a data key failed."))?;
+    Ok(WrappedDataKey {
+        config,
+        generation,
+        owner,
+        nonce,
+        ciphertext,
+        tag,
+        key_tag,
+    })
+}
+
+/// Opens a wrapped data key. A failure means the record or the KEK is not what it claims.
+pub(crate) fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<KeyMaterial> {
+    let aad = WrappedDataKey::aad(r.config, id, r.generation, r.owner);
+    let mut buf = r.ciphertext;
+    kek.aead()
+        .open_in_place(&r.nonce, &aad, &mut buf, &r.tag)
+        .map_err(|_| {
+            Error::corrupt(&format!(
+                "Data key {id} does not authenticate under its KEK (generation {}).",
+                r.generation
+            ))
+        })?;
+    let material = KeyMaterial::from_array(buf);
+    zeroize::Zeroize::zeroize(&mut buf);
+    Ok(material)
+}
+
+impl Engine {
+    /// The active KEK of `config` on the local node, creating generation 1 (wrapped by the
+    /// backend, one call) if the scope has none yet. Returns the configuration as it now is.
+    pub(crate) fn active_kek(
+        &self,
+        config: StoredConfig,
+        bytes: Vec<u8>,
+    ) -> Result<(StoredConfig, Vec<u8>, Arc<Kek>)> {
+        if let Some(g) = config.active_generation {
+            let kek = self.unlock_on(self.local, &config, g)?;
+            return Ok((config, bytes, kek));
+        }
+        let admin = self.admin.lock();
+        let (config, bytes) = self.load_config(config.uuid)?;
+        if let Some(g) = config.active_generation {
+            drop(admin);
+            let kek = self.unlock_on(self.local, &config, g)?;
+            return Ok((config, bytes, kek));
+        }
+        let generation = 1;
+        let kek = Kek::generate(generation);
+        let wrapped = self.wrap_new_kek(&config, &kek, KekState::Active)?;
+        let mut updated = config.clone();
+        updated.active_generation = Some(generation);
+        let updated_bytes = updated.encode();
+        let cfg_key = keys::config(config.uuid);
+        let kek_key = keys::kek(config.uuid, generation);
+        let mut txn = Transaction::new();
+        txn.check(Check::Equals(cfg_key.clone(), bytes))
+            .check(Check::Absent(kek_key.clone()))
+            .put(kek_key, wrapped.encode())
+            .put(cfg_key, updated_bytes.clone());
+        self.store.commit(txn).map_err(store_failed)?;
+        drop(admin);
+        let kek = Arc::new(kek);
+        let local = &self.nodes[self.local];
+        local
+            .keks
+            .write()
+            .insert((config.uuid, generation), kek.clone());
+        self.record_node(&local.node, &wrapped, Some(generation), None);
+        self.distribute(&updated, generation, self.local);
+        Ok((updated, updated_bytes, kek))
+    }
+
+    /// Wraps a new KEK with the configuration's external key (one backend call) and builds its
+    /// self-describing record with the check value.
+    pub(crate) fn wrap_new_kek(
+        &self,
+        config: &StoredConfig,
+        kek: &Kek,
+        state: KekState,
+    ) -> Result<WrappedKek> {
+        let parts = config.unseal(&self.protection)?;
+        let access = parts.access();
+        let call = BackendCall {
+            node: &self.nodes[self.local].node,
+            access: &access,
+        };
+        let wrapped = self
+            .backend
+            .wrap_kek(&call, &parts.key_id, kek.material())
+            .map_err(|e| akv_failed(&e))?;
+        let check = kek
+            .aead()
+            .seal_vec(
+                &WrappedKek::check_aad(config.uuid, kek.generation()),
+                WrappedKek::CHECK_PLAINTEXT,
+            )
+            .map_err(|_| Error::corrupt("Sealing the KEK check value failed."))?;
+        Ok(WrappedKek {
+            config: config.uuid,
+            generation: kek.generation(),
+            state,
+            created: now_secs(),
+            backend: self.backend.kind().to_owned(),
+            key_id: parts.key_id,
+            algorithm: self.backend.algorithm().to_owned(),
+            wrapped,
+            check,
+        })
+    }
+
+    /// Adds `n` seals to the count of (config, generation); returns the new count.
+    pub(crate) fn count_seals(&self, config: Uuid, generation: u32, n: u64) -> Result<u64> {
+        let mut seals = self.seals.lock();
+        let count = match seals.get(&(config, generation)) {
+            Some(c) => *c,
+            None => self
+                .store
+                .get(&keys::seals(config, generation))
+                .map_err(store_failed)?
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0),
+        };
+        let count = count.saturating_add(n);
+        seals.insert((config, generation), count);
+        Ok(count)
+    }
+
+    /// Creates a 256-bit data key for `owner`, wrapped by the active KEK of the configuration
+    /// that protects the owner. The key is durable before its id is returned.
+    pub fn create_data_key(&self, owner: KeyOwner, key_tag: KeyTag) -> Result<DataKeyId> {
+        let ids = self.create_data_keys(owner, vec![key_tag])?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| Error::corrupt("no key created"))
+    }
+
+    /// Creates one data key per tag in one durable transaction (all or none).
+    pub fn create_data_keys(&self, owner: KeyOwner, tags: Vec<KeyTag>) -> Result<Vec<DataKeyId>> {
+        let _gate = self.gate.read();
+        let materials: Vec<(DataKeyId, KeyMaterial)> = tags
+            .iter()
+            .map(|_| (DataKeyId::random(), KeyMaterial::random()))
+            .collect();
+        for _ in 0..CREATE_ATTEMPTS {
+            let (config, bytes) = self.config_for_owner(owner)?;
+            let (config, bytes, kek) = self.active_kek(config, bytes)?;
+            let generation = kek.generation();
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(keys::config(config.uuid), bytes));
+            let mut records = Vec::with_capacity(tags.len());
+            for ((id, material), tag) in materials.iter().zip(&tags) {
+                let record = seal_data_key(&kek, config.uuid, id, owner, material, tag.clone())?;
+                txn.check(Check::Absent(keys::data_key(id)))
+                    .put(keys::data_key(id), record.encode())
+                    .put(
+                        keys::key_index(config.uuid, generation, owner, id),
+                        Vec::new(),
+                    );
+                records.push(record);
+            }
+            let seals = self.count_seals(config.uuid, generation, tags.len() as u64)?;
+            txn.put(
+                keys::seals(config.uuid, generation),
+                seals.to_be_bytes().to_vec(),
+            );
+            match self.store.commit(txn) {
+                Ok(()) => {
+                    let table = &self.nodes[self.local].table;
+                    for ((id, _), record) in materials.iter().zip(records) {
+                        table.insert(
+                            *id,
+                            TableEntry {
+                                record,
+                                kek: kek.clone(),
+                            },
+                        );
+                    }
+                    return Ok(materials.into_iter().map(|(id, _)| id).collect());
+                }
+                // The configuration changed (a rekey switched generations): seal again.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            }
+        }
+        Err(Error::new(ErrorKind::StoreFailed)
+            .with_detail("The key hierarchy kept changing during the create; retry."))
+    }
+
+    /// Reads a data key's material on this process's local node.
+    pub fn read_data_key(&self, id: &DataKeyId) -> Result<KeyMaterial> {
+        self.read_on(self.local, id)
+    }
+
+    /// Reads a data key's material from the key table of managed node `node`.
+    pub fn read_data_key_on(&self, node: Uuid, id: &DataKeyId) -> Result<KeyMaterial> {
+        self.read_on(self.node_index(node)?, id)
+    }
+
+    fn read_on(&self, idx: usize, id: &DataKeyId) -> Result<KeyMaterial> {
+        let rt = &self.nodes[idx];
+        if let Some(entry) = rt.table.get(id) {
+            return open_data_key(id, &entry.record, &entry.kek);
+        }
+        let (record, _) = self.load_data_key(id)?;
+        let (config, _) = self.load_config(record.config)?;
+        let kek = self.unlock_on(idx, &config, record.generation)?;
+        let material = open_data_key(id, &record, &kek)?;
+        rt.table.insert(*id, TableEntry { record, kek });
+        Ok(material)
+    }
+
+    pub(crate) fn load_data_key(&self, id: &DataKeyId) -> Result<(WrappedDataKey, Vec<u8>)> {
+        let bytes = self
+            .store
+            .get(&keys::data_key(id))
+            .map_err(store_failed)?
+            .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("key_id"))?;
+        Ok((WrappedDataKey::decode(&bytes)?, bytes))
+    }
+
+    /// Deletes a data key durably, then drops it from every node key table.
+    pub fn delete_data_key(&self, id: &DataKeyId) -> Result<()> {
+        let _gate = self.gate.read();
+        for _ in 0..CREATE_ATTEMPTS {
+            let (r, bytes) = self.load_data_key(id)?;
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(keys::data_key(id), bytes))
+                .delete(keys::data_key(id))
+                .delete(keys::key_index(r.config, r.generation, r.owner, id));
+            match self.store.commit(txn) {
+                Ok(()) => {
+                    for n in &self.nodes {
+                        n.table.remove(id);
+                    }
+                    return Ok(());
+                }
+                // Rewrapped or migrated meanwhile: delete what is there now.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            }
+        }
+        Err(Error::new(ErrorKind::StoreFailed).with_detail("The key kept changing; retry."))
+    }
+
+    /// The data keys protected by configuration `config`: ids, tags, owners, generations.
+    pub fn list_data_keys(&self, config: Uuid) -> Result<Vec<DataKeyInfo>> {
+        self.load_config(config)?;
+        let index = self.scan_all(&keys::key_index_prefix(config))?;
+        let ids: Vec<DataKeyId> = index
+            .iter()
+            .filter_map(|(k, _)| keys::id_of_index(k))
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1024) {
+            let wanted: Vec<Vec<u8>> = chunk.iter().map(keys::data_key).collect();
+            for (id, bytes) in chunk
+                .iter()
+                .zip(self.store.get_many(&wanted).map_err(store_failed)?)
+            {
+                let Some(bytes) = bytes else { continue };
+                let r = WrappedDataKey::decode(&bytes)?;
+                out.push(DataKeyInfo {
+                    key_id: *id,
+                    key_tag: r.key_tag,
+                    svm_uuid: r.owner.svm(),
+                    config_uuid: r.config,
+                    kek_generation: r.generation,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seal counts of every KEK generation of `config`, with the rekey advice.
+    pub fn kek_usage(&self, config: Uuid) -> Result<Vec<KekUsage>> {
+        self.load_config(config)?;
+        let mut out = Vec::new();
+        for (_, v) in self.scan_all(&keys::kek_prefix(config))? {
+            let k = WrappedKek::decode(&v)?;
+            let seals = self.count_seals(config, k.generation, 0)?;
+            out.push(KekUsage {
+                generation: k.generation,
+                state: match k.state {
+                    KekState::Active => "active",
+                    KekState::Retiring => "retiring",
+                },
+                seals,
+                seal_limit: SEAL_WARN_LIMIT,
+                rekey_advised: seals >= SEAL_WARN_LIMIT,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Test and operations hook: sets the seal count of a generation (e.g. after restoring a
+    /// store from a backup whose counter is known to be stale).
+    pub fn set_seal_count(&self, config: Uuid, generation: u32, seals: u64) -> Result<()> {
+        let mut txn = Transaction::new();
+        txn.put(
+            keys::seals(config, generation),
+            seals.to_be_bytes().to_vec(),
+        );
+        self.store.commit(txn).map_err(store_failed)?;
+        self.seals.lock().insert((config, generation), seals);
+        Ok(())
+    }
+}

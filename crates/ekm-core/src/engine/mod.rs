@@ -1,0 +1,479 @@
+//! The engine: configurations, the key hierarchy, the nodes' key tables, and the jobs that
+//! change the hierarchy (rekey-external, rekey-internal, restore, migrate).
+//!
+//! Owns: every state change of ekm, each as one store transaction; the unlocked KEKs and the
+//! node key tables in memory.
+//! Must never: return a data key id before the key is durable; persist or log plaintext key
+//! material; leave a change half-applied on any error.
+
+mod jobs;
+mod keys_ops;
+mod lifecycle;
+mod nodes;
+mod status;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::backend::{Backend, BackendCall, BackendError};
+use crate::codec::{KeyOwner, keys};
+use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
+use crate::crypto::ProtectionKey;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Check, Store, StoreError, Transaction};
+use crate::stored::{ConfigParts, StoredConfig};
+use crate::topology::Topology;
+
+pub use jobs::{Job, JobKind, JobState};
+pub use keys_ops::{DataKeyInfo, KekUsage};
+use nodes::NodeRuntime;
+pub use status::StatusFields;
+
+/// The on-disk format version this build writes and reads.
+pub const FORMAT_VERSION: &[u8] = b"2";
+
+/// Page size of internal scans.
+const SCAN_PAGE: usize = 1024;
+
+/// Default number of keys rewrapped per transaction by rekey-internal and migrate.
+pub const DEFAULT_REKEY_BATCH: usize = 2048;
+
+/// What the embedder gives the engine.
+pub struct EngineOptions {
+    store: Arc<dyn Store>,
+    backend: Arc<dyn Backend>,
+    topology: Topology,
+    protection_key: ProtectionKey,
+    local_node: Option<Uuid>,
+    managed_nodes: Option<Vec<Uuid>>,
+    rekey_batch: usize,
+    resume_jobs: bool,
+}
+
+impl EngineOptions {
+    /// The required parts; the first node of the topology is local, every node is managed by
+    /// this process, interrupted jobs resume at open.
+    pub fn new(
+        store: Arc<dyn Store>,
+        backend: Arc<dyn Backend>,
+        topology: Topology,
+        protection_key: ProtectionKey,
+    ) -> Self {
+        EngineOptions {
+            store,
+            backend,
+            topology,
+            protection_key,
+            local_node: None,
+            managed_nodes: None,
+            rekey_batch: DEFAULT_REKEY_BATCH,
+            resume_jobs: true,
+        }
+    }
+
+    /// Which node this process serves on its data path.
+    pub fn local_node(mut self, node: Uuid) -> Self {
+        self.local_node = Some(node);
+        self
+    }
+
+    /// Which nodes this process holds key tables for (the local node is always one of them).
+    /// Other nodes are run by other processes sharing the store.
+    pub fn managed_nodes(mut self, nodes: Vec<Uuid>) -> Self {
+        self.managed_nodes = Some(nodes);
+        self
+    }
+
+    /// Keys rewrapped per transaction by rekey-internal and migrate.
+    pub fn rekey_batch(mut self, n: usize) -> Self {
+        self.rekey_batch = n.max(1);
+        self
+    }
+
+    /// Whether `open` resumes interrupted jobs in the background (default true).
+    pub fn resume_jobs(mut self, yes: bool) -> Self {
+        self.resume_jobs = yes;
+        self
+    }
+}
+
+/// The ekm engine. Shared behind an `Arc`; every method takes `&self`.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    backend: Arc<dyn Backend>,
+    topology: Topology,
+    protection: ProtectionKey,
+    /// Nodes this process manages; `nodes[local]` is the data path's node.
+    nodes: Vec<NodeRuntime>,
+    local: usize,
+    rekey_batch: usize,
+    /// Serializes configuration changes, KEK creation and job starts.
+    admin: Mutex<()>,
+    /// Data-key writers hold it shared; deleting a configuration holds it exclusively.
+    gate: RwLock<()>,
+    /// Seal counts by (configuration, generation), loaded lazily from the store.
+    seals: Mutex<std::collections::HashMap<(Uuid, u32), u64>>,
+    /// Jobs with a runner in this process.
+    running: Mutex<HashSet<Uuid>>,
+    /// Signalled whenever a job record changes in this process.
+    job_changed: Condvar,
+    job_lock: Mutex<()>,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store.engine_name())
+            .field("backend", &self.backend.kind())
+            .field("local_node", &self.nodes[self.local].node.name)
+            .field("managed_nodes", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(crate) fn store_failed(e: StoreError) -> Error {
+    Error::new(ErrorKind::StoreFailed).with_detail(e.to_string())
+}
+
+pub(crate) fn akv_failed(e: &BackendError) -> Error {
+    let mut detail = format!("Cause: {e}.");
+    if let Some(d) = e.retry_after {
+        detail.push_str(&format!(" Retry after {} seconds.", d.as_secs().max(1)));
+    }
+    Error::new(ErrorKind::AkvUnavailable).with_detail(detail)
+}
+
+impl Engine {
+    /// Opens the engine over a store and resumes interrupted jobs in the background. Does not
+    /// call the backend: KEKs unlock on first use (or [`Engine::unlock_all`]), so the engine
+    /// opens, and serves configuration reads, while AKV is unreachable.
+    pub fn open(opts: EngineOptions) -> Result<Arc<Engine>> {
+        opts.topology.validate()?;
+        let local_uuid = opts.local_node.unwrap_or(opts.topology.nodes[0].uuid);
+        if opts.topology.node(local_uuid).is_none() {
+            return Err(Error::invalid_value(
+                "node",
+                "the local node is not in the topology.",
+            ));
+        }
+        let mut managed: Vec<Uuid> = match &opts.managed_nodes {
+            Some(v) => v.clone(),
+            None => opts.topology.nodes.iter().map(|n| n.uuid).collect(),
+        };
+        if !managed.contains(&local_uuid) {
+            managed.insert(0, local_uuid);
+        }
+        let mut nodes = Vec::new();
+        for u in managed {
+            let node = opts.topology.node(u).cloned().ok_or_else(|| {
+                Error::invalid_value("node", "a managed node is not in the topology.")
+            })?;
+            nodes.push(NodeRuntime::new(node));
+        }
+        let local = nodes
+            .iter()
+            .position(|n| n.node.uuid == local_uuid)
+            .unwrap_or(0);
+        check_format(&*opts.store)?;
+        let engine = Arc::new(Engine {
+            store: opts.store,
+            backend: opts.backend,
+            topology: opts.topology,
+            protection: opts.protection_key,
+            nodes,
+            local,
+            rekey_batch: opts.rekey_batch,
+            admin: Mutex::new(()),
+            gate: RwLock::new(()),
+            seals: Mutex::new(Default::default()),
+            running: Mutex::new(HashSet::new()),
+            job_changed: Condvar::new(),
+            job_lock: Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+        });
+        if opts.resume_jobs {
+            engine.resume_jobs()?;
+        }
+        Ok(engine)
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The node this engine serves on its data path.
+    pub fn local_node(&self) -> &crate::topology::Node {
+        &self.nodes[self.local].node
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Stops job runners at their next step (their jobs stay `running` in the store and resume
+    /// at the next open) and waits for them to stop.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let mut guard = self.job_lock.lock();
+        while !self.running.lock().is_empty() {
+            self.job_changed
+                .wait_for(&mut guard, std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    // ----- configurations -------------------------------------------------------------------
+
+    pub(crate) fn load_config(&self, uuid: Uuid) -> Result<(StoredConfig, Vec<u8>)> {
+        let bytes = self
+            .store
+            .get(&keys::config(uuid))
+            .map_err(store_failed)?
+            .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("uuid"))?;
+        Ok((StoredConfig::decode(&bytes)?, bytes))
+    }
+
+    pub(crate) fn config_for_scope(
+        &self,
+        svm: Option<Uuid>,
+    ) -> Result<Option<(StoredConfig, Vec<u8>)>> {
+        let Some(raw) = self.store.get(&keys::scope(svm)).map_err(store_failed)? else {
+            return Ok(None);
+        };
+        let uuid = Uuid::from_slice(&raw)
+            .map_err(|_| Error::corrupt("A scope index entry is malformed."))?;
+        Ok(Some(self.load_config(uuid)?))
+    }
+
+    /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's.
+    pub(crate) fn config_for_owner(&self, owner: KeyOwner) -> Result<(StoredConfig, Vec<u8>)> {
+        if let KeyOwner::Svm(u) = owner {
+            if self.topology.svm_by_uuid(u).is_none() {
+                return Err(Error::new(ErrorKind::SvmNotFound).with_detail(format!(
+                    "SVM with uuid \"{u}\" does not exist in this cluster."
+                )));
+            }
+            if let Some(c) = self.config_for_scope(Some(u))? {
+                return Ok(c);
+            }
+        }
+        self.config_for_scope(None)?
+            .ok_or_else(|| Error::new(ErrorKind::NotConfigured))
+    }
+
+    /// Creates a configuration: checks the SVM, uniqueness, and that the backend can be reached
+    /// and the key can wrap and unwrap with these credentials; then persists it. Nothing is
+    /// written on any failure.
+    pub fn create_config(&self, req: CreateRequest) -> Result<AzureKeyVault> {
+        let svm = req
+            .svm
+            .as_ref()
+            .map(|s| self.topology.resolve_svm(s))
+            .transpose()?;
+        let _admin = self.admin.lock();
+        let scope_key = keys::scope(svm.as_ref().map(|s| s.uuid()));
+        if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
+            return Err(Error::new(ErrorKind::AlreadyConfigured));
+        }
+        let parts = ConfigParts {
+            uuid: Uuid::new_v4(),
+            svm,
+            client_id: req.client_id,
+            tenant_id: req.tenant_id,
+            name: req.name,
+            key_id: req.key_id,
+            credential: req.credential,
+            proxy: req.proxy,
+            revision: 1,
+            active_generation: None,
+        };
+        self.check_backend(&parts, &parts.key_id)?;
+        let record = StoredConfig::seal(&parts, &self.protection)?;
+        let mut txn = Transaction::new();
+        txn.check(Check::Absent(scope_key.clone()))
+            .put(scope_key, parts.uuid.as_bytes().to_vec())
+            .put(keys::config(parts.uuid), record.encode());
+        match self.store.commit(txn) {
+            Ok(()) => record.view(),
+            Err(StoreError::Conflict(_)) => Err(Error::new(ErrorKind::AlreadyConfigured)),
+            Err(e) => Err(store_failed(e)),
+        }
+    }
+
+    /// Proves the backend accepts `parts`' credentials and can wrap and unwrap with `key`.
+    fn check_backend(&self, parts: &ConfigParts, key: &crate::ids::KeyId) -> Result<()> {
+        let access = parts.access();
+        let call = BackendCall {
+            node: &self.nodes[self.local].node,
+            access: &access,
+        };
+        self.backend.check(&call, key).map_err(|e| akv_failed(&e))
+    }
+
+    /// All configurations: the cluster's first, then the SVMs' by SVM name.
+    pub fn list_configs(&self) -> Result<Vec<AzureKeyVault>> {
+        let mut out = Vec::new();
+        for (_, v) in self.scan_all(keys::CONFIG)? {
+            out.push(StoredConfig::decode(&v)?.view()?);
+        }
+        out.sort_by(|a, b| {
+            let key = |c: &AzureKeyVault| c.svm.as_ref().map(|s| s.name().to_owned());
+            key(a).cmp(&key(b))
+        });
+        Ok(out)
+    }
+
+    /// Every record under `prefix`, page by page.
+    pub(crate) fn scan_all(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        loop {
+            let after = out.last().map(|(k, _)| k.clone());
+            let page = self
+                .store
+                .scan(prefix, after.as_deref(), SCAN_PAGE)
+                .map_err(store_failed)?;
+            let done = page.len() < SCAN_PAGE;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One configuration; [`ErrorKind::EntryNotFound`] for an unknown uuid.
+    pub fn get_config(&self, uuid: Uuid) -> Result<AzureKeyVault> {
+        self.load_config(uuid)?.0.view()
+    }
+
+    /// Updates credentials, proxy, client or tenant id. The new settings are proven against the
+    /// backend first; the old configuration stays in force until then.
+    pub fn patch_config(&self, uuid: Uuid, patch: PatchRequest) -> Result<AzureKeyVault> {
+        let _admin = self.admin.lock();
+        let (stored, old_bytes) = self.load_config(uuid)?;
+        let mut parts = stored.unseal(&self.protection)?;
+        let ids_change = patch
+            .client_id
+            .as_ref()
+            .is_some_and(|c| *c != parts.client_id)
+            || patch
+                .tenant_id
+                .as_ref()
+                .is_some_and(|t| *t != parts.tenant_id);
+        let stays_secret = patch.credential.is_none()
+            && parts.credential.method() == AuthenticationMethod::ClientSecret;
+        if ids_change && stays_secret {
+            return Err(Error::new(ErrorKind::ClientSecretRequired)
+                .with_detail("A new client_id or tenant_id needs its client secret.")
+                .with_target("client_secret"));
+        }
+        parts.proxy = patch.proxy.apply(parts.proxy.as_ref())?;
+        if let Some(c) = patch.client_id {
+            parts.client_id = c;
+        }
+        if let Some(t) = patch.tenant_id {
+            parts.tenant_id = t;
+        }
+        if let Some(cred) = patch.credential {
+            parts.credential = cred;
+        }
+        parts.revision += 1;
+        self.check_backend(&parts, &parts.key_id)?;
+        let record = StoredConfig::seal(&parts, &self.protection)?;
+        let key = keys::config(uuid);
+        let mut txn = Transaction::new();
+        txn.check(Check::Equals(key.clone(), old_bytes))
+            .put(key, record.encode());
+        self.store.commit(txn).map_err(store_failed)?;
+        record.view()
+    }
+
+    /// Deletes a configuration; refused with [`ErrorKind::KeysExist`] while it protects data
+    /// keys and with [`ErrorKind::JobInProgress`] while a job runs on it. Removes its wrapped
+    /// KEKs, node records and seal counters in the same transaction.
+    pub fn delete_config(&self, uuid: Uuid) -> Result<()> {
+        let _gate = self.gate.write();
+        let _admin = self.admin.lock();
+        let (stored, bytes) = self.load_config(uuid)?;
+        if !self
+            .store
+            .scan(&keys::key_index_prefix(uuid), None, 1)
+            .map_err(store_failed)?
+            .is_empty()
+        {
+            return Err(Error::new(ErrorKind::KeysExist));
+        }
+        if self
+            .store
+            .get(&jobs::marker_key(uuid))
+            .map_err(store_failed)?
+            .is_some()
+        {
+            return Err(Error::new(ErrorKind::JobInProgress));
+        }
+        let cfg_key = keys::config(uuid);
+        let mut txn = Transaction::new();
+        txn.check(Check::Equals(cfg_key.clone(), bytes))
+            .check(Check::Absent(jobs::marker_key(uuid)))
+            .delete(cfg_key)
+            .delete(keys::scope(stored.svm_uuid()));
+        for (k, _) in self.scan_all(&keys::kek_prefix(uuid))? {
+            txn.delete(k);
+        }
+        for (k, _) in self.scan_all(&seals_prefix(uuid))? {
+            txn.delete(k);
+        }
+        for n in &self.topology.nodes {
+            txn.delete(keys::node(n.uuid, uuid));
+        }
+        self.store.commit(txn).map_err(store_failed)?;
+        for n in &self.nodes {
+            n.forget_config(uuid);
+        }
+        self.seals.lock().retain(|(c, _), _| *c != uuid);
+        Ok(())
+    }
+}
+
+fn seals_prefix(config: Uuid) -> Vec<u8> {
+    let mut k = keys::SEALS.to_vec();
+    k.extend_from_slice(config.as_bytes());
+    k
+}
+
+fn check_format(store: &dyn Store) -> Result<()> {
+    match store.get(keys::FORMAT).map_err(store_failed)? {
+        Some(v) if v == FORMAT_VERSION => Ok(()),
+        Some(v) => Err(Error::corrupt(&format!(
+            "The store has format version {:?}; this build reads {:?}.",
+            String::from_utf8_lossy(&v),
+            String::from_utf8_lossy(FORMAT_VERSION)
+        ))),
+        None => {
+            let mut txn = Transaction::new();
+            txn.check(Check::Absent(keys::FORMAT.to_vec()))
+                .put(keys::FORMAT, FORMAT_VERSION);
+            match store.commit(txn) {
+                Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+                Err(e) => Err(store_failed(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Nodes: each managed node's key table and unlocked KEKs in memory, and each node's
+//! availability record in the store (so other processes sharing the store see it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Engine, now_secs, store_failed};
+use crate::backend::BackendCall;
+use crate::codec::{WrappedDataKey, WrappedKek, keys};
+use crate::crypto::Kek;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::DataKeyId;
+use crate::secret::KeyMaterial;
+use crate::store::Transaction;
+use crate::stored::StoredConfig;
+use crate::topology::Node;
+
+/// A wrapped data key held in a node key table with the KEK that opens it.
+pub(crate) struct TableEntry {
+    pub(crate) record: WrappedDataKey,
+    pub(crate) kek: Arc<Kek>,
+}
+
+/// One node managed by this process: what its data path reads.
+pub(crate) struct NodeRuntime {
+    pub(crate) node: Node,
+    /// Unlocked KEKs by (configuration, generation).
+    pub(crate) keks: RwLock<HashMap<(Uuid, u32), Arc<Kek>>>,
+    /// The node key table: wrapped data keys with their KEKs.
+    pub(crate) table: DashMap<DataKeyId, TableEntry>,
+    /// Serializes unwraps on this node so a burst of misses costs one backend call.
+    unlocking: Mutex<()>,
+}
+
+impl NodeRuntime {
+    pub(crate) fn new(node: Node) -> Self {
+        NodeRuntime {
+            node,
+            keks: RwLock::new(HashMap::new()),
+            table: DashMap::new(),
+            unlocking: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn kek(&self, config: Uuid, generation: u32) -> Option<Arc<Kek>> {
+        self.keks.read().get(&(config, generation)).cloned()
+    }
+
+    /// Drops everything this node holds for `config`.
+    pub(crate) fn forget_config(&self, config: Uuid) {
+        self.keks.write().retain(|(c, _), _| *c != config);
+        self.table.retain(|_, e| e.record.config != config);
+    }
+
+    /// Drops one retired generation and the table entries it wrapped.
+    pub(crate) fn forget_generation(&self, config: Uuid, generation: u32) {
+        self.keks.write().remove(&(config, generation));
+        self.table
+            .retain(|_, e| !(e.record.config == config && e.record.generation == generation));
+    }
+}
+
+/// Why a node lacks a KEK, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeError {
+    pub code: u32,
+    pub message: String,
+}
+
+/// A node's availability for one configuration (`n/<node><config>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NodeRecord {
+    pub v: u32,
+    pub node: Uuid,
+    pub config: Uuid,
+    /// Generation of the node's copy of the wrapped KEK.
+    pub generation: u32,
+    /// The node's copy of the wrapped KEK record (base64 of its encoding).
+    pub wrapped_kek: String,
+    /// The generation the node has unlocked, if any.
+    pub loaded: Option<u32>,
+    pub last_error: Option<NodeError>,
+    pub updated: u64,
+}
+
+impl NodeRecord {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<NodeRecord> {
+        serde_json::from_slice(bytes).map_err(|_| Error::corrupt("A node record is malformed."))
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl Engine {
+    pub(crate) fn node_record(&self, node: Uuid, config: Uuid) -> Result<Option<NodeRecord>> {
+        self.store
+            .get(&keys::node(node, config))
+            .map_err(store_failed)?
+            .map(|b| NodeRecord::decode(&b))
+            .transpose()
+    }
+
+    /// Writes what a node now holds for a configuration. A failure to record is not fatal to
+    /// the caller (the in-memory state is right; the record catches up on the next change).
+    pub(crate) fn record_node(
+        &self,
+        node: &Node,
+        wrapped: &WrappedKek,
+        loaded: Option<u32>,
+        last_error: Option<&Error>,
+    ) {
+        let rec = NodeRecord {
+            v: 1,
+            node: node.uuid,
+            config: wrapped.config,
+            generation: wrapped.generation,
+            wrapped_kek: B64.encode(wrapped.encode()),
+            loaded,
+            last_error: last_error.map(|e| NodeError {
+                code: e.code(),
+                message: e.message(),
+            }),
+            updated: now_secs(),
+        };
+        let mut txn = Transaction::new();
+        txn.put(keys::node(node.uuid, wrapped.config), rec.encode());
+        let _ = self.store.commit(txn);
+    }
+
+    /// The wrapped KEK `generation` of `config`: the node's own copy when it is that
+    /// generation, else the cluster record. [`ErrorKind::MissingWrappedKek`] when neither exists.
+    pub(crate) fn wrapped_kek_for(
+        &self,
+        node: Uuid,
+        config: Uuid,
+        generation: u32,
+    ) -> Result<WrappedKek> {
+        if let Some(rec) = self.node_record(node, config)? {
+            if rec.generation == generation {
+                if let Some(k) = B64
+                    .decode(&rec.wrapped_kek)
+                    .ok()
+                    .and_then(|b| WrappedKek::decode(&b).ok())
+                    .filter(|k| k.config == config && k.generation == generation)
+                {
+                    return Ok(k);
+                }
+            }
+        }
+        self.cluster_wrapped_kek(config, generation)
+    }
+
+    pub(crate) fn cluster_wrapped_kek(&self, config: Uuid, generation: u32) -> Result<WrappedKek> {
+        let bytes = self
+            .store
+            .get(&keys::kek(config, generation))
+            .map_err(store_failed)?
+            .ok_or_else(|| {
+                Error::new(ErrorKind::MissingWrappedKek).with_detail(format!(
+                    "Generation {generation} of configuration {config} is not in the store."
+                ))
+            })?;
+        WrappedKek::decode(&bytes)
+    }
+
+    /// The unlocked KEK `generation` of `config` on node `idx`, unwrapping it through the
+    /// backend (as that node) on first use. The node's availability record follows.
+    pub(crate) fn unlock_on(
+        &self,
+        idx: usize,
+        config: &StoredConfig,
+        generation: u32,
+    ) -> Result<Arc<Kek>> {
+        let rt = &self.nodes[idx];
+        if let Some(k) = rt.kek(config.uuid, generation) {
+            return Ok(k);
+        }
+        let _one_at_a_time = rt.unlocking.lock();
+        if let Some(k) = rt.kek(config.uuid, generation) {
+            return Ok(k);
+        }
+        let wrapped = self.wrapped_kek_for(rt.node.uuid, config.uuid, generation)?;
+        let is_active = config.active_generation == Some(generation);
+        match self.unwrap_kek(&rt.node, config, &wrapped) {
+            Ok(kek) => {
+                let kek = Arc::new(kek);
+                rt.keks
+                    .write()
+                    .insert((config.uuid, generation), kek.clone());
+                if is_active {
+                    self.record_node(&rt.node, &wrapped, Some(generation), None);
+                }
+                Ok(kek)
+            }
+            Err(e) => {
+                if is_active {
+                    self.record_node(&rt.node, &wrapped, None, Some(&e));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One backend unwrap as `node`, then the check value: a KEK that is not the one wrapped
+    /// is refused rather than cached.
+    pub(crate) fn unwrap_kek(
+        &self,
+        node: &Node,
+        config: &StoredConfig,
+        wrapped: &WrappedKek,
+    ) -> Result<Kek> {
+        let parts = config.unseal(&self.protection)?;
+        let access = parts.access();
+        let call = BackendCall {
+            node,
+            access: &access,
+        };
+        let generation = wrapped.generation;
+        let material = self
+            .backend
+            .unwrap_kek(&call, &wrapped.key_id, &wrapped.wrapped)
+            .map_err(|e| {
+                Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+                    "Unlocking generation {generation} of configuration {} on node {} needs AKV, which failed: {e}.",
+                    config.uuid, node.name
+                ))
+            })?;
+        let material = KeyMaterial::from_slice(material.expose_secret()).ok_or_else(|| {
+            Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+                "The backend returned {} bytes for a 32-byte KEK.",
+                material.len()
+            ))
+        })?;
+        let kek = Kek::from_material(material, generation);
+        let check = kek.aead().open_vec(
+            &WrappedKek::check_aad(config.uuid, generation),
+            &wrapped.check,
+        );
+        if !check.is_ok_and(|c| c.as_slice() == WrappedKek::CHECK_PLAINTEXT) {
+            return Err(Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+                "The backend unwrapped generation {generation} of configuration {} to a different key; the vault key may have been replaced.",
+                config.uuid
+            )));
+        }
+        Ok(kek)
+    }
+
+    /// Gives every managed node other than `except` the new KEK generation: each unwraps it
+    /// through the backend as itself, so a node that cannot reach AKV is recorded as lacking it.
+    pub(crate) fn distribute(&self, config: &StoredConfig, generation: u32, except: usize) {
+        for idx in 0..self.nodes.len() {
+            if idx != except {
+                let _ = self.unlock_on(idx, config, generation);
+            }
+        }
+    }
+
+    /// Unlocks the active KEK of every configuration on every managed node, as a node does
+    /// after a reboot. Failures are recorded (status shows them) and returned by node name.
+    pub fn unlock_all(&self) -> Vec<(String, Error)> {
+        let mut failures = Vec::new();
+        let Ok(configs) = self.scan_all(keys::CONFIG) else {
+            return failures;
+        };
+        for (_, bytes) in configs {
+            let Ok(cfg) = StoredConfig::decode(&bytes) else {
+                continue;
+            };
+            let Some(g) = cfg.active_generation else {
+                continue;
+            };
+            for idx in 0..self.nodes.len() {
+                if let Err(e) = self.unlock_on(idx, &cfg, g) {
+                    failures.push((self.nodes[idx].node.name.clone(), e));
+                }
+            }
+        }
+        failures
+    }
+
+    /// Forgets what node `node` holds in memory, as a reboot of that node would, and records
+    /// it as lacking every KEK until it unlocks again (on first use, `unlock_all` or restore).
+    pub fn reset_node(&self, node: Uuid) -> Result<()> {
+        let idx = self.node_index(node)?;
+        let rt = &self.nodes[idx];
+        rt.keks.write().clear();
+        rt.table.clear();
+        let prefix = [keys::NODE, node.as_bytes().as_slice()].concat();
+        for (k, v) in self.scan_all(&prefix)? {
+            let mut rec = NodeRecord::decode(&v)?;
+            rec.loaded = None;
+            rec.last_error = Some(NodeError {
+                code: ErrorKind::KekUnavailable.code(),
+                message: "The node restarted and has not unlocked the KEK yet.".into(),
+            });
+            rec.updated = now_secs();
+            let mut txn = Transaction::new();
+            txn.put(k, rec.encode());
+            self.store.commit(txn).map_err(store_failed)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn node_index(&self, node: Uuid) -> Result<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.node.uuid == node)
+            .ok_or_else(|| {
+                Error::new(ErrorKind::EntryNotFound)
+                    .with_detail(format!("Node {node} is not managed by this process."))
+                    .with_target("node")
+            })
+    }
+}
