@@ -133,3 +133,93 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A store that makes the first `allowed` commits durable and fails every later one, as if the
+/// process died right after its `allowed`-th durable write (redb's CrashBackend pattern).
+/// Reads keep working: they cannot change what a crash leaves behind.
+pub struct CrashingStore {
+    inner: Arc<dyn Store>,
+    allowed: std::sync::atomic::AtomicUsize,
+    pub crashed: std::sync::atomic::AtomicBool,
+}
+
+impl CrashingStore {
+    pub fn new(inner: Arc<dyn Store>, allowed: usize) -> Arc<Self> {
+        Arc::new(CrashingStore {
+            inner,
+            allowed: std::sync::atomic::AtomicUsize::new(allowed),
+            crashed: Default::default(),
+        })
+    }
+
+    pub fn has_crashed(&self) -> bool {
+        self.crashed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for CrashingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrashingStore")
+    }
+}
+
+impl Store for CrashingStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ekm::core::StoreError> {
+        self.inner.get(key)
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ekm::core::StoreError> {
+        self.inner.get_many(keys)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<ekm::core::store::Entry>, ekm::core::StoreError> {
+        self.inner.scan(prefix, start_after, limit)
+    }
+
+    fn commit(&self, txn: ekm::core::Transaction) -> Result<(), ekm::core::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let ok = self
+            .allowed
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !ok {
+            self.crashed.store(true, SeqCst);
+            return Err(ekm::core::StoreError::Io("simulated crash".into()));
+        }
+        self.inner.commit(txn)
+    }
+
+    fn engine_name(&self) -> &'static str {
+        "crashing"
+    }
+}
+
+/// Opens an engine over `store` with the test topology and a shared fake backend.
+pub fn engine_over(
+    store: Arc<dyn Store>,
+    fake: Arc<FakeBackend>,
+    pk: &Path,
+    batch: usize,
+) -> Arc<Engine> {
+    let pk = protection_key::load_or_create(pk).expect("pk");
+    Engine::open(EngineOptions::new(store, fake, topology(), pk).rekey_batch(batch))
+        .expect("engine opens")
+}
+
+/// Every KEK record of a configuration: (generation, active?).
+pub fn kek_generations(store: &dyn Store, config: Uuid) -> Vec<(u32, bool)> {
+    store
+        .scan(&ekm::core::codec::keys::kek_prefix(config), None, 100)
+        .expect("scan")
+        .iter()
+        .map(|(_, v)| {
+            let k = ekm::core::codec::WrappedKek::decode(v).expect("kek record");
+            (k.generation, k.state == ekm::core::codec::KekState::Active)
+        })
+        .collect()
+}

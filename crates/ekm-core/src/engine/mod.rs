@@ -236,6 +236,11 @@ impl Engine {
         }
     }
 
+    /// Number of job runners active in this process.
+    pub fn running_jobs(&self) -> usize {
+        self.running.lock().len()
+    }
+
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
