@@ -36,6 +36,8 @@ fn crash_child() {
     let (engine, _fake, _store) = DataDir::new(std::path::Path::new(dir), kind).open();
     let owners = [KeyOwner::Cluster, KeyOwner::Svm(VS0), KeyOwner::Svm(VS1)];
     let mut out = std::io::stdout().lock();
+    // The harness printed "test crash_child ... " without a newline: end that line first.
+    println!();
     for i in 0u64.. {
         let owner = owners[(i % 3) as usize];
         let id = engine
