@@ -211,3 +211,29 @@ fn failed_kek_wrap_leaves_no_key_and_no_kek() {
         .unwrap();
     assert_eq!(e.list_data_keys(cfg.uuid).unwrap().len(), 1);
 }
+
+#[test]
+fn seals_are_counted_per_generation_and_rekey_is_advised_near_the_nonce_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dd = DataDir::new(dir.path(), StoreKind::Redb);
+    let cfg = {
+        let (e, _f, _s) = dd.open();
+        let cfg = create(&e, &secret_body(None, "s")).unwrap().uuid;
+        e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 40]).unwrap();
+        e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+        cfg
+    };
+    // The count is durable: a restarted process sees it.
+    let (e, _f, _s) = dd.open();
+    let usage = e.kek_usage(cfg).unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!((usage[0].generation, usage[0].seals, usage[0].rekey_advised), (1, 41, false));
+    e.set_seal_count(cfg, 1, usage[0].seal_limit).unwrap();
+    assert!(e.kek_usage(cfg).unwrap()[0].rekey_advised);
+    let job = e.start_rekey_internal(cfg).unwrap();
+    let job = e.wait_job(job.uuid, std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(job.state, ekm::core::JobState::Success);
+    let usage = e.kek_usage(cfg).unwrap();
+    assert_eq!(usage.len(), 1, "the old generation is retired");
+    assert_eq!((usage[0].generation, usage[0].seals, usage[0].rekey_advised), (2, 41, false));
+}
