@@ -30,15 +30,28 @@ fn setup() -> Setup {
     let (e, fake, store) = DataDir::new(dir.path(), StoreKind::Redb).open();
     let config = create(&e, &secret_body(None, "s")).unwrap().uuid;
     let mut keys = HashMap::new();
-    for id in e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 30]).unwrap() {
+    for id in e
+        .create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 30])
+        .unwrap()
+    {
         keys.insert(id, e.read_data_key(&id).unwrap().expose_secret().to_vec());
     }
-    Setup { _dir: dir, e, fake, store, config, keys }
+    Setup {
+        _dir: dir,
+        e,
+        fake,
+        store,
+        config,
+        keys,
+    }
 }
 
 fn all_keys_intact(s: &Setup) {
     for (id, m) in &s.keys {
-        assert_eq!(s.e.read_data_key(id).unwrap().expose_secret().as_slice(), m.as_slice());
+        assert_eq!(
+            s.e.read_data_key(id).unwrap().expose_secret().as_slice(),
+            m.as_slice()
+        );
     }
 }
 
@@ -47,12 +60,19 @@ fn rekey_external_with_the_vault_down_fails_clearly_and_changes_nothing() {
     let s = setup();
     for (fault, words) in [
         (Fault::Unreachable, "unreachable"),
-        (Fault::Throttled { retry_after: Duration::from_secs(9) }, "Retry after 9 seconds"),
+        (
+            Fault::Throttled {
+                retry_after: Duration::from_secs(9),
+            },
+            "Retry after 9 seconds",
+        ),
         (Fault::KeyNotFound, "does not exist"),
         (Fault::Forbidden, "not permitted"),
     ] {
         s.fake.fail_next(Some(Op::Check), fault, 1);
-        let job = s.e.start_rekey_external(s.config, KeyId::parse(KEY_ID_2).unwrap(), None).unwrap();
+        let job =
+            s.e.start_rekey_external(s.config, KeyId::parse(KEY_ID_2).unwrap(), None)
+                .unwrap();
         let job = s.e.wait_job(job.uuid, WAIT).unwrap();
         assert_eq!(job.state, JobState::Failure);
         assert_eq!(job.code, ErrorKind::AkvUnavailable.code());
@@ -61,8 +81,13 @@ fn rekey_external_with_the_vault_down_fails_clearly_and_changes_nothing() {
         all_keys_intact(&s);
     }
     // With the vault back, the same request succeeds.
-    let job = s.e.start_rekey_external(s.config, KeyId::parse(KEY_ID_2).unwrap(), None).unwrap();
-    assert_eq!(s.e.wait_job(job.uuid, WAIT).unwrap().state, JobState::Success);
+    let job =
+        s.e.start_rekey_external(s.config, KeyId::parse(KEY_ID_2).unwrap(), None)
+            .unwrap();
+    assert_eq!(
+        s.e.wait_job(job.uuid, WAIT).unwrap().state,
+        JobState::Success
+    );
     assert_eq!(s.e.get_config(s.config).unwrap().key_id.as_str(), KEY_ID_2);
     all_keys_intact(&s);
 }
@@ -70,10 +95,19 @@ fn rekey_external_with_the_vault_down_fails_clearly_and_changes_nothing() {
 #[test]
 fn rekey_internal_with_the_wrap_throttled_keeps_the_old_generation() {
     let s = setup();
-    s.fake.fail_next(Some(Op::Wrap), Fault::Throttled { retry_after: Duration::from_secs(4) }, 1);
+    s.fake.fail_next(
+        Some(Op::Wrap),
+        Fault::Throttled {
+            retry_after: Duration::from_secs(4),
+        },
+        1,
+    );
     let job = s.e.start_rekey_internal(s.config).unwrap();
     let job = s.e.wait_job(job.uuid, WAIT).unwrap();
-    assert_eq!((job.state, job.code), (JobState::Failure, ErrorKind::AkvUnavailable.code()));
+    assert_eq!(
+        (job.state, job.code),
+        (JobState::Failure, ErrorKind::AkvUnavailable.code())
+    );
     assert!(job.message.contains("throttling"), "{}", job.message);
     assert_eq!(kek_generations(&*s.store, s.config), vec![(1, true)]);
     all_keys_intact(&s);
@@ -97,7 +131,10 @@ fn restore_with_one_node_unreachable_is_65537515_and_a_rerun_completes() {
     let job = s.e.wait_job(job.uuid, WAIT).unwrap();
     assert_eq!(job.state, JobState::Failure);
     assert_eq!(job.code, 65_537_515);
-    assert!(job.message.starts_with("Failed to restore keys on some nodes in the cluster."));
+    assert!(
+        job.message
+            .starts_with("Failed to restore keys on some nodes in the cluster.")
+    );
     assert!(job.message.contains("Node: node2"), "{}", job.message);
     assert!(!job.message.contains("Node: node1"), "{}", job.message);
     assert_eq!(s.fake.counters().unwraps - before, 2, "one unwrap per node");
@@ -105,11 +142,17 @@ fn restore_with_one_node_unreachable_is_65537515_and_a_rerun_completes() {
     for id in s.keys.keys() {
         s.e.read_data_key_on(NODE1, id).unwrap();
     }
-    let st = s.e.get_config_with_status(s.config, StatusFields::all()).unwrap();
+    let st =
+        s.e.get_config_with_status(s.config, StatusFields::all())
+            .unwrap();
     let state = st.state.unwrap();
     assert!(!state.available);
     assert_eq!(state.code, "346758");
-    assert!(state.message.contains("Node: node2. Reason:"), "{}", state.message);
+    assert!(
+        state.message.contains("Node: node2. Reason:"),
+        "{}",
+        state.message
+    );
     assert!(state.message.contains("unreachable"), "{}", state.message);
     assert!(!state.message.contains("Node: node1"), "{}", state.message);
     let az = st.azure_reachability.unwrap();
@@ -117,8 +160,16 @@ fn restore_with_one_node_unreachable_is_65537515_and_a_rerun_completes() {
     assert!(az.message.contains("node2"), "{}", az.message);
     let ekmip = st.ekmip_reachability.unwrap();
     assert_eq!(ekmip.len(), 2);
-    assert!(ekmip.iter().any(|n| n.node.name == "node1" && n.reachable && n.code == "0"));
-    assert!(ekmip.iter().any(|n| n.node.name == "node2" && !n.reachable && n.code == "346758"));
+    assert!(
+        ekmip
+            .iter()
+            .any(|n| n.node.name == "node1" && n.reachable && n.code == "0")
+    );
+    assert!(
+        ekmip
+            .iter()
+            .any(|n| n.node.name == "node2" && !n.reachable && n.code == "346758")
+    );
 
     // node2 comes back; a re-run restores only what is missing, with one unwrap.
     s.fake.set_node_reachable(NODE2, true);
@@ -128,9 +179,17 @@ fn restore_with_one_node_unreachable_is_65537515_and_a_rerun_completes() {
     assert_eq!(job.state, JobState::Success, "{}", job.message);
     assert_eq!(s.fake.counters().unwraps - before, 1);
     for (id, m) in &s.keys {
-        assert_eq!(s.e.read_data_key_on(NODE2, id).unwrap().expose_secret().as_slice(), m.as_slice());
+        assert_eq!(
+            s.e.read_data_key_on(NODE2, id)
+                .unwrap()
+                .expose_secret()
+                .as_slice(),
+            m.as_slice()
+        );
     }
-    let st = s.e.get_config_with_status(s.config, StatusFields::all()).unwrap();
+    let st =
+        s.e.get_config_with_status(s.config, StatusFields::all())
+            .unwrap();
     let state = st.state.unwrap();
     assert!(state.available && state.code == "0" && state.message.is_empty());
     assert!(st.azure_reachability.unwrap().reachable);
@@ -168,18 +227,35 @@ fn status_before_any_key_and_with_the_vault_down() {
     let st = e.get_config_with_status(cfg, StatusFields::all()).unwrap();
     let state = st.state.unwrap();
     assert!(!state.available);
-    assert!(state.message.contains("No data keys created yet"), "{}", state.message);
+    assert!(
+        state.message.contains("No data keys created yet"),
+        "{}",
+        state.message
+    );
     fake.set_fault(Some(Fault::Unreachable));
     let st = e
-        .get_config_with_status(cfg, StatusFields { azure_reachability: true, ..Default::default() })
+        .get_config_with_status(
+            cfg,
+            StatusFields {
+                azure_reachability: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert!(st.state.is_none() && st.ekmip_reachability.is_none());
     let az = st.azure_reachability.unwrap();
     assert_eq!((az.reachable, az.code.as_str()), (false, "346758"));
-    assert!(az.message.starts_with("AKV service is not reachable from all nodes - node1:"), "{}", az.message);
+    assert!(
+        az.message
+            .starts_with("AKV service is not reachable from all nodes - node1:"),
+        "{}",
+        az.message
+    );
     // Advanced fields are computed only when asked for: no backend call without them.
     let checks = fake.counters().checks;
-    let plain = e.get_config_with_status(cfg, StatusFields::default()).unwrap();
+    let plain = e
+        .get_config_with_status(cfg, StatusFields::default())
+        .unwrap();
     assert!(plain.state.is_none() && plain.azure_reachability.is_none());
     assert_eq!(fake.counters().checks, checks);
 }
@@ -188,12 +264,20 @@ fn status_before_any_key_and_with_the_vault_down() {
 fn a_second_job_on_the_same_configuration_is_refused_while_one_runs() {
     let s = setup();
     s.fake.set_latency(Duration::from_millis(300));
-    let first = s.e.start_rekey_external(s.config, KeyId::parse(KEY_ID_2).unwrap(), None).unwrap();
+    let first =
+        s.e.start_rekey_external(s.config, KeyId::parse(KEY_ID_2).unwrap(), None)
+            .unwrap();
     let err = s.e.start_rekey_internal(s.config).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::JobInProgress);
     assert_eq!(s.e.delete_config(s.config).unwrap_err().code(), 65_536_867);
     s.fake.set_latency(Duration::ZERO);
-    assert_eq!(s.e.wait_job(first.uuid, WAIT).unwrap().state, JobState::Success);
+    assert_eq!(
+        s.e.wait_job(first.uuid, WAIT).unwrap().state,
+        JobState::Success
+    );
     let job = s.e.start_rekey_internal(s.config).unwrap();
-    assert_eq!(s.e.wait_job(job.uuid, WAIT).unwrap().state, JobState::Success);
+    assert_eq!(
+        s.e.wait_job(job.uuid, WAIT).unwrap().state,
+        JobState::Success
+    );
 }

@@ -109,9 +109,13 @@ fn a_blob_moved_to_another_id_does_not_open() {
             .create_data_key(KeyOwner::Cluster, KeyTag::default())
             .unwrap();
         // An attacker with write access to the store swaps a's blob into b's place.
-        let blob_a = store.get(&keys::data_key(&a)).unwrap().unwrap();
+        let cfg = e.list_configs().unwrap()[0].uuid;
+        let blob_a = store
+            .get(&keys::record(cfg, KeyOwner::Cluster, &a))
+            .unwrap()
+            .unwrap();
         let mut t = Transaction::new();
-        t.put(keys::data_key(&b), blob_a);
+        t.put(keys::record(cfg, KeyOwner::Cluster, &b), blob_a);
         store.commit(t).unwrap();
     }
     let raw = {
@@ -121,8 +125,10 @@ fn a_blob_moved_to_another_id_does_not_open() {
         assert_eq!(err.kind(), ErrorKind::CorruptRecord, "{err}");
         // A truncated record is reported, not a panic.
         let mut t = Transaction::new();
-        let raw = store.get(&keys::data_key(&a)).unwrap().unwrap();
-        t.put(keys::data_key(&a), raw[..40].to_vec());
+        let cfg = e.list_configs().unwrap()[0].uuid;
+        let rkey = keys::record(cfg, KeyOwner::Cluster, &a);
+        let raw = store.get(&rkey).unwrap().unwrap();
+        t.put(rkey, raw[..40].to_vec());
         store.commit(t).unwrap();
         raw
     };
@@ -219,21 +225,31 @@ fn seals_are_counted_per_generation_and_rekey_is_advised_near_the_nonce_limit() 
     let cfg = {
         let (e, _f, _s) = dd.open();
         let cfg = create(&e, &secret_body(None, "s")).unwrap().uuid;
-        e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 40]).unwrap();
-        e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+        e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 40])
+            .unwrap();
+        e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+            .unwrap();
         cfg
     };
     // The count is durable: a restarted process sees it.
     let (e, _f, _s) = dd.open();
     let usage = e.kek_usage(cfg).unwrap();
     assert_eq!(usage.len(), 1);
-    assert_eq!((usage[0].generation, usage[0].seals, usage[0].rekey_advised), (1, 41, false));
+    assert_eq!(
+        (usage[0].generation, usage[0].seals, usage[0].rekey_advised),
+        (1, 41, false)
+    );
     e.set_seal_count(cfg, 1, usage[0].seal_limit).unwrap();
     assert!(e.kek_usage(cfg).unwrap()[0].rekey_advised);
     let job = e.start_rekey_internal(cfg).unwrap();
-    let job = e.wait_job(job.uuid, std::time::Duration::from_secs(30)).unwrap();
+    let job = e
+        .wait_job(job.uuid, std::time::Duration::from_secs(30))
+        .unwrap();
     assert_eq!(job.state, ekm::core::JobState::Success);
     let usage = e.kek_usage(cfg).unwrap();
     assert_eq!(usage.len(), 1, "the old generation is retired");
-    assert_eq!((usage[0].generation, usage[0].seals, usage[0].rekey_advised), (2, 41, false));
+    assert_eq!(
+        (usage[0].generation, usage[0].seals, usage[0].rekey_advised),
+        (2, 41, false)
+    );
 }

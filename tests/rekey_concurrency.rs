@@ -22,7 +22,10 @@ fn creates_and_deletes_during_rekey_internal() {
     let config = create(&e, &secret_body(None, "s")).unwrap().uuid;
     let live: Arc<Mutex<HashMap<DataKeyId, Vec<u8>>>> = Arc::default();
     for owner in [KeyOwner::Cluster, KeyOwner::Svm(VS0)] {
-        for id in e.create_data_keys(owner, vec![KeyTag::default(); 1500]).unwrap() {
+        for id in e
+            .create_data_keys(owner, vec![KeyTag::default(); 1500])
+            .unwrap()
+        {
             let m = e.read_data_key(&id).unwrap().expose_secret().to_vec();
             live.lock().unwrap().insert(id, m);
         }
@@ -36,7 +39,11 @@ fn creates_and_deletes_during_rekey_internal() {
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let owner = if n % 2 == 0 { KeyOwner::Cluster } else { KeyOwner::Svm(VS0) };
+                    let owner = if n % 2 == 0 {
+                        KeyOwner::Cluster
+                    } else {
+                        KeyOwner::Svm(VS0)
+                    };
                     let id = e.create_data_key(owner, KeyTag::default()).unwrap();
                     let m = e.read_data_key(&id).unwrap().expose_secret().to_vec();
                     live.lock().unwrap().insert(id, m);
@@ -63,18 +70,32 @@ fn creates_and_deletes_during_rekey_internal() {
     assert!(!deleted.lock().unwrap().is_empty());
 
     let listed = e.list_data_keys(config).unwrap();
-    assert!(listed.iter().all(|k| k.kek_generation == 2), "a key was left on generation 1");
+    assert!(
+        listed.iter().all(|k| k.kek_generation == 2),
+        "a key was left on generation 1"
+    );
     let live = live.lock().unwrap();
-    assert_eq!(listed.len(), live.len(), "listed keys differ from the live set");
+    assert_eq!(
+        listed.len(),
+        live.len(),
+        "listed keys differ from the live set"
+    );
     assert_eq!(kek_generations(&*store, config), vec![(2, true)]);
+    e.shutdown();
     drop(e);
     // A fresh process reads everything from the store alone.
     let e = engine_over(store, fake, &dir.path().join("pk"), 50);
     for (id, m) in live.iter() {
-        assert_eq!(e.read_data_key(id).unwrap().expose_secret().as_slice(), m.as_slice());
+        assert_eq!(
+            e.read_data_key(id).unwrap().expose_secret().as_slice(),
+            m.as_slice()
+        );
     }
     for d in deleted.lock().unwrap().iter() {
         assert_eq!(e.read_data_key(d).unwrap_err().code(), 4);
     }
-    eprintln!("{created} keys created and {} deleted during the rekey", deleted.lock().unwrap().len());
+    eprintln!(
+        "{created} keys created and {} deleted during the rekey",
+        deleted.lock().unwrap().len()
+    );
 }

@@ -42,7 +42,14 @@ fn world() -> World {
             keys.insert(id, e.read_data_key(&id).unwrap().expose_secret().to_vec());
         }
     }
-    World { _dir: dir, pk, store, fake, config, keys }
+    World {
+        _dir: dir,
+        pk,
+        store,
+        fake,
+        config,
+        keys,
+    }
 }
 
 /// Waits until the job ends or the crashing engine has stopped all its runners.
@@ -57,18 +64,31 @@ fn settle(e: &Engine, crashing: &CrashingStore, job: Uuid) -> Option<JobState> {
         if crashing.has_crashed() && e.running_jobs() == 0 {
             return None;
         }
-        assert!(Instant::now() < deadline, "job neither finished nor stopped");
+        assert!(
+            Instant::now() < deadline,
+            "job neither finished nor stopped"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
 
 fn verify(w: &World, e: &Engine) {
     for (id, material) in &w.keys {
-        let got = e.read_data_key(id).unwrap_or_else(|err| panic!("key {id}: {err}"));
-        assert_eq!(got.expose_secret().as_slice(), material.as_slice(), "key {id} changed");
+        let got = e
+            .read_data_key(id)
+            .unwrap_or_else(|err| panic!("key {id}: {err}"));
+        assert_eq!(
+            got.expose_secret().as_slice(),
+            material.as_slice(),
+            "key {id} changed"
+        );
     }
     let gens = kek_generations(&*w.store, w.config);
-    assert_eq!(gens.iter().filter(|(_, active)| *active).count(), 1, "generations: {gens:?}");
+    assert_eq!(
+        gens.iter().filter(|(_, active)| *active).count(),
+        1,
+        "generations: {gens:?}"
+    );
     let listed = e.list_data_keys(w.config).unwrap();
     assert_eq!(listed.len(), w.keys.len());
 }
@@ -91,7 +111,10 @@ fn every_crash_point(
         let finished = match &started {
             Ok(job) => settle(&e, &crashing, job.uuid),
             Err(err) => {
-                assert!(crashing.has_crashed(), "{name}: start failed without a crash: {err}");
+                assert!(
+                    crashing.has_crashed(),
+                    "{name}: start failed without a crash: {err}"
+                );
                 None
             }
         };
@@ -113,14 +136,22 @@ fn every_crash_point(
                 e.wait_job(job.uuid, Duration::from_secs(30)).unwrap()
             }
         };
-        assert_eq!(job.state, JobState::Success, "{name}, crash after write {n}: {job:?}");
+        assert_eq!(
+            job.state,
+            JobState::Success,
+            "{name}, crash after write {n}: {job:?}"
+        );
         assert!(!job.message.is_empty());
         check(&w, &e);
         verify(&w, &e);
         // A re-run converges too.
         let again = start(&e, &w).unwrap();
         let again = e.wait_job(again.uuid, Duration::from_secs(30)).unwrap();
-        assert_eq!(again.state, JobState::Success, "{name} re-run after crash {n}");
+        assert_eq!(
+            again.state,
+            JobState::Success,
+            "{name} re-run after crash {n}"
+        );
         verify(&w, &e);
     }
     unreachable!()
@@ -134,9 +165,17 @@ fn rekey_internal_survives_a_crash_after_every_write() {
         |e, w| e.start_rekey_internal(w.config),
         |w, e| {
             for k in e.list_data_keys(w.config).unwrap() {
-                assert!(k.kek_generation >= 2, "key {} left on generation 1", k.key_id);
+                assert!(
+                    k.kek_generation >= 2,
+                    "key {} left on generation 1",
+                    k.key_id
+                );
             }
-            assert!(kek_generations(&*w.store, w.config).iter().all(|(g, _)| *g >= 2));
+            assert!(
+                kek_generations(&*w.store, w.config)
+                    .iter()
+                    .all(|(g, _)| *g >= 2)
+            );
         },
     );
     eprintln!("rekey-internal: {points} crash points");
@@ -152,9 +191,16 @@ fn rekey_external_survives_a_crash_after_every_write() {
         |e, w| e.start_rekey_external(w.config, KeyId::parse(KEY_ID_2).unwrap(), None),
         |w, e| {
             assert_eq!(e.get_config(w.config).unwrap().key_id.as_str(), KEY_ID_2);
-            let k = w.store.scan(&ekm::core::codec::keys::kek_prefix(w.config), None, 10).unwrap();
+            let k = w
+                .store
+                .scan(&ekm::core::codec::keys::kek_prefix(w.config), None, 10)
+                .unwrap();
             let k = ekm::core::codec::WrappedKek::decode(&k[0].1).unwrap();
-            assert_eq!(k.key_id.as_str(), KEY_ID_2, "the wrapped KEK follows the config");
+            assert_eq!(
+                k.key_id.as_str(),
+                KEY_ID_2,
+                "the wrapped KEK follows the config"
+            );
         },
     );
     assert!(points >= 3, "only {points} crash points");

@@ -24,7 +24,10 @@ const BATCH: usize = 250;
 fn open(dir: &std::path::Path) -> (Arc<ekm::core::Engine>, Arc<ekm::fake::FakeBackend>) {
     let store = ekm::store::open(StoreKind::Redb, &dir.join("store")).unwrap();
     let fake = Arc::new(ekm::fake::FakeBackend::open(&dir.join("fake-vault.json")).unwrap());
-    (engine_over(store, fake.clone(), &dir.join("protection.key"), BATCH), fake)
+    (
+        engine_over(store, fake.clone(), &dir.join("protection.key"), BATCH),
+        fake,
+    )
 }
 
 #[test]
@@ -35,9 +38,13 @@ fn rekey_child() {
     let (e, _fake) = open(std::path::Path::new(dir));
     // The harness printed "test rekey_child ... " without a newline: end that line first.
     println!();
-    let job = e.start_rekey_internal(Uuid::parse_str(config).unwrap()).expect("start");
+    let job = e
+        .start_rekey_internal(Uuid::parse_str(config).unwrap())
+        .expect("start");
     println!("JOB {}", job.uuid);
-    let done = e.wait_job(job.uuid, Duration::from_secs(120)).expect("wait");
+    let done = e
+        .wait_job(job.uuid, Duration::from_secs(120))
+        .expect("wait");
     println!("DONE {:?}", done.state);
 }
 
@@ -50,7 +57,9 @@ fn rekey_internal_resumes_after_sigkill() {
         let mut keys: HashMap<DataKeyId, Vec<u8>> = HashMap::new();
         for owner in [KeyOwner::Cluster, KeyOwner::Svm(VS0)] {
             for _ in 0..(KEYS / 2 / 1000) {
-                let ids = e.create_data_keys(owner, vec![KeyTag::default(); 1000]).unwrap();
+                let ids = e
+                    .create_data_keys(owner, vec![KeyTag::default(); 1000])
+                    .unwrap();
                 for id in ids {
                     keys.insert(id, e.read_data_key(&id).unwrap().expose_secret().to_vec());
                 }
@@ -69,7 +78,13 @@ fn rekey_internal_resumes_after_sigkill() {
     let mut last_generation = 1;
     for round in 0..KILLS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "rekey_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "rekey_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, format!("{}|{config}", dir.path().display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -87,7 +102,10 @@ fn rekey_internal_resumes_after_sigkill() {
         };
         let start = Instant::now();
         while !lines.lock().unwrap().iter().any(|l| l.starts_with("JOB ")) {
-            assert!(start.elapsed() < Duration::from_secs(30), "child never started its job");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "child never started its job"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         seed ^= seed << 13;
@@ -108,17 +126,33 @@ fn rekey_internal_resumes_after_sigkill() {
             .unwrap();
         let (e, _f) = open(dir.path());
         let done = e.wait_job(job, Duration::from_secs(120)).unwrap();
-        assert_eq!(done.state, JobState::Success, "round {round} (seed {seed}): {done:?}");
+        assert_eq!(
+            done.state,
+            JobState::Success,
+            "round {round} (seed {seed}): {done:?}"
+        );
         for (id, material) in &keys {
-            let got = e.read_data_key(id).unwrap_or_else(|err| panic!("round {round}: {id}: {err}"));
-            assert_eq!(got.expose_secret().as_slice(), material.as_slice(), "round {round}: {id}");
+            let got = e
+                .read_data_key(id)
+                .unwrap_or_else(|err| panic!("round {round}: {id}: {err}"));
+            assert_eq!(
+                got.expose_secret().as_slice(),
+                material.as_slice(),
+                "round {round}: {id}"
+            );
         }
         let gens = kek_generations(&**e.store(), config);
         assert_eq!(gens.len(), 1, "round {round}: generations left {gens:?}");
-        assert!(gens[0].1 && gens[0].0 > last_generation, "round {round}: {gens:?}");
+        assert!(
+            gens[0].1 && gens[0].0 > last_generation,
+            "round {round}: {gens:?}"
+        );
         last_generation = gens[0].0;
         e.shutdown();
     }
     eprintln!("{KILLS} kills, {interrupted} mid-job; {KEYS} keys verified after each");
-    assert!(interrupted >= KILLS / 2, "too few kills landed mid-job ({interrupted})");
+    assert!(
+        interrupted >= KILLS / 2,
+        "too few kills landed mid-job ({interrupted})"
+    );
 }

@@ -23,13 +23,14 @@ pub mod keys {
     pub const SCOPE: &[u8] = b"s/";
     /// Prefix of KEK records: `k/<config uuid 16><generation u32 BE>`.
     pub const KEK: &[u8] = b"k/";
-    /// Prefix of data key records: `d/<key id 32>`.
+    /// Prefix of data key locations: `d/<key id 32>` → config uuid 16 | owner kind 1 |
+    /// owner uuid 16 (where the record is).
     pub const DATA_KEY: &[u8] = b"d/";
-    /// Prefix of the data key index:
-    /// `i/<config uuid 16><generation u32><owner uuid 16 (nil: cluster)><key id 32>` → empty.
-    /// Its order makes "the keys of a configuration", "of one generation" and "of one owner in
-    /// one generation" prefix scans; rekey and migrate drain a prefix until it is empty.
-    pub const KEY_INDEX: &[u8] = b"i/";
+    /// Prefix of data key records:
+    /// `r/<config uuid 16><owner uuid 16 (nil: cluster)><key id 32>` → wrapped data key.
+    /// Its order makes "the keys of a configuration" and "of one owner under a configuration"
+    /// prefix scans; rekey-internal rewrites a configuration's records in place, in order.
+    pub const RECORD: &[u8] = b"r/";
     /// Prefix of node records: `n/<node uuid 16><config uuid 16>` → node availability (JSON).
     pub const NODE: &[u8] = b"n/";
     /// Prefix of job records: `j/<job uuid 16>` → job (JSON).
@@ -68,39 +69,31 @@ pub mod keys {
         join(KEK, &[config.as_bytes(), &generation.to_be_bytes()])
     }
 
-    /// `d/<key id>`.
+    /// `d/<key id>` (the location of a key).
     pub fn data_key(id: &DataKeyId) -> Vec<u8> {
         join(DATA_KEY, &[id.as_bytes()])
     }
 
-    /// `i/<config uuid>` (prefix of a config's key index, every generation).
-    pub fn key_index_prefix(config: Uuid) -> Vec<u8> {
-        join(KEY_INDEX, &[config.as_bytes()])
+    /// `r/<config uuid>` (the records of a configuration, every owner).
+    pub fn records(config: Uuid) -> Vec<u8> {
+        join(RECORD, &[config.as_bytes()])
     }
 
-    /// `i/<config uuid><generation>` (the keys of one generation).
-    pub fn key_index_generation(config: Uuid, generation: u32) -> Vec<u8> {
-        join(KEY_INDEX, &[config.as_bytes(), &generation.to_be_bytes()])
-    }
-
-    /// `i/<config uuid><generation><owner>` (one owner's keys in one generation).
-    pub fn key_index_owner(config: Uuid, generation: u32, owner: KeyOwner) -> Vec<u8> {
+    /// `r/<config uuid><owner>` (one owner's records under a configuration).
+    pub fn records_of(config: Uuid, owner: KeyOwner) -> Vec<u8> {
         let o = owner.svm().unwrap_or_else(Uuid::nil);
-        join(
-            KEY_INDEX,
-            &[config.as_bytes(), &generation.to_be_bytes(), o.as_bytes()],
-        )
+        join(RECORD, &[config.as_bytes(), o.as_bytes()])
     }
 
-    /// The index entry of one key.
-    pub fn key_index(config: Uuid, generation: u32, owner: KeyOwner, id: &DataKeyId) -> Vec<u8> {
-        let mut k = key_index_owner(config, generation, owner);
+    /// The record of one key.
+    pub fn record(config: Uuid, owner: KeyOwner, id: &DataKeyId) -> Vec<u8> {
+        let mut k = records_of(config, owner);
         k.extend_from_slice(id.as_bytes());
         k
     }
 
-    /// The key id at the end of an index entry.
-    pub fn id_of_index(key: &[u8]) -> Option<DataKeyId> {
+    /// The key id at the end of a record key.
+    pub fn id_of_record(key: &[u8]) -> Option<DataKeyId> {
         let raw: [u8; 32] = key.get(key.len().checked_sub(32)?..)?.try_into().ok()?;
         Some(DataKeyId::from_bytes(raw))
     }
@@ -261,6 +254,39 @@ impl KeyOwner {
             KeyOwner::Cluster => None,
             KeyOwner::Svm(u) => Some(u),
         }
+    }
+}
+
+/// Where a data key's record is: its configuration and owner (the value of `d/<id>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLocation {
+    /// Configuration whose KEK wraps it.
+    pub config: Uuid,
+    /// Owner.
+    pub owner: KeyOwner,
+}
+
+impl KeyLocation {
+    /// Encodes: config uuid 16 | owner kind 1 | owner uuid 16.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(33);
+        out.extend_from_slice(self.config.as_bytes());
+        self.owner.encode(&mut out);
+        out
+    }
+
+    /// Decodes a location read from the store.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "key location");
+        let config = r.uuid()?;
+        let owner = KeyOwner::decode(&mut r)?;
+        r.finish()?;
+        Ok(KeyLocation { config, owner })
+    }
+
+    /// The store key of the record.
+    pub fn record_key(&self, id: &DataKeyId) -> Vec<u8> {
+        keys::record(self.config, self.owner, id)
     }
 }
 

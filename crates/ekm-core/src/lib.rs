@@ -31,5 +31,5 @@ pub use engine::{
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};
 pub use secret::{KeyMaterial, SecretBytes};
-pub use store::{Check, Store, StoreError, Transaction, Write};
+pub use store::{Check, RangeRewrite, Store, StoreError, Transaction, Write};
 pub use topology::{ClusterInfo, Node, SvmInfo, SvmRef, SvmSelector, Topology};

@@ -69,6 +69,8 @@ impl Transaction {
 pub enum StoreError {
     /// A [`Check`] did not hold; nothing was written. The index says which.
     Conflict(usize),
+    /// A rewrite callback refused a record; nothing was written.
+    Aborted(String),
     /// The engine failed (I/O, corruption). Nothing is known to be written.
     Io(String),
 }
@@ -78,6 +80,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Conflict(i) => write!(f, "transaction precondition {i} did not hold"),
             StoreError::Io(m) => write!(f, "store failure: {m}"),
+            StoreError::Aborted(m) => write!(f, "rewrite aborted: {m}"),
         }
     }
 }
@@ -86,6 +89,24 @@ impl std::error::Error for StoreError {}
 
 /// A scanned record.
 pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// What one [`Store::rewrite_range`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeRewrite {
+    /// Records visited.
+    pub seen: usize,
+    /// The last key visited (the cursor for the next call).
+    pub last_key: Option<Vec<u8>>,
+    /// Records replaced.
+    pub rewritten: usize,
+}
+
+/// Decides a record's new value: `Ok(Some(v))` replaces it, `Ok(None)` keeps it, `Err` aborts
+/// the whole call.
+pub type Rewrite<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<Option<Vec<u8>>, String>;
+
+/// Builds the extra checks and writes committed with a rewrite, from what it did.
+pub type Then<'a> = &'a mut dyn FnMut(&RangeRewrite) -> Transaction;
 
 /// A durable ordered key-value store.
 ///
@@ -111,6 +132,39 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Applies a transaction atomically and durably.
     fn commit(&self, txn: Transaction) -> Result<(), StoreError>;
+
+    /// Rewrites in place up to `limit` records under `prefix` after `start_after`, and commits
+    /// the rewrites with the transaction `then` builds, atomically and durably. No record can
+    /// change between being read and rewritten. The default reads, then commits with an
+    /// `Equals` check per rewritten record (a concurrent change is [`StoreError::Conflict`]);
+    /// engines with read-write transactions do both in one transaction.
+    fn rewrite_range(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+        rewrite: Rewrite<'_>,
+        then: Then<'_>,
+    ) -> Result<RangeRewrite, StoreError> {
+        let page = self.scan(prefix, start_after, limit)?;
+        let mut out = RangeRewrite {
+            seen: page.len(),
+            last_key: page.last().map(|(k, _)| k.clone()),
+            rewritten: 0,
+        };
+        let mut txn = Transaction::new();
+        for (k, v) in page {
+            if let Some(new) = rewrite(&k, &v).map_err(StoreError::Aborted)? {
+                txn.check(Check::Equals(k.clone(), v)).put(k, new);
+                out.rewritten += 1;
+            }
+        }
+        let extra = then(&out);
+        txn.checks.extend(extra.checks);
+        txn.writes.extend(extra.writes);
+        self.commit(txn)?;
+        Ok(out)
+    }
 
     /// A short name for logs and benchmarks ("redb", "sled").
     fn engine_name(&self) -> &'static str;

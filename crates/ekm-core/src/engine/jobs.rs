@@ -103,6 +103,9 @@ pub struct Job {
     /// migrate: the destination configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Uuid>,
+    /// rekey-internal: hex of the last record rewrapped (journal; the resume point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 impl Job {
@@ -123,6 +126,7 @@ impl Job {
             from_generation: None,
             to_generation: None,
             destination: None,
+            cursor: None,
         }
     }
 
@@ -212,7 +216,11 @@ impl Engine {
             .name("ekm-job".into())
             .spawn(move || engine.run_job(uuid));
         // If no thread can be had the job stays queued and resumes at the next open.
-        drop(spawned);
+        if let Ok(handle) = spawned {
+            let mut threads = self.threads.lock();
+            threads.retain(|t| !t.is_finished());
+            threads.push(handle);
+        }
     }
 
     /// Resumes every job that holds a marker (queued or interrupted).

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::nodes::TableEntry;
 use super::{Engine, akv_failed, now_secs, store_failed};
 use crate::backend::BackendCall;
-use crate::codec::{KekState, KeyOwner, WrappedDataKey, WrappedKek, keys};
+use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys};
 use crate::crypto::{Kek, SEAL_WARN_LIMIT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{DataKeyId, KeyTag};
@@ -219,12 +219,10 @@ impl Engine {
             let mut records = Vec::with_capacity(tags.len());
             for ((id, material), tag) in materials.iter().zip(&tags) {
                 let record = seal_data_key(&kek, config.uuid, id, owner, material, tag.clone())?;
+                let location = KeyLocation { config: config.uuid, owner };
                 txn.check(Check::Absent(keys::data_key(id)))
-                    .put(keys::data_key(id), record.encode())
-                    .put(
-                        keys::key_index(config.uuid, generation, owner, id),
-                        Vec::new(),
-                    );
+                    .put(keys::data_key(id), location.encode())
+                    .put(location.record_key(id), record.encode());
                 records.push(record);
             }
             let seals = self.count_seals(config.uuid, generation, tags.len() as u64)?;
@@ -270,7 +268,7 @@ impl Engine {
         if let Some(entry) = rt.table.get(id) {
             return open_data_key(id, &entry.record, &entry.kek);
         }
-        let (record, _) = self.load_data_key(id)?;
+        let (record, _, _) = self.load_data_key(id)?;
         let (config, _) = self.load_config(record.config)?;
         let kek = self.unlock_on(idx, &config, record.generation)?;
         let material = open_data_key(id, &record, &kek)?;
@@ -278,24 +276,36 @@ impl Engine {
         Ok(material)
     }
 
-    pub(crate) fn load_data_key(&self, id: &DataKeyId) -> Result<(WrappedDataKey, Vec<u8>)> {
-        let bytes = self
-            .store
-            .get(&keys::data_key(id))
-            .map_err(store_failed)?
-            .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("key_id"))?;
-        Ok((WrappedDataKey::decode(&bytes)?, bytes))
+    /// A key's record, its store key and its bytes: the location (`d/<id>`), then the record.
+    pub(crate) fn load_data_key(
+        &self,
+        id: &DataKeyId,
+    ) -> Result<(WrappedDataKey, Vec<u8>, Vec<u8>)> {
+        // A migrate moves the record and the location in one transaction; reading the two
+        // separately can straddle it, so look once more before calling it damage.
+        for _ in 0..2 {
+            let location = self
+                .store
+                .get(&keys::data_key(id))
+                .map_err(store_failed)?
+                .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("key_id"))?;
+            let record_key = KeyLocation::decode(&location)?.record_key(id);
+            if let Some(bytes) = self.store.get(&record_key).map_err(store_failed)? {
+                return Ok((WrappedDataKey::decode(&bytes)?, record_key, bytes));
+            }
+        }
+        Err(Error::corrupt(&format!("Data key {id} has a location but no record.")))
     }
 
     /// Deletes a data key durably, then drops it from every node key table.
     pub fn delete_data_key(&self, id: &DataKeyId) -> Result<()> {
         let _gate = self.gate.read();
         for _ in 0..CREATE_ATTEMPTS {
-            let (r, bytes) = self.load_data_key(id)?;
+            let (_, record_key, bytes) = self.load_data_key(id)?;
             let mut txn = Transaction::new();
-            txn.check(Check::Equals(keys::data_key(id), bytes))
-                .delete(keys::data_key(id))
-                .delete(keys::key_index(r.config, r.generation, r.owner, id));
+            txn.check(Check::Equals(record_key.clone(), bytes))
+                .delete(record_key)
+                .delete(keys::data_key(id));
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {
@@ -314,28 +324,18 @@ impl Engine {
     /// The data keys protected by configuration `config`: ids, tags, owners, generations.
     pub fn list_data_keys(&self, config: Uuid) -> Result<Vec<DataKeyInfo>> {
         self.load_config(config)?;
-        let index = self.scan_all(&keys::key_index_prefix(config))?;
-        let ids: Vec<DataKeyId> = index
-            .iter()
-            .filter_map(|(k, _)| keys::id_of_index(k))
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(1024) {
-            let wanted: Vec<Vec<u8>> = chunk.iter().map(keys::data_key).collect();
-            for (id, bytes) in chunk
-                .iter()
-                .zip(self.store.get_many(&wanted).map_err(store_failed)?)
-            {
-                let Some(bytes) = bytes else { continue };
-                let r = WrappedDataKey::decode(&bytes)?;
-                out.push(DataKeyInfo {
-                    key_id: *id,
-                    key_tag: r.key_tag,
-                    svm_uuid: r.owner.svm(),
-                    config_uuid: r.config,
-                    kek_generation: r.generation,
-                });
-            }
+        let mut out = Vec::new();
+        for (k, v) in self.scan_all(&keys::records(config))? {
+            let id = keys::id_of_record(&k)
+                .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
+            let r = WrappedDataKey::decode(&v)?;
+            out.push(DataKeyInfo {
+                key_id: id,
+                key_tag: r.key_tag,
+                svm_uuid: r.owner.svm(),
+                config_uuid: r.config,
+                kek_generation: r.generation,
+            });
         }
         Ok(out)
     }

@@ -11,11 +11,11 @@ use super::keys_ops::{open_data_key, seal_data_key};
 use super::nodes::TableEntry;
 use super::{Engine, akv_failed, store_failed};
 use crate::backend::BackendCall;
-use crate::codec::{KekState, KeyOwner, WrappedDataKey, WrappedKek, keys};
+use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys};
 use crate::crypto::Kek;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{DataKeyId, KeyId};
-use crate::store::{Check, StoreError, Transaction};
+use crate::store::{Check, RangeRewrite, StoreError, Transaction};
 use crate::stored::StoredConfig;
 use crate::topology::SvmSelector;
 
@@ -40,22 +40,11 @@ impl Engine {
     /// [`ErrorKind::KeysOnAdminKeyManager`] when `config` is an SVM's and some of that SVM's
     /// keys still sit under the cluster's key manager (migrate them first).
     fn check_no_admin_keys(&self, config: &StoredConfig) -> Result<()> {
-        let Some(svm) = config.svm_uuid() else {
-            return Ok(());
-        };
-        let Some((cluster, _)) = self.config_for_scope(None)? else {
-            return Ok(());
-        };
-        for k in self.kek_records(cluster.uuid)? {
-            let prefix = keys::key_index_owner(cluster.uuid, k.generation, KeyOwner::Svm(svm));
-            if !self
-                .store
-                .scan(&prefix, None, 1)
-                .map_err(store_failed)?
-                .is_empty()
-            {
-                return Err(Error::new(ErrorKind::KeysOnAdminKeyManager));
-            }
+        let Some(svm) = config.svm_uuid() else { return Ok(()) };
+        let Some((cluster, _)) = self.config_for_scope(None)? else { return Ok(()) };
+        let prefix = keys::records_of(cluster.uuid, KeyOwner::Svm(svm));
+        if !self.store.scan(&prefix, None, 1).map_err(store_failed)?.is_empty() {
+            return Err(Error::new(ErrorKind::KeysOnAdminKeyManager));
         }
         Ok(())
     }
@@ -71,7 +60,7 @@ impl Engine {
         self.check_no_admin_keys(&cfg)?;
         let empty = self
             .store
-            .scan(&keys::key_index_prefix(config), None, 1)
+            .scan(&keys::records(config), None, 1)
             .map_err(store_failed)?
             .is_empty();
         if empty || cfg.active_generation.is_none() {
@@ -88,40 +77,67 @@ impl Engine {
             (Some(f), Some(t)) => (f, t),
             _ => self.rekey_internal_switch(job)?,
         };
-        let (cfg, _) = self
-            .load_config(job.config)
-            .map_err(|_| Stop::Failed(not_found()))?;
+        let (cfg, _) = self.load_config(job.config).map_err(|_| Stop::Failed(not_found()))?;
         let old = self.unlock_on(self.local, &cfg, from)?;
         let new = self.unlock_on(self.local, &cfg, to)?;
-        let drain = keys::key_index_generation(cfg.uuid, from);
+        let prefix = keys::records(cfg.uuid);
+        // Every key on `from` existed at the switch; keys created since are on `to`. One pass
+        // over the configuration's records, in order, from the journaled cursor, visits each.
         loop {
             if self.is_shutting_down() {
                 return Err(Stop::Interrupted);
             }
-            let page = self
-                .store
-                .scan(&drain, None, self.rekey_batch)
-                .map_err(store_failed)?;
-            if page.is_empty() {
-                break;
+            let cursor = job.cursor.as_deref().and_then(|c| hex::decode(c).ok());
+            let before = job.clone();
+            let mut moved: Vec<DataKeyId> = Vec::new();
+            let mut rewrite = |k: &[u8], v: &[u8]| -> std::result::Result<Option<Vec<u8>>, String> {
+                let r = WrappedDataKey::decode(v).map_err(|e| e.message())?;
+                if r.generation != from {
+                    return Ok(None);
+                }
+                let id = keys::id_of_record(k).ok_or("a record key is malformed")?;
+                let material = open_data_key(&id, &r, &old).map_err(|e| e.message())?;
+                let rec = seal_data_key(&new, cfg.uuid, &id, r.owner, &material, r.key_tag)
+                    .map_err(|e| e.message())?;
+                moved.push(id);
+                Ok(Some(rec.encode()))
+            };
+            let mut then = |out: &RangeRewrite| {
+                let mut txn = Transaction::new();
+                job.processed += out.rewritten as u64;
+                job.cursor = out.last_key.as_ref().map(hex::encode).or(job.cursor.take());
+                job.message = format!(
+                    "{} of {} data keys rewrapped.",
+                    job.processed,
+                    job.total.max(job.processed)
+                );
+                job.put(&mut txn);
+                if let Ok(seals) = self.count_seals(cfg.uuid, to, out.rewritten as u64) {
+                    txn.put(keys::seals(cfg.uuid, to), seals.to_be_bytes().to_vec());
+                }
+                txn
+            };
+            let result = self.store.rewrite_range(
+                &prefix,
+                cursor.as_deref(),
+                self.rekey_batch,
+                &mut rewrite,
+                &mut then,
+            );
+            self.job_changed.notify_all();
+            match result {
+                Ok(out) if out.seen == 0 => break,
+                Ok(_) => self.forget_keys(&moved),
+                // A key of the page changed meanwhile (stores without read-write
+                // transactions): redo the page.
+                Err(StoreError::Conflict(_)) => *job = before,
+                Err(StoreError::Aborted(m)) => return Err(Stop::Failed(Error::corrupt(&m))),
+                Err(_) => return Err(Stop::Interrupted),
             }
-            let moved = self.rewrap_page(&page, &cfg, &old, &new, cfg.uuid, job, None)?;
-            self.forget_keys(&moved);
         }
-        // Retire: no key refers to `from` any more (new keys went to `to` since the switch).
         let admin = self.admin.lock();
-        if !self
-            .store
-            .scan(&drain, None, 1)
-            .map_err(store_failed)?
-            .is_empty()
-        {
-            drop(admin);
-            return self.run_rekey_internal(job);
-        }
         let mut txn = Transaction::new();
-        txn.delete(keys::kek(cfg.uuid, from))
-            .delete(keys::seals(cfg.uuid, from));
+        txn.delete(keys::kek(cfg.uuid, from)).delete(keys::seals(cfg.uuid, from));
         let msg = format!(
             "Rekey-internal completed: {} data keys rewrapped from KEK generation {from} to {to}; generation {from} retired.",
             job.processed
@@ -151,7 +167,8 @@ impl Engine {
             if let Some(r) = records.iter().find(|k| k.state == KekState::Retiring) {
                 job.from_generation = Some(r.generation);
                 job.to_generation = Some(active);
-                job.total = self.count(&keys::key_index_generation(cfg.uuid, r.generation))?;
+                job.total = self.count(&keys::records(cfg.uuid))?;
+                job.cursor = None;
                 job.message = format!(
                     "Finishing the rekey from generation {} to {active}.",
                     r.generation
@@ -168,7 +185,8 @@ impl Engine {
             updated.active_generation = Some(to);
             job.from_generation = Some(active);
             job.to_generation = Some(to);
-            job.total = self.count(&keys::key_index_generation(cfg.uuid, active))?;
+            job.total = self.count(&keys::records(cfg.uuid))?;
+            job.cursor = None;
             job.message = format!(
                 "Rewrapping {} data keys from KEK generation {active} to {to}.",
                 job.total
@@ -199,12 +217,11 @@ impl Engine {
         ))
     }
 
-    /// Rewraps one page of index entries from `old` to `new` (under configuration `dest`,
-    /// generation of `new`) in one transaction with the job's progress. Entries whose record
-    /// is gone or no longer matches are dropped from the index. `dest_check` guards the
-    /// destination configuration (migrate). Returns the ids moved.
+    /// Moves one page of `src` records to `dest`, rewrapped from `old` to `new`, in one
+    /// transaction with the job's progress: each record, its location and the job change
+    /// together, each record guarded against a concurrent change. Returns the ids moved.
     #[allow(clippy::too_many_arguments)]
-    fn rewrap_page(
+    fn migrate_page(
         &self,
         page: &[(Vec<u8>, Vec<u8>)],
         src: &StoredConfig,
@@ -212,51 +229,34 @@ impl Engine {
         new: &Kek,
         dest: Uuid,
         job: &mut Job,
-        dest_check: Option<(Vec<u8>, Vec<u8>)>,
+        dest_check: (Vec<u8>, Vec<u8>),
     ) -> std::result::Result<Vec<DataKeyId>, Stop> {
-        let ids: Vec<DataKeyId> = page
-            .iter()
-            .filter_map(|(k, _)| keys::id_of_index(k))
-            .collect();
-        let wanted: Vec<Vec<u8>> = ids.iter().map(keys::data_key).collect();
-        let records = self.store.get_many(&wanted).map_err(store_failed)?;
         let mut txn = Transaction::new();
-        if let Some((k, v)) = dest_check {
-            txn.check(Check::Equals(k, v));
-        }
-        let mut moved = Vec::with_capacity(ids.len());
-        for (((index_key, _), id), bytes) in page.iter().zip(&ids).zip(records) {
-            let Some(bytes) = bytes else {
-                txn.delete(index_key.clone());
-                continue;
-            };
-            let r = WrappedDataKey::decode(&bytes)?;
+        txn.check(Check::Equals(dest_check.0, dest_check.1));
+        let mut moved = Vec::with_capacity(page.len());
+        for (record_key, bytes) in page {
+            let id = keys::id_of_record(record_key)
+                .ok_or_else(|| Stop::Failed(Error::corrupt("A record key is malformed.")))?;
+            let r = WrappedDataKey::decode(bytes)?;
             if r.config != src.uuid || r.generation != old.generation() {
-                txn.delete(index_key.clone());
-                continue;
+                return Err(Stop::Failed(Error::corrupt(&format!(
+                    "Data key {id} is filed under configuration {} but names {} generation {}.",
+                    src.uuid, r.config, r.generation
+                ))));
             }
-            let material = open_data_key(id, &r, old)?;
-            let rec = seal_data_key(new, dest, id, r.owner, &material, r.key_tag.clone())?;
-            txn.check(Check::Equals(keys::data_key(id), bytes))
-                .put(keys::data_key(id), rec.encode())
-                .delete(index_key.clone())
-                .put(
-                    keys::key_index(dest, new.generation(), r.owner, id),
-                    Vec::new(),
-                );
-            moved.push(*id);
+            let material = open_data_key(&id, &r, old)?;
+            let rec = seal_data_key(new, dest, &id, r.owner, &material, r.key_tag.clone())?;
+            let location = KeyLocation { config: dest, owner: r.owner };
+            txn.check(Check::Equals(record_key.clone(), bytes.clone()))
+                .delete(record_key.clone())
+                .put(location.record_key(&id), rec.encode())
+                .put(keys::data_key(&id), location.encode());
+            moved.push(id);
         }
         let seals = self.count_seals(dest, new.generation(), moved.len() as u64)?;
-        txn.put(
-            keys::seals(dest, new.generation()),
-            seals.to_be_bytes().to_vec(),
-        );
+        txn.put(keys::seals(dest, new.generation()), seals.to_be_bytes().to_vec());
         job.processed += moved.len() as u64;
-        job.message = format!(
-            "{} of {} data keys rewrapped.",
-            job.processed,
-            job.total.max(job.processed)
-        );
+        job.message = format!("{} of {} data keys migrated.", job.processed, job.total.max(job.processed));
         job.put(&mut txn);
         match self.store.commit(txn) {
             Ok(()) => {
@@ -461,24 +461,12 @@ impl Engine {
 
     /// Loads every data key of `cfg` into node `idx`'s key table.
     fn load_table(&self, idx: usize, cfg: &StoredConfig) -> Result<()> {
-        let index = self.scan_all(&keys::key_index_prefix(cfg.uuid))?;
-        let ids: Vec<DataKeyId> = index
-            .iter()
-            .filter_map(|(k, _)| keys::id_of_index(k))
-            .collect();
-        for chunk in ids.chunks(1024) {
-            let wanted: Vec<Vec<u8>> = chunk.iter().map(keys::data_key).collect();
-            for (id, bytes) in chunk
-                .iter()
-                .zip(self.store.get_many(&wanted).map_err(store_failed)?)
-            {
-                let Some(bytes) = bytes else { continue };
-                let record = WrappedDataKey::decode(&bytes)?;
-                let kek = self.unlock_on(idx, cfg, record.generation)?;
-                self.nodes[idx]
-                    .table
-                    .insert(*id, TableEntry { record, kek });
-            }
+        for (k, v) in self.scan_all(&keys::records(cfg.uuid))? {
+            let id = keys::id_of_record(&k)
+                .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
+            let record = WrappedDataKey::decode(&v)?;
+            let kek = self.unlock_on(idx, cfg, record.generation)?;
+            self.nodes[idx].table.insert(id, TableEntry { record, kek });
         }
         Ok(())
     }
@@ -513,75 +501,56 @@ impl Engine {
 
     pub(crate) fn run_migrate(&self, job: &mut Job) -> std::result::Result<(), Stop> {
         let dest = job.destination.ok_or_else(|| Stop::Failed(not_found()))?;
-        let (src, _) = self
-            .load_config(job.config)
-            .map_err(|_| Stop::Failed(not_found()))?;
-        let (dst, dst_bytes) = self
-            .load_config(dest)
-            .map_err(|_| Stop::Failed(not_found()))?;
+        let (src, _) = self.load_config(job.config).map_err(|_| Stop::Failed(not_found()))?;
+        let (dst, dst_bytes) = self.load_config(dest).map_err(|_| Stop::Failed(not_found()))?;
         let owner = dst
             .svm_uuid()
             .map(KeyOwner::Svm)
             .ok_or_else(|| Stop::Failed(not_found()))?;
-        let prefixes: Vec<(u32, Vec<u8>)> = self
-            .kek_records(src.uuid)?
-            .iter()
-            .map(|k| {
-                (
-                    k.generation,
-                    keys::key_index_owner(src.uuid, k.generation, owner),
-                )
-            })
-            .collect();
-        let mut total = 0;
-        for (_, p) in &prefixes {
-            total += self.count(p)?;
-        }
-        job.total = job.processed + total;
-        job.message = format!("Migrating {total} data keys to key manager {dest}.");
+        let prefix = keys::records_of(src.uuid, owner);
+        let left = self.count(&prefix)?;
+        job.total = job.processed + left;
+        job.message = format!("Migrating {left} data keys to key manager {dest}.");
         self.save_job(job)?;
-        let (dst, mut dst_bytes, new) = if total > 0 {
-            self.active_kek(dst, dst_bytes)?
-        } else {
-            let kek = Arc::new(Kek::generate(0));
-            (dst, dst_bytes, kek)
-        };
-        for (generation, prefix) in prefixes {
-            let mut old: Option<Arc<Kek>> = None;
+        if left > 0 {
+            let (dst, mut dst_bytes, new) = self.active_kek(dst, dst_bytes)?;
+            let mut olds: std::collections::HashMap<u32, Arc<Kek>> = Default::default();
             loop {
                 if self.is_shutting_down() {
                     return Err(Stop::Interrupted);
                 }
-                let page = self
-                    .store
-                    .scan(&prefix, None, self.rekey_batch)
-                    .map_err(store_failed)?;
-                if page.is_empty() {
-                    break;
-                }
-                let old_kek = match &old {
+                let page = self.store.scan(&prefix, None, self.rekey_batch).map_err(store_failed)?;
+                let Some((_, first)) = page.first() else { break };
+                // Pages are cut at a generation change (keys of one page share one old KEK).
+                let generation = WrappedDataKey::decode(first)?.generation;
+                let page: Vec<_> = page
+                    .into_iter()
+                    .take_while(|(_, v)| {
+                        WrappedDataKey::decode(v).is_ok_and(|r| r.generation == generation)
+                    })
+                    .collect();
+                let old = match olds.get(&generation) {
                     Some(k) => k.clone(),
                     None => {
                         let k = self.unlock_on(self.local, &src, generation)?;
-                        old = Some(k.clone());
+                        olds.insert(generation, k.clone());
                         k
                     }
                 };
-                let guard = Some((keys::config(dst.uuid), dst_bytes.clone()));
-                let moved = self.rewrap_page(&page, &src, &old_kek, &new, dst.uuid, job, guard)?;
+                let guard = (keys::config(dst.uuid), dst_bytes.clone());
+                let moved = self.migrate_page(&page, &src, &old, &new, dst.uuid, job, guard)?;
                 if moved.is_empty() {
                     dst_bytes = self.load_config(dst.uuid)?.1;
                 }
                 self.forget_keys(&moved);
             }
+        } else {
+            drop((dst, dst_bytes));
         }
         let mut txn = Transaction::new();
         job.finish(
             &mut txn,
-            Ok(format!(
-                "Migrated {} data keys to key manager {dest}.",
-                job.processed
-            )),
+            Ok(format!("Migrated {} data keys to key manager {dest}.", job.processed)),
         );
         self.commit_job_step(txn)
     }

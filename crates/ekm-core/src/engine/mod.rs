@@ -35,7 +35,7 @@ use nodes::NodeRuntime;
 pub use status::StatusFields;
 
 /// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: &[u8] = b"2";
+pub const FORMAT_VERSION: &[u8] = b"3";
 
 /// Page size of internal scans.
 const SCAN_PAGE: usize = 1024;
@@ -124,6 +124,8 @@ pub struct Engine {
     job_changed: Condvar,
     job_lock: Mutex<()>,
     shutting_down: AtomicBool,
+    /// Job runner threads, joined by `shutdown`.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -203,6 +205,7 @@ impl Engine {
             job_changed: Condvar::new(),
             job_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
         });
         if opts.resume_jobs {
             engine.resume_jobs()?;
@@ -226,13 +229,12 @@ impl Engine {
     }
 
     /// Stops job runners at their next step (their jobs stay `running` in the store and resume
-    /// at the next open) and waits for them to stop.
+    /// at the next open) and waits for their threads to end. Finished jobs are unaffected.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        let mut guard = self.job_lock.lock();
-        while !self.running.lock().is_empty() {
-            self.job_changed
-                .wait_for(&mut guard, std::time::Duration::from_millis(50));
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            let _ = t.join();
         }
     }
 
@@ -419,7 +421,7 @@ impl Engine {
         let (stored, bytes) = self.load_config(uuid)?;
         if !self
             .store
-            .scan(&keys::key_index_prefix(uuid), None, 1)
+            .scan(&keys::records(uuid), None, 1)
             .map_err(store_failed)?
             .is_empty()
         {
