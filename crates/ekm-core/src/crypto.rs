@@ -27,6 +27,35 @@ pub fn fill_random(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the OS random number generator failed");
 }
 
+/// Random nonces drawn from the OS RNG 256 at a time, for bulk rewraps: one system call per
+/// 256 seals instead of one per seal. Lives on the stack of one operation; never shared.
+pub struct NonceSource {
+    buf: [u8; NONCE_LEN * 256],
+    pos: usize,
+}
+
+impl Default for NonceSource {
+    fn default() -> Self {
+        NonceSource { buf: [0; NONCE_LEN * 256], pos: NONCE_LEN * 256 }
+    }
+}
+
+impl NonceSource {
+    /// The next fresh nonce.
+    pub fn next_nonce(&mut self) -> [u8; NONCE_LEN] {
+        if self.pos == self.buf.len() {
+            fill_random(&mut self.buf);
+            self.pos = 0;
+        }
+        let mut n = [0u8; NONCE_LEN];
+        n.copy_from_slice(&self.buf[self.pos..self.pos + NONCE_LEN]);
+        // Each nonce is handed out once.
+        self.buf[self.pos..self.pos + NONCE_LEN].fill(0);
+        self.pos += NONCE_LEN;
+        n
+    }
+}
+
 /// An AES-256-GCM failure. Deliberately says nothing about why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AeadError;
@@ -70,6 +99,20 @@ impl AeadKey {
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, buf)
             .map_err(|_| AeadError)?;
         Ok((nonce, tag.into()))
+    }
+
+    /// Encrypts in place under a nonce the caller drew from the OS RNG (see [`NonceSource`]).
+    pub fn seal_in_place_with(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], AeadError> {
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, buf)
+            .map_err(|_| AeadError)?;
+        Ok(tag.into())
     }
 
     /// Decrypts `buf` in place; on failure `buf` is wiped.
@@ -222,6 +265,15 @@ mod tests {
         bad[NONCE_LEN] ^= 1;
         assert!(k.open_vec(b"aad", &bad).is_err());
         assert!(k.open_vec(b"aad", &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn nonce_source_hands_out_distinct_nonces_across_refills() {
+        let mut src = NonceSource::default();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            assert!(seen.insert(src.next_nonce()));
+        }
     }
 
     #[test]

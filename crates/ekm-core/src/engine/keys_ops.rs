@@ -10,7 +10,7 @@ use super::nodes::TableEntry;
 use super::{Engine, akv_failed, now_secs, store_failed};
 use crate::backend::BackendCall;
 use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys};
-use crate::crypto::{Kek, SEAL_WARN_LIMIT};
+use crate::crypto::{Kek, NonceSource, SEAL_WARN_LIMIT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{DataKeyId, KeyTag};
 use crate::secret::KeyMaterial;
@@ -57,13 +57,15 @@ pub(crate) fn seal_data_key(
     owner: KeyOwner,
     material: &KeyMaterial,
     key_tag: KeyTag,
+    nonces: &mut NonceSource,
 ) -> Result<WrappedDataKey> {
     let generation = kek.generation();
     let aad = WrappedDataKey::aad(config, id, generation, owner);
     let mut ciphertext = *material.expose_secret();
-    let (nonce, tag) = kek
+    let nonce = nonces.next_nonce();
+    let tag = kek
         .aead()
-        .seal_in_place(&aad, &mut ciphertext)
+        .seal_in_place_with(nonce, &aad, &mut ciphertext)
         .map_err(|_| Error::corrupt("Sealing a data key failed."))?;
     Ok(WrappedDataKey {
         config,
@@ -217,8 +219,10 @@ impl Engine {
             let mut txn = Transaction::new();
             txn.check(Check::Equals(keys::config(config.uuid), bytes));
             let mut records = Vec::with_capacity(tags.len());
+            let mut nonces = NonceSource::default();
             for ((id, material), tag) in materials.iter().zip(&tags) {
-                let record = seal_data_key(&kek, config.uuid, id, owner, material, tag.clone())?;
+                let record =
+                    seal_data_key(&kek, config.uuid, id, owner, material, tag.clone(), &mut nonces)?;
                 let location = KeyLocation { config: config.uuid, owner };
                 txn.check(Check::Absent(keys::data_key(id)))
                     .put(keys::data_key(id), location.encode())

@@ -12,7 +12,7 @@ use super::nodes::TableEntry;
 use super::{Engine, akv_failed, store_failed};
 use crate::backend::BackendCall;
 use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys};
-use crate::crypto::Kek;
+use crate::crypto::{Kek, NonceSource};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{DataKeyId, KeyId};
 use crate::store::{Check, RangeRewrite, StoreError, Transaction};
@@ -90,6 +90,7 @@ impl Engine {
             let cursor = job.cursor.as_deref().and_then(|c| hex::decode(c).ok());
             let before = job.clone();
             let mut moved: Vec<DataKeyId> = Vec::new();
+            let mut nonces = NonceSource::default();
             let mut rewrite = |k: &[u8], v: &[u8]| -> std::result::Result<Option<Vec<u8>>, String> {
                 let r = WrappedDataKey::decode(v).map_err(|e| e.message())?;
                 if r.generation != from {
@@ -97,8 +98,9 @@ impl Engine {
                 }
                 let id = keys::id_of_record(k).ok_or("a record key is malformed")?;
                 let material = open_data_key(&id, &r, &old).map_err(|e| e.message())?;
-                let rec = seal_data_key(&new, cfg.uuid, &id, r.owner, &material, r.key_tag)
-                    .map_err(|e| e.message())?;
+                let rec =
+                    seal_data_key(&new, cfg.uuid, &id, r.owner, &material, r.key_tag, &mut nonces)
+                        .map_err(|e| e.message())?;
                 moved.push(id);
                 Ok(Some(rec.encode()))
             };
@@ -234,6 +236,7 @@ impl Engine {
         let mut txn = Transaction::new();
         txn.check(Check::Equals(dest_check.0, dest_check.1));
         let mut moved = Vec::with_capacity(page.len());
+        let mut nonces = NonceSource::default();
         for (record_key, bytes) in page {
             let id = keys::id_of_record(record_key)
                 .ok_or_else(|| Stop::Failed(Error::corrupt("A record key is malformed.")))?;
@@ -245,7 +248,8 @@ impl Engine {
                 ))));
             }
             let material = open_data_key(&id, &r, old)?;
-            let rec = seal_data_key(new, dest, &id, r.owner, &material, r.key_tag.clone())?;
+            let rec =
+                seal_data_key(new, dest, &id, r.owner, &material, r.key_tag.clone(), &mut nonces)?;
             let location = KeyLocation { config: dest, owner: r.owner };
             txn.check(Check::Equals(record_key.clone(), bytes.clone()))
                 .delete(record_key.clone())
