@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ekm::core::{
-    ClusterInfo, CreateRequest, Engine, EngineOptions, ErrorKind, KeyOwner, KeyTag, Node, SvmInfo,
-    Topology,
+    ClusterInfo, CreateRequest, Engine, EngineOptions, ErrorKind, KeyOwner, KeyTag, Node,
+    StatusFields, SvmInfo, Topology,
 };
 use ekm::fake::FakeBackend;
 use ekm::store::{StoreKind, protection_key};
@@ -110,8 +110,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         created.len(),
         fake.counters()
     );
+    // A restarted node unlocks its KEKs (one backend unwrap per scope), then reports status.
+    for (node, err) in engine.unlock_all() {
+        println!("node {node} could not unlock a KEK: {err}");
+    }
     for cfg in engine.list_configs()? {
-        println!("\nconfiguration:\n{}", serde_json::to_string_pretty(&cfg)?);
+        let cfg = engine.get_config_with_status(cfg.uuid, StatusFields::all())?;
+        println!(
+            "\nconfiguration with status:\n{}",
+            serde_json::to_string_pretty(&cfg)?
+        );
+        for usage in engine.kek_usage(cfg.uuid)? {
+            println!(
+                "KEK generation {} ({}): {} seals of {} before rekey-internal is advised",
+                usage.generation, usage.state, usage.seals, usage.seal_limit
+            );
+        }
         let keys = engine.list_data_keys(cfg.uuid)?;
         println!("data keys under it: {}", keys.len());
         for k in keys.iter().take(5) {

@@ -36,7 +36,10 @@ pub struct NonceSource {
 
 impl Default for NonceSource {
     fn default() -> Self {
-        NonceSource { buf: [0; NONCE_LEN * 256], pos: NONCE_LEN * 256 }
+        NonceSource {
+            buf: [0; NONCE_LEN * 256],
+            pos: NONCE_LEN * 256,
+        }
     }
 }
 

@@ -183,9 +183,12 @@ fn range_of<T: ReadableTable<&'static [u8], &'static [u8]>>(
 }
 
 /// Checks then writes of `txn` inside an open write transaction.
-fn apply(table: &mut redb::Table<&'static [u8], &'static [u8]>, txn: &Transaction) -> Result<(), StoreError> {
+fn apply(
+    table: &mut redb::Table<&'static [u8], &'static [u8]>,
+    txn: &Transaction,
+) -> Result<(), StoreError> {
     for (i, check) in txn.checks.iter().enumerate() {
-                let holds = match check {
+        let holds = match check {
             Check::Absent(k) => table.get(k.as_slice()).map_err(io)?.is_none(),
             Check::Present(k) => table.get(k.as_slice()).map_err(io)?.is_some(),
             Check::Equals(k, v) => table

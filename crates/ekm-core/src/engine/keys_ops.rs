@@ -221,9 +221,19 @@ impl Engine {
             let mut records = Vec::with_capacity(tags.len());
             let mut nonces = NonceSource::default();
             for ((id, material), tag) in materials.iter().zip(&tags) {
-                let record =
-                    seal_data_key(&kek, config.uuid, id, owner, material, tag.clone(), &mut nonces)?;
-                let location = KeyLocation { config: config.uuid, owner };
+                let record = seal_data_key(
+                    &kek,
+                    config.uuid,
+                    id,
+                    owner,
+                    material,
+                    tag.clone(),
+                    &mut nonces,
+                )?;
+                let location = KeyLocation {
+                    config: config.uuid,
+                    owner,
+                };
                 txn.check(Check::Absent(keys::data_key(id)))
                     .put(keys::data_key(id), location.encode())
                     .put(location.record_key(id), record.encode());
@@ -298,7 +308,9 @@ impl Engine {
                 return Ok((WrappedDataKey::decode(&bytes)?, record_key, bytes));
             }
         }
-        Err(Error::corrupt(&format!("Data key {id} has a location but no record.")))
+        Err(Error::corrupt(&format!(
+            "Data key {id} has a location but no record."
+        )))
     }
 
     /// Deletes a data key durably, then drops it from every node key table.

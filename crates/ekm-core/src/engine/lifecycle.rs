@@ -40,10 +40,19 @@ impl Engine {
     /// [`ErrorKind::KeysOnAdminKeyManager`] when `config` is an SVM's and some of that SVM's
     /// keys still sit under the cluster's key manager (migrate them first).
     fn check_no_admin_keys(&self, config: &StoredConfig) -> Result<()> {
-        let Some(svm) = config.svm_uuid() else { return Ok(()) };
-        let Some((cluster, _)) = self.config_for_scope(None)? else { return Ok(()) };
+        let Some(svm) = config.svm_uuid() else {
+            return Ok(());
+        };
+        let Some((cluster, _)) = self.config_for_scope(None)? else {
+            return Ok(());
+        };
         let prefix = keys::records_of(cluster.uuid, KeyOwner::Svm(svm));
-        if !self.store.scan(&prefix, None, 1).map_err(store_failed)?.is_empty() {
+        if !self
+            .store
+            .scan(&prefix, None, 1)
+            .map_err(store_failed)?
+            .is_empty()
+        {
             return Err(Error::new(ErrorKind::KeysOnAdminKeyManager));
         }
         Ok(())
@@ -77,7 +86,9 @@ impl Engine {
             (Some(f), Some(t)) => (f, t),
             _ => self.rekey_internal_switch(job)?,
         };
-        let (cfg, _) = self.load_config(job.config).map_err(|_| Stop::Failed(not_found()))?;
+        let (cfg, _) = self
+            .load_config(job.config)
+            .map_err(|_| Stop::Failed(not_found()))?;
         let old = self.unlock_on(self.local, &cfg, from)?;
         let new = self.unlock_on(self.local, &cfg, to)?;
         let prefix = keys::records(cfg.uuid);
@@ -91,19 +102,27 @@ impl Engine {
             let before = job.clone();
             let mut moved: Vec<DataKeyId> = Vec::new();
             let mut nonces = NonceSource::default();
-            let mut rewrite = |k: &[u8], v: &[u8]| -> std::result::Result<Option<Vec<u8>>, String> {
-                let r = WrappedDataKey::decode(v).map_err(|e| e.message())?;
-                if r.generation != from {
-                    return Ok(None);
-                }
-                let id = keys::id_of_record(k).ok_or("a record key is malformed")?;
-                let material = open_data_key(&id, &r, &old).map_err(|e| e.message())?;
-                let rec =
-                    seal_data_key(&new, cfg.uuid, &id, r.owner, &material, r.key_tag, &mut nonces)
-                        .map_err(|e| e.message())?;
-                moved.push(id);
-                Ok(Some(rec.encode()))
-            };
+            let mut rewrite =
+                |k: &[u8], v: &[u8]| -> std::result::Result<Option<Vec<u8>>, String> {
+                    let r = WrappedDataKey::decode(v).map_err(|e| e.message())?;
+                    if r.generation != from {
+                        return Ok(None);
+                    }
+                    let id = keys::id_of_record(k).ok_or("a record key is malformed")?;
+                    let material = open_data_key(&id, &r, &old).map_err(|e| e.message())?;
+                    let rec = seal_data_key(
+                        &new,
+                        cfg.uuid,
+                        &id,
+                        r.owner,
+                        &material,
+                        r.key_tag,
+                        &mut nonces,
+                    )
+                    .map_err(|e| e.message())?;
+                    moved.push(id);
+                    Ok(Some(rec.encode()))
+                };
             let mut then = |out: &RangeRewrite| {
                 let mut txn = Transaction::new();
                 job.processed += out.rewritten as u64;
@@ -139,7 +158,8 @@ impl Engine {
         }
         let admin = self.admin.lock();
         let mut txn = Transaction::new();
-        txn.delete(keys::kek(cfg.uuid, from)).delete(keys::seals(cfg.uuid, from));
+        txn.delete(keys::kek(cfg.uuid, from))
+            .delete(keys::seals(cfg.uuid, from));
         let msg = format!(
             "Rekey-internal completed: {} data keys rewrapped from KEK generation {from} to {to}; generation {from} retired.",
             job.processed
@@ -248,9 +268,19 @@ impl Engine {
                 ))));
             }
             let material = open_data_key(&id, &r, old)?;
-            let rec =
-                seal_data_key(new, dest, &id, r.owner, &material, r.key_tag.clone(), &mut nonces)?;
-            let location = KeyLocation { config: dest, owner: r.owner };
+            let rec = seal_data_key(
+                new,
+                dest,
+                &id,
+                r.owner,
+                &material,
+                r.key_tag.clone(),
+                &mut nonces,
+            )?;
+            let location = KeyLocation {
+                config: dest,
+                owner: r.owner,
+            };
             txn.check(Check::Equals(record_key.clone(), bytes.clone()))
                 .delete(record_key.clone())
                 .put(location.record_key(&id), rec.encode())
@@ -258,9 +288,16 @@ impl Engine {
             moved.push(id);
         }
         let seals = self.count_seals(dest, new.generation(), moved.len() as u64)?;
-        txn.put(keys::seals(dest, new.generation()), seals.to_be_bytes().to_vec());
+        txn.put(
+            keys::seals(dest, new.generation()),
+            seals.to_be_bytes().to_vec(),
+        );
         job.processed += moved.len() as u64;
-        job.message = format!("{} of {} data keys migrated.", job.processed, job.total.max(job.processed));
+        job.message = format!(
+            "{} of {} data keys migrated.",
+            job.processed,
+            job.total.max(job.processed)
+        );
         job.put(&mut txn);
         match self.store.commit(txn) {
             Ok(()) => {
@@ -505,8 +542,12 @@ impl Engine {
 
     pub(crate) fn run_migrate(&self, job: &mut Job) -> std::result::Result<(), Stop> {
         let dest = job.destination.ok_or_else(|| Stop::Failed(not_found()))?;
-        let (src, _) = self.load_config(job.config).map_err(|_| Stop::Failed(not_found()))?;
-        let (dst, dst_bytes) = self.load_config(dest).map_err(|_| Stop::Failed(not_found()))?;
+        let (src, _) = self
+            .load_config(job.config)
+            .map_err(|_| Stop::Failed(not_found()))?;
+        let (dst, dst_bytes) = self
+            .load_config(dest)
+            .map_err(|_| Stop::Failed(not_found()))?;
         let owner = dst
             .svm_uuid()
             .map(KeyOwner::Svm)
@@ -523,8 +564,13 @@ impl Engine {
                 if self.is_shutting_down() {
                     return Err(Stop::Interrupted);
                 }
-                let page = self.store.scan(&prefix, None, self.rekey_batch).map_err(store_failed)?;
-                let Some((_, first)) = page.first() else { break };
+                let page = self
+                    .store
+                    .scan(&prefix, None, self.rekey_batch)
+                    .map_err(store_failed)?;
+                let Some((_, first)) = page.first() else {
+                    break;
+                };
                 // Pages are cut at a generation change (keys of one page share one old KEK).
                 let generation = WrappedDataKey::decode(first)?.generation;
                 let page: Vec<_> = page
@@ -554,7 +600,10 @@ impl Engine {
         let mut txn = Transaction::new();
         job.finish(
             &mut txn,
-            Ok(format!("Migrated {} data keys to key manager {dest}.", job.processed)),
+            Ok(format!(
+                "Migrated {} data keys to key manager {dest}.",
+                job.processed
+            )),
         );
         self.commit_job_step(txn)
     }
