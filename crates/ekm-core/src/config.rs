@@ -621,6 +621,42 @@ impl PatchRequest {
     }
 }
 
+/// A validated rekey-external body: the new key id, and optionally the SVM it is meant for.
+#[derive(Debug, Clone)]
+pub struct RekeyExternalRequest {
+    /// The new external key, with version.
+    pub key_id: KeyId,
+    /// The SVM named by the request, if any (it must own the configuration).
+    pub svm: Option<SvmSelector>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekeyBody {
+    #[serde(default)]
+    key_id: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    svm: Option<SvmSelector>,
+}
+
+impl RekeyExternalRequest {
+    /// Parses `POST /api/security/azure-key-vaults/{uuid}/rekey-external`'s body. A missing or
+    /// malformed `key_id` is [`ErrorKind::InvalidKeyId`].
+    pub fn from_json(json: &[u8]) -> Result<RekeyExternalRequest> {
+        let body: RekeyBody = parse_json(json)?;
+        let key_id = KeyId::parse(body.key_id.as_deref().unwrap_or_default())?;
+        if let Some(s) = body.scope.as_deref() {
+            if s != "svm" && s != "cluster" {
+                return Err(Error::invalid_value("scope", "expected \"svm\" or \"cluster\"."));
+            }
+        }
+        let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
+        Ok(RekeyExternalRequest { key_id, svm })
+    }
+}
+
 /// `state`: whether the wrapped KEK is available on every node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KekState {
@@ -779,6 +815,16 @@ mod tests {
         );
         let p = PatchRequest::from_json(br#"{"client_secret":"newSecret"}"#).unwrap();
         assert!(matches!(p.credential, Some(Credential::ClientSecret(_))));
+    }
+
+    #[test]
+    fn rekey_external_body() {
+        let ok = RekeyExternalRequest::from_json(format!(r#"{{"key_id":"{KEY}"}}"#).as_bytes()).unwrap();
+        assert_eq!(ok.key_id.as_str(), KEY);
+        let seed = br#"{"key_id":"https://keyvault1.vault.azure.net/keys/key1","scope":"svm","svm":{"name":"svm1","uuid":"02c9e252-41be-11e9-81d5-00a0986138f7","_links":{}}}"#;
+        assert_eq!(code(RekeyExternalRequest::from_json(seed)), 65_537_523);
+        assert_eq!(code(RekeyExternalRequest::from_json(b"{}")), 65_537_523);
+        assert_eq!(code(RekeyExternalRequest::from_json(br#"{"key":1}"#)), 262_179);
     }
 
     #[test]

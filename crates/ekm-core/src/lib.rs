@@ -23,7 +23,7 @@ pub mod topology;
 
 pub use backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind};
 pub use codec::KeyOwner;
-pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest};
+pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyExternalRequest};
 pub use crypto::ProtectionKey;
 pub use engine::{
     DataKeyInfo, Engine, EngineOptions, Job, JobKind, JobState, KekUsage, StatusFields,
