@@ -223,3 +223,88 @@ pub fn kek_generations(store: &dyn Store, config: Uuid) -> Vec<(u32, bool)> {
         })
         .collect()
 }
+
+/// An AKV emulator with one secret app, one certificate app and two keys (two versions of
+/// `key1`, one of `key2`), and the options that make ekm-azure reach it on loopback.
+pub struct AzureLab {
+    pub emu: akv_emulator::Emulator,
+    pub options: ekm::azure::AzureOptions,
+    pub key1_v1: String,
+    pub key1_v2: String,
+    pub key2: String,
+}
+
+pub const AZ_TENANT: &str = "tenant1";
+pub const AZ_SECRET_APP: &str = "client-secret-app";
+pub const AZ_CERT_APP: &str = "client-cert-app";
+pub const AZ_SECRET: &str = "emulator-client-secret-9f1c";
+
+impl AzureLab {
+    pub fn start() -> AzureLab {
+        let emu = akv_emulator::Emulator::start().expect("emulator starts");
+        emu.add_secret_app(AZ_TENANT, AZ_SECRET_APP, AZ_SECRET);
+        let store = p12_keystore::KeyStore::from_pkcs12(
+            &pfx("client-aes256.p12"),
+            PFX_PASSWORD,
+            p12_keystore::Pkcs12ImportPolicy::Strict,
+        )
+        .expect("fixture opens");
+        let cert_der = store.private_key_chain().expect("chain").1.certs()[0].as_der().to_vec();
+        emu.add_cert_app(AZ_TENANT, AZ_CERT_APP, &cert_der).expect("cert app");
+        let v1 = emu.add_key("key1", 2048).expect("key");
+        let v2 = emu.add_key("key1", 2048).expect("key");
+        let k2 = emu.add_key("key2", 3072).expect("key");
+        let addr = emu.addr();
+        let options = ekm::azure::AzureOptions {
+            authority_host: emu.authority(),
+            extra_ca_pem: Some(emu.ca_pem().as_bytes().to_vec()),
+            resolve: vec![
+                (akv_emulator::LOGIN_HOST.to_owned(), addr),
+                ("myvault.vault.localhost".to_owned(), addr),
+                ("othervault.vault.localhost".to_owned(), addr),
+            ],
+            connect_timeout: std::time::Duration::from_secs(2),
+            request_timeout: std::time::Duration::from_secs(5),
+            max_retries: 2,
+            max_retry_time: std::time::Duration::from_secs(8),
+            verify_challenge_resource: true,
+        };
+        AzureLab {
+            key1_v1: emu.key_id("myvault", "key1", &v1),
+            key1_v2: emu.key_id("myvault", "key1", &v2),
+            key2: emu.key_id("myvault", "key2", &k2),
+            emu,
+            options,
+        }
+    }
+
+    pub fn backend(&self) -> Arc<ekm::azure::AzureBackend> {
+        Arc::new(ekm::azure::AzureBackend::new(self.options.clone()).expect("backend"))
+    }
+
+    pub fn vault(&self) -> String {
+        format!("{}/", self.emu.vault_url("myvault"))
+    }
+
+    /// A create body for this lab, with client-secret authentication.
+    pub fn secret_body(&self, svm: Option<&str>, key_id: &str) -> String {
+        let svm = svm.map(|s| format!(r#""svm":{{"name":"{s}"}},"#)).unwrap_or_default();
+        format!(
+            r#"{{{svm}"client_id":"{AZ_SECRET_APP}","tenant_id":"{AZ_TENANT}","name":"{}","key_id":"{key_id}","client_secret":"{AZ_SECRET}"}}"#,
+            self.vault()
+        )
+    }
+
+    /// A create body with certificate authentication (`file` from tests/data).
+    pub fn cert_body(&self, svm: Option<&str>, key_id: &str, file: &str, password: Option<&str>) -> String {
+        let svm = svm.map(|s| format!(r#""svm":{{"name":"{s}"}},"#)).unwrap_or_default();
+        let pw = password
+            .map(|p| format!(r#","client_certificate_password":"{p}""#))
+            .unwrap_or_default();
+        format!(
+            r#"{{{svm}"client_id":"{AZ_CERT_APP}","tenant_id":"{AZ_TENANT}","name":"{}","key_id":"{key_id}","client_certificate":"{}"{pw}}}"#,
+            self.vault(),
+            pfx_b64(file)
+        )
+    }
+}

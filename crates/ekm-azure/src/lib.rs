@@ -187,10 +187,11 @@ impl AzureBackend {
         let mut opts = ClientOptions::default();
         opts.transport = Some(Transport::new(Arc::new(http.clone())));
         opts.retry = RetryOptions::exponential(ExponentialRetryOptions {
-            initial_delay: Duration::from_millis(200),
+            initial_delay: azure_core::time::Duration::milliseconds(200),
             max_retries: o.max_retries,
-            max_total_elapsed: o.max_retry_time,
-            max_delay: Duration::from_secs(10),
+            max_total_elapsed: azure_core::time::Duration::try_from(o.max_retry_time)
+                .unwrap_or(azure_core::time::Duration::seconds(20)),
+            max_delay: azure_core::time::Duration::seconds(10),
         });
         let mut custom = CustomConfiguration::default();
         custom.authority_host = o.authority_host.clone();
