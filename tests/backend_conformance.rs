@@ -24,6 +24,8 @@ struct Subject {
     other_version: KeyId,
     missing: KeyId,
     disable: Box<dyn Fn(&KeyId, bool)>,
+    /// Arms a refusal of `bad_access`'s credential where the backend cannot see it itself.
+    refuse_credentials: Box<dyn Fn()>,
 }
 
 fn access(vault: &str, client: &str, secret: &str, revision: u64) -> BackendAccess {
@@ -81,6 +83,7 @@ fn run_suite(s: Subject) {
     (s.disable)(&s.key, true);
     s.backend.check(&call, &s.key).unwrap();
 
+    (s.refuse_credentials)();
     let bad = BackendCall { node: &n, access: &s.bad_access };
     let e = s.backend.check(&bad, &s.key).unwrap_err();
     assert_eq!(e.kind, BackendErrorKind::AuthenticationFailed, "{}: {e}", s.name);
@@ -94,63 +97,23 @@ fn fake_backend_conforms() {
     let other = KeyId::parse(&KEY_ID.replace("a8e619fd", "b8e619fd")).unwrap();
     fake.add_key(&key).unwrap();
     fake.add_key(&other).unwrap();
-    let f2 = fake.clone();
-    // The fake does not check credentials: a refused credential is injected for the bad access.
-    let bad = access(VAULT, "c", "wrong-secret", 2);
-    let subject = Subject {
+    let (f1, f2) = (fake.clone(), fake.clone());
+    run_suite(Subject {
         name: "fake",
-        backend: fake.clone(),
+        backend: fake,
         access: access(VAULT, "c", "s", 1),
-        bad_access: bad,
+        bad_access: access(VAULT, "c", "wrong-secret", 2),
         key,
         other_version: other,
         missing: KeyId::parse(&KEY_ID.replace("/key1/", "/missing/")).unwrap(),
         disable: Box::new(move |k, enabled| {
-            if enabled { f2.add_key(k).unwrap() } else { f2.disable_key(k).unwrap() }
-            // The next check after the last re-enable is the refused-credential case.
-            if enabled {
-                f2.fail_next(Some(ekm::fake::Op::Check), ekm::fake::Fault::AuthenticationFailed, 0);
-            }
+            if enabled { f1.add_key(k).unwrap() } else { f1.disable_key(k).unwrap() }
         }),
-    };
-    let fake_for_auth = fake.clone();
-    // Arrange the refused credential: the second check after re-enabling fails.
-    std::thread::scope(|_| {});
-    run_suite_with_auth_fault(subject, move || {
-        fake_for_auth.fail_next(Some(ekm::fake::Op::Check), ekm::fake::Fault::AuthenticationFailed, 1)
+        // The fake does not tell credentials apart: the identity provider's refusal is injected.
+        refuse_credentials: Box::new(move || {
+            f2.fail_next(Some(ekm::fake::Op::Check), ekm::fake::Fault::AuthenticationFailed, 1)
+        }),
     });
-}
-
-/// The fake cannot tell credentials apart, so its refused-credential case is injected just
-/// before the suite's last check.
-fn run_suite_with_auth_fault(s: Subject, arm: impl Fn()) {
-    let n = node();
-    let call = BackendCall { node: &n, access: &s.access };
-    let kek = KeyMaterial::random();
-    let wrapped = s.backend.wrap_kek(&call, &s.key, &kek).unwrap();
-    assert_eq!(s.backend.unwrap_kek(&call, &s.key, &wrapped).unwrap().expose_secret(), kek.expose_secret());
-    arm();
-    let bad = BackendCall { node: &n, access: &s.bad_access };
-    assert_eq!(s.backend.check(&bad, &s.key).unwrap_err().kind, BackendErrorKind::AuthenticationFailed);
-    // Now everything else, with no fault armed.
-    let s2 = Subject { bad_access: s.access.clone(), ..s };
-    run_suite_minus_auth(s2);
-}
-
-fn run_suite_minus_auth(s: Subject) {
-    let n = node();
-    let call = BackendCall { node: &n, access: &s.access };
-    let kek = KeyMaterial::random();
-    let wrapped = s.backend.wrap_kek(&call, &s.key, &kek).unwrap();
-    assert_eq!(s.backend.unwrap_kek(&call, &s.key, &wrapped).unwrap().expose_secret(), kek.expose_secret());
-    let e = s.backend.unwrap_kek(&call, &s.other_version, &wrapped).unwrap_err();
-    assert_eq!(e.kind, BackendErrorKind::Rejected, "{}: {e}", s.name);
-    s.backend.check(&call, &s.key).unwrap();
-    assert_eq!(s.backend.check(&call, &s.missing).unwrap_err().kind, BackendErrorKind::KeyNotFound);
-    (s.disable)(&s.key, false);
-    assert_eq!(s.backend.check(&call, &s.key).unwrap_err().kind, BackendErrorKind::KeyDisabled);
-    (s.disable)(&s.key, true);
-    s.backend.check(&call, &s.key).unwrap();
 }
 
 #[test]
@@ -169,6 +132,7 @@ fn azure_backend_against_the_emulator_conforms() {
         key,
         other_version: other,
         disable: Box::new(move |k, enabled| e2.set_enabled(k.name(), k.version(), enabled)),
+        refuse_credentials: Box::new(|| {}),
     };
     run_suite(subject);
 }
