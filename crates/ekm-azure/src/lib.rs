@@ -93,9 +93,10 @@ impl fmt::Debug for AzureOptions {
     }
 }
 
-/// One configuration's clients, rebuilt when its credentials or proxy change (revision).
+/// One configuration's clients, rebuilt when its credentials or proxy change.
 struct Clients {
-    revision: u64,
+    /// SHA-256 over everything the clients were built from (never leaves memory).
+    fingerprint: [u8; 32],
     /// One `KeyClient` per vault origin (a rekey-external may name another vault).
     vaults: Mutex<HashMap<String, Arc<KeyClient>>>,
     credential: Arc<dyn TokenCredential>,
@@ -199,10 +200,12 @@ impl AzureBackend {
         opts
     }
 
-    /// The clients of a configuration at its current revision.
+    /// The clients of a configuration for exactly these credentials and proxy: a patch that
+    /// is being proven, or one that was refused, never reuses or poisons the clients in force.
     fn clients(&self, access: &BackendAccess) -> Result<Arc<Clients>, BackendError> {
+        let fingerprint = fingerprint(access);
         if let Some(c) = self.clients.lock().get(&access.config_uuid) {
-            if c.revision == access.revision {
+            if c.fingerprint == fingerprint {
                 return Ok(c.clone());
             }
         }
@@ -234,7 +237,7 @@ impl AzureBackend {
             }
         };
         let clients = Arc::new(Clients {
-            revision: access.revision,
+            fingerprint,
             vaults: Mutex::new(HashMap::new()),
             credential,
             http,
@@ -315,6 +318,37 @@ impl AzureBackend {
                 .ok_or_else(|| invalid("the vault returned no unwrapped value"))
         })
     }
+}
+
+/// A digest of everything a configuration's clients depend on.
+fn fingerprint(access: &BackendAccess) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    field(access.client_id.as_bytes());
+    field(access.tenant_id.as_bytes());
+    match &access.credential {
+        Credential::ClientSecret(s) => {
+            field(b"secret");
+            field(s.expose_secret().as_bytes());
+        }
+        Credential::Certificate(c) => {
+            field(b"certificate");
+            field(c.pfx().expose_secret());
+            field(c.password().map(|p| p.expose_secret()).unwrap_or("").as_bytes());
+        }
+    }
+    if let Some(p) = &access.proxy {
+        field(p.proxy_type.as_str().as_bytes());
+        field(p.host.as_bytes());
+        field(&p.port.to_be_bytes());
+        field(p.username.as_deref().unwrap_or("").as_bytes());
+        field(p.password.as_ref().map(|s| s.expose_secret()).unwrap_or("").as_bytes());
+    }
+    h.finalize().into()
 }
 
 fn url_is_https(u: &str) -> Result<(), String> {
