@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ekm::core::{
-    CreateRequest, DataKeyId, Engine, EngineOptions, ErrorKind, JobState, KeyId, KeyOwner,
-    KeyTag, PatchRequest, ProtectionKey, StatusFields,
+    CreateRequest, DataKeyId, Engine, EngineOptions, ErrorKind, JobState, KeyId, KeyOwner, KeyTag,
+    PatchRequest, ProtectionKey, StatusFields,
 };
 use ekm::store::StoreKind;
 
@@ -36,23 +36,43 @@ fn the_whole_lifecycle_with_azure_key_vault() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path(), lab.backend());
     let cluster = create(&e, &lab.secret_body(None, &lab.key1_v1)).unwrap();
-    let vs0 = create(&e, &lab.cert_body(Some("vs0"), &lab.key1_v1, "client-aes256.p12", Some(PFX_PASSWORD)))
-        .unwrap();
+    let vs0 = create(
+        &e,
+        &lab.cert_body(
+            Some("vs0"),
+            &lab.key1_v1,
+            "client-aes256.p12",
+            Some(PFX_PASSWORD),
+        ),
+    )
+    .unwrap();
     assert_eq!(vs0.authentication_method.as_str(), "certificate");
     let mut keys: HashMap<DataKeyId, Vec<u8>> = HashMap::new();
     for owner in [KeyOwner::Cluster, KeyOwner::Svm(VS0), KeyOwner::Svm(VS1)] {
-        for id in e.create_data_keys(owner, vec![KeyTag::default(); 20]).unwrap() {
+        for id in e
+            .create_data_keys(owner, vec![KeyTag::default(); 20])
+            .unwrap()
+        {
             keys.insert(id, e.read_data_key(&id).unwrap().expose_secret().to_vec());
         }
     }
     let check_keys = |e: &Engine| {
         for (id, m) in &keys {
-            assert_eq!(e.read_data_key(id).unwrap().expose_secret().as_slice(), m.as_slice());
+            assert_eq!(
+                e.read_data_key(id).unwrap().expose_secret().as_slice(),
+                m.as_slice()
+            );
         }
     };
     // rekey-external to a new version of the same key, then to another key.
-    for (cfg, target) in [(cluster.uuid, &lab.key1_v2), (vs0.uuid, &lab.key2), (cluster.uuid, &lab.key2)] {
-        let job = e.start_rekey_external(cfg, KeyId::parse(target).unwrap(), None).unwrap();
+    for (cfg, target) in [
+        (cluster.uuid, &lab.key1_v2),
+        (vs0.uuid, &lab.key2),
+        (cluster.uuid, &lab.key2),
+    ] {
+        let job = e
+            .start_rekey_external(cfg, KeyId::parse(target).unwrap(), None)
+            .unwrap();
         let job = e.wait_job(job.uuid, WAIT).unwrap();
         assert_eq!(job.state, JobState::Success, "{}", job.message);
         assert_eq!(e.get_config(cfg).unwrap().key_id.as_str(), target.as_str());
@@ -75,7 +95,9 @@ fn the_whole_lifecycle_with_azure_key_vault() {
     }
     assert_eq!(lab.emu.counters().unwraps - unwraps, 4);
     check_keys(&e);
-    let st = e.get_config_with_status(cluster.uuid, StatusFields::all()).unwrap();
+    let st = e
+        .get_config_with_status(cluster.uuid, StatusFields::all())
+        .unwrap();
     assert!(st.state.unwrap().available);
     assert!(st.azure_reachability.unwrap().reachable);
     // A restarted process over the same store unlocks through AKV again.
@@ -99,8 +121,12 @@ fn every_pkcs12_format_authenticates_with_a_signed_assertion() {
         let tokens = lab.emu.counters().tokens;
         let cfg = create(&e, &lab.cert_body(None, &lab.key1_v1, file, pw))
             .unwrap_or_else(|err| panic!("{file}: {err}"));
-        assert!(lab.emu.counters().tokens > tokens, "{file}: no token was issued");
-        e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+        assert!(
+            lab.emu.counters().tokens > tokens,
+            "{file}: no token was issued"
+        );
+        e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+            .unwrap();
         assert_eq!(e.list_data_keys(cfg.uuid).unwrap().len(), 1);
     }
 }
@@ -111,10 +137,15 @@ fn credentials_are_replaced_without_a_restart_and_proven_first() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path(), lab.backend());
     let cfg = create(&e, &lab.secret_body(None, &lab.key1_v1)).unwrap();
-    let id = e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+    let id = e
+        .create_data_key(KeyOwner::Cluster, KeyTag::default())
+        .unwrap();
     // A wrong secret is refused by Entra ID and the old credentials stay in force.
     let err = e
-        .patch_config(cfg.uuid, PatchRequest::from_json(br#"{"client_secret":"not-the-secret"}"#).unwrap())
+        .patch_config(
+            cfg.uuid,
+            PatchRequest::from_json(br#"{"client_secret":"not-the-secret"}"#).unwrap(),
+        )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AkvUnavailable);
     assert!(err.message().contains("authentication failed"), "{err}");
@@ -124,7 +155,9 @@ fn credentials_are_replaced_without_a_restart_and_proven_first() {
         r#"{{"client_id":"{AZ_CERT_APP}","client_certificate":"{}","client_certificate_password":"{PFX_PASSWORD}"}}"#,
         pfx_b64("client-3des.p12")
     );
-    let patched = e.patch_config(cfg.uuid, PatchRequest::from_json(body.as_bytes()).unwrap()).unwrap();
+    let patched = e
+        .patch_config(cfg.uuid, PatchRequest::from_json(body.as_bytes()).unwrap())
+        .unwrap();
     assert_eq!(patched.authentication_method.as_str(), "certificate");
     e.reset_node(NODE1).unwrap();
     e.read_data_key(&id).unwrap();
@@ -138,8 +171,12 @@ fn throttling_is_honoured_and_missing_keys_are_named() {
     create(&e, &lab.secret_body(None, &lab.key1_v1)).unwrap();
     lab.emu.throttle_next(1, 1);
     let start = Instant::now();
-    e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
-    assert!(start.elapsed() >= Duration::from_millis(900), "Retry-After was not honoured");
+    e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "Retry-After was not honoured"
+    );
     assert_eq!(lab.emu.counters().throttled, 1);
     // A soft-deleted key: the create is refused, naming the cause.
     lab.emu.set_deleted("key2", true);
@@ -168,13 +205,30 @@ fn a_dead_vault_fails_within_seconds() {
 }
 
 /// An authenticating HTTP CONNECT proxy on loopback that tunnels every request to `target`.
-fn start_proxy(user: &str, password: &str, target: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicUsize>, tokio::runtime::Runtime) {
+fn start_proxy(
+    user: &str,
+    password: &str,
+    target: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    Arc<AtomicUsize>,
+    tokio::runtime::Runtime,
+) {
     use base64::Engine as _;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let expected = format!("basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let expected = format!(
+        "basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
     let tunnels = Arc::new(AtomicUsize::new(0));
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let t = tunnels.clone();
     rt.spawn(async move {
@@ -230,15 +284,23 @@ fn through_an_authenticating_proxy() {
     // Wrong password: refused quickly and clearly.
     let start = Instant::now();
     let err = create(&e, &with_proxy("wrong-proxy-pass")).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
     assert_eq!(err.kind(), ErrorKind::AkvUnavailable);
-    assert!(err.message().to_lowercase().contains("proxy") || err.message().contains("407"), "{err}");
+    assert!(
+        err.message().to_lowercase().contains("proxy") || err.message().contains("407"),
+        "{err}"
+    );
     assert!(!err.message().contains("wrong-proxy-pass"));
     assert_eq!(tunnels.load(Ordering::SeqCst), 0);
     // Right password: everything goes through the tunnel.
     let cfg = create(&e, &with_proxy("proxy-pass-3c9")).unwrap();
     assert_eq!(cfg.proxy_host.as_deref(), Some("127.0.0.1"));
-    e.create_data_key(KeyOwner::Cluster, KeyTag::default()).unwrap();
+    e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+        .unwrap();
     assert!(tunnels.load(Ordering::SeqCst) >= 1);
     let _ = ProtectionKey::generate();
 }

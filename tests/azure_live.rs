@@ -16,10 +16,18 @@ use ekm::core::{CreateRequest, Engine, EngineOptions, JobState, KeyId, KeyOwner,
 
 #[test]
 fn the_lifecycle_against_a_real_vault() {
-    let vars = ["EKM_AZURE_TENANT_ID", "EKM_AZURE_CLIENT_ID", "EKM_AZURE_CLIENT_SECRET", "EKM_AZURE_KEY_ID"];
+    let vars = [
+        "EKM_AZURE_TENANT_ID",
+        "EKM_AZURE_CLIENT_ID",
+        "EKM_AZURE_CLIENT_SECRET",
+        "EKM_AZURE_KEY_ID",
+    ];
     let values: Vec<String> = vars.iter().filter_map(|v| std::env::var(v).ok()).collect();
     if values.len() != vars.len() {
-        eprintln!("skipped: set {} to run against a real vault", vars.join(", "));
+        eprintln!(
+            "skipped: set {} to run against a real vault",
+            vars.join(", ")
+        );
         return;
     }
     let (tenant, client, secret, key_id) = (&values[0], &values[1], &values[2], &values[3]);
@@ -36,14 +44,26 @@ fn the_lifecycle_against_a_real_vault() {
     let cfg = e
         .create_config(CreateRequest::from_json(body.to_string().as_bytes()).unwrap())
         .unwrap();
-    let ids = e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 10]).unwrap();
+    let ids = e
+        .create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 10])
+        .unwrap();
     let before: Vec<_> = ids.iter().map(|id| e.read_data_key(id).unwrap()).collect();
     let job = e.start_rekey_internal(cfg.uuid).unwrap();
-    assert_eq!(e.wait_job(job.uuid, Duration::from_secs(120)).unwrap().state, JobState::Success);
+    assert_eq!(
+        e.wait_job(job.uuid, Duration::from_secs(120))
+            .unwrap()
+            .state,
+        JobState::Success
+    );
     e.reset_node(NODE1).unwrap();
     e.reset_node(NODE2).unwrap();
     let job = e.start_restore(cfg.uuid).unwrap();
-    assert_eq!(e.wait_job(job.uuid, Duration::from_secs(120)).unwrap().state, JobState::Success);
+    assert_eq!(
+        e.wait_job(job.uuid, Duration::from_secs(120))
+            .unwrap()
+            .state,
+        JobState::Success
+    );
     for (id, m) in ids.iter().zip(&before) {
         assert_eq!(&e.read_data_key(id).unwrap(), m);
         e.delete_data_key(id).unwrap();

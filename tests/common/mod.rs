@@ -249,8 +249,11 @@ impl AzureLab {
             p12_keystore::Pkcs12ImportPolicy::Strict,
         )
         .expect("fixture opens");
-        let cert_der = store.private_key_chain().expect("chain").1.certs()[0].as_der().to_vec();
-        emu.add_cert_app(AZ_TENANT, AZ_CERT_APP, &cert_der).expect("cert app");
+        let cert_der = store.private_key_chain().expect("chain").1.certs()[0]
+            .as_der()
+            .to_vec();
+        emu.add_cert_app(AZ_TENANT, AZ_CERT_APP, &cert_der)
+            .expect("cert app");
         let v1 = emu.add_key("key1", 2048).expect("key");
         let v2 = emu.add_key("key1", 2048).expect("key");
         let k2 = emu.add_key("key2", 3072).expect("key");
@@ -288,7 +291,9 @@ impl AzureLab {
 
     /// A create body for this lab, with client-secret authentication.
     pub fn secret_body(&self, svm: Option<&str>, key_id: &str) -> String {
-        let svm = svm.map(|s| format!(r#""svm":{{"name":"{s}"}},"#)).unwrap_or_default();
+        let svm = svm
+            .map(|s| format!(r#""svm":{{"name":"{s}"}},"#))
+            .unwrap_or_default();
         format!(
             r#"{{{svm}"client_id":"{AZ_SECRET_APP}","tenant_id":"{AZ_TENANT}","name":"{}","key_id":"{key_id}","client_secret":"{AZ_SECRET}"}}"#,
             self.vault()
@@ -296,8 +301,16 @@ impl AzureLab {
     }
 
     /// A create body with certificate authentication (`file` from tests/data).
-    pub fn cert_body(&self, svm: Option<&str>, key_id: &str, file: &str, password: Option<&str>) -> String {
-        let svm = svm.map(|s| format!(r#""svm":{{"name":"{s}"}},"#)).unwrap_or_default();
+    pub fn cert_body(
+        &self,
+        svm: Option<&str>,
+        key_id: &str,
+        file: &str,
+        password: Option<&str>,
+    ) -> String {
+        let svm = svm
+            .map(|s| format!(r#""svm":{{"name":"{s}"}},"#))
+            .unwrap_or_default();
         let pw = password
             .map(|p| format!(r#","client_certificate_password":"{p}""#))
             .unwrap_or_default();

@@ -98,13 +98,25 @@ impl Emulator {
         let state = Arc::new(Mutex::new(State::default()));
         let handle = axum_server::Handle::new();
         let app = server::router(state.clone());
-        let server = axum_server::bind_rustls(addr, axum_server::tls_rustls::RustlsConfig::from_config(config))
-            .handle(handle.clone());
+        let server = axum_server::bind_rustls(
+            addr,
+            axum_server::tls_rustls::RustlsConfig::from_config(config),
+        )
+        .handle(handle.clone());
         tokio::spawn(async move {
             let _ = server.serve(app.into_make_service()).await;
         });
-        let addr = handle.listening().await.ok_or("the emulator did not start listening")?;
-        Ok(Emulator { addr, ca_pem, state, handle, _runtime: None })
+        let addr = handle
+            .listening()
+            .await
+            .ok_or("the emulator did not start listening")?;
+        Ok(Emulator {
+            addr,
+            ca_pem,
+            state,
+            handle,
+            _runtime: None,
+        })
     }
 
     /// The port it listens on (127.0.0.1).
@@ -136,16 +148,29 @@ impl Emulator {
     pub fn add_secret_app(&self, tenant: &str, client_id: &str, secret: &str) {
         self.state.lock().apps.insert(
             client_id.to_owned(),
-            App { tenant: tenant.to_owned(), secret: Some(secret.to_owned()), cert_key: None },
+            App {
+                tenant: tenant.to_owned(),
+                secret: Some(secret.to_owned()),
+                cert_key: None,
+            },
         );
     }
 
     /// Registers an application that authenticates with a certificate (DER).
-    pub fn add_cert_app(&self, tenant: &str, client_id: &str, cert_der: &[u8]) -> Result<(), String> {
+    pub fn add_cert_app(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        cert_der: &[u8],
+    ) -> Result<(), String> {
         let key = server::public_key_of_cert(cert_der)?;
         self.state.lock().apps.insert(
             client_id.to_owned(),
-            App { tenant: tenant.to_owned(), secret: None, cert_key: Some(key) },
+            App {
+                tenant: tenant.to_owned(),
+                secret: None,
+                cert_key: Some(key),
+            },
         );
         Ok(())
     }
@@ -155,8 +180,15 @@ impl Emulator {
         let key = RsaPrivateKey::new(&mut rand::thread_rng(), bits).map_err(|e| e.to_string())?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut s = self.state.lock();
-        let entry = s.keys.entry(name.to_owned()).or_insert(KeyEntry { versions: Vec::new(), deleted: false });
-        entry.versions.push(Version { id: id.clone(), key, enabled: true });
+        let entry = s.keys.entry(name.to_owned()).or_insert(KeyEntry {
+            versions: Vec::new(),
+            deleted: false,
+        });
+        entry.versions.push(Version {
+            id: id.clone(),
+            key,
+            enabled: true,
+        });
         Ok(id)
     }
 

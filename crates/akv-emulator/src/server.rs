@@ -1,5 +1,9 @@
 //! The emulator's HTTPS server: TLS set-up, routes, token and key handlers.
 
+// Handlers return the error response itself (`Result<_, Response>`), the axum idiom; its size
+// does not matter in a test server.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -47,7 +51,8 @@ pub(crate) fn tls_config() -> Result<(String, Arc<rustls::ServerConfig>), String
     let e = |x: rcgen::Error| x.to_string();
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "akv-emulator test CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "akv-emulator test CA");
     let ca_key = KeyPair::generate().map_err(e)?;
     let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
     let mut leaf = CertificateParams::new(vec![
@@ -57,8 +62,10 @@ pub(crate) fn tls_config() -> Result<(String, Arc<rustls::ServerConfig>), String
         LOGIN_HOST.to_owned(),
     ])
     .map_err(e)?;
-    leaf.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    leaf.distinguished_name.push(DnType::CommonName, "akv-emulator");
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "akv-emulator");
     let leaf_key = KeyPair::generate().map_err(e)?;
     let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).map_err(e)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -79,14 +86,22 @@ pub(crate) fn tls_config() -> Result<(String, Arc<rustls::ServerConfig>), String
 pub(crate) fn public_key_of_cert(der: &[u8]) -> Result<RsaPublicKey, String> {
     use x509_cert::der::{Decode, Encode};
     let cert = x509_cert::Certificate::from_der(der).map_err(|e| e.to_string())?;
-    let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string())?;
-    rsa::pkcs8::DecodePublicKey::from_public_key_der(&spki).map_err(|e: rsa::pkcs8::spki::Error| e.to_string())
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    rsa::pkcs8::DecodePublicKey::from_public_key_der(&spki)
+        .map_err(|e: rsa::pkcs8::spki::Error| e.to_string())
 }
 
 pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery),
+        )
         .route("/keys/{name}", get(get_latest))
         .route("/keys/{name}/", get(get_latest))
         .route("/keys/{name}/create", post(create))
@@ -97,7 +112,10 @@ pub(crate) fn router(state: Shared) -> Router {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn host_of(headers: &HeaderMap) -> String {
@@ -109,7 +127,9 @@ fn host_of(headers: &HeaderMap) -> String {
 }
 
 fn port_of(host: &str) -> String {
-    host.rsplit_once(':').map(|(_, p)| p.to_owned()).unwrap_or_else(|| "443".into())
+    host.rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .unwrap_or_else(|| "443".into())
 }
 
 fn b64d(s: &str) -> Option<Vec<u8>> {
@@ -146,11 +166,18 @@ async fn token(
             .into_response()
     };
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "unsupported_grant_type"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_grant_type"})),
+        )
+            .into_response();
     }
     let client_id = form.get("client_id").cloned().unwrap_or_default();
     let Some(app) = state.lock().apps.get(&client_id).cloned() else {
-        return refuse(&state, "AADSTS700016: Application not found in the directory.");
+        return refuse(
+            &state,
+            "AADSTS700016: Application not found in the directory.",
+        );
     };
     if app.tenant != tenant {
         return refuse(&state, "AADSTS90002: Tenant not found.");
@@ -158,7 +185,10 @@ async fn token(
     let ok = if let Some(secret) = form.get("client_secret") {
         app.secret.as_deref() == Some(secret.as_str())
     } else if let Some(assertion) = form.get("client_assertion") {
-        let aud = format!("https://{LOGIN_HOST}:{}/{tenant}/oauth2/v2.0/token", port_of(&host_of(&headers)));
+        let aud = format!(
+            "https://{LOGIN_HOST}:{}/{tenant}/oauth2/v2.0/token",
+            port_of(&host_of(&headers))
+        );
         match &app.cert_key {
             Some(k) => verify_assertion(assertion, k, &client_id, &aud),
             None => false,
@@ -167,7 +197,10 @@ async fn token(
         false
     };
     if !ok {
-        return refuse(&state, "AADSTS7000215: Invalid client secret or assertion provided.");
+        return refuse(
+            &state,
+            "AADSTS7000215: Invalid client secret or assertion provided.",
+        );
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
     let mut s = state.lock();
@@ -184,19 +217,31 @@ async fn token(
 fn verify_assertion(jwt: &str, key: &RsaPublicKey, client_id: &str, aud: &str) -> bool {
     use rsa::signature::Verifier;
     let mut parts = jwt.split('.');
-    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
-    let (Some(hb), Some(pb), Some(sb)) = (b64d(h), b64d(p), b64d(sig)) else { return false };
-    let (Ok(header), Ok(claims)) = (serde_json::from_slice::<Value>(&hb), serde_json::from_slice::<Value>(&pb)) else {
+    let (Some(hb), Some(pb), Some(sb)) = (b64d(h), b64d(p), b64d(sig)) else {
+        return false;
+    };
+    let (Ok(header), Ok(claims)) = (
+        serde_json::from_slice::<Value>(&hb),
+        serde_json::from_slice::<Value>(&pb),
+    ) else {
         return false;
     };
     if header["alg"] != "RS256" {
         return false;
     }
     let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone());
-    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(sb.as_slice()) else { return false };
-    if verifier.verify(format!("{h}.{p}").as_bytes(), &signature).is_err() {
+    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(sb.as_slice()) else {
+        return false;
+    };
+    if verifier
+        .verify(format!("{h}.{p}").as_bytes(), &signature)
+        .is_err()
+    {
         return false;
     }
     let exp = claims["exp"].as_u64().unwrap_or(0);
@@ -204,7 +249,10 @@ fn verify_assertion(jwt: &str, key: &RsaPublicKey, client_id: &str, aud: &str) -
 }
 
 async fn discovery(Path(tenant): Path<String>, headers: HeaderMap) -> Response {
-    let base = format!("https://{LOGIN_HOST}:{}/{tenant}", port_of(&host_of(&headers)));
+    let base = format!(
+        "https://{LOGIN_HOST}:{}/{tenant}",
+        port_of(&host_of(&headers))
+    );
     Json(json!({
         "issuer": format!("{base}/v2.0"),
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
@@ -256,12 +304,22 @@ async fn admit(state: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         return Ok(());
     }
     s.counters.challenges += 1;
-    let tenant = s.apps.values().next().map(|a| a.tenant.clone()).unwrap_or_else(|| "organizations".into());
+    let tenant = s
+        .apps
+        .values()
+        .next()
+        .map(|a| a.tenant.clone())
+        .unwrap_or_else(|| "organizations".into());
     let challenge = format!(
         "Bearer authorization=\"https://{LOGIN_HOST}:{}/{tenant}\", resource=\"{RESOURCE}\"",
         port_of(&host_of(headers))
     );
-    let mut r = vault_error(StatusCode::UNAUTHORIZED, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", None);
+    let mut r = vault_error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "AKV10000: Request is missing a Bearer or PoP token.",
+        None,
+    );
     if let Ok(v) = challenge.parse() {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
@@ -307,7 +365,11 @@ fn with_version<T>(
     f: impl FnOnce(&Version) -> Result<T, Response>,
 ) -> Result<T, Response> {
     let s = state.lock();
-    let entry: &KeyEntry = s.keys.get(name).filter(|k| !k.deleted).ok_or_else(|| not_found(name))?;
+    let entry: &KeyEntry = s
+        .keys
+        .get(name)
+        .filter(|k| !k.deleted)
+        .ok_or_else(|| not_found(name))?;
     let v = if version.is_empty() {
         entry.versions.last()
     } else {
@@ -317,15 +379,28 @@ fn with_version<T>(
     f(v)
 }
 
-async fn get_latest(state: AxState<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn get_latest(
+    state: AxState<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     get_key(state, name, String::new(), headers).await
 }
 
-async fn get_version(state: AxState<Shared>, Path((name, version)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn get_version(
+    state: AxState<Shared>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     get_key(state, name, version, headers).await
 }
 
-async fn get_key(AxState(state): AxState<Shared>, name: String, version: String, headers: HeaderMap) -> Response {
+async fn get_key(
+    AxState(state): AxState<Shared>,
+    name: String,
+    version: String,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = admit(&state, &headers).await {
         return r;
     }
@@ -336,25 +411,52 @@ async fn get_key(AxState(state): AxState<Shared>, name: String, version: String,
     }
 }
 
-async fn create(AxState(state): AxState<Shared>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn create(
+    AxState(state): AxState<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if let Err(r) = admit(&state, &headers).await {
         return r;
     }
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !matches!(req["kty"].as_str(), Some("RSA") | Some("RSA-HSM")) {
-        return vault_error(StatusCode::BAD_REQUEST, "BadParameter", "Only RSA keys are supported by the emulator.", None);
+        return vault_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "Only RSA keys are supported by the emulator.",
+            None,
+        );
     }
     let bits = req["key_size"].as_u64().unwrap_or(2048) as usize;
     if !(2048..=4096).contains(&bits) {
-        return vault_error(StatusCode::BAD_REQUEST, "BadParameter", "key_size must be 2048 to 4096.", None);
+        return vault_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "key_size must be 2048 to 4096.",
+            None,
+        );
     }
     let Ok(key) = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits) else {
-        return vault_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "key generation failed", None);
+        return vault_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "key generation failed",
+            None,
+        );
     };
-    let v = Version { id: uuid::Uuid::new_v4().simple().to_string(), key, enabled: true };
+    let v = Version {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        key,
+        enabled: true,
+    };
     let b = bundle(&headers, &name, &v);
     let mut s = state.lock();
-    let entry = s.keys.entry(name).or_insert(KeyEntry { versions: Vec::new(), deleted: false });
+    let entry = s.keys.entry(name).or_insert(KeyEntry {
+        versions: Vec::new(),
+        deleted: false,
+    });
     entry.deleted = false;
     entry.versions.push(v);
     Json(b).into_response()
@@ -366,22 +468,44 @@ enum Op {
     Unwrap,
 }
 
-async fn wrap(state: AxState<Shared>, Path((name, version)): Path<(String, String)>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn wrap(
+    state: AxState<Shared>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     key_op(state, name, version, headers, body, Op::Wrap).await
 }
 
-async fn unwrap(state: AxState<Shared>, Path((name, version)): Path<(String, String)>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn unwrap(
+    state: AxState<Shared>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     key_op(state, name, version, headers, body, Op::Unwrap).await
 }
 
-async fn key_op(AxState(state): AxState<Shared>, name: String, version: String, headers: HeaderMap, body: axum::body::Bytes, op: Op) -> Response {
+async fn key_op(
+    AxState(state): AxState<Shared>,
+    name: String,
+    version: String,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+    op: Op,
+) -> Response {
     if let Err(r) = admit(&state, &headers).await {
         return r;
     }
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let alg = req["alg"].as_str().unwrap_or_default().to_owned();
     let Some(value) = req["value"].as_str().and_then(b64d) else {
-        return vault_error(StatusCode::BAD_REQUEST, "BadParameter", "Property value is required.", None);
+        return vault_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "Property value is required.",
+            None,
+        );
     };
     {
         let mut s = state.lock();
@@ -404,12 +528,25 @@ async fn key_op(AxState(state): AxState<Shared>, name: String, version: String, 
             ));
         }
         let out = match (alg.as_str(), op) {
-            ("RSA-OAEP-256", Op::Wrap) => v.key.to_public_key().encrypt(&mut rand::thread_rng(), Oaep::new::<Sha256>(), &value),
+            ("RSA-OAEP-256", Op::Wrap) => v.key.to_public_key().encrypt(
+                &mut rand::thread_rng(),
+                Oaep::new::<Sha256>(),
+                &value,
+            ),
             ("RSA-OAEP-256", Op::Unwrap) => v.key.decrypt(Oaep::new::<Sha256>(), &value),
-            ("RSA-OAEP", Op::Wrap) => v.key.to_public_key().encrypt(&mut rand::thread_rng(), Oaep::new::<sha1::Sha1>(), &value),
+            ("RSA-OAEP", Op::Wrap) => v.key.to_public_key().encrypt(
+                &mut rand::thread_rng(),
+                Oaep::new::<sha1::Sha1>(),
+                &value,
+            ),
             ("RSA-OAEP", Op::Unwrap) => v.key.decrypt(Oaep::new::<sha1::Sha1>(), &value),
             _ => {
-                return Err(vault_error(StatusCode::BAD_REQUEST, "BadParameter", "Unsupported algorithm.", None));
+                return Err(vault_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadParameter",
+                    "Unsupported algorithm.",
+                    None,
+                ));
             }
         };
         out.map(|bytes| json!({"kid": kid(&headers, &name, &v.id), "value": URL_SAFE_NO_PAD.encode(bytes)}))

@@ -28,7 +28,9 @@ pub(crate) struct CertificateAssertion {
 
 impl fmt::Debug for CertificateAssertion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertificateAssertion").field("client_id", &self.client_id).finish_non_exhaustive()
+        f.debug_struct("CertificateAssertion")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,13 +65,19 @@ impl CertificateAssertion {
             x5t,
             x5t_s256,
             client_id: client_id.to_owned(),
-            audience: format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/')),
+            audience: format!(
+                "{}/{tenant}/oauth2/v2.0/token",
+                authority.trim_end_matches('/')
+            ),
         })
     }
 
     /// A fresh assertion, valid for ten minutes.
     pub(crate) fn sign(&self) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let header = serde_json::json!({
             "alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256,
         });
@@ -89,7 +97,10 @@ impl CertificateAssertion {
 
 #[async_trait::async_trait]
 impl ClientAssertion for CertificateAssertion {
-    async fn secret(&self, _options: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+    async fn secret(
+        &self,
+        _options: Option<ClientMethodOptions<'_>>,
+    ) -> azure_core::Result<String> {
         Ok(self.sign())
     }
 }

@@ -30,24 +30,38 @@ fn inner_code(raw: Option<&azure_core::http::RawResponse>) -> Option<String> {
     let body = raw?.body();
     let v: serde_json::Value = serde_json::from_slice(body.as_ref()).ok()?;
     let err = v.get("error")?;
-    let inner = err.get("innererror").and_then(|i| i.get("code")).and_then(|c| c.as_str());
+    let inner = err
+        .get("innererror")
+        .and_then(|i| i.get("code"))
+        .and_then(|c| c.as_str());
     inner
         .or_else(|| err.get("code").and_then(|c| c.as_str()))
         .map(str::to_owned)
 }
 
 fn retry_after(raw: Option<&azure_core::http::RawResponse>) -> Option<std::time::Duration> {
-    let v = raw?.headers().get_optional_str(&azure_core::http::headers::RETRY_AFTER)?;
-    v.trim().parse::<u64>().ok().map(std::time::Duration::from_secs)
+    let v = raw?
+        .headers()
+        .get_optional_str(&azure_core::http::headers::RETRY_AFTER)?;
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .map(std::time::Duration::from_secs)
 }
 
 /// Classifies an SDK error.
 pub fn classify(e: &azure_core::Error) -> BackendError {
     use BackendErrorKind as K;
     match e.kind() {
-        ErrorKind::HttpResponse { status, error_code, raw_response } => {
+        ErrorKind::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
             let raw = raw_response.as_deref();
-            let code = inner_code(raw).or_else(|| error_code.clone()).unwrap_or_default();
+            let code = inner_code(raw)
+                .or_else(|| error_code.clone())
+                .unwrap_or_default();
             let status = u16::from(*status);
             let kind = match (status, code.as_str()) {
                 (_, "KeyDisabled") => K::KeyDisabled,
@@ -62,22 +76,30 @@ pub fn classify(e: &azure_core::Error) -> BackendError {
                 (500..=599, _) => K::Unreachable,
                 _ => K::InvalidResponse,
             };
-            let mut err = BackendError::new(kind, format!("HTTP {status} {code}").trim().to_owned());
+            let mut err =
+                BackendError::new(kind, format!("HTTP {status} {code}").trim().to_owned());
             if kind == K::Throttled {
                 err.retry_after = retry_after(raw);
             }
             err
         }
-        ErrorKind::Credential => {
-            BackendError::new(K::AuthenticationFailed, format!("the identity provider refused the credential: {}", describe(e)))
-        }
-        ErrorKind::Connection | ErrorKind::Io => {
-            BackendError::new(K::Unreachable, describe(e))
-        }
+        ErrorKind::Credential => BackendError::new(
+            K::AuthenticationFailed,
+            format!(
+                "the identity provider refused the credential: {}",
+                describe(e)
+            ),
+        ),
+        ErrorKind::Connection | ErrorKind::Io => BackendError::new(K::Unreachable, describe(e)),
         _ => {
             let text = describe(e);
             // Proxy and TLS failures surface as "Other" from the transport.
-            let kind = if text.contains("proxy") || text.contains("connect") || text.contains("timed out") || text.contains("tls") || text.contains("certificate") {
+            let kind = if text.contains("proxy")
+                || text.contains("connect")
+                || text.contains("timed out")
+                || text.contains("tls")
+                || text.contains("certificate")
+            {
                 K::Unreachable
             } else {
                 K::InvalidResponse

@@ -113,7 +113,9 @@ pub struct AzureBackend {
 
 impl fmt::Debug for AzureBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureBackend").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("AzureBackend")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -135,7 +137,11 @@ impl AzureBackend {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the Azure runtime: {e}"))?;
-        Ok(AzureBackend { options, runtime, clients: Mutex::new(HashMap::new()) })
+        Ok(AzureBackend {
+            options,
+            runtime,
+            clients: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The HTTP client every request of one configuration goes through.
@@ -169,7 +175,10 @@ impl AzureBackend {
                 };
                 let mut proxy = reqwest::Proxy::all(format!("{scheme}://{host}:{}", p.port))
                     .map_err(|_| {
-                        BackendError::new(BackendErrorKind::Unreachable, "the proxy address is not usable")
+                        BackendError::new(
+                            BackendErrorKind::Unreachable,
+                            "the proxy address is not usable",
+                        )
                     })?;
                 if let Some(user) = &p.username {
                     let pw = p.password.as_ref().map(|s| s.expose_secret()).unwrap_or("");
@@ -179,25 +188,30 @@ impl AzureBackend {
             }
         };
         b.build().map_err(|e| {
-            BackendError::new(BackendErrorKind::Unreachable, format!("cannot build the HTTP client: {}", errors::chain(&e)))
+            BackendError::new(
+                BackendErrorKind::Unreachable,
+                format!("cannot build the HTTP client: {}", errors::chain(&e)),
+            )
         })
     }
 
     fn client_options(&self, http: &reqwest::Client) -> ClientOptions {
         let o = &self.options;
-        let mut opts = ClientOptions::default();
-        opts.transport = Some(Transport::new(Arc::new(http.clone())));
-        opts.retry = RetryOptions::exponential(ExponentialRetryOptions {
-            initial_delay: azure_core::time::Duration::milliseconds(200),
-            max_retries: o.max_retries,
-            max_total_elapsed: azure_core::time::Duration::try_from(o.max_retry_time)
-                .unwrap_or(azure_core::time::Duration::seconds(20)),
-            max_delay: azure_core::time::Duration::seconds(10),
-        });
         let mut custom = CustomConfiguration::default();
         custom.authority_host = o.authority_host.clone();
-        opts.cloud = Some(Arc::new(CloudConfiguration::from(custom)));
-        opts
+        ClientOptions {
+            transport: Some(Transport::new(Arc::new(http.clone()))),
+            retry: RetryOptions::exponential(ExponentialRetryOptions {
+                initial_delay: azure_core::time::Duration::milliseconds(200),
+                max_retries: o.max_retries,
+                max_total_elapsed: azure_core::time::Duration::try_from(o.max_retry_time)
+                    .unwrap_or(azure_core::time::Duration::seconds(20)),
+                max_delay: azure_core::time::Duration::seconds(10),
+            }),
+            // Always explicit: never the AZURE_AUTHORITY_HOST environment variable.
+            cloud: Some(Arc::new(CloudConfiguration::from(custom))),
+            ..ClientOptions::default()
+        }
     }
 
     /// The clients of a configuration for exactly these credentials and proxy: a patch that
@@ -215,9 +229,13 @@ impl AzureBackend {
                 &access.tenant_id,
                 access.client_id.clone(),
                 Secret::new(secret.expose_secret().to_owned()),
-                Some(ClientSecretCredentialOptions { client_options: self.client_options(&http) }),
+                Some(ClientSecretCredentialOptions {
+                    client_options: self.client_options(&http),
+                }),
             )
-            .map_err(|e| BackendError::new(BackendErrorKind::AuthenticationFailed, errors::describe(&e)))?,
+            .map_err(|e| {
+                BackendError::new(BackendErrorKind::AuthenticationFailed, errors::describe(&e))
+            })?,
             Credential::Certificate(cert) => {
                 let assertion = assertion::CertificateAssertion::new(
                     cert,
@@ -233,7 +251,9 @@ impl AzureBackend {
                         client_options: self.client_options(&http),
                     }),
                 )
-                .map_err(|e| BackendError::new(BackendErrorKind::AuthenticationFailed, errors::describe(&e)))?
+                .map_err(|e| {
+                    BackendError::new(BackendErrorKind::AuthenticationFailed, errors::describe(&e))
+                })?
             }
         };
         let clients = Arc::new(Clients {
@@ -242,11 +262,17 @@ impl AzureBackend {
             credential,
             http,
         });
-        self.clients.lock().insert(access.config_uuid, clients.clone());
+        self.clients
+            .lock()
+            .insert(access.config_uuid, clients.clone());
         Ok(clients)
     }
 
-    fn key_client(&self, access: &BackendAccess, key: &KeyId) -> Result<Arc<KeyClient>, BackendError> {
+    fn key_client(
+        &self,
+        access: &BackendAccess,
+        key: &KeyId,
+    ) -> Result<Arc<KeyClient>, BackendError> {
         let clients = self.clients(access)?;
         let mut vaults = clients.vaults.lock();
         if let Some(c) = vaults.get(key.vault()) {
@@ -258,8 +284,14 @@ impl AzureBackend {
             ..Default::default()
         };
         let client = Arc::new(
-            KeyClient::new(key.vault(), clients.credential.clone(), Some(options))
-                .map_err(|e| invalid(format!("cannot create a Key Vault client: {}", errors::describe(&e))))?,
+            KeyClient::new(key.vault(), clients.credential.clone(), Some(options)).map_err(
+                |e| {
+                    invalid(format!(
+                        "cannot create a Key Vault client: {}",
+                        errors::describe(&e)
+                    ))
+                },
+            )?,
         );
         vaults.insert(key.vault().to_owned(), client.clone());
         Ok(client)
@@ -274,10 +306,16 @@ impl AzureBackend {
         self.runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv().unwrap_or_else(|_| Err(invalid("the Azure runtime stopped")))
+        rx.recv()
+            .unwrap_or_else(|_| Err(invalid("the Azure runtime stopped")))
     }
 
-    fn wrap(&self, access: &BackendAccess, key: &KeyId, plain: Vec<u8>) -> Result<Vec<u8>, BackendError> {
+    fn wrap(
+        &self,
+        access: &BackendAccess,
+        key: &KeyId,
+        plain: Vec<u8>,
+    ) -> Result<Vec<u8>, BackendError> {
         let client = self.key_client(access, key)?;
         let (name, version) = (key.name().to_owned(), key.version().to_owned());
         self.run(async move {
@@ -286,18 +324,32 @@ impl AzureBackend {
                 value: Some(plain),
                 ..Default::default()
             };
-            let body = params.try_into().map_err(|e: azure_core::Error| invalid(errors::describe(&e)))?;
+            let body = params
+                .try_into()
+                .map_err(|e: azure_core::Error| invalid(errors::describe(&e)))?;
             let options = azure_security_keyvault_keys::models::KeyClientWrapKeyOptions {
                 key_version: Some(version),
                 ..Default::default()
             };
-            let rsp = client.wrap_key(&name, body, Some(options)).await.map_err(|e| classify(&e))?;
-            let result = rsp.into_model().map_err(|e| invalid(errors::describe(&e)))?;
-            result.result.ok_or_else(|| invalid("the vault returned no wrapped value"))
+            let rsp = client
+                .wrap_key(&name, body, Some(options))
+                .await
+                .map_err(|e| classify(&e))?;
+            let result = rsp
+                .into_model()
+                .map_err(|e| invalid(errors::describe(&e)))?;
+            result
+                .result
+                .ok_or_else(|| invalid("the vault returned no wrapped value"))
         })
     }
 
-    fn unwrap(&self, access: &BackendAccess, key: &KeyId, wrapped: Vec<u8>) -> Result<SecretBytes, BackendError> {
+    fn unwrap(
+        &self,
+        access: &BackendAccess,
+        key: &KeyId,
+        wrapped: Vec<u8>,
+    ) -> Result<SecretBytes, BackendError> {
         let client = self.key_client(access, key)?;
         let (name, version) = (key.name().to_owned(), key.version().to_owned());
         self.run(async move {
@@ -306,12 +358,16 @@ impl AzureBackend {
                 value: Some(wrapped),
                 ..Default::default()
             };
-            let body = params.try_into().map_err(|e: azure_core::Error| invalid(errors::describe(&e)))?;
+            let body = params
+                .try_into()
+                .map_err(|e: azure_core::Error| invalid(errors::describe(&e)))?;
             let rsp = client
                 .unwrap_key(&name, &version, body, None)
                 .await
                 .map_err(|e| classify(&e))?;
-            let result = rsp.into_model().map_err(|e| invalid(errors::describe(&e)))?;
+            let result = rsp
+                .into_model()
+                .map_err(|e| invalid(errors::describe(&e)))?;
             result
                 .result
                 .map(SecretBytes::new)
@@ -338,7 +394,12 @@ fn fingerprint(access: &BackendAccess) -> [u8; 32] {
         Credential::Certificate(c) => {
             field(b"certificate");
             field(c.pfx().expose_secret());
-            field(c.password().map(|p| p.expose_secret()).unwrap_or("").as_bytes());
+            field(
+                c.password()
+                    .map(|p| p.expose_secret())
+                    .unwrap_or("")
+                    .as_bytes(),
+            );
         }
     }
     if let Some(p) = &access.proxy {
@@ -346,7 +407,13 @@ fn fingerprint(access: &BackendAccess) -> [u8; 32] {
         field(p.host.as_bytes());
         field(&p.port.to_be_bytes());
         field(p.username.as_deref().unwrap_or("").as_bytes());
-        field(p.password.as_ref().map(|s| s.expose_secret()).unwrap_or("").as_bytes());
+        field(
+            p.password
+                .as_ref()
+                .map(|s| s.expose_secret())
+                .unwrap_or("")
+                .as_bytes(),
+        );
     }
     h.finalize().into()
 }
@@ -368,11 +435,21 @@ impl Backend for AzureBackend {
         "RSA-OAEP-256"
     }
 
-    fn wrap_kek(&self, call: &BackendCall<'_>, key: &KeyId, kek: &KeyMaterial) -> Result<Vec<u8>, BackendError> {
+    fn wrap_kek(
+        &self,
+        call: &BackendCall<'_>,
+        key: &KeyId,
+        kek: &KeyMaterial,
+    ) -> Result<Vec<u8>, BackendError> {
         self.wrap(call.access, key, kek.expose_secret().to_vec())
     }
 
-    fn unwrap_kek(&self, call: &BackendCall<'_>, key: &KeyId, wrapped: &[u8]) -> Result<SecretBytes, BackendError> {
+    fn unwrap_kek(
+        &self,
+        call: &BackendCall<'_>,
+        key: &KeyId,
+        wrapped: &[u8],
+    ) -> Result<SecretBytes, BackendError> {
         self.unwrap(call.access, key, wrapped.to_vec())
     }
 
@@ -386,10 +463,18 @@ impl Backend for AzureBackend {
                 key_version: Some(version),
                 ..Default::default()
             };
-            let rsp = client.get_key(&name, Some(options)).await.map_err(|e| classify(&e))?;
-            let k = rsp.into_model().map_err(|e| invalid(errors::describe(&e)))?;
+            let rsp = client
+                .get_key(&name, Some(options))
+                .await
+                .map_err(|e| classify(&e))?;
+            let k = rsp
+                .into_model()
+                .map_err(|e| invalid(errors::describe(&e)))?;
             if k.attributes.as_ref().and_then(|a| a.enabled) == Some(false) {
-                return Err(BackendError::new(BackendErrorKind::KeyDisabled, "the key version is disabled"));
+                return Err(BackendError::new(
+                    BackendErrorKind::KeyDisabled,
+                    "the key version is disabled",
+                ));
             }
             Ok(())
         })?;

@@ -649,7 +649,10 @@ impl RekeyExternalRequest {
         let key_id = KeyId::parse(body.key_id.as_deref().unwrap_or_default())?;
         if let Some(s) = body.scope.as_deref() {
             if s != "svm" && s != "cluster" {
-                return Err(Error::invalid_value("scope", "expected \"svm\" or \"cluster\"."));
+                return Err(Error::invalid_value(
+                    "scope",
+                    "expected \"svm\" or \"cluster\".",
+                ));
             }
         }
         let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
@@ -819,12 +822,16 @@ mod tests {
 
     #[test]
     fn rekey_external_body() {
-        let ok = RekeyExternalRequest::from_json(format!(r#"{{"key_id":"{KEY}"}}"#).as_bytes()).unwrap();
+        let ok =
+            RekeyExternalRequest::from_json(format!(r#"{{"key_id":"{KEY}"}}"#).as_bytes()).unwrap();
         assert_eq!(ok.key_id.as_str(), KEY);
         let seed = br#"{"key_id":"https://keyvault1.vault.azure.net/keys/key1","scope":"svm","svm":{"name":"svm1","uuid":"02c9e252-41be-11e9-81d5-00a0986138f7","_links":{}}}"#;
         assert_eq!(code(RekeyExternalRequest::from_json(seed)), 65_537_523);
         assert_eq!(code(RekeyExternalRequest::from_json(b"{}")), 65_537_523);
-        assert_eq!(code(RekeyExternalRequest::from_json(br#"{"key":1}"#)), 262_179);
+        assert_eq!(
+            code(RekeyExternalRequest::from_json(br#"{"key":1}"#)),
+            262_179
+        );
     }
 
     #[test]
