@@ -337,6 +337,18 @@ impl Engine {
         Err(Error::new(ErrorKind::StoreFailed).with_detail("The key kept changing; retry."))
     }
 
+    /// What is known of one data key (never its material).
+    pub fn data_key_info(&self, id: &DataKeyId) -> Result<DataKeyInfo> {
+        let (r, _, _) = self.load_data_key(id)?;
+        Ok(DataKeyInfo {
+            key_id: *id,
+            key_tag: r.key_tag,
+            svm_uuid: r.owner.svm(),
+            config_uuid: r.config,
+            kek_generation: r.generation,
+        })
+    }
+
     /// The data keys protected by configuration `config`: ids, tags, owners, generations.
     pub fn list_data_keys(&self, config: Uuid) -> Result<Vec<DataKeyInfo>> {
         self.load_config(config)?;

@@ -1,0 +1,254 @@
+//! `ekmd serve`: the ekm daemon. See `ekmd serve --help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ekm_core::{Backend, Engine, EngineOptions};
+use ekmd::setup::CredentialSource;
+use ekmd::{AppState, setup, socket, tls};
+
+#[derive(Parser)]
+#[command(
+    name = "ekmd",
+    version,
+    about = "ekm daemon: ONTAP-compatible key manager REST API and data-path socket"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendKind {
+    /// The fake backend; its vault lives in DATA_DIR/fake-vault.json. Not a root of trust.
+    Fake,
+    /// Azure Key Vault through the official SDK.
+    Azure,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (HTTPS by default) and the data-path socket DATA_DIR/ekmd.sock.
+    Serve {
+        /// Data directory (store, keys, certificates, socket).
+        #[arg(long, default_value = "ekm-data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Topology file (TOML); default: DATA_DIR/topology.toml, written on first start.
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// External key manager.
+        #[arg(long, value_enum, default_value = "fake")]
+        backend: BackendKind,
+        /// Which node this process is (default: the first node of the topology).
+        #[arg(long)]
+        node: Option<String>,
+        /// TLS certificate (PEM); with --tls-key. Default: a self-signed one in DATA_DIR.
+        #[arg(long, requires = "tls_key", conflicts_with = "plain_http")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert", conflicts_with = "plain_http")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP (tests, or behind a TLS-terminating proxy on the same host).
+        #[arg(long)]
+        plain_http: bool,
+        /// Admin credentials file (`user:password`); default: EKMD_ADMIN_USER/EKMD_ADMIN_PASSWORD,
+        /// else a password generated into DATA_DIR/admin-password for user `admin`.
+        #[arg(long)]
+        admin_credentials_file: Option<PathBuf>,
+        /// Extra CA (PEM) trusted for Azure.
+        #[arg(long)]
+        azure_ca_file: Option<PathBuf>,
+        /// Login authority host for Azure (sovereign clouds, emulators).
+        #[arg(long)]
+        azure_authority_host: Option<String>,
+        /// Pin a host name to an address for Azure traffic, like curl's --resolve.
+        #[arg(long, value_name = "HOST=ADDR:PORT")]
+        azure_resolve: Vec<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EKMD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let Command::Serve {
+        data_dir,
+        listen,
+        topology,
+        backend,
+        node,
+        tls_cert,
+        tls_key,
+        plain_http,
+        admin_credentials_file,
+        azure_ca_file,
+        azure_authority_host,
+        azure_resolve,
+    } = Cli::parse().command;
+    let result = (|| -> Result<(), String> {
+        setup::data_dir(&data_dir)?;
+        let topology = setup::topology(&data_dir, topology.as_deref())?;
+        let local = match &node {
+            Some(name) => topology
+                .node_by_name(name)
+                .ok_or_else(|| format!("node {name} is not in the topology"))?
+                .clone(),
+            None => topology.nodes[0].clone(),
+        };
+        let (user, password, source) =
+            setup::admin_credentials(&data_dir, admin_credentials_file.as_deref())?;
+        let backend: Arc<dyn Backend> = match backend {
+            BackendKind::Fake => Arc::new(
+                ekm_fake::FakeBackend::open(&data_dir.join("fake-vault.json"))
+                    .map_err(|e| e.to_string())?,
+            ),
+            BackendKind::Azure => {
+                let mut o = ekm_azure::AzureOptions::default();
+                if let Some(a) = azure_authority_host {
+                    o.authority_host = a;
+                }
+                if let Some(f) = &azure_ca_file {
+                    o.extra_ca_pem =
+                        Some(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
+                }
+                for r in &azure_resolve {
+                    let (host, addr) = r
+                        .split_once('=')
+                        .ok_or_else(|| format!("--azure-resolve {r}: expected HOST=ADDR:PORT"))?;
+                    let addr: SocketAddr = addr
+                        .parse()
+                        .map_err(|_| format!("--azure-resolve {r}: bad address"))?;
+                    o.resolve.push((host.to_owned(), addr));
+                }
+                Arc::new(ekm_azure::AzureBackend::new(o)?)
+            }
+        };
+        let store = ekm_store::open(ekm_store::StoreKind::Redb, &data_dir.join("store"))
+            .map_err(|e| e.to_string())?;
+        let pk = ekm_store::protection_key::load_or_create(&data_dir.join("protection.key"))
+            .map_err(|e| format!("protection key: {e}"))?;
+        let engine = Engine::open(
+            EngineOptions::new(store, backend, topology.clone(), pk).local_node(local.uuid),
+        )
+        .map_err(|e| e.to_string())?;
+        let state = AppState {
+            engine: engine.clone(),
+            admin_user: user.clone(),
+            admin_password: Arc::new(password),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(serve(
+            state,
+            &data_dir,
+            listen,
+            plain_http,
+            tls_cert.zip(tls_key),
+            &local.name,
+            &user,
+            source,
+        ))?;
+        engine.shutdown();
+        tracing::info!("stopped; running jobs resume at the next start");
+        Ok(())
+    })();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ekmd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    state: AppState,
+    data_dir: &std::path::Path,
+    listen: SocketAddr,
+    plain_http: bool,
+    tls_files: Option<(PathBuf, PathBuf)>,
+    node: &str,
+    user: &str,
+    source: CredentialSource,
+) -> Result<(), String> {
+    let engine = state.engine.clone();
+    // Unlock every node's KEKs in the background, as a rebooted node does; failures show in status.
+    tokio::task::spawn_blocking(move || {
+        for (node, err) in engine.unlock_all() {
+            tracing::warn!(
+                node,
+                code = err.code(),
+                "KEK not unlocked: {}",
+                err.message()
+            );
+        }
+    });
+    let handle = axum_server::Handle::new();
+    let app = ekmd::router(state.clone());
+    let scheme = if plain_http { "http" } else { "https" };
+    let server = if plain_http {
+        tokio::spawn(
+            axum_server::bind(listen)
+                .handle(handle.clone())
+                .serve(app.into_make_service()),
+        )
+    } else {
+        let (cert, key) = tls::ensure_cert(data_dir, tls_files, &listen.ip().to_string())?;
+        let config = tls::server_config(&cert, &key)?;
+        tokio::spawn(
+            axum_server::bind_rustls(
+                listen,
+                axum_server::tls_rustls::RustlsConfig::from_config(config),
+            )
+            .handle(handle.clone())
+            .serve(app.into_make_service()),
+        )
+    };
+    let bound = handle
+        .listening()
+        .await
+        .ok_or("the REST listener did not start (address in use?)")?;
+    let sock_path = data_dir.join("ekmd.sock");
+    let sock = socket::bind(&sock_path).map_err(|e| format!("{}: {e}", sock_path.display()))?;
+    let sock_app = socket::router(state);
+    let sock_task = tokio::spawn(async move { axum::serve(sock, sock_app).await });
+    let login = match source {
+        CredentialSource::Environment => {
+            "the credentials in EKMD_ADMIN_USER / EKMD_ADMIN_PASSWORD".to_owned()
+        }
+        CredentialSource::File(f) => format!("the credentials in {}", f.display()),
+        CredentialSource::Generated(f) => {
+            format!("user {user} with the password in {}", f.display())
+        }
+    };
+    println!(
+        "ekmd listening on {scheme}://{bound} as node {node}; log in with {login}; data-path socket {}",
+        sock_path.display()
+    );
+    tracing::info!(%bound, node, "ekmd started");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    let _ = server.await;
+    sock_task.abort();
+    let _ = std::fs::remove_file(&sock_path);
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Start-up: the data directory, the topology file, the admin credentials.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use ekm_core::{ClusterInfo, Node, SvmInfo, Topology};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+/// Creates the data directory (mode 0700) if needed.
+pub fn data_dir(path: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The topology from `file`, or the default (`cluster1`, one node `node1`, one SVM `vs0`)
+/// written to `DATA_DIR/topology.toml` on first start.
+pub fn topology(data_dir: &Path, file: Option<&Path>) -> Result<Topology, String> {
+    let path = match file {
+        Some(f) => f.to_owned(),
+        None => {
+            let p = data_dir.join("topology.toml");
+            if !p.exists() {
+                let t = Topology {
+                    cluster: ClusterInfo {
+                        name: "cluster1".into(),
+                        uuid: Uuid::new_v4(),
+                    },
+                    nodes: vec![Node {
+                        name: "node1".into(),
+                        uuid: Uuid::new_v4(),
+                    }],
+                    svms: vec![SvmInfo {
+                        name: "vs0".into(),
+                        uuid: Uuid::new_v4(),
+                    }],
+                };
+                let text = toml::to_string_pretty(&t).map_err(|e| e.to_string())?;
+                std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t: Topology = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    t.validate()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(t)
+}
+
+/// Where the admin credentials came from, for the start-up banner.
+pub enum CredentialSource {
+    /// `EKMD_ADMIN_USER` / `EKMD_ADMIN_PASSWORD`.
+    Environment,
+    /// A `user:password` file given by flag.
+    File(std::path::PathBuf),
+    /// Generated at first start into `DATA_DIR/admin-password` (user `admin`).
+    Generated(std::path::PathBuf),
+}
+
+/// The admin user and password: from the environment, from `file` (`user:password`), or a
+/// random password generated once into `DATA_DIR/admin-password` (mode 0600) for user `admin`.
+pub fn admin_credentials(
+    data_dir: &Path,
+    file: Option<&Path>,
+) -> Result<(String, SecretString, CredentialSource), String> {
+    if let (Ok(u), Ok(p)) = (
+        std::env::var("EKMD_ADMIN_USER"),
+        std::env::var("EKMD_ADMIN_PASSWORD"),
+    ) {
+        if u.is_empty() || p.is_empty() {
+            return Err("EKMD_ADMIN_USER and EKMD_ADMIN_PASSWORD must not be empty".into());
+        }
+        return Ok((u, SecretString::from(p), CredentialSource::Environment));
+    }
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let line = text.lines().next().unwrap_or_default();
+        let (u, p) = line
+            .split_once(':')
+            .ok_or_else(|| format!("{}: expected user:password", f.display()))?;
+        return Ok((
+            u.to_owned(),
+            SecretString::from(p.to_owned()),
+            CredentialSource::File(f.to_owned()),
+        ));
+    }
+    let path = data_dir.join("admin-password");
+    if !path.exists() {
+        let mut raw = [0u8; 18];
+        ekm_core::crypto::fill_random(&mut raw);
+        let pw = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(f, "{pw}").map_err(|e| e.to_string())?;
+    }
+    let pw = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((
+        "admin".into(),
+        SecretString::from(pw.trim().to_owned()),
+        CredentialSource::Generated(path),
+    ))
+}
