@@ -233,6 +233,23 @@ async fn remove(
     Ok(ok_json(StatusCode::OK, json!({})))
 }
 
+/// Unix seconds as an RFC 3339 UTC time (what ONTAP's job times look like).
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// A job as `/api/cluster/jobs/{uuid}` shows it.
 pub fn render_job(j: &Job) -> Value {
     let description = match j.kind {
@@ -250,7 +267,8 @@ pub fn render_job(j: &Job) -> Value {
         "message": j.message,
         "code": j.code,
         "progress": {"processed": j.processed, "total": j.total},
-        "start_time": j.created,
+        "start_time": rfc3339(j.created),
+        "end_time": rfc3339(j.updated),
         "_links": {"self": {"href": format!("/api/cluster/jobs/{}", j.uuid)}},
     })
 }
@@ -509,4 +527,14 @@ async fn openapi() -> Response {
         include_str!("openapi.json"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_844_123), "2026-11-28T05:35:23Z");
+    }
 }
