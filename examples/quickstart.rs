@@ -11,28 +11,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ekm::core::{
-    ClusterInfo, CreateRequest, Engine, EngineOptions, ErrorKind, KeyOwner, KeyTag, Node,
-    StatusFields, SvmInfo, Topology,
+    CreateRequest, Engine, EngineOptions, ErrorKind, KeyOwner, KeyTag, StatusFields, Topology,
 };
 use ekm::fake::FakeBackend;
 use ekm::store::{StoreKind, protection_key};
-use uuid::Uuid;
 
-fn topology() -> Topology {
-    Topology {
-        cluster: ClusterInfo {
-            name: "cluster1".into(),
-            uuid: Uuid::from_u128(0x6c3f_9a10_0001),
-        },
-        nodes: vec![Node {
-            name: "node1".into(),
-            uuid: Uuid::from_u128(0x6c3f_9a10_0101),
-        }],
-        svms: vec![SvmInfo {
-            name: "vs0".into(),
-            uuid: Uuid::from_u128(0x6c3f_9a10_0201),
-        }],
-    }
+/// The same topology ekmd uses: `DATA_DIR/topology.toml`, written with defaults (cluster1,
+/// node1, vs0) on first use.
+fn topology(dir: &std::path::Path) -> Result<Topology, Box<dyn std::error::Error>> {
+    Ok(ekmd::setup::topology(dir, None)?)
 }
 
 fn open(
@@ -44,7 +31,7 @@ fn open(
     let engine = Engine::open(EngineOptions::new(
         store,
         fake.clone(),
-        topology(),
+        topology(dir)?,
         protection_key,
     ))?;
     Ok((engine, fake))
@@ -84,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         for (owner, tag) in [
             (KeyOwner::Cluster, "root-vol"),
-            (KeyOwner::Svm(topology().svms[0].uuid), "vs0-vol1"),
+            (KeyOwner::Svm(topology(&dir)?.svms[0].uuid), "vs0-vol1"),
         ] {
             for i in 0..3 {
                 let id = engine.create_data_key(owner, KeyTag::parse(&format!("{tag}-{i}"))?)?;
