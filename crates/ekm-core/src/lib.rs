@@ -21,6 +21,20 @@ pub mod store;
 mod stored;
 pub mod topology;
 
+/// Entry points for the fuzz targets into decoders that are otherwise crate-private.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes a configuration record; `true` when it is well-formed.
+    pub fn decode_config(bytes: &[u8]) -> bool {
+        crate::stored::StoredConfig::decode(bytes).is_ok_and(|c| c.view().is_ok())
+    }
+
+    /// Decodes a node availability record; `true` when it is well-formed.
+    pub fn decode_node_record(bytes: &[u8]) -> bool {
+        crate::engine::decode_node_record(bytes)
+    }
+}
+
 pub use backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind};
 pub use codec::KeyOwner;
 pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyExternalRequest};

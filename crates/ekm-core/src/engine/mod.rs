@@ -34,6 +34,11 @@ pub use keys_ops::{DataKeyInfo, KekUsage};
 use nodes::NodeRuntime;
 pub use status::StatusFields;
 
+/// Decodes a node availability record (for the fuzz targets).
+pub(crate) fn decode_node_record(bytes: &[u8]) -> bool {
+    nodes::NodeRecord::decode(bytes).is_ok()
+}
+
 /// The on-disk format version this build writes and reads.
 pub const FORMAT_VERSION: &[u8] = b"3";
 
