@@ -239,11 +239,13 @@ impl KeyOwner {
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         let kind = r.u8()?;
         let uuid = r.uuid()?;
-        match kind {
-            0 => Ok(KeyOwner::Cluster),
-            1 => Ok(KeyOwner::Svm(uuid)),
+        // Canonical only: the cluster with the nil uuid, an SVM with a real one. Anything else
+        // would decode to a value that encodes to other bytes.
+        match (kind, uuid.is_nil()) {
+            (0, true) => Ok(KeyOwner::Cluster),
+            (1, false) => Ok(KeyOwner::Svm(uuid)),
             _ => Err(Error::corrupt(
-                "The data key record has an unknown owner kind.",
+                "A record has an unknown or malformed owner.",
             )),
         }
     }
@@ -549,6 +551,28 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(WrappedKek::decode(&bytes[..n]).is_err());
         }
+    }
+
+    #[test]
+    fn fuzz_regression_owner_must_be_canonical() {
+        // Found by the `records` fuzz target (fuzz/artifacts, selector byte dropped): a cluster
+        // owner with a non-nil uuid decoded, then encoded to different bytes.
+        let crash =
+            hex::decode("546abb7c01ad496f906101350000000000000050ab3e1be5cedbece3224efa45b6")
+                .unwrap();
+        assert!(KeyLocation::decode(&crash).is_err());
+        let svm_nil = [[7u8; 16].as_slice(), &[1], &[0u8; 16]].concat();
+        assert!(KeyLocation::decode(&svm_nil).is_err());
+        let ok = KeyLocation {
+            config: Uuid::new_v4(),
+            owner: KeyOwner::Svm(Uuid::new_v4()),
+        };
+        assert_eq!(KeyLocation::decode(&ok.encode()).unwrap(), ok);
+        let cluster = KeyLocation {
+            config: Uuid::new_v4(),
+            owner: KeyOwner::Cluster,
+        };
+        assert_eq!(KeyLocation::decode(&cluster.encode()).unwrap(), cluster);
     }
 
     #[test]

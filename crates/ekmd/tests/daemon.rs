@@ -354,7 +354,7 @@ fn no_response_log_or_file_holds_a_secret() {
     for (m, p, b) in [
         (
             reqwest::Method::GET,
-            format!("/api/security/azure-key-vaults?fields=**"),
+            "/api/security/azure-key-vaults?fields=**".to_owned(),
             None,
         ),
         (
