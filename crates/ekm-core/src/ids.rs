@@ -16,7 +16,13 @@ const MAX_URL_LEN: usize = 2048;
 /// Parses an `https://host[:port]` URL with no user info, query or fragment. Returns the URL and
 /// its path.
 fn parse_https(input: &str) -> Option<Url> {
-    if input.len() > MAX_URL_LEN || input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // ASCII and the plain `https://` form only: no IDNA rewriting of hosts, no lenient
+    // `https:/host` spellings, so what is accepted prints back as what was given.
+    if input.len() > MAX_URL_LEN
+        || !input.is_ascii()
+        || !input.starts_with("https://")
+        || input.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return None;
     }
     let url = Url::parse(input).ok()?;
@@ -75,6 +81,9 @@ impl KeyId {
         let vault = origin_of(&url);
         let version = version.to_ascii_lowercase();
         let text = format!("{vault}/keys/{name}/{version}");
+        if text.len() > MAX_URL_LEN {
+            return None;
+        }
         Some(KeyId {
             text,
             vault,
@@ -307,6 +316,19 @@ mod tests {
             let e = KeyId::parse(&bad).unwrap_err();
             assert_eq!(e.code(), 65_537_523, "{bad}");
         }
+    }
+
+    #[test]
+    fn fuzz_regression_key_ids_print_back_to_themselves() {
+        // Found by the `ids` fuzz target: a lenient `https:/` spelling with a non-ASCII host
+        // parsed, but its canonical text (IDNA-encoded, longer) did not.
+        let crash = include_bytes!("../../../fuzz/regressions/ids-key-id-not-canonical");
+        let text = String::from_utf8_lossy(crash);
+        if let Ok(k) = KeyId::parse(&text) {
+            assert_eq!(KeyId::parse(k.as_str()).unwrap(), k);
+        }
+        assert!(KeyId::parse(&format!("https:/v.vault.azure.net/keys/k/{V}")).is_err());
+        assert!(KeyId::parse(&format!("https://vä.vault.azure.net/keys/k/{V}")).is_err());
     }
 
     #[test]

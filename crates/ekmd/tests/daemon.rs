@@ -416,3 +416,89 @@ fn no_response_log_or_file_holds_a_secret() {
         }
     }
 }
+
+fn ekm(d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ekm"))
+        .args(["--url", &d.url, "--user", "admin", "--password", "admin-pw"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_ekm_command_line_drives_ekmd() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = start(dir.path(), 2048);
+    let (rc, out, err) = ekm(
+        &d,
+        &[
+            "enable",
+            "--client-id",
+            "c",
+            "--tenant-id",
+            "t",
+            "--name",
+            "https://v.vault.azure.net/",
+            "--key-id",
+            KEY,
+            "--client-secret",
+            SECRET,
+        ],
+    );
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.contains("configured"));
+    let (rc, out, _) = ekm(&d, &["--json", "show"]);
+    assert_eq!(rc, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["num_records"], 1);
+    assert!(!out.contains(SECRET));
+    let (rc, out, _) = ekm(&d, &["show"]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("(cluster)") && out.contains("client_secret"),
+        "{out}"
+    );
+    let (rc, id, _) = ekm(&d, &["key", "create", "--tag", "vol1"]);
+    assert_eq!(rc, 0);
+    assert_eq!(id.trim().len(), 64);
+    let (rc, out, _) = ekm(&d, &["key", "query"]);
+    assert!(rc == 0 && out.contains(id.trim()) && out.contains("vol1"));
+    let (rc, out, err) = ekm(&d, &["rekey-internal", "--wait"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.contains("succeeded"));
+    let (rc, out, _) = ekm(&d, &["--json", "check"]);
+    assert_eq!(rc, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["azure_reachability"]["reachable"],
+        true
+    );
+    // Refusals carry the ONTAP code and exit 1; an unconfigured SVM too; usage errors exit 2.
+    let (rc, _, err) = ekm(&d, &["disable"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("65536867"), "{err}");
+    let (rc, _, err) = ekm(&d, &["show", "--vserver", "vs0"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("65537120"), "{err}");
+    let (rc, _, err) = ekm(
+        &d,
+        &[
+            "rekey-external",
+            "--key-id",
+            "https://keyvault1.vault.azure.net/keys/key1",
+        ],
+    );
+    assert_eq!(rc, 1);
+    assert!(err.contains("65537523"), "{err}");
+    let (rc, _, _) = ekm(&d, &["enable"]);
+    assert_eq!(rc, 2);
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    // ekmd gone: exit 3.
+    let (rc, _, _) = ekm(&d, &["show"]);
+    assert_eq!(rc, 3);
+}
