@@ -22,6 +22,32 @@ use crate::store::Transaction;
 use crate::stored::StoredConfig;
 use crate::topology::Node;
 
+/// Hashes a data key id by its first eight bytes. Ids are 32 bytes from the OS RNG, so those
+/// bytes are already uniform; SipHash over all 32 would cost more than the map lookup itself.
+/// Flooding is not a concern: only ids the engine generated are ever inserted.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+
+    fn write_usize(&mut self, _: usize) {
+        // The array length prefix carries no information.
+    }
+}
+
+type IdMap<V> = DashMap<DataKeyId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A wrapped data key held in a node key table with the KEK that opens it.
 pub(crate) struct TableEntry {
     pub(crate) record: WrappedDataKey,
@@ -34,7 +60,7 @@ pub(crate) struct NodeRuntime {
     /// Unlocked KEKs by (configuration, generation).
     pub(crate) keks: RwLock<HashMap<(Uuid, u32), Arc<Kek>>>,
     /// The node key table: wrapped data keys with their KEKs.
-    pub(crate) table: DashMap<DataKeyId, TableEntry>,
+    pub(crate) table: IdMap<TableEntry>,
     /// Serializes unwraps on this node so a burst of misses costs one backend call.
     unlocking: Mutex<()>,
 }
@@ -44,7 +70,7 @@ impl NodeRuntime {
         NodeRuntime {
             node,
             keks: RwLock::new(HashMap::new()),
-            table: DashMap::new(),
+            table: IdMap::default(),
             unlocking: Mutex::new(()),
         }
     }
