@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, black_box};
 use ekm::core::{
-    ClusterInfo, CreateRequest, DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag, Node,
-    ProtectionKey, Topology,
+    ClusterInfo, CreateRequest, DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag, Node, Topology,
 };
 use ekm::fake::FakeBackend;
 use uuid::Uuid;
