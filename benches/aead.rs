@@ -12,38 +12,13 @@ use std::sync::Arc;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use criterion::{Criterion, black_box};
 use ekm::core::crypto::AeadKey;
-use ekm::core::{
-    ClusterInfo, CreateRequest, Engine, EngineOptions, KeyMaterial, KeyOwner, KeyTag, Node,
-    ProtectionKey, Topology,
-};
-use uuid::Uuid;
+use ekm::core::{Engine, KeyMaterial, KeyOwner, KeyTag};
 
 const AAD: [u8; 78] = [3; 78];
 
 fn engine() -> (tempfile::TempDir, Arc<Engine>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = ekm::store::open(ekm::store::StoreKind::Redb, dir.path()).expect("store");
-    let topology = Topology {
-        cluster: ClusterInfo {
-            name: "c".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![Node {
-            name: "n1".into(),
-            uuid: Uuid::from_u128(2),
-        }],
-        svms: vec![],
-    };
-    let e = Engine::open(EngineOptions::new(
-        store,
-        Arc::new(ekm::fake::FakeBackend::in_memory()),
-        topology,
-        ProtectionKey::generate(),
-    ))
-    .expect("engine");
-    let body = r#"{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"https://v.vault.azure.net/keys/k/a8e619fd8f234db3b0b95c59540e2a74","client_secret":"s"}"#;
-    e.create_config(CreateRequest::from_json(body.as_bytes()).expect("body"))
-        .expect("config");
+    let (e, _) = support::one_node_engine(dir.path());
     (dir, e)
 }
 

@@ -12,39 +12,10 @@ use std::time::Duration;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use criterion::{Criterion, black_box};
-use ekm::core::{
-    ClusterInfo, CreateRequest, DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag, Node,
-    ProtectionKey, Topology,
-};
-use ekm::fake::FakeBackend;
-use ekm::store::StoreKind;
-use uuid::Uuid;
+use ekm::core::{DataKeyId, Engine, KeyOwner, KeyTag};
 
 fn engine(dir: &std::path::Path) -> Arc<Engine> {
-    let store = ekm::store::open(StoreKind::Redb, dir).expect("store");
-    let topology = Topology {
-        cluster: ClusterInfo {
-            name: "c".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![Node {
-            name: "n1".into(),
-            uuid: Uuid::from_u128(2),
-        }],
-        svms: vec![],
-    };
-    let engine = Engine::open(EngineOptions::new(
-        store,
-        Arc::new(FakeBackend::in_memory()),
-        topology,
-        ProtectionKey::generate(),
-    ))
-    .expect("engine");
-    let body = r#"{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"https://v.vault.azure.net/keys/k/a8e619fd8f234db3b0b95c59540e2a74","client_secret":"s"}"#;
-    engine
-        .create_config(CreateRequest::from_json(body.as_bytes()).expect("body"))
-        .expect("config");
-    engine
+    support::one_node_engine(dir).0
 }
 
 fn read_path(c: &mut Criterion) {

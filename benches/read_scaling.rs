@@ -10,35 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, black_box};
-use ekm::core::{
-    ClusterInfo, CreateRequest, DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag, Node,
-    ProtectionKey, Topology,
-};
-use uuid::Uuid;
+use ekm::core::{DataKeyId, Engine, KeyOwner, KeyTag};
 
 fn setup(dir: &std::path::Path, keys: usize) -> (Arc<Engine>, Vec<DataKeyId>) {
-    let store = ekm::store::open(ekm::store::StoreKind::Redb, dir).expect("store");
-    let topology = Topology {
-        cluster: ClusterInfo {
-            name: "c".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![Node {
-            name: "n1".into(),
-            uuid: Uuid::from_u128(2),
-        }],
-        svms: vec![],
-    };
-    let e = Engine::open(EngineOptions::new(
-        store,
-        Arc::new(ekm::fake::FakeBackend::in_memory()),
-        topology,
-        ProtectionKey::generate(),
-    ))
-    .expect("engine");
-    let body = r#"{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"https://v.vault.azure.net/keys/k/a8e619fd8f234db3b0b95c59540e2a74","client_secret":"s"}"#;
-    e.create_config(CreateRequest::from_json(body.as_bytes()).expect("body"))
-        .expect("config");
+    let (e, _) = support::one_node_engine(dir);
     let mut ids = Vec::with_capacity(keys);
     while ids.len() < keys {
         let n = (keys - ids.len()).min(10_000);

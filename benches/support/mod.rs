@@ -3,7 +3,42 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ekm::core::{ClusterInfo, CreateRequest, Engine, EngineOptions, Node, ProtectionKey, Topology};
+use uuid::Uuid;
+
+/// An engine over a redb store in `dir`, one node, an in-memory fake backend, and one cluster
+/// configuration; returns the engine and the configuration's uuid.
+pub fn one_node_engine(dir: &Path) -> (Arc<Engine>, Uuid) {
+    let store = ekm::store::open(ekm::store::StoreKind::Redb, dir).expect("store");
+    let topology = Topology {
+        cluster: ClusterInfo {
+            name: "c".into(),
+            uuid: Uuid::from_u128(1),
+        },
+        nodes: vec![Node {
+            name: "n1".into(),
+            uuid: Uuid::from_u128(2),
+        }],
+        svms: vec![],
+    };
+    let e = Engine::open(EngineOptions::new(
+        store,
+        Arc::new(ekm::fake::FakeBackend::in_memory()),
+        topology,
+        ProtectionKey::generate(),
+    ))
+    .expect("engine");
+    let cfg = e
+        .create_config(CreateRequest::from_json(CONFIG_BODY.as_bytes()).expect("body"))
+        .expect("config");
+    (e, cfg.uuid)
+}
+
+/// A cluster configuration for the fake backend.
+pub const CONFIG_BODY: &str = r#"{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"https://v.vault.azure.net/keys/k/a8e619fd8f234db3b0b95c59540e2a74","client_secret":"s"}"#;
 
 fn criterion_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -65,26 +65,7 @@ impl Store for RedbStore {
     ) -> Result<Vec<Entry>, StoreError> {
         let txn = self.db.begin_read().map_err(io)?;
         let table = txn.open_table(TABLE).map_err(io)?;
-        let start = start_after.unwrap_or(prefix);
-        let end = prefix_end(prefix);
-        let range = match &end {
-            Some(end) => table.range::<&[u8]>(start..end.as_slice()),
-            None => table.range::<&[u8]>(start..),
-        }
-        .map_err(io)?;
-        let mut out = Vec::new();
-        for item in range {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.map_err(io)?;
-            let k = k.value();
-            if start_after == Some(k) || !k.starts_with(prefix) {
-                continue;
-            }
-            out.push((k.to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        range_of(&table, prefix, start_after, limit)
     }
 
     fn commit(&self, txn: Transaction) -> Result<(), StoreError> {

@@ -333,12 +333,24 @@ async fn rekey_external(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult {
+    let req = RekeyExternalRequest::from_json(&body)?;
+    action(s, uuid, raw, move |e, u| {
+        e.start_rekey_external(u, req.key_id, req.svm.as_ref())
+    })
+    .await
+}
+
+/// Starts a job on configuration `uuid` with `start`, then answers as `return_timeout` says.
+async fn action(
+    s: AppState,
+    uuid: String,
+    raw: Option<String>,
+    start: impl FnOnce(&std::sync::Arc<ekm_core::Engine>, Uuid) -> Result<Job, Error> + Send + 'static,
+) -> ApiResult {
     let q = action_query(raw.as_deref())?;
     let uuid = uuid_of(&uuid)?;
-    let req = RekeyExternalRequest::from_json(&body)?;
     let engine = s.engine.clone();
-    let job =
-        blocking(move || engine.start_rekey_external(uuid, req.key_id, req.svm.as_ref())).await?;
+    let job = blocking(move || start(&engine, uuid)).await?;
     job_response(&s, job, &q).await
 }
 
@@ -347,11 +359,7 @@ async fn rekey_internal(
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let q = action_query(raw.as_deref())?;
-    let uuid = uuid_of(&uuid)?;
-    let engine = s.engine.clone();
-    let job = blocking(move || engine.start_rekey_internal(uuid)).await?;
-    job_response(&s, job, &q).await
+    action(s, uuid, raw, |e, u| e.start_rekey_internal(u)).await
 }
 
 async fn restore(
@@ -359,11 +367,7 @@ async fn restore(
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let q = action_query(raw.as_deref())?;
-    let uuid = uuid_of(&uuid)?;
-    let engine = s.engine.clone();
-    let job = blocking(move || engine.start_restore(uuid)).await?;
-    job_response(&s, job, &q).await
+    action(s, uuid, raw, |e, u| e.start_restore(u)).await
 }
 
 async fn migrate(
