@@ -231,13 +231,16 @@ fn seals_are_counted_per_generation_and_rekey_is_advised_near_the_nonce_limit() 
             .unwrap();
         cfg
     };
-    // The count is durable: a restarted process sees it.
+    // The count is durable: a restarted process sees it. Counts are persisted every 64 seals,
+    // so a reopened engine assumes up to 64 more than it finds (over-counting is the safe side).
     let (e, _f, _s) = dd.open();
     let usage = e.kek_usage(cfg).unwrap();
     assert_eq!(usage.len(), 1);
-    assert_eq!(
-        (usage[0].generation, usage[0].seals, usage[0].rekey_advised),
-        (1, 41, false)
+    assert_eq!((usage[0].generation, usage[0].rekey_advised), (1, false));
+    assert!(
+        (41..=41 + 64).contains(&usage[0].seals),
+        "{}",
+        usage[0].seals
     );
     e.set_seal_count(cfg, 1, usage[0].seal_limit).unwrap();
     assert!(e.kek_usage(cfg).unwrap()[0].rekey_advised);
@@ -248,8 +251,10 @@ fn seals_are_counted_per_generation_and_rekey_is_advised_near_the_nonce_limit() 
     assert_eq!(job.state, ekm::core::JobState::Success);
     let usage = e.kek_usage(cfg).unwrap();
     assert_eq!(usage.len(), 1, "the old generation is retired");
-    assert_eq!(
-        (usage[0].generation, usage[0].seals, usage[0].rekey_advised),
-        (2, 41, false)
+    assert_eq!((usage[0].generation, usage[0].rekey_advised), (2, false));
+    assert!(
+        (41..=41 + 64).contains(&usage[0].seals),
+        "{}",
+        usage[0].seals
     );
 }

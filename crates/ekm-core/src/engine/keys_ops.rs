@@ -17,6 +17,10 @@ use crate::secret::KeyMaterial;
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
 
+/// Creates write the seal count when it crosses a multiple of this (not on every create: one
+/// record fewer per durable commit); a reopened engine adds it to the stored count.
+const SEAL_SLACK: u64 = 64;
+
 /// How often a create retries when the hierarchy changed under it (a rekey started).
 const CREATE_ATTEMPTS: usize = 8;
 
@@ -183,13 +187,16 @@ impl Engine {
         let mut seals = self.seals.lock();
         let count = match seals.get(&(config, generation)) {
             Some(c) => *c,
+            // Creates persist the count only every SEAL_SLACK seals, so up to that many may have
+            // happened since the stored value: assume they all did (over-counting is safe).
             None => self
                 .store
                 .get(&keys::seals(config, generation))
                 .map_err(store_failed)?
                 .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
                 .map(u64::from_be_bytes)
-                .unwrap_or(0),
+                .unwrap_or(0)
+                .saturating_add(SEAL_SLACK),
         };
         let count = count.saturating_add(n);
         seals.insert((config, generation), count);
@@ -239,11 +246,14 @@ impl Engine {
                     .put(location.record_key(id), record.encode());
                 records.push(record);
             }
-            let seals = self.count_seals(config.uuid, generation, tags.len() as u64)?;
-            txn.put(
-                keys::seals(config.uuid, generation),
-                seals.to_be_bytes().to_vec(),
-            );
+            let n = tags.len() as u64;
+            let seals = self.count_seals(config.uuid, generation, n)?;
+            if seals / SEAL_SLACK != seals.saturating_sub(n) / SEAL_SLACK {
+                txn.put(
+                    keys::seals(config.uuid, generation),
+                    seals.to_be_bytes().to_vec(),
+                );
+            }
             match self.store.commit(txn) {
                 Ok(()) => {
                     let table = &self.nodes[self.local].table;
