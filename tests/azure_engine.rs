@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ekm::core::{
     CreateRequest, DataKeyId, Engine, EngineOptions, ErrorKind, JobState, KeyId, KeyOwner, KeyTag,
-    PatchRequest, ProtectionKey, StatusFields,
+    PatchRequest, StatusFields,
 };
 use ekm::store::StoreKind;
 
@@ -302,5 +302,4 @@ fn through_an_authenticating_proxy() {
     e.create_data_key(KeyOwner::Cluster, KeyTag::default())
         .unwrap();
     assert!(tunnels.load(Ordering::SeqCst) >= 1);
-    let _ = ProtectionKey::generate();
 }
