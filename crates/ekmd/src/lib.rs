@@ -92,27 +92,14 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
         return false;
     };
-    let raw = zeroize_vec(raw);
-    let Some(colon) = raw.0.iter().position(|b| *b == b':') else {
+    // The decoded header holds the password: wiped when this returns.
+    let raw = zeroize::Zeroizing::new(raw);
+    let Some(colon) = raw.iter().position(|b| *b == b':') else {
         return false;
     };
-    let (user, pass) = (&raw.0[..colon], &raw.0[colon + 1..]);
+    let (user, pass) = (&raw[..colon], &raw[colon + 1..]);
     same(user, state.admin_user.as_bytes())
         & same(pass, state.admin_password.expose_secret().as_bytes())
-}
-
-/// A byte buffer wiped on drop (the decoded Authorization header holds the password).
-struct Wiped(Vec<u8>);
-
-impl Drop for Wiped {
-    fn drop(&mut self) {
-        self.0.iter_mut().for_each(|b| *b = 0);
-        std::hint::black_box(&self.0);
-    }
-}
-
-fn zeroize_vec(v: Vec<u8>) -> Wiped {
-    Wiped(v)
 }
 
 async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
