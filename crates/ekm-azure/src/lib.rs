@@ -319,14 +319,7 @@ impl AzureBackend {
         let client = self.key_client(access, key)?;
         let (name, version) = (key.name().to_owned(), key.version().to_owned());
         self.run(async move {
-            let params = KeyOperationParameters {
-                algorithm: Some(EncryptionAlgorithm::RsaOaep256),
-                value: Some(plain),
-                ..Default::default()
-            };
-            let body = params
-                .try_into()
-                .map_err(|e: azure_core::Error| invalid(errors::describe(&e)))?;
+            let body = oaep_body(plain)?;
             let options = azure_security_keyvault_keys::models::KeyClientWrapKeyOptions {
                 key_version: Some(version),
                 ..Default::default()
@@ -353,14 +346,7 @@ impl AzureBackend {
         let client = self.key_client(access, key)?;
         let (name, version) = (key.name().to_owned(), key.version().to_owned());
         self.run(async move {
-            let params = KeyOperationParameters {
-                algorithm: Some(EncryptionAlgorithm::RsaOaep256),
-                value: Some(wrapped),
-                ..Default::default()
-            };
-            let body = params
-                .try_into()
-                .map_err(|e: azure_core::Error| invalid(errors::describe(&e)))?;
+            let body = oaep_body(wrapped)?;
             let rsp = client
                 .unwrap_key(&name, &version, body, None)
                 .await
@@ -374,6 +360,19 @@ impl AzureBackend {
                 .ok_or_else(|| invalid("the vault returned no unwrapped value"))
         })
     }
+}
+
+/// The body of a wrapkey or unwrapkey request: RSA-OAEP-256 over `value`.
+fn oaep_body(
+    value: Vec<u8>,
+) -> Result<azure_core::http::RequestContent<KeyOperationParameters>, BackendError> {
+    KeyOperationParameters {
+        algorithm: Some(EncryptionAlgorithm::RsaOaep256),
+        value: Some(value),
+        ..Default::default()
+    }
+    .try_into()
+    .map_err(|e: azure_core::Error| invalid(errors::describe(&e)))
 }
 
 /// A digest of everything a configuration's clients depend on.

@@ -39,6 +39,18 @@ pub struct DataKeyInfo {
     pub kek_generation: u32,
 }
 
+impl DataKeyInfo {
+    fn of(key_id: DataKeyId, r: WrappedDataKey) -> Self {
+        DataKeyInfo {
+            key_id,
+            key_tag: r.key_tag,
+            svm_uuid: r.owner.svm(),
+            config_uuid: r.config,
+            kek_generation: r.generation,
+        }
+    }
+}
+
 /// How much a KEK generation has been used, against the random-nonce limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KekUsage {
@@ -350,13 +362,7 @@ impl Engine {
     /// What is known of one data key (never its material).
     pub fn data_key_info(&self, id: &DataKeyId) -> Result<DataKeyInfo> {
         let (r, _, _) = self.load_data_key(id)?;
-        Ok(DataKeyInfo {
-            key_id: *id,
-            key_tag: r.key_tag,
-            svm_uuid: r.owner.svm(),
-            config_uuid: r.config,
-            kek_generation: r.generation,
-        })
+        Ok(DataKeyInfo::of(*id, r))
     }
 
     /// The data keys protected by configuration `config`: ids, tags, owners, generations.
@@ -366,14 +372,7 @@ impl Engine {
         for (k, v) in self.scan_all(&keys::records(config))? {
             let id = keys::id_of_record(&k)
                 .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
-            let r = WrappedDataKey::decode(&v)?;
-            out.push(DataKeyInfo {
-                key_id: id,
-                key_tag: r.key_tag,
-                svm_uuid: r.owner.svm(),
-                config_uuid: r.config,
-                kek_generation: r.generation,
-            });
+            out.push(DataKeyInfo::of(id, WrappedDataKey::decode(&v)?));
         }
         Ok(out)
     }
