@@ -178,17 +178,22 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn header(&mut self, tag: u8, version: u8) -> Result<()> {
+        self.header_of(tag, &[version]).map(drop)
+    }
+
+    /// Reads the record type and a format version among `versions`; returns the version.
+    pub(crate) fn header_of(&mut self, tag: u8, versions: &[u8]) -> Result<u8> {
         let (t, v) = (self.u8()?, self.u8()?);
         if t != tag {
             return Err(self.err());
         }
-        if v != version {
+        if !versions.contains(&v) {
             return Err(Error::corrupt(&format!(
-                "The {} record has format version {v}, this build reads {version}.",
+                "The {} record has format version {v}, this build reads {versions:?}.",
                 self.what
             )));
         }
-        Ok(())
+        Ok(v)
     }
 
     pub(crate) fn finish(&self) -> Result<()> {
@@ -200,17 +205,30 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_str8(out: &mut Vec<u8>, s: &str) {
-    // Callers only pass strings of at most 255 bytes (checked at construction).
-    let b = &s.as_bytes()[..s.len().min(255)];
-    out.push(b.len() as u8);
-    out.extend_from_slice(b);
+/// Writes a length-prefixed (u8) string; a longer one is refused, never cut.
+fn put_str8(out: &mut Vec<u8>, s: &str, what: &str) -> Result<()> {
+    let n = u8::try_from(s.len()).map_err(|_| {
+        Error::corrupt(&format!(
+            "The {what} is {} bytes; a record holds at most 255.",
+            s.len()
+        ))
+    })?;
+    out.push(n);
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
 }
 
-fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
-    let b = &b[..b.len().min(u16::MAX as usize)];
-    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+/// Writes a length-prefixed (u16) byte string; a longer one is refused, never cut.
+fn put_bytes16(out: &mut Vec<u8>, b: &[u8], what: &str) -> Result<()> {
+    let n = u16::try_from(b.len()).map_err(|_| {
+        Error::corrupt(&format!(
+            "The {what} is {} bytes; a record holds at most 65535.",
+            b.len()
+        ))
+    })?;
+    out.extend_from_slice(&n.to_be_bytes());
     out.extend_from_slice(b);
+    Ok(())
 }
 
 /// Who a data key belongs to: the cluster, or one SVM.
@@ -295,12 +313,39 @@ impl KeyLocation {
 /// Algorithm id of AES-256-GCM in data key records.
 pub const ALG_AES256GCM: u8 = 1;
 
+/// Which AAD a data key record was sealed with (its format version byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKeyFormat {
+    /// Version 1: the AAD binds configuration, key id, generation and owner.
+    V1,
+    /// Version 2: the AAD binds the key tag too. Every new seal (create, rekey, migrate).
+    V2,
+}
+
+/// The AAD of a data key, on the stack (the read path builds one per read).
+pub struct DataKeyAad {
+    buf: [u8; DATA_KEY_AAD_MAX],
+    len: usize,
+}
+
+impl DataKeyAad {
+    /// The AAD bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+const DATA_KEY_AAD_MAX: usize = 78 + 1 + crate::ids::MAX_KEY_TAG_LEN;
+
 /// A data key as stored: wrapped by one KEK generation of one configuration.
 ///
-/// Layout (version 1): `'D' 01 | config uuid 16 | generation u32 | owner kind 1 | owner uuid 16 |
-/// alg 1 | nonce 12 | ciphertext 32 | tag 16 | tag-length 1 | key tag`.
+/// Layout (versions 1 and 2): `'D' 01|02 | config uuid 16 | generation u32 | owner kind 1 |
+/// owner uuid 16 | alg 1 | nonce 12 | ciphertext 32 | tag 16 | tag-length 1 | key tag`. The
+/// version says which AAD sealed it ([`DataKeyFormat`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedDataKey {
+    /// Which AAD sealed it.
+    pub format: DataKeyFormat,
     /// Configuration whose KEK wraps the key.
     pub config: Uuid,
     /// KEK generation.
@@ -320,12 +365,18 @@ pub struct WrappedDataKey {
 const DATA_KEY_TAG: u8 = b'D';
 const KEK_TAG: u8 = b'K';
 const V1: u8 = 1;
+const V2: u8 = 2;
 
 impl WrappedDataKey {
     /// Encodes the record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(101 + self.key_tag.as_str().len());
-        out.extend_from_slice(&[DATA_KEY_TAG, V1]);
+        let version = match self.format {
+            DataKeyFormat::V1 => V1,
+            DataKeyFormat::V2 => V2,
+        };
+        let tag = self.key_tag.as_str().as_bytes();
+        let mut out = Vec::with_capacity(101 + tag.len());
+        out.extend_from_slice(&[DATA_KEY_TAG, version]);
         out.extend_from_slice(self.config.as_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
         self.owner.encode(&mut out);
@@ -333,14 +384,19 @@ impl WrappedDataKey {
         out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.ciphertext);
         out.extend_from_slice(&self.tag);
-        put_str8(&mut out, self.key_tag.as_str());
+        // A KeyTag is at most MAX_KEY_TAG_LEN (255) bytes by construction: the length fits.
+        out.push(tag.len() as u8);
+        out.extend_from_slice(tag);
         out
     }
 
     /// Decodes a record read from the store.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "data key");
-        r.header(DATA_KEY_TAG, V1)?;
+        let format = match r.header_of(DATA_KEY_TAG, &[V1, V2])? {
+            V1 => DataKeyFormat::V1,
+            _ => DataKeyFormat::V2,
+        };
         let config = r.uuid()?;
         let generation = r.u32()?;
         let owner = KeyOwner::decode(&mut r)?;
@@ -356,6 +412,7 @@ impl WrappedDataKey {
             .map_err(|_| Error::corrupt("The data key record has an invalid key tag."))?;
         r.finish()?;
         Ok(WrappedDataKey {
+            format,
             config,
             generation,
             owner,
@@ -366,22 +423,41 @@ impl WrappedDataKey {
         })
     }
 
-    /// The AAD that binds the ciphertext to its identity: configuration, key id, generation
-    /// and owner. Moving a blob to another key id, scope, generation or SVM fails to open.
-    pub fn aad(config: Uuid, id: &DataKeyId, generation: u32, owner: KeyOwner) -> [u8; 78] {
-        let mut aad = [0u8; 78];
-        aad[..9].copy_from_slice(b"ekm-dk-v1");
-        aad[9..25].copy_from_slice(config.as_bytes());
-        aad[25..57].copy_from_slice(id.as_bytes());
-        aad[57..61].copy_from_slice(&generation.to_be_bytes());
+    /// The AAD that binds the ciphertext to its identity: configuration, key id, generation,
+    /// owner and (format 2) key tag. Moving a blob to another key id, scope, generation or
+    /// SVM, or giving it another key's tag, fails to open.
+    pub fn aad(
+        format: DataKeyFormat,
+        config: Uuid,
+        id: &DataKeyId,
+        generation: u32,
+        owner: KeyOwner,
+        key_tag: &KeyTag,
+    ) -> DataKeyAad {
+        let mut buf = [0u8; DATA_KEY_AAD_MAX];
+        buf[..9].copy_from_slice(match format {
+            DataKeyFormat::V1 => b"ekm-dk-v1",
+            DataKeyFormat::V2 => b"ekm-dk-v2",
+        });
+        buf[9..25].copy_from_slice(config.as_bytes());
+        buf[25..57].copy_from_slice(id.as_bytes());
+        buf[57..61].copy_from_slice(&generation.to_be_bytes());
         match owner {
-            KeyOwner::Cluster => aad[61] = 0,
+            KeyOwner::Cluster => buf[61] = 0,
             KeyOwner::Svm(u) => {
-                aad[61] = 1;
-                aad[62..78].copy_from_slice(u.as_bytes());
+                buf[61] = 1;
+                buf[62..78].copy_from_slice(u.as_bytes());
             }
         }
-        aad
+        let mut len = 78;
+        if format == DataKeyFormat::V2 {
+            let tag = key_tag.as_str().as_bytes();
+            // At most MAX_KEY_TAG_LEN bytes by construction, so it fits the buffer and a u8.
+            buf[78] = tag.len() as u8;
+            buf[79..79 + tag.len()].copy_from_slice(tag);
+            len = 79 + tag.len();
+        }
+        DataKeyAad { buf, len }
     }
 }
 
@@ -423,7 +499,7 @@ pub struct WrappedKek {
 
 impl WrappedKek {
     /// Encodes the record.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(64 + self.key_id.as_str().len() + self.wrapped.len());
         out.extend_from_slice(&[KEK_TAG, V1]);
         out.extend_from_slice(self.config.as_bytes());
@@ -433,12 +509,12 @@ impl WrappedKek {
             KekState::Retiring => 2,
         });
         out.extend_from_slice(&self.created.to_be_bytes());
-        put_str8(&mut out, &self.backend);
-        put_bytes16(&mut out, self.key_id.as_str().as_bytes());
-        put_str8(&mut out, &self.algorithm);
-        put_bytes16(&mut out, &self.wrapped);
-        put_bytes16(&mut out, &self.check);
-        out
+        put_str8(&mut out, &self.backend, "backend name")?;
+        put_bytes16(&mut out, self.key_id.as_str().as_bytes(), "external key id")?;
+        put_str8(&mut out, &self.algorithm, "wrapping algorithm name")?;
+        put_bytes16(&mut out, &self.wrapped, "wrapped KEK")?;
+        put_bytes16(&mut out, &self.check, "KEK check value")?;
+        Ok(out)
     }
 
     /// The constant sealed in [`WrappedKek::check`].
@@ -498,6 +574,7 @@ mod tests {
 
     fn dk() -> WrappedDataKey {
         WrappedDataKey {
+            format: DataKeyFormat::V2,
             config: Uuid::new_v4(),
             generation: 3,
             owner: KeyOwner::Svm(Uuid::new_v4()),
@@ -520,14 +597,47 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(WrappedDataKey::decode(&longer).is_err());
-        let mut v2 = bytes;
-        v2[1] = 2;
+        let mut v3 = bytes.clone();
+        v3[1] = 3;
         assert!(
-            WrappedDataKey::decode(&v2)
+            WrappedDataKey::decode(&v3)
                 .unwrap_err()
                 .message()
-                .contains("version 2")
+                .contains("version 3")
         );
+        // A version 1 record (tag not in the AAD) still decodes, as version 1.
+        let mut v1 = bytes;
+        v1[1] = 1;
+        let old = WrappedDataKey::decode(&v1).unwrap();
+        assert_eq!(old.format, DataKeyFormat::V1);
+        assert_eq!(old.encode(), v1);
+    }
+
+    #[test]
+    fn the_key_tag_is_bound_from_format_2_on() {
+        let (c, id, o) = (Uuid::new_v4(), DataKeyId::random(), KeyOwner::Cluster);
+        let a = KeyTag::parse("vol1").unwrap();
+        let b = KeyTag::parse("vol2").unwrap();
+        let aad = |f, t| WrappedDataKey::aad(f, c, &id, 1, o, t).as_bytes().to_vec();
+        assert_ne!(aad(DataKeyFormat::V2, &a), aad(DataKeyFormat::V2, &b));
+        assert_eq!(aad(DataKeyFormat::V1, &a), aad(DataKeyFormat::V1, &b));
+        let longest = KeyTag::parse(&"x".repeat(crate::ids::MAX_KEY_TAG_LEN)).unwrap();
+        assert_eq!(
+            WrappedDataKey::aad(DataKeyFormat::V2, c, &id, 1, o, &longest)
+                .as_bytes()
+                .len(),
+            DATA_KEY_AAD_MAX
+        );
+    }
+
+    #[test]
+    fn oversize_fields_are_refused_not_cut() {
+        let mut out = Vec::new();
+        assert!(put_str8(&mut out, &"a".repeat(256), "backend name").is_err());
+        assert!(put_bytes16(&mut out, &vec![0; 65536], "wrapped KEK").is_err());
+        assert!(out.is_empty(), "nothing written on refusal");
+        put_str8(&mut out, &"a".repeat(255), "backend name").unwrap();
+        assert_eq!(out.len(), 256);
     }
 
     #[test]
@@ -546,7 +656,13 @@ mod tests {
             wrapped: vec![9; 256],
             check: vec![7; 44],
         };
-        let bytes = k.encode();
+        let bytes = k.encode().unwrap();
+        let mut huge = k.clone();
+        huge.wrapped = vec![9; 70_000];
+        assert!(
+            huge.encode().is_err(),
+            "a wrapped KEK over 65535 bytes is refused"
+        );
         assert_eq!(WrappedKek::decode(&bytes).unwrap(), k);
         for n in 0..bytes.len() {
             assert!(WrappedKek::decode(&bytes[..n]).is_err());
@@ -579,15 +695,15 @@ mod tests {
     fn aad_differs_by_identity() {
         let c = Uuid::new_v4();
         let id = DataKeyId::random();
-        let a = WrappedDataKey::aad(c, &id, 1, KeyOwner::Cluster);
-        assert_ne!(a, WrappedDataKey::aad(c, &id, 2, KeyOwner::Cluster));
-        assert_ne!(
-            a,
-            WrappedDataKey::aad(c, &id, 1, KeyOwner::Svm(Uuid::new_v4()))
-        );
-        assert_ne!(
-            a,
-            WrappedDataKey::aad(Uuid::new_v4(), &id, 1, KeyOwner::Cluster)
-        );
+        let t = KeyTag::parse("vol1").unwrap();
+        let aad = |c, g, o| {
+            WrappedDataKey::aad(DataKeyFormat::V2, c, &id, g, o, &t)
+                .as_bytes()
+                .to_vec()
+        };
+        let a = aad(c, 1, KeyOwner::Cluster);
+        assert_ne!(a, aad(c, 2, KeyOwner::Cluster));
+        assert_ne!(a, aad(c, 1, KeyOwner::Svm(Uuid::new_v4())));
+        assert_ne!(a, aad(Uuid::new_v4(), 1, KeyOwner::Cluster));
     }
 }

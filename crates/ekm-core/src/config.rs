@@ -225,12 +225,15 @@ impl ProxyPatch {
                 Some(u) => Some(u.to_owned()),
                 None => current.and_then(|c| c.username.clone()),
             },
+            // The stored password goes only to the host it was given for: a new host gets
+            // a password only when the request repeats it.
             password: match self.username.as_deref() {
                 Some("") => None,
-                _ => self
-                    .password
-                    .clone()
-                    .or_else(|| current.and_then(|c| c.password.clone())),
+                _ => self.password.clone().or_else(|| {
+                    current
+                        .filter(|c| self.host.as_ref().is_none_or(|h| *h == c.host))
+                        .and_then(|c| c.password.clone())
+                }),
             },
         };
         fields.validate()

@@ -185,6 +185,8 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
+    /// Replaces the seed's text where it would be wrong for this case.
+    text: Option<&'static str>,
     detail: Option<String>,
     target: Option<String>,
 }
@@ -194,9 +196,17 @@ impl Error {
     pub fn new(kind: ErrorKind) -> Self {
         Error {
             kind,
+            text: None,
             detail: None,
             target: None,
         }
+    }
+
+    /// Replaces the seed's text of the code, for a case the seed's text misnames (65537500
+    /// "...for this SVM" said of the cluster).
+    pub fn with_message(mut self, text: &'static str) -> Self {
+        self.text = Some(text);
+        self
     }
 
     /// Adds what exactly was wrong. Never pass a secret value here.
@@ -233,9 +243,10 @@ impl Error {
 
     /// The full message: the seed's text, then the detail.
     pub fn message(&self) -> String {
+        let text = self.text.unwrap_or(self.kind.message());
         match &self.detail {
-            Some(d) => format!("{} {}", self.kind.message(), d),
-            None => self.kind.message().to_owned(),
+            Some(d) => format!("{text} {d}"),
+            None => text.to_owned(),
         }
     }
 

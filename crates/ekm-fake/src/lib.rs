@@ -11,7 +11,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -106,6 +106,7 @@ struct Faults {
     always: Option<Fault>,
     next: VecDeque<(Option<Op>, Fault)>,
     latency: Duration,
+    node_latency: HashMap<Uuid, Duration>,
     unreachable_nodes: HashSet<Uuid>,
 }
 
@@ -233,6 +234,17 @@ impl FakeBackend {
         self.faults.lock().latency = latency;
     }
 
+    /// Calls made as `node` sleep `latency` (on top of [`FakeBackend::set_latency`]); zero
+    /// removes it.
+    pub fn set_node_latency(&self, node: Uuid, latency: Duration) {
+        let mut f = self.faults.lock();
+        if latency.is_zero() {
+            f.node_latency.remove(&node);
+        } else {
+            f.node_latency.insert(node, latency);
+        }
+    }
+
     /// Makes the vault unreachable (or reachable again) from one node only.
     pub fn set_node_reachable(&self, node: Uuid, reachable: bool) {
         let mut f = self.faults.lock();
@@ -274,7 +286,8 @@ impl FakeBackend {
             } else {
                 f.always
             };
-            (f.latency, fault)
+            let node_latency = f.node_latency.get(&call.node.uuid).copied();
+            (f.latency + node_latency.unwrap_or_default(), fault)
         };
         if !latency.is_zero() {
             std::thread::sleep(latency);

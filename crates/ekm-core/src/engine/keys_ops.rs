@@ -7,9 +7,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::nodes::TableEntry;
-use super::{Engine, akv_failed, now_secs, store_failed};
+use super::{CONDITIONAL_ATTEMPTS, Engine, akv_failed, now_secs, store_failed};
 use crate::backend::BackendCall;
-use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys};
+use crate::codec::{
+    DataKeyFormat, KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys,
+};
 use crate::crypto::{Kek, NonceSource, SEAL_WARN_LIMIT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{DataKeyId, KeyTag};
@@ -76,14 +78,16 @@ pub(crate) fn seal_data_key(
     nonces: &mut NonceSource,
 ) -> Result<WrappedDataKey> {
     let generation = kek.generation();
-    let aad = WrappedDataKey::aad(config, id, generation, owner);
+    let format = DataKeyFormat::V2;
+    let aad = WrappedDataKey::aad(format, config, id, generation, owner, &key_tag);
     let mut ciphertext = *material.expose_secret();
     let nonce = nonces.next_nonce();
     let tag = kek
         .aead()
-        .seal_in_place_with(nonce, &aad, &mut ciphertext)
+        .seal_in_place_with(nonce, aad.as_bytes(), &mut ciphertext)
         .map_err(|_| Error::corrupt("Sealing a data key failed."))?;
     Ok(WrappedDataKey {
+        format,
         config,
         generation,
         owner,
@@ -96,10 +100,10 @@ pub(crate) fn seal_data_key(
 
 /// Opens a wrapped data key. A failure means the record or the KEK is not what it claims.
 pub(crate) fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<KeyMaterial> {
-    let aad = WrappedDataKey::aad(r.config, id, r.generation, r.owner);
+    let aad = WrappedDataKey::aad(r.format, r.config, id, r.generation, r.owner, &r.key_tag);
     let mut buf = r.ciphertext;
     kek.aead()
-        .open_in_place(&r.nonce, &aad, &mut buf, &r.tag)
+        .open_in_place(&r.nonce, aad.as_bytes(), &mut buf, &r.tag)
         .map_err(|_| {
             Error::corrupt(&format!(
                 "Data key {id} does not authenticate under its KEK (generation {}).",
@@ -114,6 +118,11 @@ pub(crate) fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Re
 impl Engine {
     /// The active KEK of `config` on the local node, creating generation 1 (wrapped by the
     /// backend, one call) if the scope has none yet. Returns the configuration as it now is.
+    ///
+    /// First KEKs are created one at a time (`first_kek`), so a burst of first keys costs one
+    /// wrap; that lock is held across the wrap but nothing else waits on it (the admin lock is
+    /// not taken). The commit is conditional on the configuration as read; when it changed
+    /// meanwhile (patched, or another process created the KEK) the configuration is read again.
     pub(crate) fn active_kek(
         &self,
         config: StoredConfig,
@@ -123,37 +132,43 @@ impl Engine {
             let kek = self.unlock_on(self.local, &config, g)?;
             return Ok((config, bytes, kek));
         }
-        let admin = self.admin.lock();
-        let (config, bytes) = self.load_config(config.uuid)?;
-        if let Some(g) = config.active_generation {
-            drop(admin);
-            let kek = self.unlock_on(self.local, &config, g)?;
-            return Ok((config, bytes, kek));
+        let _one_at_a_time = self.first_kek.lock();
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let (config, bytes) = self.load_config(config.uuid)?;
+            if let Some(g) = config.active_generation {
+                let kek = self.unlock_on(self.local, &config, g)?;
+                return Ok((config, bytes, kek));
+            }
+            let generation = 1;
+            let kek = Kek::generate(generation);
+            let wrapped = self.wrap_new_kek(&config, &kek, KekState::Active)?;
+            let mut updated = config.clone();
+            updated.active_generation = Some(generation);
+            let updated_bytes = updated.encode(&self.protection)?;
+            let cfg_key = keys::config(config.uuid);
+            let kek_key = keys::kek(config.uuid, generation);
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(cfg_key.clone(), bytes))
+                .check(Check::Absent(kek_key.clone()))
+                .put(kek_key, wrapped.encode()?)
+                .put(cfg_key, updated_bytes.clone());
+            match self.store.commit(txn) {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            }
+            let kek = Arc::new(kek);
+            let local = &self.nodes[self.local];
+            local
+                .keks
+                .write()
+                .insert((config.uuid, generation), kek.clone());
+            self.record_node(&local.node, &wrapped, Some(generation), None);
+            self.distribute(&updated, generation, self.local);
+            return Ok((updated, updated_bytes, kek));
         }
-        let generation = 1;
-        let kek = Kek::generate(generation);
-        let wrapped = self.wrap_new_kek(&config, &kek, KekState::Active)?;
-        let mut updated = config.clone();
-        updated.active_generation = Some(generation);
-        let updated_bytes = updated.encode();
-        let cfg_key = keys::config(config.uuid);
-        let kek_key = keys::kek(config.uuid, generation);
-        let mut txn = Transaction::new();
-        txn.check(Check::Equals(cfg_key.clone(), bytes))
-            .check(Check::Absent(kek_key.clone()))
-            .put(kek_key, wrapped.encode())
-            .put(cfg_key, updated_bytes.clone());
-        self.store.commit(txn).map_err(store_failed)?;
-        drop(admin);
-        let kek = Arc::new(kek);
-        let local = &self.nodes[self.local];
-        local
-            .keks
-            .write()
-            .insert((config.uuid, generation), kek.clone());
-        self.record_node(&local.node, &wrapped, Some(generation), None);
-        self.distribute(&updated, generation, self.local);
-        Ok((updated, updated_bytes, kek))
+        Err(Error::new(ErrorKind::StoreFailed)
+            .with_detail("The configuration kept changing while its first KEK was created; retry."))
     }
 
     /// Wraps a new KEK with the configuration's external key (one backend call) and builds its
@@ -270,7 +285,7 @@ impl Engine {
                 Ok(()) => {
                     let table = &self.nodes[self.local].table;
                     for ((id, _), record) in materials.iter().zip(records) {
-                        table.insert(
+                        table.insert_created(
                             *id,
                             TableEntry {
                                 record,
@@ -304,11 +319,17 @@ impl Engine {
         if let Some(entry) = rt.table.get(id) {
             return open_data_key(id, &entry.record, &entry.kek);
         }
+        // Read the eviction count before the store, so a delete that commits meanwhile
+        // cannot have its eviction undone by this fill.
+        let epoch = rt.table.fill_epoch();
         let (record, _, _) = self.load_data_key(id)?;
         let (config, _) = self.load_config(record.config)?;
         let kek = self.unlock_on(idx, &config, record.generation)?;
         let material = open_data_key(id, &record, &kek)?;
-        rt.table.insert(*id, TableEntry { record, kek });
+        if !rt.table.fill(*id, TableEntry { record, kek }, epoch) {
+            // Something was evicted since the read: if it was this key, it is gone now.
+            self.load_data_key(id)?;
+        }
         Ok(material)
     }
 
@@ -347,7 +368,7 @@ impl Engine {
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {
-                        n.table.remove(id);
+                        n.table.evict(id);
                     }
                     return Ok(());
                 }

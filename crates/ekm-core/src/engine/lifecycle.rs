@@ -217,9 +217,9 @@ impl Engine {
             let mut txn = Transaction::new();
             txn.check(Check::Equals(cfg_key.clone(), bytes))
                 .check(Check::Absent(keys::kek(cfg.uuid, to)))
-                .put(keys::kek(cfg.uuid, to), wrapped_new.encode())
-                .put(keys::kek(cfg.uuid, active), wrapped_old.encode())
-                .put(cfg_key, updated.encode());
+                .put(keys::kek(cfg.uuid, to), wrapped_new.encode()?)
+                .put(keys::kek(cfg.uuid, active), wrapped_old.encode()?)
+                .put(cfg_key, updated.encode(&self.protection)?);
             job.put(&mut txn);
             match self.store.commit(txn) {
                 Ok(()) => {}
@@ -317,7 +317,7 @@ impl Engine {
     fn forget_keys(&self, ids: &[DataKeyId]) {
         for n in &self.nodes {
             for id in ids {
-                n.table.remove(id);
+                n.table.evict(id);
             }
         }
     }
@@ -393,9 +393,9 @@ impl Engine {
             }
             let cfg_key = keys::config(cfg.uuid);
             txn.check(Check::Equals(cfg_key.clone(), bytes))
-                .put(cfg_key, cfg.with_key_id(&new_key).encode());
+                .put(cfg_key, cfg.with_key_id(&new_key).encode(&self.protection)?);
             for rec in &rewrapped {
-                txn.put(keys::kek(cfg.uuid, rec.generation), rec.encode());
+                txn.put(keys::kek(cfg.uuid, rec.generation), rec.encode()?);
             }
             // The nodes' copies follow in the same transaction.
             for n in &self.topology.nodes {
@@ -403,7 +403,7 @@ impl Engine {
                     if let Some(rec) = rewrapped.iter().find(|r| r.generation == nr.generation) {
                         use base64::Engine as _;
                         nr.wrapped_kek =
-                            base64::engine::general_purpose::STANDARD.encode(rec.encode());
+                            base64::engine::general_purpose::STANDARD.encode(rec.encode()?);
                         txn.put(keys::node(n.uuid, cfg.uuid), nr.encode());
                     }
                 }
@@ -502,12 +502,18 @@ impl Engine {
 
     /// Loads every data key of `cfg` into node `idx`'s key table.
     fn load_table(&self, idx: usize, cfg: &StoredConfig) -> Result<()> {
+        let table = &self.nodes[idx].table;
+        // Taken before the scan: a key deleted after it is not filled back in.
+        let epoch = table.fill_epoch();
         for (k, v) in self.scan_all(&keys::records(cfg.uuid))? {
             let id = keys::id_of_record(&k)
                 .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
             let record = WrappedDataKey::decode(&v)?;
             let kek = self.unlock_on(idx, cfg, record.generation)?;
-            self.nodes[idx].table.insert(id, TableEntry { record, kek });
+            if !table.fill(id, TableEntry { record, kek }, epoch) {
+                // Evictions since the scan: the rest load on their first read instead.
+                break;
+            }
         }
         Ok(())
     }

@@ -39,8 +39,13 @@ pub(crate) fn decode_node_record(bytes: &[u8]) -> bool {
     nodes::NodeRecord::decode(bytes).is_ok()
 }
 
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: &[u8] = b"3";
+/// The on-disk format version this build writes and reads. 4: configuration records are
+/// authenticated whole (version 3 stores are refused: their records could have been changed
+/// by anyone who could write the database).
+pub const FORMAT_VERSION: &[u8] = b"4";
+
+/// How often a conditional write is retried when what it was based on changed meanwhile.
+pub(crate) const CONDITIONAL_ATTEMPTS: usize = 4;
 
 /// Page size of internal scans.
 const SCAN_PAGE: usize = 1024;
@@ -117,8 +122,10 @@ pub struct Engine {
     nodes: Vec<NodeRuntime>,
     local: usize,
     rekey_batch: usize,
-    /// Serializes configuration changes, KEK creation and job starts.
+    /// Serializes job starts and configuration deletion. Never held across a backend call.
     admin: Mutex<()>,
+    /// Serializes the creation of first KEKs (so a burst of first keys costs one wrap).
+    first_kek: Mutex<()>,
     /// Data-key writers hold it shared; deleting a configuration holds it exclusively.
     gate: RwLock<()>,
     /// Seal counts by (configuration, generation), loaded lazily from the store.
@@ -204,6 +211,7 @@ impl Engine {
             local,
             rekey_batch: opts.rekey_batch,
             admin: Mutex::new(()),
+            first_kek: Mutex::new(()),
             gate: RwLock::new(()),
             seals: Mutex::new(Default::default()),
             running: Mutex::new(HashSet::new()),
@@ -260,7 +268,14 @@ impl Engine {
             .get(&keys::config(uuid))
             .map_err(store_failed)?
             .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("uuid"))?;
-        Ok((StoredConfig::decode(&bytes)?, bytes))
+        let config = StoredConfig::decode(&bytes, &self.protection)?;
+        if config.uuid != uuid {
+            return Err(Error::corrupt(&format!(
+                "The record stored as configuration {uuid} is configuration {}.",
+                config.uuid
+            )));
+        }
+        Ok((config, bytes))
     }
 
     pub(crate) fn config_for_scope(
@@ -272,7 +287,13 @@ impl Engine {
         };
         let uuid = Uuid::from_slice(&raw)
             .map_err(|_| Error::corrupt("A scope index entry is malformed."))?;
-        Ok(Some(self.load_config(uuid)?))
+        let (config, bytes) = self.load_config(uuid)?;
+        if config.svm_uuid() != svm {
+            return Err(Error::corrupt(&format!(
+                "The scope index points at configuration {uuid}, which is not that scope's."
+            )));
+        }
+        Ok(Some((config, bytes)))
     }
 
     /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's.
@@ -293,17 +314,19 @@ impl Engine {
 
     /// Creates a configuration: checks the SVM, uniqueness, and that the backend can be reached
     /// and the key can wrap and unwrap with these credentials; then persists it. Nothing is
-    /// written on any failure.
+    /// written on any failure. No lock is held across the backend call: the commit's
+    /// precondition (the scope has no configuration) decides between concurrent creates.
     pub fn create_config(&self, req: CreateRequest) -> Result<AzureKeyVault> {
         let svm = req
             .svm
             .as_ref()
             .map(|s| self.topology.resolve_svm(s))
             .transpose()?;
-        let _admin = self.admin.lock();
+        let for_svm = svm.is_some();
+        let already = || already_configured(for_svm);
         let scope_key = keys::scope(svm.as_ref().map(|s| s.uuid()));
         if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
-            return Err(Error::new(ErrorKind::AlreadyConfigured));
+            return Err(already());
         }
         let parts = ConfigParts {
             uuid: Uuid::new_v4(),
@@ -317,34 +340,39 @@ impl Engine {
             revision: 1,
             active_generation: None,
         };
-        self.check_backend(&parts, &parts.key_id)?;
+        self.check_backend(&parts, &parts.key_id)
+            .map_err(|e| akv_failed(&e))?;
         let record = StoredConfig::seal(&parts, &self.protection)?;
         let mut txn = Transaction::new();
         txn.check(Check::Absent(scope_key.clone()))
             .put(scope_key, parts.uuid.as_bytes().to_vec())
-            .put(keys::config(parts.uuid), record.encode());
+            .put(keys::config(parts.uuid), record.encode(&self.protection)?);
         match self.store.commit(txn) {
             Ok(()) => record.view(),
-            Err(StoreError::Conflict(_)) => Err(Error::new(ErrorKind::AlreadyConfigured)),
+            Err(StoreError::Conflict(_)) => Err(already()),
             Err(e) => Err(store_failed(e)),
         }
     }
 
     /// Proves the backend accepts `parts`' credentials and can wrap and unwrap with `key`.
-    fn check_backend(&self, parts: &ConfigParts, key: &crate::ids::KeyId) -> Result<()> {
+    fn check_backend(
+        &self,
+        parts: &ConfigParts,
+        key: &crate::ids::KeyId,
+    ) -> std::result::Result<(), BackendError> {
         let access = parts.access();
         let call = BackendCall {
             node: &self.nodes[self.local].node,
             access: &access,
         };
-        self.backend.check(&call, key).map_err(|e| akv_failed(&e))
+        self.backend.check(&call, key)
     }
 
     /// All configurations: the cluster's first, then the SVMs' by SVM name.
     pub fn list_configs(&self) -> Result<Vec<AzureKeyVault>> {
         let mut out = Vec::new();
         for (_, v) in self.scan_all(keys::CONFIG)? {
-            out.push(StoredConfig::decode(&v)?.view()?);
+            out.push(StoredConfig::decode(&v, &self.protection)?.view()?);
         }
         out.sort_by(|a, b| {
             let key = |c: &AzureKeyVault| c.svm.as_ref().map(|s| s.name().to_owned());
@@ -376,45 +404,40 @@ impl Engine {
     }
 
     /// Updates credentials, proxy, client or tenant id. The new settings are proven against the
-    /// backend first; the old configuration stays in force until then.
+    /// backend first (a new client or tenant id alone is proven with the stored credential);
+    /// the old configuration stays in force until then. No lock is held across the backend
+    /// call: the commit is conditional on the record proven against, and a configuration that
+    /// changed meanwhile is patched and proven again.
     pub fn patch_config(&self, uuid: Uuid, patch: PatchRequest) -> Result<AzureKeyVault> {
-        let _admin = self.admin.lock();
-        let (stored, old_bytes) = self.load_config(uuid)?;
-        let mut parts = stored.unseal(&self.protection)?;
-        let ids_change = patch
-            .client_id
-            .as_ref()
-            .is_some_and(|c| *c != parts.client_id)
-            || patch
-                .tenant_id
-                .as_ref()
-                .is_some_and(|t| *t != parts.tenant_id);
-        let stays_secret = patch.credential.is_none()
-            && parts.credential.method() == AuthenticationMethod::ClientSecret;
-        if ids_change && stays_secret {
-            return Err(Error::new(ErrorKind::ClientSecretRequired)
-                .with_detail("A new client_id or tenant_id needs its client secret.")
-                .with_target("client_secret"));
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let (stored, old_bytes) = self.load_config(uuid)?;
+            let mut parts = stored.unseal(&self.protection)?;
+            parts.proxy = patch.proxy.apply(parts.proxy.as_ref())?;
+            if let Some(c) = &patch.client_id {
+                parts.client_id = c.clone();
+            }
+            if let Some(t) = &patch.tenant_id {
+                parts.tenant_id = t.clone();
+            }
+            if let Some(cred) = &patch.credential {
+                parts.credential = cred.clone();
+            }
+            parts.revision += 1;
+            self.check_backend(&parts, &parts.key_id)
+                .map_err(|e| refused_credentials(&e, &parts))?;
+            let record = StoredConfig::seal(&parts, &self.protection)?;
+            let key = keys::config(uuid);
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(key.clone(), old_bytes))
+                .put(key, record.encode(&self.protection)?);
+            match self.store.commit(txn) {
+                Ok(()) => return record.view(),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            }
         }
-        parts.proxy = patch.proxy.apply(parts.proxy.as_ref())?;
-        if let Some(c) = patch.client_id {
-            parts.client_id = c;
-        }
-        if let Some(t) = patch.tenant_id {
-            parts.tenant_id = t;
-        }
-        if let Some(cred) = patch.credential {
-            parts.credential = cred;
-        }
-        parts.revision += 1;
-        self.check_backend(&parts, &parts.key_id)?;
-        let record = StoredConfig::seal(&parts, &self.protection)?;
-        let key = keys::config(uuid);
-        let mut txn = Transaction::new();
-        txn.check(Check::Equals(key.clone(), old_bytes))
-            .put(key, record.encode());
-        self.store.commit(txn).map_err(store_failed)?;
-        record.view()
+        Err(Error::new(ErrorKind::StoreFailed)
+            .with_detail("The configuration kept changing during the update; retry."))
     }
 
     /// Deletes a configuration; refused with [`ErrorKind::KeysExist`] while it protects data
@@ -462,6 +485,33 @@ impl Engine {
         self.seals.lock().retain(|(c, _), _| *c != uuid);
         Ok(())
     }
+}
+
+/// 65537500, naming the scope: the seed's text says "SVM", which is wrong for the cluster.
+fn already_configured(svm: bool) -> Error {
+    let e = Error::new(ErrorKind::AlreadyConfigured);
+    if svm {
+        e
+    } else {
+        e.with_message("A key manager has already been configured for the cluster.")
+    }
+}
+
+/// A patch's new settings refused by the backend: an identity provider that refuses the
+/// credential is the seed's "invalid client secret" / "invalid client certificate"; anything
+/// else (unreachable, throttled, key unusable) is the backend's error.
+fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
+    if e.kind != crate::backend::BackendErrorKind::AuthenticationFailed {
+        return akv_failed(e);
+    }
+    let kind = match parts.credential.method() {
+        AuthenticationMethod::ClientSecret => ErrorKind::InvalidClientSecret,
+        AuthenticationMethod::Certificate => ErrorKind::InvalidClientCertificate,
+    };
+    Error::new(kind).with_detail(format!(
+        "AKV refused the credential for client_id \"{}\" in tenant \"{}\": {e}. The configuration is unchanged.",
+        parts.client_id, parts.tenant_id
+    ))
 }
 
 fn seals_prefix(config: Uuid) -> Vec<u8> {
