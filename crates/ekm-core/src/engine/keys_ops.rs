@@ -23,6 +23,13 @@ use crate::stored::StoredConfig;
 /// record fewer per durable commit); a reopened engine adds it to the stored count.
 const SEAL_SLACK: u64 = 64;
 
+/// Seals of one KEK generation: counted in memory, and as last durably written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SealCount {
+    count: u64,
+    persisted: u64,
+}
+
 /// How often a create retries when the hierarchy changed under it (a rekey started).
 const CREATE_ATTEMPTS: usize = 8;
 
@@ -212,22 +219,45 @@ impl Engine {
     /// Adds `n` seals to the count of (config, generation); returns the new count.
     pub(crate) fn count_seals(&self, config: Uuid, generation: u32, n: u64) -> Result<u64> {
         let mut seals = self.seals.lock();
-        let count = match seals.get(&(config, generation)) {
+        let entry = match seals.get(&(config, generation)) {
             Some(c) => *c,
-            // Creates persist the count only every SEAL_SLACK seals, so up to that many may have
-            // happened since the stored value: assume they all did (over-counting is safe).
-            None => self
-                .store
-                .get(&keys::seals(config, generation))
-                .map_err(store_failed)?
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0)
-                .saturating_add(SEAL_SLACK),
+            None => {
+                let stored = self
+                    .store
+                    .get(&keys::seals(config, generation))
+                    .map_err(store_failed)?
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                // Creates persist the count only every SEAL_SLACK seals, so up to that many
+                // may have happened since the stored value: assume they all did.
+                SealCount {
+                    count: stored.saturating_add(SEAL_SLACK),
+                    persisted: stored,
+                }
+            }
         };
-        let count = count.saturating_add(n);
-        seals.insert((config, generation), count);
+        let count = entry.count.saturating_add(n);
+        seals.insert((config, generation), SealCount { count, ..entry });
         Ok(count)
+    }
+
+    /// Whether a create that brought the count to `count` must write it: when it is a whole
+    /// SEAL_SLACK above what was last durably written. Measured from the last write that
+    /// committed — not from multiples of SEAL_SLACK — so a commit that failed after crossing a
+    /// multiple cannot leave the stored count more than SEAL_SLACK behind.
+    fn seal_count_due(&self, config: Uuid, generation: u32, count: u64) -> bool {
+        self.seals
+            .lock()
+            .get(&(config, generation))
+            .is_none_or(|c| count >= c.persisted.saturating_add(SEAL_SLACK))
+    }
+
+    /// Notes that `count` is durable for (config, generation).
+    pub(crate) fn seal_count_persisted(&self, config: Uuid, generation: u32, count: u64) {
+        if let Some(c) = self.seals.lock().get_mut(&(config, generation)) {
+            c.persisted = c.persisted.max(count);
+        }
     }
 
     /// Creates a 256-bit data key for `owner`, wrapped by the active KEK of the configuration
@@ -275,7 +305,8 @@ impl Engine {
             }
             let n = tags.len() as u64;
             let seals = self.count_seals(config.uuid, generation, n)?;
-            if seals / SEAL_SLACK != seals.saturating_sub(n) / SEAL_SLACK {
+            let persist = self.seal_count_due(config.uuid, generation, seals);
+            if persist {
                 txn.put(
                     keys::seals(config.uuid, generation),
                     seals.to_be_bytes().to_vec(),
@@ -283,6 +314,9 @@ impl Engine {
             }
             match self.store.commit(txn) {
                 Ok(()) => {
+                    if persist {
+                        self.seal_count_persisted(config.uuid, generation, seals);
+                    }
                     let table = &self.nodes[self.local].table;
                     for ((id, _), record) in materials.iter().zip(records) {
                         table.insert_created(
@@ -428,7 +462,13 @@ impl Engine {
             seals.to_be_bytes().to_vec(),
         );
         self.store.commit(txn).map_err(store_failed)?;
-        self.seals.lock().insert((config, generation), seals);
+        self.seals.lock().insert(
+            (config, generation),
+            SealCount {
+                count: seals,
+                persisted: seals,
+            },
+        );
         Ok(())
     }
 }

@@ -129,7 +129,7 @@ pub struct Engine {
     /// Data-key writers hold it shared; deleting a configuration holds it exclusively.
     gate: RwLock<()>,
     /// Seal counts by (configuration, generation), loaded lazily from the store.
-    seals: Mutex<std::collections::HashMap<(Uuid, u32), u64>>,
+    seals: Mutex<std::collections::HashMap<(Uuid, u32), keys_ops::SealCount>>,
     /// Jobs with a runner in this process.
     running: Mutex<HashSet<Uuid>>,
     /// Signalled whenever a job record changes in this process.
