@@ -207,20 +207,19 @@ fn restore_does_not_bring_back_a_key_deleted_during_its_table_load() {
     let ids = engine
         .create_data_keys(KeyOwner::Cluster, tags.collect())
         .unwrap();
-    for round in 0..5 {
+    for (round, victim) in ids.iter().take(5).enumerate() {
         engine.reset_node(NODE2).unwrap();
         let before = store.record_scans.load(Ordering::SeqCst);
         store.slow.store(true, Ordering::SeqCst);
         let job = engine.start_restore(cfg.uuid).unwrap();
         // The table load has scanned the records and waits before filling: delete one.
         wait_for(&store.record_scans, before + 1);
-        let victim = ids[round];
-        engine.delete_data_key(&victim).unwrap();
+        engine.delete_data_key(victim).unwrap();
         let done = engine.wait_job(job.uuid, Duration::from_secs(30)).unwrap();
         store.slow.store(false, Ordering::SeqCst);
         assert_eq!(done.state.as_str(), "success", "{}", done.message);
         assert!(
-            is_gone(engine.read_data_key_on(NODE2, &victim)),
+            is_gone(engine.read_data_key_on(NODE2, victim)),
             "round {round}: restore brought back a deleted key"
         );
     }

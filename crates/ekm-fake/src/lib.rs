@@ -12,9 +12,6 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,6 +23,9 @@ use ekm_core::secret::{KeyMaterial, SecretBytes};
 use parking_lot::Mutex;
 use uuid::Uuid;
 use zeroize::Zeroizing;
+
+/// The largest fake vault file read (a few thousand keys).
+const MAX_VAULT_FILE: usize = 16 << 20;
 
 /// Which backend operation a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,8 +170,8 @@ impl FakeBackend {
     /// A vault kept in the file `path` (mode 0600, rewritten atomically when a key is created),
     /// so that a restarted process unwraps what the previous one wrapped.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let vault = match fs::read(path) {
-            Ok(bytes) => parse_vault(&Zeroizing::new(bytes)).ok_or_else(|| {
+        let vault = match ekm_store::secret_file::read(path, MAX_VAULT_FILE) {
+            Ok(bytes) => parse_vault(&bytes).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{} is not a fake vault file", path.display()),
@@ -352,24 +352,7 @@ impl FakeBackend {
             text.push_str(&entry.to_string());
         }
         text.push_str("]}");
-        let tmp = path.with_extension("tmp");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            fs::File::open(dir)?.sync_all()?;
-        }
+        ekm_store::secret_file::replace(path, text.as_bytes())?;
         Ok(())
     }
 }
@@ -598,6 +581,7 @@ mod tests {
             .unwrap()
             .wrap_kek(&call, &key, &kek)
             .unwrap();
+        use std::fs;
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
