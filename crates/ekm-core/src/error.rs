@@ -187,6 +187,10 @@ pub struct Error {
     kind: ErrorKind,
     /// Replaces the seed's text where it would be wrong for this case.
     text: Option<&'static str>,
+    /// Set when the same request may succeed later as it is (a backend that was unreachable,
+    /// timed out or throttled; a store transaction that lost a race): how long to wait first,
+    /// if the failing side said.
+    transient: Option<Option<std::time::Duration>>,
     detail: Option<String>,
     target: Option<String>,
 }
@@ -197,9 +201,30 @@ impl Error {
         Error {
             kind,
             text: None,
+            transient: None,
             detail: None,
             target: None,
         }
+    }
+
+    /// Marks the failure as transient: retrying the same request later may succeed, after
+    /// `retry_after` if the failing side asked for a wait.
+    pub fn transient(mut self, retry_after: Option<std::time::Duration>) -> Self {
+        self.transient = Some(retry_after);
+        self
+    }
+
+    /// Whether a later retry of the same request may succeed: the kind is retryable
+    /// ([`ErrorKind::is_retryable`]) or the store lost a race, and the cause was marked
+    /// transient (an outage or throttling, not a refused credential or a disabled key).
+    pub fn is_transient(&self) -> bool {
+        self.transient.is_some()
+            && (self.kind.is_retryable() || self.kind == ErrorKind::StoreFailed)
+    }
+
+    /// How long the failing side asked to wait before a retry, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.transient.flatten()
     }
 
     /// Replaces the seed's text of the code, for a case the seed's text misnames (65537500

@@ -180,7 +180,7 @@ impl Job {
 
 /// Why a runner stopped before the job's end.
 pub(crate) enum Stop {
-    /// Shutdown, or the store stopped accepting writes: the job stays `running` and resumes.
+    /// Shutdown: the job stays `running` and resumes at the next open.
     Interrupted,
     /// The job failed; record it.
     Failed(Error),
@@ -272,9 +272,10 @@ impl Engine {
             Ok(()) => Ok(()),
             Err(crate::store::StoreError::Conflict(_)) => Err(Stop::Failed(
                 Error::new(ErrorKind::StoreFailed)
-                    .with_detail("The configuration changed while the job ran."),
+                    .with_detail("The configuration changed while the job ran.")
+                    .transient(None),
             )),
-            Err(_) => Err(Stop::Interrupted),
+            Err(e) => Err(Stop::Failed(store_failed(e))),
         }
     }
 
@@ -306,17 +307,92 @@ impl Engine {
         if self.save_job(&mut job).is_err() {
             return;
         }
-        let outcome = match job.kind {
-            JobKind::RekeyInternal => self.run_rekey_internal(&mut job),
-            JobKind::RekeyExternal => self.run_rekey_external(&mut job),
-            JobKind::Restore => self.run_restore(&mut job),
-            JobKind::Migrate => self.run_migrate(&mut job),
-        };
-        if let Err(Stop::Failed(e)) = outcome {
+        let mut retries = Retries::new(self.job_retry_budget);
+        loop {
+            let outcome = match job.kind {
+                JobKind::RekeyInternal => self.run_rekey_internal(&mut job),
+                JobKind::RekeyExternal => self.run_rekey_external(&mut job),
+                JobKind::Restore => self.run_restore(&mut job),
+                JobKind::Migrate => self.run_migrate(&mut job),
+            };
+            let Err(Stop::Failed(e)) = outcome else {
+                return;
+            };
+            if let Some(wait) = retries.next_wait(&e) {
+                // Every runner resumes from its journal, so a retry is a resume.
+                job.message = format!(
+                    "Waiting {} s before retry {} (retrying for up to {} s in all) after: {}",
+                    wait.as_secs_f64().ceil(),
+                    retries.attempts,
+                    self.job_retry_budget.as_secs(),
+                    e.message()
+                );
+                if self.save_job(&mut job).is_ok() && self.sleep_unless_shutdown(wait) {
+                    match self.job(uuid) {
+                        Ok(j) if !j.state.is_terminal() => {
+                            job = j;
+                            continue;
+                        }
+                        _ => return,
+                    }
+                }
+                if self.is_shutting_down() {
+                    // Stays running; resumes at the next open.
+                    return;
+                }
+            }
             let mut txn = Transaction::new();
             job.finish(&mut txn, Err(&e));
             // If even this fails the job stays running and resumes at the next open.
             let _ = self.commit_job_step(txn);
+            return;
         }
+    }
+
+    /// Sleeps `wait`, waking early on shutdown; false when shutting down.
+    fn sleep_unless_shutdown(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while !self.is_shutting_down() {
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        }
+        false
+    }
+}
+
+/// A job's retry budget: exponential backoff from 1 s (at most 30 s a wait, or longer when the
+/// backend asked for it), until the waits would exceed the budget.
+struct Retries {
+    budget: Duration,
+    waited: Duration,
+    attempts: u32,
+}
+
+impl Retries {
+    fn new(budget: Duration) -> Self {
+        Retries {
+            budget,
+            waited: Duration::ZERO,
+            attempts: 0,
+        }
+    }
+
+    /// How long to wait before retrying after `e`, or `None` to fail now.
+    fn next_wait(&mut self, e: &Error) -> Option<Duration> {
+        if !e.is_transient() {
+            return None;
+        }
+        let backoff = Duration::from_secs(1 << self.attempts.min(5)).min(Duration::from_secs(30));
+        // The backend's Retry-After, when it gave one, is honoured as asked.
+        let wait = e.retry_after().unwrap_or(backoff);
+        if self.waited + wait > self.budget {
+            return None;
+        }
+        self.waited += wait;
+        self.attempts += 1;
+        Some(wait)
     }
 }

@@ -153,7 +153,7 @@ impl Engine {
                 // transactions): redo the page.
                 Err(StoreError::Conflict(_)) => *job = before,
                 Err(StoreError::Aborted(m)) => return Err(Stop::Failed(Error::corrupt(&m))),
-                Err(_) => return Err(Stop::Interrupted),
+                Err(e) => return Err(Stop::Failed(store_failed(e))),
             }
         }
         let admin = self.admin.lock();
@@ -224,7 +224,7 @@ impl Engine {
             match self.store.commit(txn) {
                 Ok(()) => {}
                 Err(StoreError::Conflict(_)) => continue,
-                Err(_) => return Err(Stop::Interrupted),
+                Err(e) => return Err(Stop::Failed(store_failed(e))),
             }
             self.job_changed.notify_all();
             let kek = Arc::new(kek);
@@ -309,7 +309,7 @@ impl Engine {
                 job.processed -= moved.len() as u64;
                 Ok(Vec::new())
             }
-            Err(_) => Err(Stop::Interrupted),
+            Err(e) => Err(Stop::Failed(store_failed(e))),
         }
     }
 
@@ -423,7 +423,7 @@ impl Engine {
                     return Ok(());
                 }
                 Err(StoreError::Conflict(_)) => continue,
-                Err(_) => return Err(Stop::Interrupted),
+                Err(e) => return Err(Stop::Failed(store_failed(e))),
             }
         }
         Err(Stop::Failed(

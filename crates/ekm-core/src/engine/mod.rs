@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 use uuid::Uuid;
 
-use crate::backend::{Backend, BackendCall, BackendError};
+use crate::backend::{Backend, BackendCall, BackendError, BackendErrorKind};
 use crate::codec::{KeyOwner, keys};
 use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
 use crate::crypto::ProtectionKey;
@@ -63,6 +63,7 @@ pub struct EngineOptions {
     managed_nodes: Option<Vec<Uuid>>,
     rekey_batch: usize,
     resume_jobs: bool,
+    job_retry_budget: std::time::Duration,
 }
 
 impl EngineOptions {
@@ -83,6 +84,7 @@ impl EngineOptions {
             managed_nodes: None,
             rekey_batch: DEFAULT_REKEY_BATCH,
             resume_jobs: true,
+            job_retry_budget: std::time::Duration::ZERO,
         }
     }
 
@@ -105,6 +107,15 @@ impl EngineOptions {
         self
     }
 
+    /// How long, in all, a job may wait and retry after transient failures (AKV unreachable,
+    /// timed out or throttled — honouring its Retry-After —, a store transaction that lost a
+    /// race) before it fails; each wait shows in the job's message. Default zero: a job fails
+    /// at its first error. ekmd sets 300 s.
+    pub fn job_retry_budget(mut self, budget: std::time::Duration) -> Self {
+        self.job_retry_budget = budget;
+        self
+    }
+
     /// Whether `open` resumes interrupted jobs in the background (default true).
     pub fn resume_jobs(mut self, yes: bool) -> Self {
         self.resume_jobs = yes;
@@ -122,6 +133,7 @@ pub struct Engine {
     nodes: Vec<NodeRuntime>,
     local: usize,
     rekey_batch: usize,
+    job_retry_budget: std::time::Duration,
     /// Serializes job starts and configuration deletion. Never held across a backend call.
     admin: Mutex<()>,
     /// Serializes the creation of first KEKs (so a burst of first keys costs one wrap).
@@ -167,7 +179,15 @@ pub(crate) fn akv_failed(e: &BackendError) -> Error {
     if let Some(d) = e.retry_after {
         detail.push_str(&format!(" Retry after {} seconds.", d.as_secs().max(1)));
     }
-    Error::new(ErrorKind::AkvUnavailable).with_detail(detail)
+    transient_if(Error::new(ErrorKind::AkvUnavailable).with_detail(detail), e)
+}
+
+/// Marks `err` transient when the backend failure `e` was an outage or throttling.
+pub(crate) fn transient_if(err: Error, e: &BackendError) -> Error {
+    match e.kind {
+        BackendErrorKind::Unreachable | BackendErrorKind::Throttled => err.transient(e.retry_after),
+        _ => err,
+    }
 }
 
 impl Engine {
@@ -210,6 +230,7 @@ impl Engine {
             nodes,
             local,
             rekey_batch: opts.rekey_batch,
+            job_retry_budget: opts.job_retry_budget,
             admin: Mutex::new(()),
             first_kek: Mutex::new(()),
             gate: RwLock::new(()),
@@ -501,7 +522,7 @@ fn already_configured(svm: bool) -> Error {
 /// credential is the seed's "invalid client secret" / "invalid client certificate"; anything
 /// else (unreachable, throttled, key unusable) is the backend's error.
 fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
-    if e.kind != crate::backend::BackendErrorKind::AuthenticationFailed {
+    if e.kind != BackendErrorKind::AuthenticationFailed {
         return akv_failed(e);
     }
     let kind = match parts.credential.method() {

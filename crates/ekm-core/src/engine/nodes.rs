@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed};
+use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed, transient_if};
 use crate::backend::BackendCall;
 use crate::codec::{WrappedDataKey, WrappedKek, keys};
 use crate::crypto::Kek;
@@ -349,10 +349,11 @@ impl Engine {
             .backend
             .unwrap_kek(&call, &wrapped.key_id, &wrapped.wrapped)
             .map_err(|e| {
-                Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+                let err = Error::new(ErrorKind::KekUnavailable).with_detail(format!(
                     "Unlocking generation {generation} of configuration {} on node {} needs AKV, which failed: {e}.",
                     config.uuid, node.name
-                ))
+                ));
+                transient_if(err, &e)
             })?;
         let material = KeyMaterial::from_slice(material.expose_secret()).ok_or_else(|| {
             Error::new(ErrorKind::KekUnavailable).with_detail(format!(
