@@ -256,7 +256,7 @@ async fn hostile_inputs_get_ontap_errors_and_the_daemon_stays_up() {
     for target in [
         format!("{BASE}/%FF%FE%FD"),
         format!("{BASE}/{uuid}/keys/%C3%28"),
-        format!("/api/cluster/jobs/%80"),
+        "/api/cluster/jobs/%80".to_owned(),
         format!("{BASE}?%FF=1"),
         format!("{BASE}?fields=%FF%FE"),
         format!("{BASE}?order_by=%C3%28"),
