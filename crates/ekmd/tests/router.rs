@@ -664,6 +664,7 @@ async fn openapi_document_lists_every_path() {
         "/api/security/azure-key-vaults/{uuid}/keys",
         "/api/security/key-managers/{uuid}/migrate",
         "/api/cluster/jobs/{uuid}",
+        "/api/cluster/jobs",
     ] {
         assert!(paths.contains_key(p), "{p}");
     }
