@@ -15,7 +15,9 @@ use ekm_core::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::query::{Accepts, Query, project};
+use crate::query::{
+    Accepts, DEFAULT_FIELDS, JOB_DEFAULT_FIELDS, JOB_FIELDS, Query, project, project_with,
+};
 use crate::{ApiError, AppState, blocking};
 
 const BASE: &str = "/api/security/azure-key-vaults";
@@ -51,6 +53,7 @@ pub fn routes() -> Router<AppState> {
             delete(delete_key),
         )
         .route("/api/security/key-managers/{uuid}/migrate", post(migrate))
+        .route("/api/cluster/jobs", get(jobs))
         .route("/api/cluster/jobs/{uuid}", get(job))
         .route("/api/openapi.json", get(openapi))
 }
@@ -108,11 +111,18 @@ async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
         Ok(out)
     })
     .await?;
-    let mut records: Vec<Value> = configs
-        .iter()
-        .map(render)
-        .filter(|r| q.matches(r))
-        .collect();
+    let records: Vec<Value> = configs.iter().map(render).collect();
+    Ok(ok_json(
+        StatusCode::OK,
+        collection(&q, records, BASE, DEFAULT_FIELDS),
+    ))
+}
+
+/// A collection GET over rendered records: filters, `order_by`, `start.uuid` and
+/// `max_records` paging with `_links.next`, `fields` (`*` meaning `defaults`), and
+/// `return_records`.
+fn collection(q: &Query, records: Vec<Value>, base: &str, defaults: &[&str]) -> Value {
+    let mut records: Vec<Value> = records.into_iter().filter(|r| q.matches(r)).collect();
     q.sort(&mut records);
     if let Some(start) = &q.start_uuid {
         let pos = records
@@ -121,21 +131,24 @@ async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
             .unwrap_or(records.len());
         records.drain(..pos);
     }
-    let mut links = json!({"self": {"href": q.self_link(BASE)}});
+    let mut links = json!({"self": {"href": q.self_link(base)}});
     if let Some(max) = q.max_records {
         if records.len() > max {
             let next = records[max]["uuid"].as_str().unwrap_or_default().to_owned();
-            links["next"] = json!({"href": q.next_link(BASE, &next)});
+            links["next"] = json!({"href": q.next_link(base, &next)});
             records.truncate(max);
         }
     }
     let fields: Vec<String> = q.fields.clone().unwrap_or_default();
-    let records: Vec<Value> = records.iter().map(|r| project(r, &fields)).collect();
+    let records: Vec<Value> = records
+        .iter()
+        .map(|r| project_with(r, &fields, defaults))
+        .collect();
     let mut body = json!({"num_records": records.len(), "_links": links});
     if q.return_records != Some(false) {
         body["records"] = Value::Array(records);
     }
-    Ok(ok_json(StatusCode::OK, body))
+    body
 }
 
 async fn create(State(s): State<AppState>, RawQuery(raw): RawQuery, body: Bytes) -> ApiResult {
@@ -151,12 +164,11 @@ async fn create(State(s): State<AppState>, RawQuery(raw): RawQuery, body: Bytes)
     let req = CreateRequest::from_json(&body)?;
     let engine = s.engine.clone();
     let cfg = blocking(move || engine.create_config(req)).await?;
-    let record = render(&cfg);
+    // The seed: "The default is false. If set to true, the records are returned." The new
+    // uuid is in the Location header either way.
     let mut body = json!({"num_records": 1});
     if q.return_records == Some(true) {
-        body["records"] = json!([record]);
-    } else {
-        body["records"] = json!([{"uuid": cfg.uuid, "_links": record["_links"]}]);
+        body["records"] = json!([render(&cfg)]);
     }
     let mut resp = ok_json(StatusCode::CREATED, body);
     if let Ok(v) = self_href(cfg.uuid).parse() {
@@ -399,12 +411,36 @@ async fn migrate(
     job_response(&s, job, &q).await
 }
 
+/// `GET /api/cluster/jobs`: every job, as a collection (filters such as `state=running`,
+/// `fields`, `order_by`, `max_records`), so a client that lost a job's uuid finds it again.
+async fn jobs(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = Query::parse_for(
+        raw.as_deref(),
+        Accepts {
+            fields: true,
+            collection: true,
+            return_records: true,
+            return_timeout: false,
+        },
+        JOB_FIELDS,
+    )?;
+    let engine = s.engine.clone();
+    let jobs = blocking(move || engine.list_jobs()).await?;
+    let records: Vec<Value> = jobs.iter().map(render_job).collect();
+    Ok(ok_json(
+        StatusCode::OK,
+        collection(&q, records, "/api/cluster/jobs", JOB_DEFAULT_FIELDS),
+    ))
+}
+
+/// `GET /api/cluster/jobs/{uuid}`; with `return_timeout=N` it waits up to N seconds for the
+/// job to end first.
 async fn job(
     State(s): State<AppState>,
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    Query::parse(
+    let q = Query::parse_for(
         raw.as_deref(),
         Accepts {
             fields: true,
@@ -412,18 +448,25 @@ async fn job(
             return_records: false,
             return_timeout: true,
         },
-    )
-    .or_else(|e| {
-        if e.code() == 262_197 {
-            Ok(Query::default())
-        } else {
-            Err(e)
-        }
-    })?;
+        JOB_FIELDS,
+    )?;
     let uuid = uuid_of(&uuid)?;
     let engine = s.engine.clone();
-    let j = blocking(move || engine.job(uuid)).await?;
-    Ok(ok_json(StatusCode::OK, render_job(&j)))
+    let wait = q.return_timeout.unwrap_or(0);
+    let j = blocking(move || {
+        if wait > 0 {
+            engine.wait_job(uuid, Duration::from_secs(wait))
+        } else {
+            engine.job(uuid)
+        }
+    })
+    .await?;
+    let record = render_job(&j);
+    let out = match &q.fields {
+        Some(f) => project_with(&record, f, JOB_DEFAULT_FIELDS),
+        None => record,
+    };
+    Ok(ok_json(StatusCode::OK, out))
 }
 
 #[derive(serde::Deserialize)]

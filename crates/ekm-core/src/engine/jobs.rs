@@ -249,6 +249,15 @@ impl Engine {
         Job::decode(&bytes)
     }
 
+    /// Every job the store holds (finished ones included), in uuid order: how a client that
+    /// lost a job's uuid finds it again (`GET /api/cluster/jobs`).
+    pub fn list_jobs(&self) -> Result<Vec<Job>> {
+        self.scan_all(keys::JOB)?
+            .iter()
+            .map(|(_, v)| Job::decode(v))
+            .collect()
+    }
+
     /// Waits until the job ends or `timeout` passes; returns it as it then is.
     pub fn wait_job(&self, uuid: Uuid, timeout: Duration) -> Result<Job> {
         let deadline = Instant::now() + timeout;

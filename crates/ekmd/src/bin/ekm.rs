@@ -29,11 +29,11 @@ struct Cli {
     /// Admin user.
     #[arg(long, env = "EKM_USER", default_value = "admin", global = true)]
     user: String,
-    /// Admin password (or EKM_PASSWORD, or --password-file).
+    /// Admin password (prefer EKM_PASSWORD or --password-file: argv is visible to other users).
     #[arg(long, env = "EKM_PASSWORD", hide_env_values = true, global = true)]
     password: Option<String>,
-    /// File holding the admin password (e.g. ekm-data/admin-password).
-    #[arg(long, global = true)]
+    /// File holding the admin password (e.g. ekm-data/admin-password); "-" reads it from stdin.
+    #[arg(long, global = true, value_name = "FILE|-")]
     password_file: Option<std::path::PathBuf>,
     /// CA (PEM) to trust for ekmd's certificate (e.g. ekm-data/tls-cert.pem).
     #[arg(long, global = true)]
@@ -60,20 +60,31 @@ struct Target {
 
 #[derive(Args, Clone, Default)]
 struct Credentials {
-    /// Client secret.
+    /// Client secret of the Azure application (prefer --client-secret-file).
     #[arg(long)]
     client_secret: Option<String>,
-    /// PKCS#12 client certificate file.
-    #[arg(long, conflicts_with = "client_secret")]
+    /// File holding the client secret; "-" reads it from stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "client_secret")]
+    client_secret_file: Option<std::path::PathBuf>,
+    /// PKCS#12 (.pfx) client certificate file, instead of a client secret.
+    #[arg(long, conflicts_with_all = ["client_secret", "client_secret_file"])]
     client_certificate_file: Option<std::path::PathBuf>,
-    /// Password of the PKCS#12 file.
+    /// Password of the PKCS#12 file (prefer --client-certificate-password-file).
     #[arg(long, requires = "client_certificate_file")]
     client_certificate_password: Option<String>,
+    /// File holding the password of the PKCS#12 file; "-" reads it from stdin.
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        requires = "client_certificate_file",
+        conflicts_with = "client_certificate_password"
+    )]
+    client_certificate_password_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Clone, Default)]
 struct Proxy {
-    /// http or https.
+    /// Proxy type towards Azure: http or https.
     #[arg(long)]
     proxy_type: Option<String>,
     /// Proxy host ("" removes the proxy).
@@ -82,12 +93,15 @@ struct Proxy {
     /// Proxy port.
     #[arg(long)]
     proxy_port: Option<u16>,
-    /// Proxy user.
+    /// Proxy user name.
     #[arg(long)]
     proxy_username: Option<String>,
-    /// Proxy password.
+    /// Proxy password (prefer --proxy-password-file).
     #[arg(long)]
     proxy_password: Option<String>,
+    /// File holding the proxy password; "-" reads it from stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "proxy_password")]
+    proxy_password_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -96,14 +110,16 @@ enum Command {
     Enable {
         #[command(flatten)]
         target: Target,
+        /// Application (client) id of the Azure application.
         #[arg(long)]
         client_id: String,
+        /// Directory (tenant) id of the Azure application.
         #[arg(long)]
         tenant_id: String,
-        /// Vault URI.
+        /// Vault URI, e.g. https://myvault.vault.azure.net/.
         #[arg(long)]
         name: String,
-        /// Versioned key id.
+        /// Versioned key id: https://VAULT/keys/NAME/VERSION.
         #[arg(long)]
         key_id: String,
         #[command(flatten)]
@@ -132,8 +148,10 @@ enum Command {
     UpdateCredentials {
         #[command(flatten)]
         target: Target,
+        /// New application (client) id.
         #[arg(long)]
         client_id: Option<String>,
+        /// New directory (tenant) id.
         #[arg(long)]
         tenant_id: Option<String>,
         #[command(flatten)]
@@ -143,7 +161,7 @@ enum Command {
     RekeyInternal {
         #[command(flatten)]
         target: Target,
-        /// Wait for the job to end.
+        /// Wait for the job to end, showing its progress.
         #[arg(long)]
         wait: bool,
     },
@@ -151,8 +169,10 @@ enum Command {
     RekeyExternal {
         #[command(flatten)]
         target: Target,
+        /// The new versioned key id.
         #[arg(long)]
         key_id: String,
+        /// Wait for the job to end, showing its progress.
         #[arg(long)]
         wait: bool,
     },
@@ -160,6 +180,7 @@ enum Command {
     Restore {
         #[command(flatten)]
         target: Target,
+        /// Wait for the job to end, showing its progress.
         #[arg(long)]
         wait: bool,
     },
@@ -181,6 +202,7 @@ enum KeyCommand {
     Create {
         #[command(flatten)]
         target: Target,
+        /// Key tag (e.g. the volume's name).
         #[arg(long, default_value = "")]
         tag: String,
         /// For an SVM without its own key manager, on the cluster's.
@@ -222,9 +244,16 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req
-            .send()
-            .map_err(|e| Failure::Unreachable(format!("cannot reach ekmd at {}: {e}", self.url)))?;
+        let resp = req.send().map_err(|e| {
+            if certificate_not_trusted(&e) {
+                Failure::Unreachable(format!(
+                    "certificate not trusted: pass --ca-file DATA_DIR/tls-cert.pem (ekmd at {} presented a certificate no trusted CA signed)",
+                    self.url
+                ))
+            } else {
+                Failure::Unreachable(format!("cannot reach ekmd at {}: {e}", self.url))
+            }
+        })?;
         let status = resp.status();
         let v: Value = resp.json().unwrap_or(Value::Null);
         if status.is_success() {
@@ -270,16 +299,25 @@ impl Client {
             })
     }
 
+    /// Polls the job until it ends, showing its progress on stderr: a progress bar (done/total
+    /// and rate) on a terminal, else one line whenever the state or count changes.
     fn wait(&self, job: &Value) -> Result<Value, Failure> {
         let href = job["job"]["_links"]["self"]["href"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        let uuid = s(&job["job"]["uuid"]);
+        let mut progress = Progress::new(&uuid);
         loop {
             let j = self.call(reqwest::Method::GET, &href, None)?;
+            progress.show(&j);
             match j["state"].as_str() {
-                Some("success") => return Ok(j),
+                Some("success") => {
+                    progress.finish();
+                    return Ok(j);
+                }
                 Some("failure") => {
+                    progress.finish();
                     return Err(Failure::Job(format!(
                         "Job failed: {} (code {})",
                         j["message"].as_str().unwrap_or(""),
@@ -292,34 +330,157 @@ impl Client {
     }
 }
 
+/// Whether a request failed because ekmd's certificate is not trusted (self-signed without
+/// --ca-file, or another CA).
+fn certificate_not_trusted(e: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(rustls::Error::InvalidCertificate(_)) = err.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        // An io::Error's source() skips the error it wraps: step into it instead.
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
+}
+
+/// A waited-for job's progress on stderr.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    uuid: String,
+    last: Option<(String, u64, u64)>,
+}
+
+impl Progress {
+    fn new(uuid: &str) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} job {prefix} [{bar:30}] {pos}/{len} ({per_sec}, {elapsed}) {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(uuid.to_owned());
+            b
+        });
+        Progress {
+            bar,
+            uuid: uuid.to_owned(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, j: &Value) {
+        let state = s(&j["state"]);
+        let done = j["progress"]["processed"].as_u64().unwrap_or(0);
+        let total = j["progress"]["total"].as_u64().unwrap_or(0);
+        match &self.bar {
+            Some(b) => {
+                b.set_length(total);
+                b.set_position(done);
+                b.set_message(state);
+            }
+            None => {
+                let now = (state, done, total);
+                if self.last.as_ref() != Some(&now) {
+                    eprintln!("job {}: {} {}/{}", self.uuid, now.0, now.1, now.2);
+                    self.last = Some(now);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+static STDIN_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A secret from a `--...-file` flag: the file's content, or stdin's for `-`, without its
+/// trailing newline. Only one flag may read stdin.
+fn read_secret(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read;
+    let mut text = if path.as_os_str() == "-" {
+        if STDIN_TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(Failure::Usage(
+                "only one secret can be read from stdin (\"-\")".into(),
+            ));
+        }
+        let mut t = String::new();
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .map_err(|e| Failure::Usage(format!("stdin: {e}")))?;
+        t
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
+    };
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
+/// A secret given on the command line or, through its `--...-file` flag, in a file or stdin.
+fn secret(
+    inline: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+) -> Result<Option<String>, Failure> {
+    match (inline, file) {
+        (Some(s), _) => Ok(Some(s.clone())),
+        (None, Some(f)) => read_secret(f).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 fn credentials_json(c: &Credentials, body: &mut Value) -> Result<(), Failure> {
-    if let Some(s) = &c.client_secret {
+    if let Some(s) = secret(&c.client_secret, &c.client_secret_file)? {
         body["client_secret"] = json!(s);
     }
     if let Some(f) = &c.client_certificate_file {
         let der = std::fs::read(f).map_err(|e| Failure::Usage(format!("{}: {e}", f.display())))?;
         body["client_certificate"] = json!(base64::engine::general_purpose::STANDARD.encode(der));
     }
-    if let Some(p) = &c.client_certificate_password {
+    if let Some(p) = secret(
+        &c.client_certificate_password,
+        &c.client_certificate_password_file,
+    )? {
         body["client_certificate_password"] = json!(p);
     }
     Ok(())
 }
 
-fn proxy_json(p: &Proxy, body: &mut Value) {
+fn proxy_json(p: &Proxy, body: &mut Value) -> Result<(), Failure> {
     for (k, v) in [
         ("proxy_type", &p.proxy_type),
         ("proxy_host", &p.proxy_host),
         ("proxy_username", &p.proxy_username),
-        ("proxy_password", &p.proxy_password),
     ] {
         if let Some(v) = v {
             body[k] = json!(v);
         }
     }
+    if let Some(v) = secret(&p.proxy_password, &p.proxy_password_file)? {
+        body["proxy_password"] = json!(v);
+    }
     if let Some(port) = p.proxy_port {
         body["proxy_port"] = json!(port);
     }
+    Ok(())
 }
 
 fn table(headers: &[&str], rows: &[Vec<String>]) {
@@ -355,10 +516,7 @@ fn s(v: &Value) -> String {
 fn run(cli: Cli) -> Result<(), Failure> {
     let password = match (&cli.password, &cli.password_file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| Failure::Usage(format!("{}: {e}", f.display())))?
-            .trim()
-            .to_owned(),
+        (None, Some(f)) => read_secret(f)?.trim().to_owned(),
         (None, None) => {
             return Err(Failure::Usage(
                 "give --password, EKM_PASSWORD or --password-file".into(),
@@ -405,7 +563,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 body["svm"] = json!({"name": v});
             }
             credentials_json(&credentials, &mut body)?;
-            proxy_json(&proxy, &mut body);
+            proxy_json(&proxy, &mut body)?;
             let r = c.call(M::POST, &format!("{base}?return_records=true"), Some(body))?;
             if json_out {
                 print(&r)
@@ -495,7 +653,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::UpdateConfig { target, proxy } => {
             let u = c.uuid(&target)?;
             let mut body = json!({});
-            proxy_json(&proxy, &mut body);
+            proxy_json(&proxy, &mut body)?;
             let r = c.call(M::PATCH, &format!("{base}/{u}"), Some(body))?;
             if json_out {
                 print(&r)
@@ -652,5 +810,39 @@ fn main() -> ExitCode {
             eprintln!("{m}");
             ExitCode::from(4)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag of every subcommand says in one line what it is.
+    #[test]
+    fn every_flag_has_a_one_line_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                match arg.get_help() {
+                    Some(h)
+                        if !h.to_string().trim().is_empty() && !h.to_string().contains('\n') => {}
+                    _ => missing.push(format!("{path} --{id}")),
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ekm", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }
