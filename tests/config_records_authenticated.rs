@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{DataDir, KEY_ID, create, secret_body};
-use ekm::core::codec::keys;
+use ekm::core::layout;
 use ekm::core::{Engine, ErrorKind, KeyOwner, KeyTag, PatchRequest, StatusFields, Store};
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
@@ -19,12 +19,12 @@ const ATTACKER_KEY: &str =
     "https://attacker.vault.azure.net/keys/theirs/ffffffffffffffffffffffffffffffff";
 
 fn record(store: &dyn Store, uuid: Uuid) -> Value {
-    serde_json::from_slice(&store.get(&keys::config(uuid)).unwrap().unwrap()).unwrap()
+    serde_json::from_slice(&store.get(&layout::config(uuid)).unwrap().unwrap()).unwrap()
 }
 
 fn put_record(store: &dyn Store, uuid: Uuid, v: &Value) {
     let mut txn = ekm::core::Transaction::new();
-    txn.put(keys::config(uuid), serde_json::to_vec(v).unwrap());
+    txn.put(layout::config(uuid), serde_json::to_vec(v).unwrap());
     store.commit(txn).unwrap();
 }
 
@@ -158,9 +158,9 @@ fn another_configurations_authentic_record_under_this_uuid_is_refused() {
     let svm = create(&engine, &secret_body(Some("vs0"), "s3cret"))
         .unwrap()
         .uuid;
-    let svm_record = store.get(&keys::config(svm)).unwrap().unwrap();
+    let svm_record = store.get(&layout::config(svm)).unwrap().unwrap();
     let mut txn = ekm::core::Transaction::new();
-    txn.put(keys::config(cluster), svm_record);
+    txn.put(layout::config(cluster), svm_record);
     store.commit(txn).unwrap();
     let e = engine.get_config(cluster).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::CorruptRecord, "{e}");

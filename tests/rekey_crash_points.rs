@@ -199,7 +199,7 @@ fn rekey_external_survives_a_crash_after_every_write() {
             assert_eq!(e.get_config(w.config).unwrap().key_id.as_str(), KEY_ID_2);
             let k = w
                 .store
-                .scan(&ekm::core::codec::keys::kek_prefix(w.config), None, 10)
+                .scan(&ekm::core::layout::kek_prefix(w.config), None, 10)
                 .unwrap();
             let k = ekm::core::codec::WrappedKek::decode(&k[0].1).unwrap();
             assert_eq!(

@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::{DataDir, KEY_ID, KEY_ID_2, NODE2, create, secret_body};
-use ekm::core::codec::{WrappedKek, keys};
+use ekm::core::codec::WrappedKek;
+use ekm::core::layout;
 use ekm::core::{KeyId, KeyOwner, KeyTag};
 use ekm::store::StoreKind;
 
 /// The external key that wraps `node`'s own copy of the KEK of `config`.
 fn node_copy_key(store: &dyn ekm::core::Store, node: uuid::Uuid, config: uuid::Uuid) -> String {
     let raw = store
-        .get(&keys::node(node, config))
+        .get(&layout::node(node, config))
         .unwrap()
         .expect("node record");
     let rec: serde_json::Value = serde_json::from_slice(&raw).unwrap();
@@ -79,7 +80,7 @@ fn a_node_copy_wrapped_by_another_external_key_is_not_used() {
     let id = engine
         .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol1").unwrap())
         .unwrap();
-    let old_copy = store.get(&keys::node(NODE2, cfg.uuid)).unwrap().unwrap();
+    let old_copy = store.get(&layout::node(NODE2, cfg.uuid)).unwrap().unwrap();
     let job = engine
         .start_rekey_external(cfg.uuid, KeyId::parse(KEY_ID_2).unwrap(), None)
         .unwrap();
@@ -87,7 +88,7 @@ fn a_node_copy_wrapped_by_another_external_key_is_not_used() {
     assert_eq!(job.state.as_str(), "success", "{}", job.message);
     // Put the pre-rekey copy back, as a stale writer (or an old backup) would.
     let mut txn = ekm::core::Transaction::new();
-    txn.put(keys::node(NODE2, cfg.uuid), old_copy);
+    txn.put(layout::node(NODE2, cfg.uuid), old_copy);
     store.commit(txn).unwrap();
     fake.disable_key(&KeyId::parse(KEY_ID).unwrap()).unwrap();
     engine.reset_node(NODE2).unwrap();

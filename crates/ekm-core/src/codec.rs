@@ -1,5 +1,5 @@
-//! On-disk records and store key layout. Every record is versioned and self-describing; the
-//! byte layout is drawn in `docs/ARCHITECTURE.md`.
+//! On-disk records. Every record is versioned and self-describing; the byte layout is drawn in
+//! `docs/ARCHITECTURE.md`. Where each record is stored: [`crate::layout`].
 //!
 //! Owns: encoding and decoding of wrapped data keys, wrapped KEKs and config records.
 //! Must never: panic on any bytes read from disk (they may be truncated, corrupted or forged).
@@ -10,109 +10,6 @@ use crate::crypto::{NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::ids::{DataKeyId, KeyId, KeyTag};
 use crate::secret::KEY_LEN;
-
-/// Store key layout. All keys start with a one-letter table name and a `/`.
-pub mod keys {
-    use super::*;
-
-    /// Format marker: `meta/format` → ASCII version.
-    pub const FORMAT: &[u8] = b"meta/format";
-    /// Prefix of configuration records: `c/<config uuid 16>`.
-    pub const CONFIG: &[u8] = b"c/";
-    /// Prefix of the scope index: `s/c` (cluster) or `s/v<svm uuid 16>` → config uuid.
-    pub const SCOPE: &[u8] = b"s/";
-    /// Prefix of KEK records: `k/<config uuid 16><generation u32 BE>`.
-    pub const KEK: &[u8] = b"k/";
-    /// Prefix of data key locations: `d/<key id 32>` → config uuid 16 | owner kind 1 |
-    /// owner uuid 16 (where the record is).
-    pub const DATA_KEY: &[u8] = b"d/";
-    /// Prefix of data key records:
-    /// `r/<config uuid 16><owner uuid 16 (nil: cluster)><key id 32>` → wrapped data key.
-    /// Its order makes "the keys of a configuration" and "of one owner under a configuration"
-    /// prefix scans; rekey-internal rewrites a configuration's records in place, in order.
-    pub const RECORD: &[u8] = b"r/";
-    /// Prefix of node records: `n/<node uuid 16><config uuid 16>` → node availability (JSON).
-    pub const NODE: &[u8] = b"n/";
-    /// Prefix of job records: `j/<job uuid 16>` → job (JSON).
-    pub const JOB: &[u8] = b"j/";
-    /// Seal counters: `x/<config uuid 16><generation u32>` → u64 big-endian.
-    pub const SEALS: &[u8] = b"x/";
-
-    fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-        let mut k = prefix.to_vec();
-        for p in parts {
-            k.extend_from_slice(p);
-        }
-        k
-    }
-
-    /// `c/<uuid>`.
-    pub fn config(uuid: Uuid) -> Vec<u8> {
-        join(CONFIG, &[uuid.as_bytes()])
-    }
-
-    /// `s/c` or `s/v<svm uuid>`.
-    pub fn scope(svm: Option<Uuid>) -> Vec<u8> {
-        match svm {
-            None => join(SCOPE, &[b"c"]),
-            Some(u) => join(SCOPE, &[b"v", u.as_bytes()]),
-        }
-    }
-
-    /// `k/<config uuid>` (prefix of a config's KEK generations).
-    pub fn kek_prefix(config: Uuid) -> Vec<u8> {
-        join(KEK, &[config.as_bytes()])
-    }
-
-    /// `k/<config uuid><generation>`.
-    pub fn kek(config: Uuid, generation: u32) -> Vec<u8> {
-        join(KEK, &[config.as_bytes(), &generation.to_be_bytes()])
-    }
-
-    /// `d/<key id>` (the location of a key).
-    pub fn data_key(id: &DataKeyId) -> Vec<u8> {
-        join(DATA_KEY, &[id.as_bytes()])
-    }
-
-    /// `r/<config uuid>` (the records of a configuration, every owner).
-    pub fn records(config: Uuid) -> Vec<u8> {
-        join(RECORD, &[config.as_bytes()])
-    }
-
-    /// `r/<config uuid><owner>` (one owner's records under a configuration).
-    pub fn records_of(config: Uuid, owner: KeyOwner) -> Vec<u8> {
-        let o = owner.svm().unwrap_or_else(Uuid::nil);
-        join(RECORD, &[config.as_bytes(), o.as_bytes()])
-    }
-
-    /// The record of one key.
-    pub fn record(config: Uuid, owner: KeyOwner, id: &DataKeyId) -> Vec<u8> {
-        let mut k = records_of(config, owner);
-        k.extend_from_slice(id.as_bytes());
-        k
-    }
-
-    /// The key id at the end of a record key.
-    pub fn id_of_record(key: &[u8]) -> Option<DataKeyId> {
-        let raw: [u8; 32] = key.get(key.len().checked_sub(32)?..)?.try_into().ok()?;
-        Some(DataKeyId::from_bytes(raw))
-    }
-
-    /// `n/<node uuid><config uuid>`.
-    pub fn node(node: Uuid, config: Uuid) -> Vec<u8> {
-        join(NODE, &[node.as_bytes(), config.as_bytes()])
-    }
-
-    /// `j/<job uuid>`.
-    pub fn job(uuid: Uuid) -> Vec<u8> {
-        join(JOB, &[uuid.as_bytes()])
-    }
-
-    /// `x/<config uuid><generation>`.
-    pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
-        join(SEALS, &[config.as_bytes(), &generation.to_be_bytes()])
-    }
-}
 
 /// A bounds-checked reader over untrusted bytes.
 pub(crate) struct Reader<'a> {
@@ -306,7 +203,7 @@ impl KeyLocation {
 
     /// The store key of the record.
     pub fn record_key(&self, id: &DataKeyId) -> Vec<u8> {
-        keys::record(self.config, self.owner, id)
+        crate::layout::record(self.config, self.owner, id)
     }
 }
 
@@ -321,21 +218,6 @@ pub enum DataKeyFormat {
     /// Version 2: the AAD binds the key tag too. Every new seal (create, rekey, migrate).
     V2,
 }
-
-/// The AAD of a data key, on the stack (the read path builds one per read).
-pub struct DataKeyAad {
-    buf: [u8; DATA_KEY_AAD_MAX],
-    len: usize,
-}
-
-impl DataKeyAad {
-    /// The AAD bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-const DATA_KEY_AAD_MAX: usize = 78 + 1 + crate::ids::MAX_KEY_TAG_LEN;
 
 /// A data key as stored: wrapped by one KEK generation of one configuration.
 ///
@@ -422,43 +304,6 @@ impl WrappedDataKey {
             key_tag,
         })
     }
-
-    /// The AAD that binds the ciphertext to its identity: configuration, key id, generation,
-    /// owner and (format 2) key tag. Moving a blob to another key id, scope, generation or
-    /// SVM, or giving it another key's tag, fails to open.
-    pub fn aad(
-        format: DataKeyFormat,
-        config: Uuid,
-        id: &DataKeyId,
-        generation: u32,
-        owner: KeyOwner,
-        key_tag: &KeyTag,
-    ) -> DataKeyAad {
-        let mut buf = [0u8; DATA_KEY_AAD_MAX];
-        buf[..9].copy_from_slice(match format {
-            DataKeyFormat::V1 => b"ekm-dk-v1",
-            DataKeyFormat::V2 => b"ekm-dk-v2",
-        });
-        buf[9..25].copy_from_slice(config.as_bytes());
-        buf[25..57].copy_from_slice(id.as_bytes());
-        buf[57..61].copy_from_slice(&generation.to_be_bytes());
-        match owner {
-            KeyOwner::Cluster => buf[61] = 0,
-            KeyOwner::Svm(u) => {
-                buf[61] = 1;
-                buf[62..78].copy_from_slice(u.as_bytes());
-            }
-        }
-        let mut len = 78;
-        if format == DataKeyFormat::V2 {
-            let tag = key_tag.as_str().as_bytes();
-            // At most MAX_KEY_TAG_LEN bytes by construction, so it fits the buffer and a u8.
-            buf[78] = tag.len() as u8;
-            buf[79..79 + tag.len()].copy_from_slice(tag);
-            len = 79 + tag.len();
-        }
-        DataKeyAad { buf, len }
-    }
 }
 
 /// State of a KEK generation.
@@ -493,7 +338,7 @@ pub struct WrappedKek {
     /// The wrapped bytes as the backend returned them.
     pub wrapped: Vec<u8>,
     /// A known constant sealed under the KEK itself: proves that what a backend unwrapped is
-    /// this KEK and not some other 32 bytes (see [`WrappedKek::check_aad`]).
+    /// this KEK and not some other 32 bytes (see [`crate::hierarchy::kek_check_aad`]).
     pub check: Vec<u8>,
 }
 
@@ -515,18 +360,6 @@ impl WrappedKek {
         put_bytes16(&mut out, &self.wrapped, "wrapped KEK")?;
         put_bytes16(&mut out, &self.check, "KEK check value")?;
         Ok(out)
-    }
-
-    /// The constant sealed in [`WrappedKek::check`].
-    pub const CHECK_PLAINTEXT: &'static [u8] = b"ekm-kek-check-v1";
-
-    /// The AAD of the check value: configuration and generation.
-    pub fn check_aad(config: Uuid, generation: u32) -> [u8; 36] {
-        let mut aad = [0u8; 36];
-        aad[..16].copy_from_slice(b"ekm-kek-check-v1");
-        aad[16..32].copy_from_slice(config.as_bytes());
-        aad[32..].copy_from_slice(&generation.to_be_bytes());
-        aad
     }
 
     /// Decodes a record read from the store.
@@ -614,23 +447,6 @@ mod tests {
     }
 
     #[test]
-    fn the_key_tag_is_bound_from_format_2_on() {
-        let (c, id, o) = (Uuid::new_v4(), DataKeyId::random(), KeyOwner::Cluster);
-        let a = KeyTag::parse("vol1").unwrap();
-        let b = KeyTag::parse("vol2").unwrap();
-        let aad = |f, t| WrappedDataKey::aad(f, c, &id, 1, o, t).as_bytes().to_vec();
-        assert_ne!(aad(DataKeyFormat::V2, &a), aad(DataKeyFormat::V2, &b));
-        assert_eq!(aad(DataKeyFormat::V1, &a), aad(DataKeyFormat::V1, &b));
-        let longest = KeyTag::parse(&"x".repeat(crate::ids::MAX_KEY_TAG_LEN)).unwrap();
-        assert_eq!(
-            WrappedDataKey::aad(DataKeyFormat::V2, c, &id, 1, o, &longest)
-                .as_bytes()
-                .len(),
-            DATA_KEY_AAD_MAX
-        );
-    }
-
-    #[test]
     fn oversize_fields_are_refused_not_cut() {
         let mut out = Vec::new();
         assert!(put_str8(&mut out, &"a".repeat(256), "backend name").is_err());
@@ -689,21 +505,5 @@ mod tests {
             owner: KeyOwner::Cluster,
         };
         assert_eq!(KeyLocation::decode(&cluster.encode()).unwrap(), cluster);
-    }
-
-    #[test]
-    fn aad_differs_by_identity() {
-        let c = Uuid::new_v4();
-        let id = DataKeyId::random();
-        let t = KeyTag::parse("vol1").unwrap();
-        let aad = |c, g, o| {
-            WrappedDataKey::aad(DataKeyFormat::V2, c, &id, g, o, &t)
-                .as_bytes()
-                .to_vec()
-        };
-        let a = aad(c, 1, KeyOwner::Cluster);
-        assert_ne!(a, aad(c, 2, KeyOwner::Cluster));
-        assert_ne!(a, aad(c, 1, KeyOwner::Svm(Uuid::new_v4())));
-        assert_ne!(a, aad(Uuid::new_v4(), 1, KeyOwner::Cluster));
     }
 }

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     InvalidValue = 262_197,
     /// The named SVM is not part of the cluster topology.
     SvmNotFound = 2_621_462,
+    /// Missing or wrong credentials (ONTAP's "User is not authorized").
+    NotAuthorized = 6_691_623,
     /// A backend (AKV) call failed: unreachable, throttled, authentication, key unusable.
     AkvUnavailable = 346_758,
     /// Deleting a configuration that still protects data keys.
@@ -69,6 +71,7 @@ impl ErrorKind {
         ErrorKind::UnexpectedArgument,
         ErrorKind::InvalidValue,
         ErrorKind::SvmNotFound,
+        ErrorKind::NotAuthorized,
         ErrorKind::AkvUnavailable,
         ErrorKind::KeysExist,
         ErrorKind::NotConfigured,
@@ -94,6 +97,11 @@ impl ErrorKind {
         self as u32
     }
 
+    /// The kind whose ONTAP code is `code`, if any: the one way back from a stored code.
+    pub fn from_code(code: u32) -> Option<ErrorKind> {
+        ErrorKind::ALL.iter().copied().find(|k| k.code() == code)
+    }
+
     /// The seed's message for this code.
     pub fn message(self) -> &'static str {
         match self {
@@ -101,6 +109,7 @@ impl ErrorKind {
             ErrorKind::UnexpectedArgument => "Unexpected argument.",
             ErrorKind::InvalidValue => "Invalid value.",
             ErrorKind::SvmNotFound => "The specified SVM does not exist.",
+            ErrorKind::NotAuthorized => "User is not authorized.",
             ErrorKind::AkvUnavailable => "AKV service is not reachable or refused the request.",
             ErrorKind::KeysExist => {
                 "Volume encryption keys (VEK) for one or more encrypted volumes are stored on the key manager configured for the given SVM."
@@ -144,6 +153,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::EntryNotFound => 404,
+            ErrorKind::NotAuthorized => 401,
             ErrorKind::UnexpectedArgument
             | ErrorKind::InvalidValue
             | ErrorKind::SvmNotFound
@@ -186,7 +196,7 @@ impl fmt::Display for ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     /// Replaces the seed's text where it would be wrong for this case.
-    text: Option<&'static str>,
+    text: Option<std::borrow::Cow<'static, str>>,
     /// Set when the same request may succeed later as it is (a backend that was unreachable,
     /// timed out or throttled; a store transaction that lost a race): how long to wait first,
     /// if the failing side said.
@@ -229,8 +239,8 @@ impl Error {
 
     /// Replaces the seed's text of the code, for a case the seed's text misnames (65537500
     /// "...for this SVM" said of the cluster).
-    pub fn with_message(mut self, text: &'static str) -> Self {
-        self.text = Some(text);
+    pub fn with_message(mut self, text: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.text = Some(text.into());
         self
     }
 
@@ -268,7 +278,7 @@ impl Error {
 
     /// The full message: the seed's text, then the detail.
     pub fn message(&self) -> String {
-        let text = self.text.unwrap_or(self.kind.message());
+        let text = self.text.as_deref().unwrap_or(self.kind.message());
         match &self.detail {
             Some(d) => format!("{text} {d}"),
             None => text.to_owned(),

@@ -304,25 +304,10 @@ async fn job_response(s: &AppState, job: Job, q: &Query) -> ApiResult {
     let link = json!({"job": {"uuid": job.uuid, "_links": {"self": {"href": format!("/api/cluster/jobs/{}", job.uuid)}}}});
     match job.state {
         JobState::Success if wait > 0 => Ok(ok_json(StatusCode::OK, link)),
-        JobState::Failure if wait > 0 => {
-            let kind = ErrorKind::ALL
-                .iter()
-                .copied()
-                .find(|k| k.code() == job.code)
-                .unwrap_or(ErrorKind::StoreFailed);
-            let e = Error::new(kind);
-            let detail = job
-                .message
-                .strip_prefix(kind.message())
-                .unwrap_or(&job.message)
-                .trim()
-                .to_owned();
-            Err(ApiError(if detail.is_empty() {
-                e
-            } else {
-                e.with_detail(detail)
-            }))
-        }
+        JobState::Failure if wait > 0 => Err(ApiError(
+            job.error()
+                .unwrap_or_else(|| Error::new(ErrorKind::StoreFailed)),
+        )),
         _ => Ok(ok_json(StatusCode::ACCEPTED, link)),
     }
 }

@@ -72,11 +72,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The ONTAP error body `{"error":{"code","message"}}` with a status.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+/// The ONTAP error body `{"error":{"code","message"}}` of `kind` with a status and message.
+pub fn error_response(status: StatusCode, kind: ErrorKind, message: &str) -> Response {
     (
         status,
-        axum::Json(json!({"error": {"code": code, "message": message}})),
+        axum::Json(json!({"error": {"code": kind.code().to_string(), "message": message}})),
     )
         .into_response()
 }
@@ -105,7 +105,7 @@ async fn require_auth(
             tracing::warn!(%ip, retry_after = secs, "login refused: too many failed logins");
             let mut r = error_response(
                 StatusCode::TOO_MANY_REQUESTS,
-                "6691623",
+                ErrorKind::NotAuthorized,
                 &format!("Too many failed logins from this address; retry in {secs} s."),
             );
             r.headers_mut()
@@ -123,8 +123,8 @@ async fn require_auth(
             }
             let mut r = error_response(
                 StatusCode::UNAUTHORIZED,
-                "6691623",
-                "User is not authorized.",
+                ErrorKind::NotAuthorized,
+                ErrorKind::NotAuthorized.message(),
             );
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -150,7 +150,7 @@ async fn limit_uri(req: Request, next: Next) -> Response {
     if len > MAX_URI {
         return error_response(
             StatusCode::URI_TOO_LONG,
-            "262197",
+            ErrorKind::InvalidValue,
             &format!("The request target is longer than {MAX_URI} bytes."),
         );
     }
@@ -174,16 +174,20 @@ pub async fn ontap_errors(resp: Response) -> Response {
         return resp;
     }
     let (code, message) = match status {
-        StatusCode::NOT_FOUND => ("4", "API not found."),
-        StatusCode::METHOD_NOT_ALLOWED => ("262179", "The method is not allowed on this API."),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("262197", "The request body is larger than 262144 bytes.")
-        }
-        StatusCode::URI_TOO_LONG => ("262197", "The request target is too long."),
-        StatusCode::REQUEST_TIMEOUT => ("262197", "The request took too long."),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("262197", "The body must be JSON."),
-        s if s.is_client_error() => ("262197", "The request is not valid."),
-        _ => ("65537504", "The request failed."),
+        StatusCode::NOT_FOUND => (ErrorKind::EntryNotFound, "API not found."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorKind::UnexpectedArgument,
+            "The method is not allowed on this API.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorKind::InvalidValue,
+            "The request body is larger than 262144 bytes.",
+        ),
+        StatusCode::URI_TOO_LONG => (ErrorKind::InvalidValue, "The request target is too long."),
+        StatusCode::REQUEST_TIMEOUT => (ErrorKind::InvalidValue, "The request took too long."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorKind::InvalidValue, "The body must be JSON."),
+        s if s.is_client_error() => (ErrorKind::InvalidValue, "The request is not valid."),
+        _ => (ErrorKind::StoreFailed, "The request failed."),
     };
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_TYPE);
@@ -219,7 +223,11 @@ pub fn router(state: AppState) -> Router {
 
 /// The answer to a path no route takes.
 pub(crate) async fn not_found() -> Response {
-    error_response(StatusCode::NOT_FOUND, "4", "API not found.")
+    error_response(
+        StatusCode::NOT_FOUND,
+        ErrorKind::EntryNotFound,
+        "API not found.",
+    )
 }
 
 /// Runs engine work on a blocking thread.

@@ -6,9 +6,9 @@
 //! Must never: return a data key id before the key is durable; persist or log plaintext key
 //! material; leave a change half-applied on any error.
 
+mod data_keys;
 mod jobs;
-mod keys_ops;
-mod lifecycle;
+
 mod nodes;
 mod status;
 
@@ -21,16 +21,17 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::backend::{Backend, BackendCall, BackendError, BackendErrorKind};
-use crate::codec::{KeyOwner, keys};
+use crate::codec::KeyOwner;
 use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
 use crate::crypto::ProtectionKey;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout;
 use crate::store::{Check, Store, StoreError, Transaction};
 use crate::stored::{ConfigParts, StoredConfig};
 use crate::topology::Topology;
 
+pub use data_keys::{DataKeyInfo, KekUsage};
 pub use jobs::{Job, JobKind, JobState};
-pub use keys_ops::{DataKeyInfo, KekUsage};
 use nodes::NodeRuntime;
 pub use status::StatusFields;
 
@@ -141,7 +142,7 @@ pub struct Engine {
     /// Data-key writers hold it shared; deleting a configuration holds it exclusively.
     gate: RwLock<()>,
     /// Seal counts by (configuration, generation), loaded lazily from the store.
-    seals: Mutex<std::collections::HashMap<(Uuid, u32), keys_ops::SealCount>>,
+    seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
     running: Mutex<HashSet<Uuid>>,
     /// Signalled whenever a job record changes in this process.
@@ -174,21 +175,7 @@ pub(crate) fn store_failed(e: StoreError) -> Error {
     Error::new(ErrorKind::StoreFailed).with_detail(e.to_string())
 }
 
-pub(crate) fn akv_failed(e: &BackendError) -> Error {
-    let mut detail = format!("Cause: {e}.");
-    if let Some(d) = e.retry_after {
-        detail.push_str(&format!(" Retry after {} seconds.", d.as_secs().max(1)));
-    }
-    transient_if(Error::new(ErrorKind::AkvUnavailable).with_detail(detail), e)
-}
-
-/// Marks `err` transient when the backend failure `e` was an outage or throttling.
-pub(crate) fn transient_if(err: Error, e: &BackendError) -> Error {
-    match e.kind {
-        BackendErrorKind::Unreachable | BackendErrorKind::Throttled => err.transient(e.retry_after),
-        _ => err,
-    }
-}
+pub(crate) use crate::backend::akv_failed;
 
 impl Engine {
     /// Opens the engine over a store and resumes interrupted jobs in the background. Does not
@@ -286,7 +273,7 @@ impl Engine {
     pub(crate) fn load_config(&self, uuid: Uuid) -> Result<(StoredConfig, Vec<u8>)> {
         let bytes = self
             .store
-            .get(&keys::config(uuid))
+            .get(&layout::config(uuid))
             .map_err(store_failed)?
             .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("uuid"))?;
         let config = StoredConfig::decode(&bytes, &self.protection)?;
@@ -303,7 +290,7 @@ impl Engine {
         &self,
         svm: Option<Uuid>,
     ) -> Result<Option<(StoredConfig, Vec<u8>)>> {
-        let Some(raw) = self.store.get(&keys::scope(svm)).map_err(store_failed)? else {
+        let Some(raw) = self.store.get(&layout::scope(svm)).map_err(store_failed)? else {
             return Ok(None);
         };
         let uuid = Uuid::from_slice(&raw)
@@ -345,7 +332,7 @@ impl Engine {
             .transpose()?;
         let for_svm = svm.is_some();
         let already = || already_configured(for_svm);
-        let scope_key = keys::scope(svm.as_ref().map(|s| s.uuid()));
+        let scope_key = layout::scope(svm.as_ref().map(|s| s.uuid()));
         if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
             return Err(already());
         }
@@ -367,7 +354,7 @@ impl Engine {
         let mut txn = Transaction::new();
         txn.check(Check::Absent(scope_key.clone()))
             .put(scope_key, parts.uuid.as_bytes().to_vec())
-            .put(keys::config(parts.uuid), record.encode(&self.protection)?);
+            .put(layout::config(parts.uuid), record.encode(&self.protection)?);
         match self.store.commit(txn) {
             Ok(()) => record.view(),
             Err(StoreError::Conflict(_)) => Err(already()),
@@ -392,7 +379,7 @@ impl Engine {
     /// All configurations: the cluster's first, then the SVMs' by SVM name.
     pub fn list_configs(&self) -> Result<Vec<AzureKeyVault>> {
         let mut out = Vec::new();
-        for (_, v) in self.scan_all(keys::CONFIG)? {
+        for (_, v) in self.scan_all(layout::CONFIG)? {
             out.push(StoredConfig::decode(&v, &self.protection)?.view()?);
         }
         out.sort_by(|a, b| {
@@ -447,7 +434,7 @@ impl Engine {
             self.check_backend(&parts, &parts.key_id)
                 .map_err(|e| refused_credentials(&e, &parts))?;
             let record = StoredConfig::seal(&parts, &self.protection)?;
-            let key = keys::config(uuid);
+            let key = layout::config(uuid);
             let mut txn = Transaction::new();
             txn.check(Check::Equals(key.clone(), old_bytes))
                 .put(key, record.encode(&self.protection)?);
@@ -470,7 +457,7 @@ impl Engine {
         let (stored, bytes) = self.load_config(uuid)?;
         if !self
             .store
-            .scan(&keys::records(uuid), None, 1)
+            .scan(&layout::records(uuid), None, 1)
             .map_err(store_failed)?
             .is_empty()
         {
@@ -478,26 +465,26 @@ impl Engine {
         }
         if self
             .store
-            .get(&jobs::marker_key(uuid))
+            .get(&layout::marker(uuid))
             .map_err(store_failed)?
             .is_some()
         {
             return Err(Error::new(ErrorKind::JobInProgress));
         }
-        let cfg_key = keys::config(uuid);
+        let cfg_key = layout::config(uuid);
         let mut txn = Transaction::new();
         txn.check(Check::Equals(cfg_key.clone(), bytes))
-            .check(Check::Absent(jobs::marker_key(uuid)))
+            .check(Check::Absent(layout::marker(uuid)))
             .delete(cfg_key)
-            .delete(keys::scope(stored.svm_uuid()));
-        for (k, _) in self.scan_all(&keys::kek_prefix(uuid))? {
+            .delete(layout::scope(stored.svm_uuid()));
+        for (k, _) in self.scan_all(&layout::kek_prefix(uuid))? {
             txn.delete(k);
         }
-        for (k, _) in self.scan_all(&seals_prefix(uuid))? {
+        for (k, _) in self.scan_all(&layout::seals_of(uuid))? {
             txn.delete(k);
         }
         for n in &self.topology.nodes {
-            txn.delete(keys::node(n.uuid, uuid));
+            txn.delete(layout::node(n.uuid, uuid));
         }
         self.store.commit(txn).map_err(store_failed)?;
         for n in &self.nodes {
@@ -535,14 +522,8 @@ fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
     ))
 }
 
-fn seals_prefix(config: Uuid) -> Vec<u8> {
-    let mut k = keys::SEALS.to_vec();
-    k.extend_from_slice(config.as_bytes());
-    k
-}
-
 fn check_format(store: &dyn Store) -> Result<()> {
-    match store.get(keys::FORMAT).map_err(store_failed)? {
+    match store.get(layout::FORMAT).map_err(store_failed)? {
         Some(v) if v == FORMAT_VERSION => Ok(()),
         Some(v) => Err(Error::corrupt(&format!(
             "The store has format version {:?}; this build reads {:?}.",
@@ -551,8 +532,8 @@ fn check_format(store: &dyn Store) -> Result<()> {
         ))),
         None => {
             let mut txn = Transaction::new();
-            txn.check(Check::Absent(keys::FORMAT.to_vec()))
-                .put(keys::FORMAT, FORMAT_VERSION);
+            txn.check(Check::Absent(layout::FORMAT.to_vec()))
+                .put(layout::FORMAT, FORMAT_VERSION);
             match store.commit(txn) {
                 Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
                 Err(e) => Err(store_failed(e)),

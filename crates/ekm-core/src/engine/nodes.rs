@@ -13,13 +13,14 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed, transient_if};
+use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed};
 use crate::backend::BackendCall;
-use crate::codec::{WrappedDataKey, WrappedKek, keys};
+use crate::codec::{WrappedDataKey, WrappedKek};
 use crate::crypto::Kek;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hierarchy;
 use crate::ids::DataKeyId;
-use crate::secret::KeyMaterial;
+use crate::layout;
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
 use crate::topology::Node;
@@ -198,7 +199,7 @@ impl NodeRecord {
 impl Engine {
     pub(crate) fn node_record(&self, node: Uuid, config: Uuid) -> Result<Option<NodeRecord>> {
         self.store
-            .get(&keys::node(node, config))
+            .get(&layout::node(node, config))
             .map_err(store_failed)?
             .map(|b| NodeRecord::decode(&b))
             .transpose()
@@ -242,8 +243,8 @@ impl Engine {
                 return;
             }
             let mut txn = Transaction::new();
-            txn.check(Check::Equals(keys::config(wrapped.config), bytes))
-                .put(keys::node(node.uuid, wrapped.config), rec.encode());
+            txn.check(Check::Equals(layout::config(wrapped.config), bytes))
+                .put(layout::node(node.uuid, wrapped.config), rec.encode());
             match self.store.commit(txn) {
                 Err(StoreError::Conflict(_)) => continue,
                 _ => return,
@@ -282,7 +283,7 @@ impl Engine {
     pub(crate) fn cluster_wrapped_kek(&self, config: Uuid, generation: u32) -> Result<WrappedKek> {
         let bytes = self
             .store
-            .get(&keys::kek(config, generation))
+            .get(&layout::kek(config, generation))
             .map_err(store_failed)?
             .ok_or_else(|| {
                 Error::new(ErrorKind::MissingWrappedKek).with_detail(format!(
@@ -330,8 +331,7 @@ impl Engine {
         }
     }
 
-    /// One backend unwrap as `node`, then the check value: a KEK that is not the one wrapped
-    /// is refused rather than cached.
+    /// One backend unwrap as `node`, proven by the check value ([`hierarchy::unwrap_kek`]).
     pub(crate) fn unwrap_kek(
         &self,
         node: &Node,
@@ -344,35 +344,7 @@ impl Engine {
             node,
             access: &access,
         };
-        let generation = wrapped.generation;
-        let material = self
-            .backend
-            .unwrap_kek(&call, &wrapped.key_id, &wrapped.wrapped)
-            .map_err(|e| {
-                let err = Error::new(ErrorKind::KekUnavailable).with_detail(format!(
-                    "Unlocking generation {generation} of configuration {} on node {} needs AKV, which failed: {e}.",
-                    config.uuid, node.name
-                ));
-                transient_if(err, &e)
-            })?;
-        let material = KeyMaterial::from_slice(material.expose_secret()).ok_or_else(|| {
-            Error::new(ErrorKind::KekUnavailable).with_detail(format!(
-                "The backend returned {} bytes for a 32-byte KEK.",
-                material.len()
-            ))
-        })?;
-        let kek = Kek::from_material(material, generation);
-        let check = kek.aead().open_vec(
-            &WrappedKek::check_aad(config.uuid, generation),
-            &wrapped.check,
-        );
-        if !check.is_ok_and(|c| c.as_slice() == WrappedKek::CHECK_PLAINTEXT) {
-            return Err(Error::new(ErrorKind::KekUnavailable).with_detail(format!(
-                "The backend unwrapped generation {generation} of configuration {} to a different key; the vault key may have been replaced.",
-                config.uuid
-            )));
-        }
-        Ok(kek)
+        hierarchy::unwrap_kek(&*self.backend, &call, wrapped, &node.name)
     }
 
     /// Gives every managed node other than `except` the new KEK generation: each unwraps it
@@ -389,7 +361,7 @@ impl Engine {
     /// after a reboot. Failures are recorded (status shows them) and returned by node name.
     pub fn unlock_all(&self) -> Vec<(String, Error)> {
         let mut failures = Vec::new();
-        let Ok(configs) = self.scan_all(keys::CONFIG) else {
+        let Ok(configs) = self.scan_all(layout::CONFIG) else {
             return failures;
         };
         for (_, bytes) in configs {
@@ -415,7 +387,7 @@ impl Engine {
         let rt = &self.nodes[idx];
         rt.keks.write().clear();
         rt.table.clear();
-        let prefix = [keys::NODE, node.as_bytes().as_slice()].concat();
+        let prefix = layout::nodes_of(node);
         for (k, v) in self.scan_all(&prefix)? {
             let mut rec = NodeRecord::decode(&v)?;
             rec.loaded = None;
@@ -433,6 +405,15 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Drops keys from every node table (they reload, rewrapped, on their next read).
+    pub(crate) fn forget_keys(&self, ids: &[DataKeyId]) {
+        for n in &self.nodes {
+            for id in ids {
+                n.table.evict(id);
+            }
+        }
     }
 
     pub(crate) fn node_index(&self, node: Uuid) -> Result<usize> {

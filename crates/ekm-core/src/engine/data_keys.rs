@@ -7,14 +7,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::nodes::TableEntry;
-use super::{CONDITIONAL_ATTEMPTS, Engine, akv_failed, now_secs, store_failed};
+use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed};
 use crate::backend::BackendCall;
-use crate::codec::{
-    DataKeyFormat, KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys,
-};
+use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource, SEAL_WARN_LIMIT};
 use crate::error::{Error, ErrorKind, Result};
+use crate::hierarchy::{self, open_data_key, seal_data_key};
 use crate::ids::{DataKeyId, KeyTag};
+use crate::layout;
 use crate::secret::KeyMaterial;
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
@@ -75,53 +75,6 @@ pub struct KekUsage {
     pub rekey_advised: bool,
 }
 
-pub(crate) fn seal_data_key(
-    kek: &Kek,
-    config: Uuid,
-    id: &DataKeyId,
-    owner: KeyOwner,
-    material: &KeyMaterial,
-    key_tag: KeyTag,
-    nonces: &mut NonceSource,
-) -> Result<WrappedDataKey> {
-    let generation = kek.generation();
-    let format = DataKeyFormat::V2;
-    let aad = WrappedDataKey::aad(format, config, id, generation, owner, &key_tag);
-    let mut ciphertext = *material.expose_secret();
-    let nonce = nonces.next_nonce();
-    let tag = kek
-        .aead()
-        .seal_in_place_with(nonce, aad.as_bytes(), &mut ciphertext)
-        .map_err(|_| Error::corrupt("Sealing a data key failed."))?;
-    Ok(WrappedDataKey {
-        format,
-        config,
-        generation,
-        owner,
-        nonce,
-        ciphertext,
-        tag,
-        key_tag,
-    })
-}
-
-/// Opens a wrapped data key. A failure means the record or the KEK is not what it claims.
-pub(crate) fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<KeyMaterial> {
-    let aad = WrappedDataKey::aad(r.format, r.config, id, r.generation, r.owner, &r.key_tag);
-    let mut buf = r.ciphertext;
-    kek.aead()
-        .open_in_place(&r.nonce, aad.as_bytes(), &mut buf, &r.tag)
-        .map_err(|_| {
-            Error::corrupt(&format!(
-                "Data key {id} does not authenticate under its KEK (generation {}).",
-                r.generation
-            ))
-        })?;
-    let material = KeyMaterial::from_array(buf);
-    zeroize::Zeroize::zeroize(&mut buf);
-    Ok(material)
-}
-
 impl Engine {
     /// The active KEK of `config` on the local node, creating generation 1 (wrapped by the
     /// backend, one call) if the scope has none yet. Returns the configuration as it now is.
@@ -152,8 +105,8 @@ impl Engine {
             let mut updated = config.clone();
             updated.active_generation = Some(generation);
             let updated_bytes = updated.encode(&self.protection)?;
-            let cfg_key = keys::config(config.uuid);
-            let kek_key = keys::kek(config.uuid, generation);
+            let cfg_key = layout::config(config.uuid);
+            let kek_key = layout::kek(config.uuid, generation);
             let mut txn = Transaction::new();
             txn.check(Check::Equals(cfg_key.clone(), bytes))
                 .check(Check::Absent(kek_key.clone()))
@@ -178,8 +131,8 @@ impl Engine {
             .with_detail("The configuration kept changing while its first KEK was created; retry."))
     }
 
-    /// Wraps a new KEK with the configuration's external key (one backend call) and builds its
-    /// self-describing record with the check value.
+    /// Wraps a new KEK with the configuration's external key, as the local node (one backend
+    /// call; [`hierarchy::wrap_kek`]).
     pub(crate) fn wrap_new_kek(
         &self,
         config: &StoredConfig,
@@ -192,28 +145,15 @@ impl Engine {
             node: &self.nodes[self.local].node,
             access: &access,
         };
-        let wrapped = self
-            .backend
-            .wrap_kek(&call, &parts.key_id, kek.material())
-            .map_err(|e| akv_failed(&e))?;
-        let check = kek
-            .aead()
-            .seal_vec(
-                &WrappedKek::check_aad(config.uuid, kek.generation()),
-                WrappedKek::CHECK_PLAINTEXT,
-            )
-            .map_err(|_| Error::corrupt("Sealing the KEK check value failed."))?;
-        Ok(WrappedKek {
-            config: config.uuid,
-            generation: kek.generation(),
+        hierarchy::wrap_kek(
+            &*self.backend,
+            &call,
+            config.uuid,
+            parts.key_id,
+            kek,
             state,
-            created: now_secs(),
-            backend: self.backend.kind().to_owned(),
-            key_id: parts.key_id,
-            algorithm: self.backend.algorithm().to_owned(),
-            wrapped,
-            check,
-        })
+            now_secs(),
+        )
     }
 
     /// Adds `n` seals to the count of (config, generation); returns the new count.
@@ -224,7 +164,7 @@ impl Engine {
             None => {
                 let stored = self
                     .store
-                    .get(&keys::seals(config, generation))
+                    .get(&layout::seals(config, generation))
                     .map_err(store_failed)?
                     .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
                     .map(u64::from_be_bytes)
@@ -281,7 +221,7 @@ impl Engine {
             let (config, bytes, kek) = self.active_kek(config, bytes)?;
             let generation = kek.generation();
             let mut txn = Transaction::new();
-            txn.check(Check::Equals(keys::config(config.uuid), bytes));
+            txn.check(Check::Equals(layout::config(config.uuid), bytes));
             let mut records = Vec::with_capacity(tags.len());
             let mut nonces = NonceSource::default();
             for ((id, material), tag) in materials.iter().zip(&tags) {
@@ -298,8 +238,8 @@ impl Engine {
                     config: config.uuid,
                     owner,
                 };
-                txn.check(Check::Absent(keys::data_key(id)))
-                    .put(keys::data_key(id), location.encode())
+                txn.check(Check::Absent(layout::data_key(id)))
+                    .put(layout::data_key(id), location.encode())
                     .put(location.record_key(id), record.encode());
                 records.push(record);
             }
@@ -308,7 +248,7 @@ impl Engine {
             let persist = self.seal_count_due(config.uuid, generation, seals);
             if persist {
                 txn.put(
-                    keys::seals(config.uuid, generation),
+                    layout::seals(config.uuid, generation),
                     seals.to_be_bytes().to_vec(),
                 );
             }
@@ -377,7 +317,7 @@ impl Engine {
         for _ in 0..2 {
             let location = self
                 .store
-                .get(&keys::data_key(id))
+                .get(&layout::data_key(id))
                 .map_err(store_failed)?
                 .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("key_id"))?;
             let record_key = KeyLocation::decode(&location)?.record_key(id);
@@ -398,7 +338,7 @@ impl Engine {
             let mut txn = Transaction::new();
             txn.check(Check::Equals(record_key.clone(), bytes))
                 .delete(record_key)
-                .delete(keys::data_key(id));
+                .delete(layout::data_key(id));
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {
@@ -424,8 +364,8 @@ impl Engine {
     pub fn list_data_keys(&self, config: Uuid) -> Result<Vec<DataKeyInfo>> {
         self.load_config(config)?;
         let mut out = Vec::new();
-        for (k, v) in self.scan_all(&keys::records(config))? {
-            let id = keys::id_of_record(&k)
+        for (k, v) in self.scan_all(&layout::records(config))? {
+            let id = layout::id_of_record(&k)
                 .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
             out.push(DataKeyInfo::of(id, WrappedDataKey::decode(&v)?));
         }
@@ -436,7 +376,7 @@ impl Engine {
     pub fn kek_usage(&self, config: Uuid) -> Result<Vec<KekUsage>> {
         self.load_config(config)?;
         let mut out = Vec::new();
-        for (_, v) in self.scan_all(&keys::kek_prefix(config))? {
+        for (_, v) in self.scan_all(&layout::kek_prefix(config))? {
             let k = WrappedKek::decode(&v)?;
             let seals = self.count_seals(config, k.generation, 0)?;
             out.push(KekUsage {
@@ -458,7 +398,7 @@ impl Engine {
     pub fn set_seal_count(&self, config: Uuid, generation: u32, seals: u64) -> Result<()> {
         let mut txn = Transaction::new();
         txn.put(
-            keys::seals(config, generation),
+            layout::seals(config, generation),
             seals.to_be_bytes().to_vec(),
         );
         self.store.commit(txn).map_err(store_failed)?;
