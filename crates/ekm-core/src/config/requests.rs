@@ -141,26 +141,34 @@ struct Body {
     _links: Option<IgnoredAny>,
 }
 
-impl CreateRequest {
-    /// Parses and validates a create body (`POST /api/security/azure-key-vaults`).
-    pub fn from_json(json: &[u8]) -> Result<CreateRequest> {
-        let body: Body = parse_json(json)?;
-        let client_id = check_app_id(required(body.client_id, "client_id")?, "client_id")?;
-        let tenant_id = check_app_id(required(body.tenant_id, "tenant_id")?, "tenant_id")?;
-        let key_id = KeyId::parse(&required(body.key_id, "key_id")?)?;
-        let name = VaultUrl::parse(&required(body.name, "name")?)?;
-        let method = body
+impl Body {
+    /// The credential the body gives, if any (its fields are taken out).
+    fn take_credential(&mut self) -> Result<Option<Credential>> {
+        let method = self
             .authentication_method
             .as_deref()
             .map(AuthenticationMethod::parse)
             .transpose()?;
-        let credential = credential_of(
+        credential_of(
             method,
-            body.client_secret,
-            body.client_certificate,
-            body.client_certificate_password,
-        )?
-        .ok_or_else(|| Error::new(ErrorKind::NoAuthenticationMethod))?;
+            self.client_secret.take(),
+            self.client_certificate.take(),
+            self.client_certificate_password.take(),
+        )
+    }
+}
+
+impl CreateRequest {
+    /// Parses and validates a create body (`POST /api/security/azure-key-vaults`).
+    pub fn from_json(json: &[u8]) -> Result<CreateRequest> {
+        let mut body: Body = parse_json(json)?;
+        let credential = body.take_credential();
+        let client_id = check_app_id(required(body.client_id, "client_id")?, "client_id")?;
+        let tenant_id = check_app_id(required(body.tenant_id, "tenant_id")?, "tenant_id")?;
+        let key_id = KeyId::parse(&required(body.key_id, "key_id")?)?;
+        let name = VaultUrl::parse(&required(body.name, "name")?)?;
+        let credential =
+            credential?.ok_or_else(|| Error::new(ErrorKind::NoAuthenticationMethod))?;
         let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
         match body.scope.as_deref() {
             None => {}
@@ -210,7 +218,7 @@ impl PatchRequest {
     /// Fields that cannot change (`key_id`, `name`, `svm`, `scope`) are refused; an empty patch
     /// is [`ErrorKind::NoPatchInputs`].
     pub fn from_json(json: &[u8]) -> Result<PatchRequest> {
-        let body: Body = parse_json(json)?;
+        let mut body: Body = parse_json(json)?;
         for (present, field, hint) in [
             (
                 body.key_id.is_some(),
@@ -239,17 +247,7 @@ impl PatchRequest {
                     .with_target(field));
             }
         }
-        let method = body
-            .authentication_method
-            .as_deref()
-            .map(AuthenticationMethod::parse)
-            .transpose()?;
-        let credential = credential_of(
-            method,
-            body.client_secret,
-            body.client_certificate,
-            body.client_certificate_password,
-        )?;
+        let credential = body.take_credential()?;
         let patch = PatchRequest {
             client_id: body
                 .client_id
