@@ -51,5 +51,7 @@ pub use engine::{
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};
 pub use secret::{KeyMaterial, SecretBytes};
-pub use store::{Check, RangeRewrite, Store, StoreError, Transaction, Write};
+pub use store::{
+    Change, ChangeCallback, Check, RangeRewrite, Store, StoreError, Transaction, Write,
+};
 pub use topology::{ClusterInfo, Node, SvmInfo, SvmRef, SvmSelector, Topology};
