@@ -11,39 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ekm_core::{
-    ClusterInfo, DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag, Node, SvmInfo, Topology,
-};
+use ekm_core::{DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-const KEY: &str =
-    "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
+mod common;
+
+use common::KEY;
+
 const SECRET: &str = "CANARY-daemon-client-secret-4e7d";
 const PROXY_PW: &str = "CANARY-daemon-proxy-pw-19c2";
-
-fn topology() -> Topology {
-    Topology {
-        cluster: ClusterInfo {
-            name: "cluster1".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![
-            Node {
-                name: "node1".into(),
-                uuid: Uuid::from_u128(11),
-            },
-            Node {
-                name: "node2".into(),
-                uuid: Uuid::from_u128(12),
-            },
-        ],
-        svms: vec![SvmInfo {
-            name: "vs0".into(),
-            uuid: Uuid::from_u128(21),
-        }],
-    }
-}
 
 struct Daemon {
     child: Child,
@@ -64,7 +40,7 @@ fn start(dir: &Path, batch: usize) -> Daemon {
     let log = dir.join(format!("ekmd-{port}.log"));
     let topo = dir.join("topology.toml");
     if !topo.exists() {
-        std::fs::write(&topo, toml_of(&topology())).unwrap();
+        std::fs::write(&topo, common::topology_toml()).unwrap();
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_ekmd"))
         .args(["serve", "--plain-http", "--data-dir"])
@@ -89,26 +65,6 @@ fn start(dir: &Path, batch: usize) -> Daemon {
         url: format!("http://127.0.0.1:{port}"),
         log,
     }
-}
-
-fn toml_of(t: &Topology) -> String {
-    let mut s = format!(
-        "[cluster]\nname = \"{}\"\nuuid = \"{}\"\n",
-        t.cluster.name, t.cluster.uuid
-    );
-    for n in &t.nodes {
-        s.push_str(&format!(
-            "[[nodes]]\nname = \"{}\"\nuuid = \"{}\"\n",
-            n.name, n.uuid
-        ));
-    }
-    for v in &t.svms {
-        s.push_str(&format!(
-            "[[svms]]\nname = \"{}\"\nuuid = \"{}\"\n",
-            v.name, v.uuid
-        ));
-    }
-    s
 }
 
 fn client() -> reqwest::blocking::Client {
@@ -181,13 +137,13 @@ fn seed(dir: &Path) -> (String, Vec<(DataKeyId, Vec<u8>)>) {
     let store = ekm_store::open(ekm_store::StoreKind::Redb, &data.join("store")).unwrap();
     let fake = Arc::new(ekm_fake::FakeBackend::open(&data.join("fake-vault.json")).unwrap());
     let pk = ekm_store::protection_key::load_or_create(&data.join("protection.key")).unwrap();
-    let e = Engine::open(EngineOptions::new(store, fake, topology(), pk)).unwrap();
+    let e = Engine::open(EngineOptions::new(store, fake, common::topology(), pk)).unwrap();
     let body = json!({"client_id": "c", "tenant_id": "t", "name": "https://v.vault.azure.net/", "key_id": KEY, "client_secret": SECRET});
     let cfg = e
         .create_config(ekm_core::CreateRequest::from_json(body.to_string().as_bytes()).unwrap())
         .unwrap();
     let mut keys = Vec::new();
-    for owner in [KeyOwner::Cluster, KeyOwner::Svm(Uuid::from_u128(21))] {
+    for owner in [KeyOwner::Cluster, KeyOwner::Svm(common::VS0)] {
         for _ in 0..5 {
             for id in e
                 .create_data_keys(owner, vec![KeyTag::default(); 1000])
