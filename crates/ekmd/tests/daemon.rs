@@ -3,10 +3,10 @@
 //! bit-identical to before; SIGTERM stops it gracefully and the job resumes; no response, log
 //! line or file under the data directory contains the canary secrets.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,23 +42,18 @@ fn start(dir: &Path, batch: usize) -> Daemon {
     if !topo.exists() {
         std::fs::write(&topo, common::topology_toml()).unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ekmd"))
-        .args(["serve", "--plain-http", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--topology"])
-        .arg(&topo)
-        .env("EKMD_ADMIN_USER", "admin")
-        .env("EKMD_ADMIN_PASSWORD", "admin-pw")
-        .env("EKMD_REKEY_BATCH", batch.to_string())
-        .env("EKMD_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) = common::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_ekmd"))
+            .args(["serve", "--plain-http", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--topology"])
+            .arg(&topo)
+            .env("EKMD_ADMIN_USER", "admin")
+            .env("EKMD_ADMIN_PASSWORD", "admin-pw")
+            .env("EKMD_REKEY_BATCH", batch.to_string())
+            .env("EKMD_LOG", "debug")
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
     assert!(line.contains("listening"), "ekmd did not start: {line}");
     Daemon {
         child,

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -115,4 +117,23 @@ pub fn basic(user: &str, pw: &str) -> String {
 /// The `Authorization` header of the admin of [`app_state`].
 pub fn admin_auth() -> String {
     basic(ADMIN_USER, ADMIN_PASSWORD)
+}
+
+/// Spawns ekmd as `cmd` sets it up, with stdout piped, and returns it with its first stdout
+/// line (`ekmd listening on URL ...`), read once ekmd is listening.
+pub fn spawn_listening(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
+/// The URL starting with `scheme` in ekmd's first line.
+pub fn announced_url(line: &str, scheme: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.starts_with(scheme))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned()
 }

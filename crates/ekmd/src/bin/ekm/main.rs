@@ -43,25 +43,17 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Api(m)) => {
-            eprintln!("{m}");
-            ExitCode::from(1)
-        }
-        Err(Failure::Usage(m)) => {
-            eprintln!("ekm: {m}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Unreachable(m)) => {
-            eprintln!("ekm: {m}");
-            ExitCode::from(3)
-        }
-        Err(Failure::Job(m)) => {
-            eprintln!("{m}");
-            ExitCode::from(4)
-        }
-    }
+    let Err(failure) = commands::run(cli) else {
+        return ExitCode::SUCCESS;
+    };
+    let (code, line) = match failure {
+        Failure::Api(m) => (1, m),
+        Failure::Usage(m) => (2, format!("ekm: {m}")),
+        Failure::Unreachable(m) => (3, format!("ekm: {m}")),
+        Failure::Job(m) => (4, m),
+    };
+    eprintln!("{line}");
+    ExitCode::from(code)
 }
 
 #[cfg(test)]
