@@ -113,6 +113,42 @@ pub struct Accepts {
     pub return_timeout: bool,
 }
 
+impl Accepts {
+    /// A configuration collection GET: everything.
+    pub const COLLECTION: Accepts = Accepts {
+        fields: true,
+        collection: true,
+        return_records: true,
+        return_timeout: true,
+    };
+    /// The job collection GET: everything but `return_timeout`.
+    pub const JOB_COLLECTION: Accepts = Accepts {
+        return_timeout: false,
+        ..Accepts::COLLECTION
+    };
+    /// A GET of one record: `fields` and `return_timeout`.
+    pub const RECORD: Accepts = Accepts {
+        fields: true,
+        collection: false,
+        return_records: false,
+        return_timeout: true,
+    };
+    /// A POST (create or job-starting action): `return_records` and `return_timeout`.
+    pub const POST: Accepts = Accepts {
+        fields: false,
+        collection: false,
+        return_records: true,
+        return_timeout: true,
+    };
+    /// A PATCH or DELETE: `return_timeout` only.
+    pub const CHANGE: Accepts = Accepts {
+        fields: false,
+        collection: false,
+        return_records: false,
+        return_timeout: true,
+    };
+}
+
 /// Longest filter pattern accepted (longer: 262197). With [`crate::MAX_URI`] this bounds the
 /// work of matching one request.
 pub const MAX_PATTERN: usize = 1024;
@@ -539,12 +575,7 @@ mod tests {
 
     #[test]
     fn unknown_parameters_and_fields_are_refused() {
-        let all = Accepts {
-            fields: true,
-            collection: true,
-            return_records: true,
-            return_timeout: true,
-        };
+        let all = Accepts::COLLECTION;
         assert_eq!(
             Query::parse(Some("colour=blue"), all).unwrap_err().code(),
             262_179

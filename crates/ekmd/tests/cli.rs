@@ -2,11 +2,13 @@
 //! flags, the fake-backend warning, the data-path socket's mode, `ekm`'s message for an
 //! untrusted certificate, secrets read from files and stdin, and job progress lines.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 struct Daemon {
     child: Child,
@@ -24,27 +26,18 @@ impl Drop for Daemon {
 /// Starts `ekmd serve` (HTTPS, fake backend) on a free loopback port in `dir`.
 fn start(dir: &Path, extra: &[&str]) -> Daemon {
     let stderr = dir.join("ekmd.stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ekmd"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.join("ekm-data"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env_remove("EKMD_ADMIN_USER")
-        .env_remove("EKMD_ADMIN_PASSWORD")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+    let (child, line) = common::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_ekmd"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.join("ekm-data"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("EKMD_ADMIN_USER")
+            .env_remove("EKMD_ADMIN_PASSWORD")
+            .stderr(std::fs::File::create(&stderr).unwrap()),
+    );
+    let url = common::announced_url(&line, "http");
     Daemon { child, url, stderr }
 }
 

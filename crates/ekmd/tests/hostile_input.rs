@@ -5,20 +5,15 @@
 //! normal request succeeds afterwards. Loopback only; every loop is bounded.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use ekm_core::{ClusterInfo, Engine, EngineOptions, Node, ProtectionKey, SvmInfo, Topology};
-use ekmd::AppState;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use uuid::Uuid;
 
-const BASE: &str = "/api/security/azure-key-vaults";
-const KEY: &str =
-    "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
+mod common;
+
+use common::{BASE, KEY, admin_auth};
 
 struct Server {
     addr: SocketAddr,
@@ -27,34 +22,7 @@ struct Server {
 }
 
 async fn serve() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ekm_store::open(ekm_store::StoreKind::Redb, dir.path()).unwrap();
-    let topology = Topology {
-        cluster: ClusterInfo {
-            name: "cluster1".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![Node {
-            name: "node1".into(),
-            uuid: Uuid::from_u128(11),
-        }],
-        svms: vec![SvmInfo {
-            name: "vs0".into(),
-            uuid: Uuid::from_u128(21),
-        }],
-    };
-    let engine = Engine::open(EngineOptions::new(
-        store,
-        Arc::new(ekm_fake::FakeBackend::in_memory()),
-        topology,
-        ProtectionKey::generate(),
-    ))
-    .unwrap();
-    let state = AppState {
-        engine,
-        admin_user: "admin".into(),
-        admin_password: Arc::new("pw".to_owned().into()),
-    };
+    let (dir, state) = common::app_state();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = ekmd::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -68,13 +36,6 @@ async fn serve() -> Server {
     }
 }
 
-fn auth() -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("admin:pw")
-    )
-}
-
 /// The head of a request with `target` (raw bytes) and a body of `len` bytes.
 fn head(method: &str, target: &[u8], len: usize) -> Vec<u8> {
     let mut h = format!("{method} ").into_bytes();
@@ -82,7 +43,7 @@ fn head(method: &str, target: &[u8], len: usize) -> Vec<u8> {
     h.extend_from_slice(
         format!(
             " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
-            auth()
+            admin_auth()
         )
         .as_bytes(),
     );
@@ -221,7 +182,7 @@ async fn hostile_inputs_get_ontap_errors_and_the_daemon_stays_up() {
     // ... and chunked, without a length.
     let mut chunked = format!(
         "POST {BASE} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        auth()
+        admin_auth()
     )
     .into_bytes();
     let mut body = Vec::new();
@@ -283,12 +244,12 @@ async fn hostile_inputs_get_ontap_errors_and_the_daemon_stays_up() {
         let partial = if i % 2 == 0 {
             format!(
                 "GET {BASE} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n",
-                auth()
+                admin_auth()
             )
         } else {
             format!(
                 "POST {BASE} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nContent-Length: 1000\r\n\r\n{{\"client_id\":",
-                auth()
+                admin_auth()
             )
         };
         c.write_all(partial.as_bytes()).await.unwrap();

@@ -8,9 +8,10 @@
 //! It also checks that the README's run command names a package with a default binary, and
 //! that the Rust version it names is the workspace's.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+mod common;
 
 fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap()
@@ -88,24 +89,15 @@ fn the_readme_walkthrough_runs_as_printed() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let mut ekmd = Command::new(env!("CARGO_BIN_EXE_ekmd"))
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("EKMD_ADMIN_USER")
-        .env_remove("EKMD_ADMIN_PASSWORD")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(ekmd.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+    let (mut ekmd, line) = common::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_ekmd"))
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("EKMD_ADMIN_USER")
+            .env_remove("EKMD_ADMIN_PASSWORD")
+            .stderr(Stdio::null()),
+    );
+    let url = common::announced_url(&line, "https://");
 
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_ekm")).parent().unwrap();
     let path = format!(

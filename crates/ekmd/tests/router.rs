@@ -1,23 +1,18 @@
 //! Router tests (no socket): every endpoint, error code and query parameter of ekmd's REST API,
 //! driven with `oneshot`; then one real listener on 127.0.0.1.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
-use ekm_core::{ClusterInfo, Engine, EngineOptions, Node, ProtectionKey, SvmInfo, Topology};
 use ekmd::AppState;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-const KEY: &str =
-    "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
-const KEY2: &str =
-    "https://keyvault-test.vault.azure.net/keys/key2/0123456789abcdef0123456789abcdef";
-const BASE: &str = "/api/security/azure-key-vaults";
+mod common;
+
+use common::{BASE, KEY, KEY2, basic};
 
 struct Api {
     _dir: tempfile::TempDir,
@@ -25,54 +20,8 @@ struct Api {
 }
 
 fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ekm_store::open(ekm_store::StoreKind::Redb, dir.path()).unwrap();
-    let topology = Topology {
-        cluster: ClusterInfo {
-            name: "cluster1".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![
-            Node {
-                name: "node1".into(),
-                uuid: Uuid::from_u128(11),
-            },
-            Node {
-                name: "node2".into(),
-                uuid: Uuid::from_u128(12),
-            },
-        ],
-        svms: vec![
-            SvmInfo {
-                name: "vs0".into(),
-                uuid: Uuid::from_u128(21),
-            },
-            SvmInfo {
-                name: "vs1".into(),
-                uuid: Uuid::from_u128(22),
-            },
-        ],
-    };
-    let engine = Engine::open(EngineOptions::new(
-        store,
-        Arc::new(ekm_fake::FakeBackend::in_memory()),
-        topology,
-        ProtectionKey::generate(),
-    ))
-    .unwrap();
-    let state = AppState {
-        engine,
-        admin_user: "admin".into(),
-        admin_password: Arc::new("pw".to_owned().into()),
-    };
+    let (dir, state) = common::app_state();
     Api { _dir: dir, state }
-}
-
-fn basic(user: &str, pw: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
-    )
 }
 
 impl Api {
