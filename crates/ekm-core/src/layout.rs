@@ -8,6 +8,8 @@
 //! | key | value | written by |
 //! |---|---|---|
 //! | `meta/format` | ASCII format version ([`crate::engine::FORMAT_VERSION`]) | the first open |
+//! | `meta/protection-check` | GMAC of a constant under the protection key (shared stores only) | the first process of a cluster |
+//! | `l/<node uuid>` | node liveness (JSON), bound to that process's lease in a shared store | each process, at open and on changes |
 //! | `c/<config uuid>` | configuration record (JSON, authenticated; `stored.rs`) | create, patch, first KEK, rekeys |
 //! | `s/c`, `s/v<svm uuid>` | the configuration uuid of that scope (uniqueness index) | create, delete |
 //! | `k/<config uuid><gen>` | wrapped KEK record (`codec::WrappedKek`) | first KEK, rekeys |
@@ -29,6 +31,10 @@ use crate::ids::DataKeyId;
 
 /// Format marker: `meta/format` → ASCII version.
 pub const FORMAT: &[u8] = b"meta/format";
+/// The protection key's check value in a shared store.
+pub const PROTECTION_CHECK: &[u8] = b"meta/protection-check";
+/// Prefix of node liveness records: `l/<node uuid 16>` → JSON, ephemeral.
+pub const LIVENESS: &[u8] = b"l/";
 /// Prefix of configuration records: `c/<config uuid 16>`.
 pub const CONFIG: &[u8] = b"c/";
 /// Prefix of the scope index: `s/c` (cluster) or `s/v<svm uuid 16>` → config uuid.
@@ -137,4 +143,9 @@ pub fn seals_of(config: Uuid) -> Vec<u8> {
 /// `x/<config uuid><generation>`.
 pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
     join(SEALS, &[config.as_bytes(), &generation.to_be_bytes()])
+}
+
+/// `l/<node uuid>`: the liveness record of a node's process.
+pub fn liveness(node: Uuid) -> Vec<u8> {
+    join(LIVENESS, &[node.as_bytes()])
 }

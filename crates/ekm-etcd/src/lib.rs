@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ekm_core::store::{Change, ChangeCallback, Check, Entry, Store, StoreError, Transaction, Write};
+use ekm_core::store::{
+    Change, ChangeCallback, Check, Entry, Store, StoreError, Transaction, Write,
+};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
     PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
@@ -119,7 +121,6 @@ impl CallError {
     }
 }
 
-
 struct Inner {
     opts: EtcdOptions,
     /// One client per member, connected on first use.
@@ -173,7 +174,9 @@ impl EtcdStore {
         // Prove the cluster answers before anything relies on it.
         store.get(b"meta/format")?;
         let keeper = store.inner.clone();
-        store.rt.spawn(async move { keeper.keep_lease_alive().await });
+        store
+            .rt
+            .spawn(async move { keeper.keep_lease_alive().await });
         Ok(store)
     }
 
@@ -381,7 +384,10 @@ impl Store for EtcdStore {
         // One transaction of gets: one consistent revision.
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_TXN_OPS) {
-            let ops: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(self.key(k), None)).collect();
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|k| TxnOp::get(self.key(k), None))
+                .collect();
             let inner = self.inner.clone();
             let resp = self.block(async move {
                 inner
@@ -499,21 +505,22 @@ impl Store for EtcdStore {
         let full = self.key(prefix);
         let strip = self.inner.opts.prefix.len();
         // Start from the current revision so nothing committed after this call is missed.
-        let revision = self.block({
-            let inner = inner.clone();
-            let full = full.clone();
-            async move {
-                inner
-                    .read(|mut c| {
-                        let full = full.clone();
-                        async move { c.get(full, Some(GetOptions::new().with_limit(1))).await }
-                    })
-                    .await
-            }
-        })?
-        .header()
-        .map(|h| h.revision())
-        .unwrap_or(0);
+        let revision = self
+            .block({
+                let inner = inner.clone();
+                let full = full.clone();
+                async move {
+                    inner
+                        .read(|mut c| {
+                            let full = full.clone();
+                            async move { c.get(full, Some(GetOptions::new().with_limit(1))).await }
+                        })
+                        .await
+                }
+            })?
+            .header()
+            .map(|h| h.revision())
+            .unwrap_or(0);
         self.rt.spawn(async move {
             inner.watch_loop(full, strip, revision + 1, on_change).await;
         });
@@ -632,9 +639,7 @@ impl Inner {
                 }
             };
             let mut client = client;
-            let opts = WatchOptions::new()
-                .with_prefix()
-                .with_start_revision(from);
+            let opts = WatchOptions::new().with_prefix().with_start_revision(from);
             let Ok(mut stream) = client.watch(prefix.clone(), Some(opts)).await else {
                 *self.clients[idx].lock().await = None;
                 self.rotate(idx);

@@ -142,7 +142,8 @@ fn exactly_one_racer_wins_an_absent_check(s: &dyn Store, _dir: &Path) {
 
 /// One 3-member etcd cluster for the whole test binary; each store gets its own prefix.
 fn etcd_cluster() -> &'static ekm_etcd::testing::EtcdCluster {
-    static CLUSTER: std::sync::OnceLock<ekm_etcd::testing::EtcdCluster> = std::sync::OnceLock::new();
+    static CLUSTER: std::sync::OnceLock<ekm_etcd::testing::EtcdCluster> =
+        std::sync::OnceLock::new();
     CLUSTER.get_or_init(|| ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts"))
 }
 

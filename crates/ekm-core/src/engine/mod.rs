@@ -209,6 +209,13 @@ impl Engine {
             .position(|n| n.node.uuid == local_uuid)
             .unwrap_or(0);
         check_format(&*opts.store)?;
+        check_protection_key(&*opts.store, &opts.protection_key)?;
+        // A store with a transaction size limit (etcd) gets batches that fit: a migrate page
+        // writes three records per key plus the job and the seal count.
+        let rekey_batch = match opts.store.max_ops() {
+            Some(max) => opts.rekey_batch.min(max.saturating_sub(4) / 3).max(1),
+            None => opts.rekey_batch,
+        };
         let engine = Arc::new(Engine {
             store: opts.store,
             backend: opts.backend,
@@ -216,7 +223,7 @@ impl Engine {
             protection: opts.protection_key,
             nodes,
             local,
-            rekey_batch: opts.rekey_batch,
+            rekey_batch,
             job_retry_budget: opts.job_retry_budget,
             admin: Mutex::new(()),
             first_kek: Mutex::new(()),
@@ -228,6 +235,9 @@ impl Engine {
             shutting_down: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
+        if engine.store.is_shared() {
+            engine.follow_other_processes()?;
+        }
         if opts.resume_jobs {
             engine.resume_jobs()?;
         }
@@ -520,6 +530,43 @@ fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
         "AKV refused the credential for client_id \"{}\" in tenant \"{}\": {e}. The configuration is unchanged.",
         parts.client_id, parts.tenant_id
     ))
+}
+
+/// A store shared by several processes holds a check value of the protection key
+/// (`meta/protection-check`): the first process writes it, every other one must match it, so a
+/// node given another key file refuses to start instead of failing on every record.
+fn check_protection_key(store: &dyn Store, pk: &ProtectionKey) -> Result<()> {
+    if !store.is_shared() {
+        return Ok(());
+    }
+    const AAD: &[u8] = b"ekm-protection-check-v1";
+    let refused = || {
+        Error::new(ErrorKind::CorruptRecord).with_detail(
+            "The protection key file does not match the cluster's (its check value in the store \
+             does not verify): give this node a copy of the key file the cluster was created with.",
+        )
+    };
+    match store.get(layout::PROTECTION_CHECK).map_err(store_failed)? {
+        Some(check) => match pk.aead().open_vec(AAD, &check) {
+            Ok(plain) if plain.is_empty() => Ok(()),
+            _ => Err(refused()),
+        },
+        None => {
+            let check = pk
+                .aead()
+                .seal_vec(AAD, b"")
+                .map_err(|_| Error::corrupt("Sealing the protection key check failed."))?;
+            let mut txn = Transaction::new();
+            txn.check(Check::Absent(layout::PROTECTION_CHECK.to_vec()))
+                .put(layout::PROTECTION_CHECK, check);
+            match store.commit(txn) {
+                Ok(()) => Ok(()),
+                // Another process wrote it first: check against theirs.
+                Err(StoreError::Conflict(_)) => check_protection_key(store, pk),
+                Err(e) => Err(store_failed(e)),
+            }
+        }
+    }
 }
 
 fn check_format(store: &dyn Store) -> Result<()> {

@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy;
 use crate::ids::DataKeyId;
 use crate::layout;
-use crate::store::{Check, StoreError, Transaction};
+use crate::store::{Change, Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
 use crate::topology::Node;
 
@@ -320,6 +320,9 @@ impl Engine {
                 if is_active {
                     self.record_node(&rt.node, &wrapped, Some(generation), None);
                 }
+                if self.store.is_shared() {
+                    self.write_liveness();
+                }
                 Ok(kek)
             }
             Err(e) => {
@@ -414,6 +417,109 @@ impl Engine {
                 n.table.evict(id);
             }
         }
+    }
+
+    /// In a store shared with other processes (one per node): follows what they change — a key
+    /// deleted anywhere is evicted here (crypto-erase holds cluster-wide), a retired KEK
+    /// generation or a deleted configuration is forgotten — and keeps this process's liveness
+    /// record, bound to its lease, so that other nodes see it alive.
+    pub(crate) fn follow_other_processes(self: &Arc<Self>) -> Result<()> {
+        let weak = Arc::downgrade(self);
+        self.store
+            .watch(
+                layout::DATA_KEY,
+                Box::new(move |change| {
+                    let (Change::Delete(k), Some(engine)) = (change, weak.upgrade()) else {
+                        return;
+                    };
+                    if let Some(id) = k
+                        .strip_prefix(layout::DATA_KEY)
+                        .and_then(|raw| <[u8; 32]>::try_from(raw).ok())
+                        .map(DataKeyId::from_bytes)
+                    {
+                        for n in &engine.nodes {
+                            n.table.evict(&id);
+                        }
+                    }
+                }),
+            )
+            .map_err(store_failed)?;
+        let weak = Arc::downgrade(self);
+        self.store
+            .watch(
+                layout::KEK,
+                Box::new(move |change| {
+                    let (Change::Delete(k), Some(engine)) = (change, weak.upgrade()) else {
+                        return;
+                    };
+                    let Some(rest) = k.strip_prefix(layout::KEK) else {
+                        return;
+                    };
+                    if let (Some(config), Some(generation)) = (
+                        rest.get(..16).and_then(|b| Uuid::from_slice(b).ok()),
+                        rest.get(16..20)
+                            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                            .map(u32::from_be_bytes),
+                    ) {
+                        for n in &engine.nodes {
+                            n.forget_generation(config, generation);
+                        }
+                    }
+                }),
+            )
+            .map_err(store_failed)?;
+        let weak = Arc::downgrade(self);
+        self.store
+            .watch(
+                layout::CONFIG,
+                Box::new(move |change| {
+                    let (Change::Delete(k), Some(engine)) = (change, weak.upgrade()) else {
+                        return;
+                    };
+                    if let Some(config) = k
+                        .strip_prefix(layout::CONFIG)
+                        .and_then(|b| Uuid::from_slice(b).ok())
+                    {
+                        for n in &engine.nodes {
+                            n.forget_config(config);
+                        }
+                    }
+                }),
+            )
+            .map_err(store_failed)?;
+        self.write_liveness();
+        Ok(())
+    }
+
+    /// Writes the liveness record of every node this process manages: alive, since when, and
+    /// which KEK generations it holds (bound to the process's lease in a shared store).
+    pub(crate) fn write_liveness(&self) {
+        for rt in &self.nodes {
+            let keks: Vec<(Uuid, u32)> = rt.keks.read().keys().copied().collect();
+            let rec = serde_json::json!({
+                "v": 1,
+                "node": rt.node.uuid,
+                "name": rt.node.name,
+                "updated": now_secs(),
+                "keks": keks,
+            });
+            let _ = self
+                .store
+                .put_ephemeral(&layout::liveness(rt.node.uuid), rec.to_string().as_bytes());
+        }
+    }
+
+    /// Whether the process running `node` is alive: always for nodes of this process; in a
+    /// shared store, whether its liveness record exists (it vanishes with its lease).
+    pub(crate) fn node_alive(&self, node: Uuid) -> Result<bool> {
+        if self.nodes.iter().any(|n| n.node.uuid == node) || !self.store.is_shared() {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .get(&layout::liveness(node))
+            .map_err(store_failed)?
+            .is_some())
     }
 
     pub(crate) fn node_index(&self, node: Uuid) -> Result<usize> {

@@ -131,7 +131,12 @@ impl Engine {
                         Some(rt) => rt.kek(cfg.uuid, g).is_some(),
                         None => record.as_ref().is_some_and(|r| r.loaded == Some(g)),
                     };
-                    if loaded {
+                    if !self.node_alive(node.uuid)? {
+                        Some(
+                            "The node is down: its ekmd has no liveness record in the cluster store (stopped, or cut off from it)."
+                                .to_owned(),
+                        )
+                    } else if loaded {
                         None
                     } else {
                         Some(recorded_error.unwrap_or_else(|| {

@@ -28,51 +28,91 @@ enum BackendKind {
     Azure,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// A local redb file in DATA_DIR/store (one process holds every node of the topology).
+    Redb,
+    /// A local sled directory in DATA_DIR/store.
+    Sled,
+    /// A shared etcd cluster: one ekmd per node (--node required), every node given the same
+    /// topology and a copy of the protection key.
+    Etcd,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the REST API (HTTPS by default) and the data-path socket DATA_DIR/ekmd.sock.
-    Serve {
-        /// Data directory (store, keys, certificates, socket).
-        #[arg(long, default_value = "ekm-data")]
-        data_dir: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: SocketAddr,
-        /// Topology file (TOML); default: DATA_DIR/topology.toml, written on first start.
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// External key manager.
-        #[arg(long, value_enum, default_value = "fake")]
-        backend: BackendKind,
-        /// Which node this process is (default: the first node of the topology).
-        #[arg(long)]
-        node: Option<String>,
-        /// TLS certificate (PEM); with --tls-key. Default: a self-signed one in DATA_DIR.
-        #[arg(long, requires = "tls_key", conflicts_with = "plain_http")]
-        tls_cert: Option<PathBuf>,
-        /// TLS private key (PEM).
-        #[arg(long, requires = "tls_cert", conflicts_with = "plain_http")]
-        tls_key: Option<PathBuf>,
-        /// Serve plain HTTP (tests, or behind a TLS-terminating proxy on the same host); loopback addresses only.
-        #[arg(long)]
-        plain_http: bool,
-        /// Allow --plain-http on a non-loopback address (passwords then cross the network in clear).
-        #[arg(long, requires = "plain_http")]
-        plain_http_on_non_loopback: bool,
-        /// Admin credentials file (`user:password`); default: EKMD_ADMIN_USER/EKMD_ADMIN_PASSWORD,
-        /// else a password generated into DATA_DIR/admin-password for user `admin`.
-        #[arg(long)]
-        admin_credentials_file: Option<PathBuf>,
-        /// Extra CA (PEM) trusted for Azure.
-        #[arg(long)]
-        azure_ca_file: Option<PathBuf>,
-        /// Login authority host for Azure (sovereign clouds, emulators).
-        #[arg(long)]
-        azure_authority_host: Option<String>,
-        /// Pin a host name to an address for Azure traffic, like curl's --resolve.
-        #[arg(long, value_name = "HOST=ADDR:PORT")]
-        azure_resolve: Vec<String>,
-    },
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory (store, keys, certificates, socket).
+    #[arg(long, default_value = "ekm-data")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Topology file (TOML); default: DATA_DIR/topology.toml, written on first start.
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// External key manager.
+    #[arg(long, value_enum, default_value = "fake")]
+    backend: BackendKind,
+    /// Which node this process is (default: the first node of the topology).
+    #[arg(long)]
+    node: Option<String>,
+    /// TLS certificate (PEM); with --tls-key. Default: a self-signed one in DATA_DIR.
+    #[arg(long, requires = "tls_key", conflicts_with = "plain_http")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert", conflicts_with = "plain_http")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (tests, or behind a TLS-terminating proxy on the same host); loopback addresses only.
+    #[arg(long)]
+    plain_http: bool,
+    /// Allow --plain-http on a non-loopback address (passwords then cross the network in clear).
+    #[arg(long, requires = "plain_http")]
+    plain_http_on_non_loopback: bool,
+    /// Admin credentials file (`user:password`); default: EKMD_ADMIN_USER/EKMD_ADMIN_PASSWORD,
+    /// else a password generated into DATA_DIR/admin-password for user `admin`.
+    #[arg(long)]
+    admin_credentials_file: Option<PathBuf>,
+    /// Extra CA (PEM) trusted for Azure.
+    #[arg(long)]
+    azure_ca_file: Option<PathBuf>,
+    /// Login authority host for Azure (sovereign clouds, emulators).
+    #[arg(long)]
+    azure_authority_host: Option<String>,
+    /// Pin a host name to an address for Azure traffic, like curl's --resolve.
+    #[arg(long, value_name = "HOST=ADDR:PORT")]
+    azure_resolve: Vec<String>,
+    /// Where the cluster's state lives.
+    #[arg(long, value_enum, default_value = "redb")]
+    store: StoreKind,
+    /// etcd client URLs, comma-separated (with --store etcd).
+    #[arg(long, value_delimiter = ',', required_if_eq("store", "etcd"))]
+    etcd_endpoints: Vec<String>,
+    /// Prefix of every key ekm writes in etcd.
+    #[arg(long, default_value = "/ekm/")]
+    etcd_prefix: String,
+    /// CA (PEM) of the etcd members' certificates (mTLS to etcd, with --etcd-cert and --etcd-key).
+    #[arg(long, requires_all = ["etcd_cert", "etcd_key"])]
+    etcd_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd.
+    #[arg(long, requires_all = ["etcd_ca_file", "etcd_key"])]
+    etcd_cert: Option<PathBuf>,
+    /// Client key (PEM) for etcd.
+    #[arg(long, requires_all = ["etcd_ca_file", "etcd_cert"])]
+    etcd_key: Option<PathBuf>,
+    /// The key that seals configuration secrets (default DATA_DIR/protection.key, created if
+    /// absent). Every node of a cluster is given a copy of the first node's.
+    #[arg(long)]
+    protection_key_file: Option<PathBuf>,
+    /// The fake backend's vault file (default DATA_DIR/fake-vault.json); several nodes on one
+    /// machine share one by naming the same file.
+    #[arg(long)]
+    fake_vault: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,7 +124,8 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let Command::Serve {
+    let Command::Serve(args) = Cli::parse().command;
+    let ServeArgs {
         data_dir,
         listen,
         topology,
@@ -98,7 +139,15 @@ fn main() -> std::process::ExitCode {
         azure_ca_file,
         azure_authority_host,
         azure_resolve,
-    } = Cli::parse().command;
+        store: store_kind,
+        etcd_endpoints,
+        etcd_prefix,
+        etcd_ca_file,
+        etcd_cert,
+        etcd_key,
+        protection_key_file,
+        fake_vault,
+    } = *args;
     let result = (|| -> Result<(), String> {
         if plain_http && !listen.ip().is_loopback() && !plain_http_on_non_loopback {
             return Err(format!(
@@ -107,6 +156,11 @@ fn main() -> std::process::ExitCode {
         }
         setup::data_dir(&data_dir)?;
         let topology = setup::topology(&data_dir, topology.as_deref())?;
+        if store_kind == StoreKind::Etcd && node.is_none() {
+            return Err(
+                "--store etcd needs --node NAME: which node of the topology this process is".into(),
+            );
+        }
         let local = match &node {
             Some(name) => topology
                 .node_by_name(name)
@@ -118,13 +172,14 @@ fn main() -> std::process::ExitCode {
             setup::admin_credentials(&data_dir, admin_credentials_file.as_deref())?;
         let backend: Arc<dyn Backend> = match backend {
             BackendKind::Fake => {
+                let vault = fake_vault.unwrap_or_else(|| data_dir.join("fake-vault.json"));
                 eprintln!(
                     "ekmd: warning: --backend fake: no external root of trust is in use (the fake vault's keys sit in {}); for tests and trials only",
-                    data_dir.join("fake-vault.json").display()
+                    vault.display()
                 );
                 Arc::new(
-                    ekm_fake::FakeBackend::open(&data_dir.join("fake-vault.json"))
-                        .map_err(|e| e.to_string())?,
+                    ekm_fake::FakeBackend::open(&vault)
+                        .map_err(|e| format!("{}: {e}", vault.display()))?,
                 )
             }
             BackendKind::Azure => {
@@ -148,14 +203,44 @@ fn main() -> std::process::ExitCode {
                 Arc::new(ekm_azure::AzureBackend::new(o)?)
             }
         };
-        let store = ekm_store::open(ekm_store::StoreKind::Redb, &data_dir.join("store"))
-            .map_err(|e| e.to_string())?;
-        let pk = ekm_store::protection_key::load_or_create(&data_dir.join("protection.key"))
-            .map_err(|e| format!("protection key: {e}"))?;
-        let engine = Engine::open(
-            EngineOptions::new(store, backend, topology.clone(), pk).local_node(local.uuid),
-        )
-        .map_err(|e| e.to_string())?;
+        let store: Arc<dyn ekm_core::Store> = match store_kind {
+            StoreKind::Redb | StoreKind::Sled => {
+                let kind = if store_kind == StoreKind::Redb {
+                    ekm_store::StoreKind::Redb
+                } else {
+                    ekm_store::StoreKind::Sled
+                };
+                ekm_store::open(kind, &data_dir.join("store")).map_err(|e| e.to_string())?
+            }
+            StoreKind::Etcd => {
+                let mut o = ekm_etcd::EtcdOptions::new(etcd_endpoints.clone());
+                o.prefix = etcd_prefix.clone().into_bytes();
+                if let (Some(ca), Some(cert), Some(key)) = (etcd_ca_file, etcd_cert, etcd_key) {
+                    o.tls = Some(ekm_etcd::EtcdTls { ca, cert, key });
+                }
+                ekm_etcd::EtcdStore::open(o)
+                    .map_err(|e| format!("etcd {}: {e}", etcd_endpoints.join(",")))?
+            }
+        };
+        let pk_file = protection_key_file.unwrap_or_else(|| data_dir.join("protection.key"));
+        let pk = ekm_store::protection_key::load_or_create(&pk_file)
+            .map_err(|e| format!("protection key {}: {e}", pk_file.display()))?;
+        let mut options = EngineOptions::new(store, backend, topology.clone(), pk)
+            .local_node(local.uuid)
+            .job_retry_budget(std::time::Duration::from_secs(300));
+        if store_kind == StoreKind::Etcd {
+            // One process per node: this one holds its own node's key table only.
+            options = options.managed_nodes(vec![local.uuid]);
+        }
+        let engine = Engine::open(options).map_err(|e| {
+            if e.kind() == ekm_core::ErrorKind::CorruptRecord
+                && e.message().contains("protection key file does not match")
+            {
+                format!("{}: {e}", pk_file.display())
+            } else {
+                e.to_string()
+            }
+        })?;
         let state = AppState {
             engine: engine.clone(),
             admin_user: user.clone(),
