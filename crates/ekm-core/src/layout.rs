@@ -10,6 +10,7 @@
 //! | `meta/format` | ASCII format version ([`crate::engine::FORMAT_VERSION`]) | the first open |
 //! | `meta/protection-check` | GMAC of a constant under the protection key (shared stores only) | the first process of a cluster |
 //! | `l/<node uuid>` | node liveness (JSON), bound to that process's lease in a shared store | each process, at open and on changes |
+//! | `q/<config uuid>` | a restore request (the job uuid): every process unlocks that KEK on its nodes | restore, in a shared store |
 //! | `c/<config uuid>` | configuration record (JSON, authenticated; `stored.rs`) | create, patch, first KEK, rekeys |
 //! | `s/c`, `s/v<svm uuid>` | the configuration uuid of that scope (uniqueness index) | create, delete |
 //! | `k/<config uuid><gen>` | wrapped KEK record (`codec::WrappedKek`) | first KEK, rekeys |
@@ -35,6 +36,8 @@ pub const FORMAT: &[u8] = b"meta/format";
 pub const PROTECTION_CHECK: &[u8] = b"meta/protection-check";
 /// Prefix of node liveness records: `l/<node uuid 16>` → JSON, ephemeral.
 pub const LIVENESS: &[u8] = b"l/";
+/// Prefix of restore requests: `q/<config uuid 16>` → job uuid.
+pub const RESTORE_REQUEST: &[u8] = b"q/";
 /// Prefix of configuration records: `c/<config uuid 16>`.
 pub const CONFIG: &[u8] = b"c/";
 /// Prefix of the scope index: `s/c` (cluster) or `s/v<svm uuid 16>` → config uuid.
@@ -148,4 +151,9 @@ pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
 /// `l/<node uuid>`: the liveness record of a node's process.
 pub fn liveness(node: Uuid) -> Vec<u8> {
     join(LIVENESS, &[node.as_bytes()])
+}
+
+/// `q/<config uuid>`: a restore request for that configuration.
+pub fn restore_request(config: Uuid) -> Vec<u8> {
+    join(RESTORE_REQUEST, &[config.as_bytes()])
 }

@@ -171,12 +171,19 @@ impl EtcdStore {
             ephemeral: Mutex::new(HashMap::new()),
         });
         let store = Arc::new(EtcdStore { rt, inner });
-        // Prove the cluster answers before anything relies on it.
-        store.get(b"meta/format")?;
+        // Prove the cluster answers, and hold a lease, before anything relies on them.
+        let inner = store.inner.clone();
+        let ttl = store.inner.lease_ttl_secs();
+        let lease = store.block(async move {
+            inner
+                .read(|mut c| async move { c.lease_grant(ttl, None).await })
+                .await
+        })?;
+        *store.inner.lease.lock() = Some(lease.id());
         let keeper = store.inner.clone();
         store
             .rt
-            .spawn(async move { keeper.keep_lease_alive().await });
+            .spawn(async move { keeper.keep_lease_alive(Some(lease.id())).await });
         Ok(store)
     }
 
@@ -311,17 +318,26 @@ impl Inner {
         Ok(true)
     }
 
-    async fn keep_lease_alive(self: Arc<Self>) {
-        let ttl = self.opts.lease_ttl.as_secs().max(2) as i64;
+    fn lease_ttl_secs(&self) -> i64 {
+        self.opts.lease_ttl.as_secs().max(2) as i64
+    }
+
+    async fn keep_lease_alive(self: Arc<Self>, mut held: Option<i64>) {
+        let ttl = self.lease_ttl_secs();
         loop {
-            let granted = self
-                .read(|mut c| async move { c.lease_grant(ttl, None).await })
-                .await;
-            let Ok(lease) = granted else {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+            let id = match held.take() {
+                Some(id) => id,
+                None => {
+                    let granted = self
+                        .read(|mut c| async move { c.lease_grant(ttl, None).await })
+                        .await;
+                    let Ok(lease) = granted else {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    };
+                    lease.id()
+                }
             };
-            let id = lease.id();
             *self.lease.lock() = Some(id);
             // Records put while no lease was held (or under an expired one) go under this one.
             let records: Vec<_> = self

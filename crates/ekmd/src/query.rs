@@ -21,6 +21,7 @@ pub const RECORD_FIELDS: &[&str] = &[
     "proxy_port",
     "proxy_username",
     "state.available",
+    "state.cluster_state",
     "state.code",
     "state.message",
     "azure_reachability.reachable",

@@ -12,6 +12,9 @@ use crate::topology::SvmRef;
 pub struct KekStatus {
     /// True when every node holds the current KEK.
     pub available: bool,
+    /// The same, as the seed's example spells it: true only when every node of the cluster
+    /// holds the current KEK.
+    pub cluster_state: bool,
     /// "0" when available.
     pub code: String,
     /// Which nodes lack the KEK and why.

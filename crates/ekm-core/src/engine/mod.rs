@@ -237,6 +237,7 @@ impl Engine {
         });
         if engine.store.is_shared() {
             engine.follow_other_processes()?;
+            engine.spawn_job_takeover();
         }
         if opts.resume_jobs {
             engine.resume_jobs()?;

@@ -487,8 +487,62 @@ impl Engine {
                 }),
             )
             .map_err(store_failed)?;
+        let weak = Arc::downgrade(self);
+        self.store
+            .watch(
+                layout::RESTORE_REQUEST,
+                Box::new(move |change| {
+                    let (Change::Put(k, _), Some(engine)) = (change, weak.upgrade()) else {
+                        return;
+                    };
+                    if let Some(config) = k
+                        .strip_prefix(layout::RESTORE_REQUEST)
+                        .and_then(|b| Uuid::from_slice(b).ok())
+                    {
+                        // Off the watch thread: an unlock calls the backend.
+                        std::thread::spawn(move || engine.restore_here(config));
+                    }
+                }),
+            )
+            .map_err(store_failed)?;
         self.write_liveness();
         Ok(())
+    }
+
+    /// Unlocks the active KEK of `config` on every node of this process that lacks it and
+    /// loads its keys (a restore asked for by another node). Failures are recorded in the
+    /// node records, where the asking node reads them.
+    pub(crate) fn restore_here(&self, config: Uuid) {
+        let Ok((cfg, _)) = self.load_config(config) else {
+            return;
+        };
+        let Some(g) = cfg.active_generation else {
+            return;
+        };
+        for idx in 0..self.nodes.len() {
+            if self.nodes[idx].kek(config, g).is_none() && self.unlock_on(idx, &cfg, g).is_ok() {
+                let _ = self.load_table(idx, &cfg);
+            }
+        }
+    }
+
+    /// Whether `node`'s liveness record says it holds generation `g` of `config`.
+    pub(crate) fn liveness_holds(&self, node: Uuid, config: Uuid, g: u32) -> Result<bool> {
+        let Some(raw) = self
+            .store
+            .get(&layout::liveness(node))
+            .map_err(store_failed)?
+        else {
+            return Ok(false);
+        };
+        let rec: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+        let held = rec["keks"].as_array().is_some_and(|keks| {
+            keks.iter().any(|k| {
+                k[0].as_str() == Some(config.to_string().as_str())
+                    && k[1].as_u64() == Some(g.into())
+            })
+        });
+        Ok(held)
     }
 
     /// Writes the liveness record of every node this process manages: alive, since when, and

@@ -68,12 +68,14 @@ impl Engine {
             view.state = Some(if lacking.is_empty() {
                 KekStatus {
                     available: true,
+                    cluster_state: true,
                     code: "0".into(),
                     message: String::new(),
                 }
             } else {
                 KekStatus {
                     available: false,
+                    cluster_state: false,
                     code: ErrorKind::AkvUnavailable.code().to_string(),
                     message: format!(
                         "Top-level internal key protection key (KEK) is unavailable on the following nodes with the associated reasons: {}",

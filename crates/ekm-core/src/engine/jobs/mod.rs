@@ -106,6 +106,15 @@ pub struct Job {
     /// rekey-internal: hex of the last record rewrapped (journal; the resume point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// The node whose process runs the job. In a cluster store, the other nodes take the job
+    /// over when that process's liveness record vanishes (it died, or lost the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<Uuid>,
+    /// The job record as this runner last wrote it. In a cluster store every write of the job
+    /// is conditional on it (a fence): a runner that lost the job to another node fails its
+    /// next write instead of advancing the job a second time.
+    #[serde(skip)]
+    pub(crate) fence: Option<Vec<u8>>,
 }
 
 impl Job {
@@ -127,6 +136,8 @@ impl Job {
             to_generation: None,
             destination: None,
             cursor: None,
+            runner: None,
+            fence: None,
         }
     }
 
@@ -159,7 +170,13 @@ impl Job {
     /// Puts this job, as it is now, into `txn`.
     pub(crate) fn put(&mut self, txn: &mut Transaction) {
         self.updated = now_secs();
-        txn.put(layout::job(self.uuid), self.encode());
+        let bytes = self.encode();
+        if let Some(fence) = self.fence.replace(bytes.clone()) {
+            txn.check(Check::Equals(layout::job(self.uuid), fence));
+        } else {
+            self.fence = None;
+        }
+        txn.put(layout::job(self.uuid), bytes);
     }
 
     /// Puts the final state and releases the markers, in `txn`.
@@ -236,6 +253,30 @@ impl Engine {
         }
     }
 
+    /// In a cluster store: every 2 s, takes over the jobs whose runner's process is gone (its
+    /// liveness record vanished with its lease). Stops at shutdown.
+    pub(crate) fn spawn_job_takeover(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("ekm-job-takeover".into())
+            .spawn(move || {
+                loop {
+                    for _ in 0..20 {
+                        std::thread::sleep(Duration::from_millis(100));
+                        match weak.upgrade() {
+                            Some(e) if !e.is_shutting_down() => {}
+                            _ => return,
+                        }
+                    }
+                    let Some(engine) = weak.upgrade() else { return };
+                    let _ = engine.resume_jobs();
+                }
+            });
+        if let Ok(handle) = spawned {
+            self.threads.lock().push(handle);
+        }
+    }
+
     /// Resumes every job that holds a marker (queued or interrupted).
     pub(crate) fn resume_jobs(self: &Arc<Self>) -> Result<()> {
         let mut uuids: Vec<Uuid> = Vec::new();
@@ -246,7 +287,8 @@ impl Engine {
                 }
             }
         }
-        for u in uuids {
+        let running = self.running.lock().clone();
+        for u in uuids.into_iter().filter(|u| !running.contains(u)) {
             self.spawn_job(u);
         }
         Ok(())
@@ -317,11 +359,32 @@ impl Engine {
         self.job_changed.notify_all();
     }
 
-    fn drive(&self, uuid: Uuid) {
-        let Ok(mut job) = self.job(uuid) else { return };
+    /// The job as stored, ready to be run by this process: `None` when it ended, or when in a
+    /// cluster store another live node runs it. In a cluster store its writes are fenced on
+    /// the record as read.
+    fn claimable_job(&self, uuid: Uuid) -> Option<Job> {
+        let bytes = self.store.get(&layout::job(uuid)).ok()??;
+        let mut job = Job::decode(&bytes).ok()?;
         if job.state.is_terminal() {
-            return;
+            return None;
         }
+        let me = self.nodes[self.local].node.uuid;
+        if self.store.is_shared() {
+            if let Some(runner) = job.runner {
+                if runner != me && self.node_alive(runner).unwrap_or(true) {
+                    return None;
+                }
+            }
+            job.fence = Some(bytes);
+        }
+        job.runner = Some(me);
+        Some(job)
+    }
+
+    fn drive(&self, uuid: Uuid) {
+        let Some(mut job) = self.claimable_job(uuid) else {
+            return;
+        };
         job.state = JobState::Running;
         if job.message == "Queued." {
             job.message = "Running.".into();
@@ -350,12 +413,12 @@ impl Engine {
                     e.message()
                 );
                 if self.save_job(&mut job).is_ok() && self.sleep_unless_shutdown(wait) {
-                    match self.job(uuid) {
-                        Ok(j) if !j.state.is_terminal() => {
+                    match self.claimable_job(uuid) {
+                        Some(j) => {
                             job = j;
                             continue;
                         }
-                        _ => return,
+                        None => return,
                     }
                 }
                 if self.is_shutting_down() {

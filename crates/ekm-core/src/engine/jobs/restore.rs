@@ -78,6 +78,9 @@ impl Engine {
             }
             self.save_job(job)?;
         }
+        if self.store.is_shared() {
+            self.restore_on_other_processes(job, &cfg, g, &mut failures)?;
+        }
         let mut txn = Transaction::new();
         if failures.is_empty() {
             job.finish(
@@ -92,7 +95,7 @@ impl Engine {
     }
 
     /// Loads every data key of `cfg` into node `idx`'s key table.
-    fn load_table(&self, idx: usize, cfg: &StoredConfig) -> Result<()> {
+    pub(crate) fn load_table(&self, idx: usize, cfg: &StoredConfig) -> Result<()> {
         let table = &self.nodes[idx].table;
         // Taken before the scan: a key deleted after it is not filled back in.
         let epoch = table.fill_epoch();
@@ -108,4 +111,83 @@ impl Engine {
         }
         Ok(())
     }
+
+    /// In a cluster store: asks every other live node that lacks the KEK to unlock it (each
+    /// with one unwrap, as itself), by a restore request they watch, and waits up to
+    /// [`OTHER_NODES_WAIT`] for each to report it in its liveness record or fail in its node
+    /// record. Nodes that are down are failures too (they restore when they start).
+    fn restore_on_other_processes(
+        &self,
+        job: &mut Job,
+        cfg: &StoredConfig,
+        g: u32,
+        failures: &mut Vec<String>,
+    ) -> std::result::Result<(), Stop> {
+        let mine: Vec<Uuid> = self.nodes.iter().map(|n| n.node.uuid).collect();
+        let mut pending = Vec::new();
+        for node in self
+            .topology
+            .nodes
+            .iter()
+            .filter(|n| !mine.contains(&n.uuid))
+        {
+            if !self.node_alive(node.uuid)? {
+                failures.push(format!(
+                    "Node: {}. Reason: the node is down (no liveness record in the cluster store); it unlocks the KEK when its ekmd starts.",
+                    node.name
+                ));
+            } else if !self.liveness_holds(node.uuid, cfg.uuid, g)? {
+                pending.push(node.clone());
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        job.total += pending.len() as u64;
+        job.message = format!("Asking {} other node(s) to unlock the KEK.", pending.len());
+        self.save_job(job)?;
+        let asked = super::super::now_secs();
+        let mut txn = Transaction::new();
+        txn.put(
+            layout::restore_request(cfg.uuid),
+            job.uuid.as_bytes().to_vec(),
+        );
+        self.commit_job_step(txn)?;
+        let deadline = std::time::Instant::now() + OTHER_NODES_WAIT;
+        while !pending.is_empty() {
+            if self.is_shutting_down() {
+                return Err(Stop::Interrupted);
+            }
+            let mut still = Vec::new();
+            for node in pending {
+                if self.liveness_holds(node.uuid, cfg.uuid, g)? {
+                    job.processed += 1;
+                    continue;
+                }
+                let failed = self
+                    .node_record(node.uuid, cfg.uuid)?
+                    .filter(|r| r.updated >= asked && r.loaded != Some(g))
+                    .and_then(|r| r.last_error);
+                match failed {
+                    Some(e) => failures.push(format!("Node: {}. Reason: {}", node.name, e.message)),
+                    None => still.push(node),
+                }
+            }
+            pending = still;
+            if std::time::Instant::now() > deadline {
+                for node in pending.drain(..) {
+                    failures.push(format!(
+                        "Node: {}. Reason: it did not report the KEK within {} s.",
+                        node.name,
+                        OTHER_NODES_WAIT.as_secs()
+                    ));
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.save_job(job)
+    }
 }
+
+/// How long restore waits for the other nodes of a cluster to unlock the KEK.
+const OTHER_NODES_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
