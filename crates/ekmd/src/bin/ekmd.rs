@@ -69,6 +69,10 @@ enum Command {
         /// Pin a host name to an address for Azure traffic, like curl's --resolve.
         #[arg(long, value_name = "HOST=ADDR:PORT")]
         azure_resolve: Vec<String>,
+        /// Keys rewrapped per transaction by rekey-internal and migrate (default: the engine's).
+        /// Hidden: a tuning knob the process tests use to get many durable steps per job.
+        #[arg(long, hide = true, value_name = "N")]
+        rekey_batch: Option<usize>,
     },
 }
 
@@ -94,6 +98,7 @@ fn main() -> std::process::ExitCode {
         azure_ca_file,
         azure_authority_host,
         azure_resolve,
+        rekey_batch,
     } = Cli::parse().command;
     let result = (|| -> Result<(), String> {
         setup::data_dir(&data_dir)?;
@@ -137,10 +142,12 @@ fn main() -> std::process::ExitCode {
             .map_err(|e| e.to_string())?;
         let pk = ekm_store::protection_key::load_or_create(&data_dir.join("protection.key"))
             .map_err(|e| format!("protection key: {e}"))?;
-        let engine = Engine::open(
-            EngineOptions::new(store, backend, topology.clone(), pk).local_node(local.uuid),
-        )
-        .map_err(|e| e.to_string())?;
+        let mut options =
+            EngineOptions::new(store, backend, topology.clone(), pk).local_node(local.uuid);
+        if let Some(n) = rekey_batch {
+            options = options.rekey_batch(n);
+        }
+        let engine = Engine::open(options).map_err(|e| e.to_string())?;
         let state = AppState {
             engine: engine.clone(),
             admin_user: user.clone(),
