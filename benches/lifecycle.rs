@@ -249,7 +249,7 @@ fn create(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = support::criterion();
     restore(&mut c);
     open_store(&mut c);
     create(&mut c);

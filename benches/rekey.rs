@@ -161,7 +161,7 @@ fn restore_counters() {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = support::criterion();
     rekey(&mut c, 100_000);
     if std::env::var_os("EKM_BENCH_1M").is_some() {
         rekey(&mut c, 1_000_000);
