@@ -78,10 +78,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 created.push((id, engine.read_data_key(&id)?));
             }
         }
+        let c = fake.counters();
         println!(
-            "created {} data keys; backend calls so far: {:?}",
+            "created {} data keys; backend calls so far: {} wraps, {} unwraps, {} checks",
             created.len(),
-            fake.counters()
+            c.wraps,
+            c.unwraps,
+            c.checks
         );
     }
     // Reopen, as a rebooted node would: one backend unwrap per scope, then reads from memory.
@@ -91,11 +94,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("key {id} did not read back bit-identical").into());
         }
     }
+    let c = fake.counters();
     println!(
-        "reopened {}: all {} new keys read back bit-identical; backend calls after reopen: {:?}",
+        "reopened {}: all {} new keys read back bit-identical; backend calls after reopen: {} wraps, {} unwraps",
         dir.display(),
         created.len(),
-        fake.counters()
+        c.wraps,
+        c.unwraps
     );
     // A restarted node unlocks its KEKs (one backend unwrap per scope), then reports status.
     for (node, err) in engine.unlock_all() {
@@ -103,26 +108,74 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for cfg in engine.list_configs()? {
         let cfg = engine.get_config_with_status(cfg.uuid, StatusFields::all())?;
-        println!(
-            "\nconfiguration with status:\n{}",
-            serde_json::to_string_pretty(&cfg)?
-        );
+        let scope = match &cfg.svm {
+            Some(svm) => format!("SVM {}", svm.name()),
+            None => "the cluster".to_owned(),
+        };
+        println!("\nkey manager {} for {scope}", cfg.uuid);
+        println!("  vault       {}", cfg.name.as_str());
+        println!("  key id      {}", cfg.key_id);
+        println!("  auth        {}", cfg.authentication_method.as_str());
+        if let Some(st) = &cfg.state {
+            println!(
+                "  KEK         {}",
+                if st.available {
+                    "available on every node".to_owned()
+                } else {
+                    format!("not available ({}): {}", st.code, st.message)
+                }
+            );
+        }
+        if let Some(r) = &cfg.azure_reachability {
+            println!(
+                "  backend     {}",
+                if r.reachable {
+                    "reachable".to_owned()
+                } else {
+                    format!("unreachable ({}): {}", r.code, r.message)
+                }
+            );
+        }
+        for n in cfg.ekmip_reachability.iter().flatten() {
+            println!(
+                "  node {:<6} {}",
+                n.node.name,
+                if n.reachable {
+                    "keys served".to_owned()
+                } else {
+                    format!("not serving ({}): {}", n.code, n.message)
+                }
+            );
+        }
         for usage in engine.kek_usage(cfg.uuid)? {
             println!(
-                "KEK generation {} ({}): {} seals of {} before rekey-internal is advised",
+                "  KEK g{} ({}): {} seals of {} before rekey-internal is advised",
                 usage.generation, usage.state, usage.seals, usage.seal_limit
             );
         }
         let keys = engine.list_data_keys(cfg.uuid)?;
-        println!("data keys under it: {}", keys.len());
+        println!("  data keys   {}", keys.len());
+        println!("    {:<64}  {:<12}  {:<6}  KEK", "KEY ID", "TAG", "SVM");
         for k in keys.iter().take(5) {
+            let svm = k
+                .svm_uuid
+                .and_then(|u| {
+                    engine
+                        .topology()
+                        .svm_by_uuid(u)
+                        .map(|s| s.name().to_owned())
+                })
+                .unwrap_or_else(|| "-".to_owned());
             println!(
-                "  {}  tag={:?}  svm={:?}  kek_generation={}",
-                k.key_id,
+                "    {:<64}  {:<12}  {:<6}  g{}",
+                k.key_id.to_hex(),
                 k.key_tag.as_str(),
-                k.svm_uuid,
+                svm,
                 k.kek_generation
             );
+        }
+        if keys.len() > 5 {
+            println!("    ... and {} more", keys.len() - 5);
         }
     }
     Ok(())

@@ -140,14 +140,15 @@ fn credentials_are_replaced_without_a_restart_and_proven_first() {
     let id = e
         .create_data_key(KeyOwner::Cluster, KeyTag::default())
         .unwrap();
-    // A wrong secret is refused by Entra ID and the old credentials stay in force.
+    // A wrong secret is refused by Entra ID (the seed's PATCH code 65537540) and the old
+    // credentials stay in force.
     let err = e
         .patch_config(
             cfg.uuid,
             PatchRequest::from_json(br#"{"client_secret":"not-the-secret"}"#).unwrap(),
         )
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AkvUnavailable);
+    assert_eq!(err.kind(), ErrorKind::InvalidClientSecret);
     assert!(err.message().contains("authentication failed"), "{err}");
     assert!(!err.message().contains("not-the-secret"));
     // Switch to certificate authentication, live.

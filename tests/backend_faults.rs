@@ -221,7 +221,7 @@ fn restore_with_one_node_unreachable_is_65537515_and_a_rerun_completes() {
 fn restore_when_the_wrapped_kek_is_missing_is_65537544() {
     let s = setup();
     let mut t = Transaction::new();
-    t.delete(ekm::core::codec::keys::kek(s.config, 1));
+    t.delete(ekm::core::layout::kek(s.config, 1));
     s.store.commit(t).unwrap();
     let err = s.e.start_restore(s.config).unwrap_err();
     assert_eq!(err.code(), 65_537_544);

@@ -162,13 +162,14 @@ fn client_secret_rules_are_65537540_and_65537517() {
     refused(&*s, 65_537_517, || create(&e, &body));
 
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
-    // A new client id under client-secret authentication needs its secret.
-    refused(&*s, 65_537_517, || {
-        e.patch_config(
+    // A new client id alone is accepted as ONTAP does: proven with the stored secret.
+    let moved = e
+        .patch_config(
             cfg.uuid,
-            PatchRequest::from_json(br#"{"client_id":"client2"}"#)?,
+            PatchRequest::from_json(br#"{"client_id":"client1b"}"#).unwrap(),
         )
-    });
+        .unwrap();
+    assert_eq!(moved.client_id, "client1b");
     refused(&*s, 65_537_540, || {
         e.patch_config(
             cfg.uuid,
@@ -269,7 +270,8 @@ fn backend_refusal_on_create_and_patch_changes_nothing() {
     f.set_fault(None);
     let cfg = create(&e, &secret_body(None, "s")).unwrap();
     f.set_fault(Some(Fault::AuthenticationFailed));
-    let err = refused(&*s, ErrorKind::AkvUnavailable.code(), || {
+    // The identity provider refusing the new secret is the seed's PATCH code 65537540.
+    let err = refused(&*s, ErrorKind::InvalidClientSecret.code(), || {
         e.patch_config(
             cfg.uuid,
             PatchRequest::from_json(br#"{"client_secret":"bad"}"#)?,

@@ -20,6 +20,12 @@ fn every_error_kind_is_pinned() {
             400,
         ),
         (
+            ErrorKind::NotAuthorized,
+            6_691_623,
+            "User is not authorized.",
+            401,
+        ),
+        (
             ErrorKind::AkvUnavailable,
             346_758,
             "AKV service is not reachable or refused the request.",

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use ekm::core::codec::{WrappedDataKey, WrappedKek, keys};
+use ekm::core::codec::{WrappedDataKey, WrappedKek};
+use ekm::core::layout;
 use ekm::core::{ErrorKind, KeyOwner, KeyTag, Transaction};
 use ekm::fake::Fault;
 use ekm::store::StoreKind;
@@ -17,7 +18,7 @@ fn kek_is_created_lazily_and_wrapped_once() {
     assert_eq!(fake.counters().wraps, 0, "no KEK before the first data key");
     assert!(
         store
-            .scan(&keys::kek_prefix(cfg.uuid), None, 10)
+            .scan(&layout::kek_prefix(cfg.uuid), None, 10)
             .unwrap()
             .is_empty()
     );
@@ -33,7 +34,7 @@ fn kek_is_created_lazily_and_wrapped_once() {
         1,
         "one external wrap per KEK, not per data key"
     );
-    let keks = store.scan(&keys::kek_prefix(cfg.uuid), None, 10).unwrap();
+    let keks = store.scan(&layout::kek_prefix(cfg.uuid), None, 10).unwrap();
     assert_eq!(keks.len(), 1);
     let kek = WrappedKek::decode(&keks[0].1).unwrap();
     assert_eq!(kek.generation, 1);
@@ -111,11 +112,11 @@ fn a_blob_moved_to_another_id_does_not_open() {
         // An attacker with write access to the store swaps a's blob into b's place.
         let cfg = e.list_configs().unwrap()[0].uuid;
         let blob_a = store
-            .get(&keys::record(cfg, KeyOwner::Cluster, &a))
+            .get(&layout::record(cfg, KeyOwner::Cluster, &a))
             .unwrap()
             .unwrap();
         let mut t = Transaction::new();
-        t.put(keys::record(cfg, KeyOwner::Cluster, &b), blob_a);
+        t.put(layout::record(cfg, KeyOwner::Cluster, &b), blob_a);
         store.commit(t).unwrap();
     }
     let raw = {
@@ -126,7 +127,7 @@ fn a_blob_moved_to_another_id_does_not_open() {
         // A truncated record is reported, not a panic.
         let mut t = Transaction::new();
         let cfg = e.list_configs().unwrap()[0].uuid;
-        let rkey = keys::record(cfg, KeyOwner::Cluster, &a);
+        let rkey = layout::record(cfg, KeyOwner::Cluster, &a);
         let raw = store.get(&rkey).unwrap().unwrap();
         t.put(rkey, raw[..40].to_vec());
         store.commit(t).unwrap();
@@ -231,14 +232,16 @@ fn seals_are_counted_per_generation_and_rekey_is_advised_near_the_nonce_limit() 
             .unwrap();
         cfg
     };
-    // The count is durable: a restarted process sees it. Counts are persisted every 64 seals,
-    // so a reopened engine assumes up to 64 more than it finds (over-counting is the safe side).
+    // The count is durable: a restarted process sees it. Counts are persisted at most 64 seals
+    // apart, so a process assumes up to 64 more than it finds when it opens, and writes that
+    // at its first seal: a reopened engine reports at most 2 x 64 more (over-counting is the
+    // safe side).
     let (e, _f, _s) = dd.open();
     let usage = e.kek_usage(cfg).unwrap();
     assert_eq!(usage.len(), 1);
     assert_eq!((usage[0].generation, usage[0].rekey_advised), (1, false));
     assert!(
-        (41..=41 + 64).contains(&usage[0].seals),
+        (41..=41 + 2 * 64).contains(&usage[0].seals),
         "{}",
         usage[0].seals
     );
@@ -257,4 +260,31 @@ fn seals_are_counted_per_generation_and_rekey_is_advised_near_the_nonce_limit() 
         "{}",
         usage[0].seals
     );
+}
+
+#[test]
+fn key_tags_are_bound_to_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, _fake, store) = DataDir::new(dir.path(), StoreKind::Redb).open();
+    let cfg = create(&e, &secret_body(None, "s")).unwrap();
+    let a = e
+        .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol-a").unwrap())
+        .unwrap();
+    let b = e
+        .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol-b").unwrap())
+        .unwrap();
+    // Swap the tags in the stored records, as a database writer relabelling volumes would.
+    let key_a = layout::record(cfg.uuid, KeyOwner::Cluster, &a);
+    let key_b = layout::record(cfg.uuid, KeyOwner::Cluster, &b);
+    let mut rec_a = WrappedDataKey::decode(&store.get(&key_a).unwrap().unwrap()).unwrap();
+    let mut rec_b = WrappedDataKey::decode(&store.get(&key_b).unwrap().unwrap()).unwrap();
+    std::mem::swap(&mut rec_a.key_tag, &mut rec_b.key_tag);
+    let mut txn = Transaction::new();
+    txn.put(key_a, rec_a.encode()).put(key_b, rec_b.encode());
+    store.commit(txn).unwrap();
+    e.reset_node(NODE1).unwrap();
+    for id in [a, b] {
+        let err = e.read_data_key(&id).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::CorruptRecord, "{err}");
+    }
 }

@@ -1,4 +1,4 @@
-//! A crash after every durable write of rekey-external, rekey-internal and restore: the store
+//! A crash after every durable write of rekey-external, rekey-internal, restore and migrate: the store
 //! stops accepting writes after its N-th commit (N = 0, 1, 2, ... until the job completes
 //! untouched). After each simulated crash the engine reopens over what was durable, the job
 //! resumes (or is re-run) and converges, every data key reads back bit-identical, and exactly
@@ -89,8 +89,14 @@ fn verify(w: &World, e: &Engine) {
         1,
         "generations: {gens:?}"
     );
-    let listed = e.list_data_keys(w.config).unwrap();
-    assert_eq!(listed.len(), w.keys.len());
+    // Every key is under exactly one configuration (migrate moves some to the SVM's own).
+    let listed: usize = e
+        .list_configs()
+        .unwrap()
+        .iter()
+        .map(|c| e.list_data_keys(c.uuid).unwrap().len())
+        .sum();
+    assert_eq!(listed, w.keys.len());
 }
 
 /// Drives `start` against a store that crashes after `n` commits, for n = 0.. until the job
@@ -193,7 +199,7 @@ fn rekey_external_survives_a_crash_after_every_write() {
             assert_eq!(e.get_config(w.config).unwrap().key_id.as_str(), KEY_ID_2);
             let k = w
                 .store
-                .scan(&ekm::core::codec::keys::kek_prefix(w.config), None, 10)
+                .scan(&ekm::core::layout::kek_prefix(w.config), None, 10)
                 .unwrap();
             let k = ekm::core::codec::WrappedKek::decode(&k[0].1).unwrap();
             assert_eq!(
@@ -224,4 +230,43 @@ fn restore_survives_a_crash_after_every_write() {
         },
     );
     assert!(points >= 3, "only {points} crash points");
+}
+
+/// The uuid of vs1's own configuration.
+fn vs1_config(e: &Engine) -> Uuid {
+    e.list_configs()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.svm.as_ref().is_some_and(|s| s.uuid() == VS1))
+        .expect("vs1 has a configuration")
+        .uuid
+}
+
+#[test]
+fn migrate_survives_a_crash_after_every_write() {
+    let points = every_crash_point(
+        "migrate",
+        |w| {
+            // vs1 gets a key manager of its own; its keys still sit under the cluster's.
+            let e = engine_over(w.store.clone(), w.fake.clone(), &w.pk, BATCH);
+            create(&e, &secret_body(Some("vs1"), "s")).unwrap();
+            e.shutdown();
+        },
+        |e, w| e.start_migrate(w.config, vs1_config(e)),
+        |w, e| {
+            let dest = vs1_config(e);
+            let moved = e.list_data_keys(dest).unwrap();
+            assert_eq!(moved.len(), KEYS / 2, "every vs1 key moved");
+            assert!(moved.iter().all(|k| k.svm_uuid == Some(VS1)));
+            let stayed = e.list_data_keys(w.config).unwrap();
+            assert_eq!(stayed.len(), KEYS / 2);
+            assert!(stayed.iter().all(|k| k.svm_uuid.is_none()));
+        },
+    );
+    eprintln!("migrate: {points} crash points");
+    // begin, running, one commit per page, finish.
+    assert!(
+        points >= 3 + (KEYS / 2) / BATCH,
+        "only {points} crash points"
+    );
 }

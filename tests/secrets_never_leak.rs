@@ -120,7 +120,7 @@ fn run(kind: StoreKind) {
             .patch_config(
                 cluster.uuid,
                 PatchRequest::from_json(
-                    format!(r#"{{"client_id":"x","proxy_password":"{PROXY_PW}"}}"#).as_bytes(),
+                    format!(r#"{{"proxy_port":0,"proxy_password":"{PROXY_PW}"}}"#).as_bytes(),
                 )
                 .unwrap(),
             )

@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     match which % 6 {
         0 => {
             if let Ok(k) = WrappedKek::decode(bytes) {
-                assert_eq!(WrappedKek::decode(&k.encode()).expect("re-decodes"), k);
+                assert_eq!(WrappedKek::decode(&k.encode().expect("re-encodes")).expect("re-decodes"), k);
             }
         }
         1 => {

@@ -214,7 +214,7 @@ pub fn engine_over(
 /// Every KEK record of a configuration: (generation, active?).
 pub fn kek_generations(store: &dyn Store, config: Uuid) -> Vec<(u32, bool)> {
     store
-        .scan(&ekm::core::codec::keys::kek_prefix(config), None, 100)
+        .scan(&ekm::core::layout::kek_prefix(config), None, 100)
         .expect("scan")
         .iter()
         .map(|(_, v)| {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::config::{Credential, ProxyConfig};
+use crate::error::{Error, ErrorKind};
 use crate::ids::{KeyId, VaultUrl};
 use crate::secret::{KeyMaterial, SecretBytes};
 use crate::topology::Node;
@@ -145,4 +146,22 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Checks reachability, authentication and that `key` can wrap and unwrap.
     fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError>;
+}
+
+/// A backend failure as ekm reports it: `346758` with the cause (and the wait the vault asked
+/// for), transient when it was an outage or throttling.
+pub(crate) fn akv_failed(e: &BackendError) -> Error {
+    let mut detail = format!("Cause: {e}.");
+    if let Some(d) = e.retry_after {
+        detail.push_str(&format!(" Retry after {} seconds.", d.as_secs().max(1)));
+    }
+    transient_if(Error::new(ErrorKind::AkvUnavailable).with_detail(detail), e)
+}
+
+/// Marks `err` transient when the backend failure `e` was an outage or throttling.
+pub(crate) fn transient_if(err: Error, e: &BackendError) -> Error {
+    match e.kind {
+        BackendErrorKind::Unreachable | BackendErrorKind::Throttled => err.transient(e.retry_after),
+        _ => err,
+    }
 }

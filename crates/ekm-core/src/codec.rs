@@ -1,5 +1,5 @@
-//! On-disk records and store key layout. Every record is versioned and self-describing; the
-//! byte layout is drawn in `docs/ARCHITECTURE.md`.
+//! On-disk records. Every record is versioned and self-describing; the byte layout is drawn in
+//! `docs/ARCHITECTURE.md`. Where each record is stored: [`crate::layout`].
 //!
 //! Owns: encoding and decoding of wrapped data keys, wrapped KEKs and config records.
 //! Must never: panic on any bytes read from disk (they may be truncated, corrupted or forged).
@@ -10,109 +10,6 @@ use crate::crypto::{NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::ids::{DataKeyId, KeyId, KeyTag};
 use crate::secret::KEY_LEN;
-
-/// Store key layout. All keys start with a one-letter table name and a `/`.
-pub mod keys {
-    use super::*;
-
-    /// Format marker: `meta/format` → ASCII version.
-    pub const FORMAT: &[u8] = b"meta/format";
-    /// Prefix of configuration records: `c/<config uuid 16>`.
-    pub const CONFIG: &[u8] = b"c/";
-    /// Prefix of the scope index: `s/c` (cluster) or `s/v<svm uuid 16>` → config uuid.
-    pub const SCOPE: &[u8] = b"s/";
-    /// Prefix of KEK records: `k/<config uuid 16><generation u32 BE>`.
-    pub const KEK: &[u8] = b"k/";
-    /// Prefix of data key locations: `d/<key id 32>` → config uuid 16 | owner kind 1 |
-    /// owner uuid 16 (where the record is).
-    pub const DATA_KEY: &[u8] = b"d/";
-    /// Prefix of data key records:
-    /// `r/<config uuid 16><owner uuid 16 (nil: cluster)><key id 32>` → wrapped data key.
-    /// Its order makes "the keys of a configuration" and "of one owner under a configuration"
-    /// prefix scans; rekey-internal rewrites a configuration's records in place, in order.
-    pub const RECORD: &[u8] = b"r/";
-    /// Prefix of node records: `n/<node uuid 16><config uuid 16>` → node availability (JSON).
-    pub const NODE: &[u8] = b"n/";
-    /// Prefix of job records: `j/<job uuid 16>` → job (JSON).
-    pub const JOB: &[u8] = b"j/";
-    /// Seal counters: `x/<config uuid 16><generation u32>` → u64 big-endian.
-    pub const SEALS: &[u8] = b"x/";
-
-    fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-        let mut k = prefix.to_vec();
-        for p in parts {
-            k.extend_from_slice(p);
-        }
-        k
-    }
-
-    /// `c/<uuid>`.
-    pub fn config(uuid: Uuid) -> Vec<u8> {
-        join(CONFIG, &[uuid.as_bytes()])
-    }
-
-    /// `s/c` or `s/v<svm uuid>`.
-    pub fn scope(svm: Option<Uuid>) -> Vec<u8> {
-        match svm {
-            None => join(SCOPE, &[b"c"]),
-            Some(u) => join(SCOPE, &[b"v", u.as_bytes()]),
-        }
-    }
-
-    /// `k/<config uuid>` (prefix of a config's KEK generations).
-    pub fn kek_prefix(config: Uuid) -> Vec<u8> {
-        join(KEK, &[config.as_bytes()])
-    }
-
-    /// `k/<config uuid><generation>`.
-    pub fn kek(config: Uuid, generation: u32) -> Vec<u8> {
-        join(KEK, &[config.as_bytes(), &generation.to_be_bytes()])
-    }
-
-    /// `d/<key id>` (the location of a key).
-    pub fn data_key(id: &DataKeyId) -> Vec<u8> {
-        join(DATA_KEY, &[id.as_bytes()])
-    }
-
-    /// `r/<config uuid>` (the records of a configuration, every owner).
-    pub fn records(config: Uuid) -> Vec<u8> {
-        join(RECORD, &[config.as_bytes()])
-    }
-
-    /// `r/<config uuid><owner>` (one owner's records under a configuration).
-    pub fn records_of(config: Uuid, owner: KeyOwner) -> Vec<u8> {
-        let o = owner.svm().unwrap_or_else(Uuid::nil);
-        join(RECORD, &[config.as_bytes(), o.as_bytes()])
-    }
-
-    /// The record of one key.
-    pub fn record(config: Uuid, owner: KeyOwner, id: &DataKeyId) -> Vec<u8> {
-        let mut k = records_of(config, owner);
-        k.extend_from_slice(id.as_bytes());
-        k
-    }
-
-    /// The key id at the end of a record key.
-    pub fn id_of_record(key: &[u8]) -> Option<DataKeyId> {
-        let raw: [u8; 32] = key.get(key.len().checked_sub(32)?..)?.try_into().ok()?;
-        Some(DataKeyId::from_bytes(raw))
-    }
-
-    /// `n/<node uuid><config uuid>`.
-    pub fn node(node: Uuid, config: Uuid) -> Vec<u8> {
-        join(NODE, &[node.as_bytes(), config.as_bytes()])
-    }
-
-    /// `j/<job uuid>`.
-    pub fn job(uuid: Uuid) -> Vec<u8> {
-        join(JOB, &[uuid.as_bytes()])
-    }
-
-    /// `x/<config uuid><generation>`.
-    pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
-        join(SEALS, &[config.as_bytes(), &generation.to_be_bytes()])
-    }
-}
 
 /// A bounds-checked reader over untrusted bytes.
 pub(crate) struct Reader<'a> {
@@ -178,17 +75,22 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn header(&mut self, tag: u8, version: u8) -> Result<()> {
+        self.header_of(tag, &[version]).map(drop)
+    }
+
+    /// Reads the record type and a format version among `versions`; returns the version.
+    pub(crate) fn header_of(&mut self, tag: u8, versions: &[u8]) -> Result<u8> {
         let (t, v) = (self.u8()?, self.u8()?);
         if t != tag {
             return Err(self.err());
         }
-        if v != version {
+        if !versions.contains(&v) {
             return Err(Error::corrupt(&format!(
-                "The {} record has format version {v}, this build reads {version}.",
+                "The {} record has format version {v}, this build reads {versions:?}.",
                 self.what
             )));
         }
-        Ok(())
+        Ok(v)
     }
 
     pub(crate) fn finish(&self) -> Result<()> {
@@ -200,17 +102,30 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_str8(out: &mut Vec<u8>, s: &str) {
-    // Callers only pass strings of at most 255 bytes (checked at construction).
-    let b = &s.as_bytes()[..s.len().min(255)];
-    out.push(b.len() as u8);
-    out.extend_from_slice(b);
+/// Writes a length-prefixed (u8) string; a longer one is refused, never cut.
+fn put_str8(out: &mut Vec<u8>, s: &str, what: &str) -> Result<()> {
+    let n = u8::try_from(s.len()).map_err(|_| {
+        Error::corrupt(&format!(
+            "The {what} is {} bytes; a record holds at most 255.",
+            s.len()
+        ))
+    })?;
+    out.push(n);
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
 }
 
-fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
-    let b = &b[..b.len().min(u16::MAX as usize)];
-    out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+/// Writes a length-prefixed (u16) byte string; a longer one is refused, never cut.
+fn put_bytes16(out: &mut Vec<u8>, b: &[u8], what: &str) -> Result<()> {
+    let n = u16::try_from(b.len()).map_err(|_| {
+        Error::corrupt(&format!(
+            "The {what} is {} bytes; a record holds at most 65535.",
+            b.len()
+        ))
+    })?;
+    out.extend_from_slice(&n.to_be_bytes());
     out.extend_from_slice(b);
+    Ok(())
 }
 
 /// Who a data key belongs to: the cluster, or one SVM.
@@ -288,19 +203,31 @@ impl KeyLocation {
 
     /// The store key of the record.
     pub fn record_key(&self, id: &DataKeyId) -> Vec<u8> {
-        keys::record(self.config, self.owner, id)
+        crate::layout::record(self.config, self.owner, id)
     }
 }
 
 /// Algorithm id of AES-256-GCM in data key records.
 pub const ALG_AES256GCM: u8 = 1;
 
+/// Which AAD a data key record was sealed with (its format version byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKeyFormat {
+    /// Version 1: the AAD binds configuration, key id, generation and owner.
+    V1,
+    /// Version 2: the AAD binds the key tag too. Every new seal (create, rekey, migrate).
+    V2,
+}
+
 /// A data key as stored: wrapped by one KEK generation of one configuration.
 ///
-/// Layout (version 1): `'D' 01 | config uuid 16 | generation u32 | owner kind 1 | owner uuid 16 |
-/// alg 1 | nonce 12 | ciphertext 32 | tag 16 | tag-length 1 | key tag`.
+/// Layout (versions 1 and 2): `'D' 01|02 | config uuid 16 | generation u32 | owner kind 1 |
+/// owner uuid 16 | alg 1 | nonce 12 | ciphertext 32 | tag 16 | tag-length 1 | key tag`. The
+/// version says which AAD sealed it ([`DataKeyFormat`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedDataKey {
+    /// Which AAD sealed it.
+    pub format: DataKeyFormat,
     /// Configuration whose KEK wraps the key.
     pub config: Uuid,
     /// KEK generation.
@@ -320,12 +247,18 @@ pub struct WrappedDataKey {
 const DATA_KEY_TAG: u8 = b'D';
 const KEK_TAG: u8 = b'K';
 const V1: u8 = 1;
+const V2: u8 = 2;
 
 impl WrappedDataKey {
     /// Encodes the record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(101 + self.key_tag.as_str().len());
-        out.extend_from_slice(&[DATA_KEY_TAG, V1]);
+        let version = match self.format {
+            DataKeyFormat::V1 => V1,
+            DataKeyFormat::V2 => V2,
+        };
+        let tag = self.key_tag.as_str().as_bytes();
+        let mut out = Vec::with_capacity(101 + tag.len());
+        out.extend_from_slice(&[DATA_KEY_TAG, version]);
         out.extend_from_slice(self.config.as_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
         self.owner.encode(&mut out);
@@ -333,14 +266,19 @@ impl WrappedDataKey {
         out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.ciphertext);
         out.extend_from_slice(&self.tag);
-        put_str8(&mut out, self.key_tag.as_str());
+        // A KeyTag is at most MAX_KEY_TAG_LEN (255) bytes by construction: the length fits.
+        out.push(tag.len() as u8);
+        out.extend_from_slice(tag);
         out
     }
 
     /// Decodes a record read from the store.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "data key");
-        r.header(DATA_KEY_TAG, V1)?;
+        let format = match r.header_of(DATA_KEY_TAG, &[V1, V2])? {
+            V1 => DataKeyFormat::V1,
+            _ => DataKeyFormat::V2,
+        };
         let config = r.uuid()?;
         let generation = r.u32()?;
         let owner = KeyOwner::decode(&mut r)?;
@@ -356,6 +294,7 @@ impl WrappedDataKey {
             .map_err(|_| Error::corrupt("The data key record has an invalid key tag."))?;
         r.finish()?;
         Ok(WrappedDataKey {
+            format,
             config,
             generation,
             owner,
@@ -364,24 +303,6 @@ impl WrappedDataKey {
             tag,
             key_tag,
         })
-    }
-
-    /// The AAD that binds the ciphertext to its identity: configuration, key id, generation
-    /// and owner. Moving a blob to another key id, scope, generation or SVM fails to open.
-    pub fn aad(config: Uuid, id: &DataKeyId, generation: u32, owner: KeyOwner) -> [u8; 78] {
-        let mut aad = [0u8; 78];
-        aad[..9].copy_from_slice(b"ekm-dk-v1");
-        aad[9..25].copy_from_slice(config.as_bytes());
-        aad[25..57].copy_from_slice(id.as_bytes());
-        aad[57..61].copy_from_slice(&generation.to_be_bytes());
-        match owner {
-            KeyOwner::Cluster => aad[61] = 0,
-            KeyOwner::Svm(u) => {
-                aad[61] = 1;
-                aad[62..78].copy_from_slice(u.as_bytes());
-            }
-        }
-        aad
     }
 }
 
@@ -417,13 +338,13 @@ pub struct WrappedKek {
     /// The wrapped bytes as the backend returned them.
     pub wrapped: Vec<u8>,
     /// A known constant sealed under the KEK itself: proves that what a backend unwrapped is
-    /// this KEK and not some other 32 bytes (see [`WrappedKek::check_aad`]).
+    /// this KEK and not some other 32 bytes (see [`crate::hierarchy::kek_check_aad`]).
     pub check: Vec<u8>,
 }
 
 impl WrappedKek {
     /// Encodes the record.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(64 + self.key_id.as_str().len() + self.wrapped.len());
         out.extend_from_slice(&[KEK_TAG, V1]);
         out.extend_from_slice(self.config.as_bytes());
@@ -433,24 +354,12 @@ impl WrappedKek {
             KekState::Retiring => 2,
         });
         out.extend_from_slice(&self.created.to_be_bytes());
-        put_str8(&mut out, &self.backend);
-        put_bytes16(&mut out, self.key_id.as_str().as_bytes());
-        put_str8(&mut out, &self.algorithm);
-        put_bytes16(&mut out, &self.wrapped);
-        put_bytes16(&mut out, &self.check);
-        out
-    }
-
-    /// The constant sealed in [`WrappedKek::check`].
-    pub const CHECK_PLAINTEXT: &'static [u8] = b"ekm-kek-check-v1";
-
-    /// The AAD of the check value: configuration and generation.
-    pub fn check_aad(config: Uuid, generation: u32) -> [u8; 36] {
-        let mut aad = [0u8; 36];
-        aad[..16].copy_from_slice(b"ekm-kek-check-v1");
-        aad[16..32].copy_from_slice(config.as_bytes());
-        aad[32..].copy_from_slice(&generation.to_be_bytes());
-        aad
+        put_str8(&mut out, &self.backend, "backend name")?;
+        put_bytes16(&mut out, self.key_id.as_str().as_bytes(), "external key id")?;
+        put_str8(&mut out, &self.algorithm, "wrapping algorithm name")?;
+        put_bytes16(&mut out, &self.wrapped, "wrapped KEK")?;
+        put_bytes16(&mut out, &self.check, "KEK check value")?;
+        Ok(out)
     }
 
     /// Decodes a record read from the store.
@@ -498,6 +407,7 @@ mod tests {
 
     fn dk() -> WrappedDataKey {
         WrappedDataKey {
+            format: DataKeyFormat::V2,
             config: Uuid::new_v4(),
             generation: 3,
             owner: KeyOwner::Svm(Uuid::new_v4()),
@@ -520,14 +430,30 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(WrappedDataKey::decode(&longer).is_err());
-        let mut v2 = bytes;
-        v2[1] = 2;
+        let mut v3 = bytes.clone();
+        v3[1] = 3;
         assert!(
-            WrappedDataKey::decode(&v2)
+            WrappedDataKey::decode(&v3)
                 .unwrap_err()
                 .message()
-                .contains("version 2")
+                .contains("version 3")
         );
+        // A version 1 record (tag not in the AAD) still decodes, as version 1.
+        let mut v1 = bytes;
+        v1[1] = 1;
+        let old = WrappedDataKey::decode(&v1).unwrap();
+        assert_eq!(old.format, DataKeyFormat::V1);
+        assert_eq!(old.encode(), v1);
+    }
+
+    #[test]
+    fn oversize_fields_are_refused_not_cut() {
+        let mut out = Vec::new();
+        assert!(put_str8(&mut out, &"a".repeat(256), "backend name").is_err());
+        assert!(put_bytes16(&mut out, &vec![0; 65536], "wrapped KEK").is_err());
+        assert!(out.is_empty(), "nothing written on refusal");
+        put_str8(&mut out, &"a".repeat(255), "backend name").unwrap();
+        assert_eq!(out.len(), 256);
     }
 
     #[test]
@@ -546,7 +472,13 @@ mod tests {
             wrapped: vec![9; 256],
             check: vec![7; 44],
         };
-        let bytes = k.encode();
+        let bytes = k.encode().unwrap();
+        let mut huge = k.clone();
+        huge.wrapped = vec![9; 70_000];
+        assert!(
+            huge.encode().is_err(),
+            "a wrapped KEK over 65535 bytes is refused"
+        );
         assert_eq!(WrappedKek::decode(&bytes).unwrap(), k);
         for n in 0..bytes.len() {
             assert!(WrappedKek::decode(&bytes[..n]).is_err());
@@ -573,21 +505,5 @@ mod tests {
             owner: KeyOwner::Cluster,
         };
         assert_eq!(KeyLocation::decode(&cluster.encode()).unwrap(), cluster);
-    }
-
-    #[test]
-    fn aad_differs_by_identity() {
-        let c = Uuid::new_v4();
-        let id = DataKeyId::random();
-        let a = WrappedDataKey::aad(c, &id, 1, KeyOwner::Cluster);
-        assert_ne!(a, WrappedDataKey::aad(c, &id, 2, KeyOwner::Cluster));
-        assert_ne!(
-            a,
-            WrappedDataKey::aad(c, &id, 1, KeyOwner::Svm(Uuid::new_v4()))
-        );
-        assert_ne!(
-            a,
-            WrappedDataKey::aad(Uuid::new_v4(), &id, 1, KeyOwner::Cluster)
-        );
     }
 }

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     InvalidValue = 262_197,
     /// The named SVM is not part of the cluster topology.
     SvmNotFound = 2_621_462,
+    /// Missing or wrong credentials (ONTAP's "User is not authorized").
+    NotAuthorized = 6_691_623,
     /// A backend (AKV) call failed: unreachable, throttled, authentication, key unusable.
     AkvUnavailable = 346_758,
     /// Deleting a configuration that still protects data keys.
@@ -69,6 +71,7 @@ impl ErrorKind {
         ErrorKind::UnexpectedArgument,
         ErrorKind::InvalidValue,
         ErrorKind::SvmNotFound,
+        ErrorKind::NotAuthorized,
         ErrorKind::AkvUnavailable,
         ErrorKind::KeysExist,
         ErrorKind::NotConfigured,
@@ -94,6 +97,11 @@ impl ErrorKind {
         self as u32
     }
 
+    /// The kind whose ONTAP code is `code`, if any: the one way back from a stored code.
+    pub fn from_code(code: u32) -> Option<ErrorKind> {
+        ErrorKind::ALL.iter().copied().find(|k| k.code() == code)
+    }
+
     /// The seed's message for this code.
     pub fn message(self) -> &'static str {
         match self {
@@ -101,6 +109,7 @@ impl ErrorKind {
             ErrorKind::UnexpectedArgument => "Unexpected argument.",
             ErrorKind::InvalidValue => "Invalid value.",
             ErrorKind::SvmNotFound => "The specified SVM does not exist.",
+            ErrorKind::NotAuthorized => "User is not authorized.",
             ErrorKind::AkvUnavailable => "AKV service is not reachable or refused the request.",
             ErrorKind::KeysExist => {
                 "Volume encryption keys (VEK) for one or more encrypted volumes are stored on the key manager configured for the given SVM."
@@ -144,6 +153,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::EntryNotFound => 404,
+            ErrorKind::NotAuthorized => 401,
             ErrorKind::UnexpectedArgument
             | ErrorKind::InvalidValue
             | ErrorKind::SvmNotFound
@@ -185,6 +195,12 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
+    /// Replaces the seed's text where it would be wrong for this case.
+    text: Option<std::borrow::Cow<'static, str>>,
+    /// Set when the same request may succeed later as it is (a backend that was unreachable,
+    /// timed out or throttled; a store transaction that lost a race): how long to wait first,
+    /// if the failing side said.
+    transient: Option<Option<std::time::Duration>>,
     detail: Option<String>,
     target: Option<String>,
 }
@@ -194,9 +210,38 @@ impl Error {
     pub fn new(kind: ErrorKind) -> Self {
         Error {
             kind,
+            text: None,
+            transient: None,
             detail: None,
             target: None,
         }
+    }
+
+    /// Marks the failure as transient: retrying the same request later may succeed, after
+    /// `retry_after` if the failing side asked for a wait.
+    pub fn transient(mut self, retry_after: Option<std::time::Duration>) -> Self {
+        self.transient = Some(retry_after);
+        self
+    }
+
+    /// Whether a later retry of the same request may succeed: the kind is retryable
+    /// ([`ErrorKind::is_retryable`]) or the store lost a race, and the cause was marked
+    /// transient (an outage or throttling, not a refused credential or a disabled key).
+    pub fn is_transient(&self) -> bool {
+        self.transient.is_some()
+            && (self.kind.is_retryable() || self.kind == ErrorKind::StoreFailed)
+    }
+
+    /// How long the failing side asked to wait before a retry, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.transient.flatten()
+    }
+
+    /// Replaces the seed's text of the code, for a case the seed's text misnames (65537500
+    /// "...for this SVM" said of the cluster).
+    pub fn with_message(mut self, text: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.text = Some(text.into());
+        self
     }
 
     /// Adds what exactly was wrong. Never pass a secret value here.
@@ -233,9 +278,10 @@ impl Error {
 
     /// The full message: the seed's text, then the detail.
     pub fn message(&self) -> String {
+        let text = self.text.as_deref().unwrap_or(self.kind.message());
         match &self.detail {
-            Some(d) => format!("{} {}", self.kind.message(), d),
-            None => self.kind.message().to_owned(),
+            Some(d) => format!("{text} {d}"),
+            None => text.to_owned(),
         }
     }
 

@@ -14,7 +14,9 @@ pub mod config;
 pub mod crypto;
 pub mod engine;
 pub mod error;
+pub mod hierarchy;
 pub mod ids;
+pub mod layout;
 pub mod pkcs12;
 pub mod secret;
 pub mod store;
@@ -24,9 +26,13 @@ pub mod topology;
 /// Entry points for the fuzz targets into decoders that are otherwise crate-private.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Decodes a configuration record; `true` when it is well-formed.
+    /// Decodes and authenticates a configuration record under an all-zero protection key;
+    /// `true` when it is well-formed and authentic.
     pub fn decode_config(bytes: &[u8]) -> bool {
-        crate::stored::StoredConfig::decode(bytes).is_ok_and(|c| c.view().is_ok())
+        let pk = crate::crypto::ProtectionKey::from_material(
+            crate::secret::KeyMaterial::from_array([0; crate::secret::KEY_LEN]),
+        );
+        crate::stored::StoredConfig::decode(bytes, &pk).is_ok_and(|c| c.view().is_ok())
     }
 
     /// Decodes a node availability record; `true` when it is well-formed.
@@ -45,5 +51,7 @@ pub use engine::{
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};
 pub use secret::{KeyMaterial, SecretBytes};
-pub use store::{Check, RangeRewrite, Store, StoreError, Transaction, Write};
+pub use store::{
+    Change, ChangeCallback, Check, RangeRewrite, Store, StoreError, Transaction, Write,
+};
 pub use topology::{ClusterInfo, Node, SvmInfo, SvmRef, SvmSelector, Topology};

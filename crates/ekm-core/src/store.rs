@@ -166,9 +166,51 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(out)
     }
 
-    /// A short name for logs and benchmarks ("redb", "sled").
+    /// A short name for logs and benchmarks ("redb", "sled", "etcd").
     fn engine_name(&self) -> &'static str;
+
+    /// The most checks, and the most writes, one [`Store::commit`] may carry (`None`: no
+    /// limit). The engine sizes its batches (rekey, migrate) to fit.
+    fn max_ops(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether other processes share this store (a cluster store): then the engine watches it
+    /// for changes they make, and keeps its per-node records alive with
+    /// [`Store::put_ephemeral`].
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Calls `on_change` for every change under `prefix` committed from now on by any process
+    /// sharing the store, in commit order, until the store is dropped. A store only one
+    /// process uses need not call it (the default never does).
+    fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
+        let _ = (prefix, on_change);
+        Ok(())
+    }
+
+    /// Puts `key` for as long as this process is alive and reaches the store: a cluster store
+    /// binds it to a lease this process keeps alive, so a dead process's records vanish by
+    /// themselves. The default is a plain durable put.
+    fn put_ephemeral(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let mut txn = Transaction::new();
+        txn.put(key, value);
+        self.commit(txn)
+    }
 }
+
+/// A change seen by [`Store::watch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The key now has this value.
+    Put(Vec<u8>, Vec<u8>),
+    /// The key was deleted (or its lease expired).
+    Delete(Vec<u8>),
+}
+
+/// What [`Store::watch`] calls for each change.
+pub type ChangeCallback = Box<dyn Fn(Change) + Send + Sync>;
 
 /// The end of a prefix range: the smallest key greater than every key starting with `prefix`,
 /// or `None` when the prefix is all `0xff` bytes.

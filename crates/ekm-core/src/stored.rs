@@ -1,8 +1,13 @@
 //! The stored form of a configuration: plain fields as versioned JSON, secrets sealed under the
-//! node-local protection key.
+//! protection key, and the whole record authenticated under that key.
 //!
-//! Owns: sealing and unsealing of configuration secrets at rest.
-//! Must never: write a secret to the store in any form but AES-256-GCM ciphertext.
+//! Owns: sealing and unsealing of configuration secrets at rest; authenticating every field of
+//! the record (a GMAC — AES-256-GCM over an empty plaintext — whose AAD is the canonical JSON of
+//! every other field), so that whoever can write the database but lacks the protection key can
+//! neither redirect the proxy password to another host nor have the next KEK wrapped by a vault
+//! key of their own.
+//! Must never: write a secret to the store in any form but AES-256-GCM ciphertext; hand out a
+//! record whose authentication does not verify.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -21,7 +26,9 @@ use crate::ids::{KeyId, VaultUrl};
 use crate::pkcs12::ClientCertificate;
 use crate::topology::SvmRef;
 
-const CONFIG_VERSION: u32 = 1;
+/// Records of this version carry `mac` over every other field. Version 1 records (only the
+/// secrets authenticated) are refused, never upgraded: a database writer could have made one.
+const CONFIG_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSvm {
@@ -55,6 +62,10 @@ pub(crate) struct StoredConfig {
     pub(crate) revision: u64,
     /// The KEK generation new data keys are wrapped by; `None` until the first data key.
     pub(crate) active_generation: Option<u32>,
+    /// base64 of `nonce || tag`: AES-256-GCM under the protection key of an empty plaintext,
+    /// AAD `"ekm-config-v2\0" | the record's JSON without this field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
 }
 
 /// The secrets bundle before sealing. Borrowed strings only: nothing here outlives the seal.
@@ -149,6 +160,7 @@ impl StoredConfig {
             sealed_secrets: B64.encode(sealed),
             revision: parts.revision,
             active_generation: parts.active_generation,
+            mac: None,
         })
     }
 
@@ -225,6 +237,11 @@ impl StoredConfig {
             .map_err(|_| Error::corrupt(&format!("Configuration {}: invalid key id.", self.uuid)))
     }
 
+    /// The current external key id, as stored.
+    pub(crate) fn key_id_str(&self) -> &str {
+        &self.key_id
+    }
+
     /// The SVM uuid, for the svm scope.
     pub(crate) fn svm_uuid(&self) -> Option<Uuid> {
         self.svm.as_ref().map(|s| s.uuid)
@@ -256,21 +273,63 @@ impl StoredConfig {
         })
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        // Serializing plain strings, numbers and enums to a Vec cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The bytes the record's `mac` authenticates: every field but the mac itself.
+    fn mac_aad(&self) -> Result<Vec<u8>> {
+        let unsigned = StoredConfig {
+            mac: None,
+            ..self.clone()
+        };
+        let mut aad = b"ekm-config-v2\0".to_vec();
+        serde_json::to_writer(&mut aad, &unsigned)
+            .map_err(|_| Error::corrupt("A configuration record could not be encoded."))?;
+        Ok(aad)
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<StoredConfig> {
-        let c: StoredConfig = serde_json::from_slice(bytes)
-            .map_err(|_| Error::corrupt("A configuration record is malformed."))?;
+    /// The record as stored: JSON with its authentication under `pk`.
+    pub(crate) fn encode(&self, pk: &ProtectionKey) -> Result<Vec<u8>> {
+        let mut c = StoredConfig {
+            v: CONFIG_VERSION,
+            mac: None,
+            ..self.clone()
+        };
+        let mac = pk
+            .aead()
+            .seal_vec(&c.mac_aad()?, b"")
+            .map_err(|_| Error::corrupt("A configuration record could not be authenticated."))?;
+        c.mac = Some(B64.encode(mac));
+        serde_json::to_vec(&c)
+            .map_err(|_| Error::corrupt("A configuration record could not be encoded."))
+    }
+
+    fn parse(bytes: &[u8]) -> Result<StoredConfig> {
+        serde_json::from_slice(bytes)
+            .map_err(|_| Error::corrupt("A configuration record is malformed."))
+    }
+
+    /// Decodes a stored record and verifies that every field is as ekm wrote it under `pk`.
+    pub(crate) fn decode(bytes: &[u8], pk: &ProtectionKey) -> Result<StoredConfig> {
+        let c = StoredConfig::parse(bytes)?;
         if c.v != CONFIG_VERSION {
             return Err(Error::corrupt(&format!(
-                "A configuration record has format version {}, this build reads {CONFIG_VERSION}.",
-                c.v
+                "Configuration {}: the record has format version {}, this build reads {CONFIG_VERSION}.",
+                c.uuid, c.v
             )));
         }
-        Ok(c)
+        let tampered = || {
+            Error::corrupt(&format!(
+                "Configuration {}: the record does not authenticate under this node's protection key; it was changed outside ekm, or the protection key file is not the one that wrote it. The record is not used.",
+                c.uuid
+            ))
+        };
+        let mac = c
+            .mac
+            .as_deref()
+            .and_then(|m| B64.decode(m).ok())
+            .ok_or_else(tampered)?;
+        match pk.aead().open_vec(&c.mac_aad()?, &mac) {
+            Ok(plain) if plain.is_empty() => Ok(c),
+            _ => Err(tampered()),
+        }
     }
 }
 

@@ -11,10 +11,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,6 +23,9 @@ use ekm_core::secret::{KeyMaterial, SecretBytes};
 use parking_lot::Mutex;
 use uuid::Uuid;
 use zeroize::Zeroizing;
+
+/// The largest fake vault file read (a few thousand keys).
+const MAX_VAULT_FILE: usize = 16 << 20;
 
 /// Which backend operation a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,6 +106,7 @@ struct Faults {
     always: Option<Fault>,
     next: VecDeque<(Option<Op>, Fault)>,
     latency: Duration,
+    node_latency: HashMap<Uuid, Duration>,
     unreachable_nodes: HashSet<Uuid>,
 }
 
@@ -169,8 +170,8 @@ impl FakeBackend {
     /// A vault kept in the file `path` (mode 0600, rewritten atomically when a key is created),
     /// so that a restarted process unwraps what the previous one wrapped.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let vault = match fs::read(path) {
-            Ok(bytes) => parse_vault(&Zeroizing::new(bytes)).ok_or_else(|| {
+        let vault = match ekm_store::secret_file::read(path, MAX_VAULT_FILE) {
+            Ok(bytes) => parse_vault(&bytes).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{} is not a fake vault file", path.display()),
@@ -233,6 +234,17 @@ impl FakeBackend {
         self.faults.lock().latency = latency;
     }
 
+    /// Calls made as `node` sleep `latency` (on top of [`FakeBackend::set_latency`]); zero
+    /// removes it.
+    pub fn set_node_latency(&self, node: Uuid, latency: Duration) {
+        let mut f = self.faults.lock();
+        if latency.is_zero() {
+            f.node_latency.remove(&node);
+        } else {
+            f.node_latency.insert(node, latency);
+        }
+    }
+
     /// Makes the vault unreachable (or reachable again) from one node only.
     pub fn set_node_reachable(&self, node: Uuid, reachable: bool) {
         let mut f = self.faults.lock();
@@ -274,7 +286,8 @@ impl FakeBackend {
             } else {
                 f.always
             };
-            (f.latency, fault)
+            let node_latency = f.node_latency.get(&call.node.uuid).copied();
+            (f.latency + node_latency.unwrap_or_default(), fault)
         };
         if !latency.is_zero() {
             std::thread::sleep(latency);
@@ -339,24 +352,7 @@ impl FakeBackend {
             text.push_str(&entry.to_string());
         }
         text.push_str("]}");
-        let tmp = path.with_extension("tmp");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            fs::File::open(dir)?.sync_all()?;
-        }
+        ekm_store::secret_file::replace(path, text.as_bytes())?;
         Ok(())
     }
 }
@@ -585,6 +581,7 @@ mod tests {
             .unwrap()
             .wrap_kek(&call, &key, &kek)
             .unwrap();
+        use std::fs;
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,

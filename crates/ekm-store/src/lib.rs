@@ -3,11 +3,14 @@
 //! - [`RedbStore`]: the default; ACID, fsync on every commit, sub-millisecond open.
 //! - [`SledStore`]: an alternative behind the same trait; flushed on every commit.
 //! - [`protection_key`]: the node-local key file (mode 0600) that seals configuration secrets.
+//! - [`secret_file`]: the one writer and reader of files that hold a secret (atomic, fsync'd,
+//!   mode 0600, never empty).
 
 #![forbid(unsafe_code)]
 
 pub mod protection_key;
 mod redb_store;
+pub mod secret_file;
 mod sled_store;
 
 use std::path::Path;

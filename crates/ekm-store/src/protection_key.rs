@@ -3,43 +3,32 @@
 //!
 //! Must never: create the file readable by group or others, or accept one that is.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::Path;
 
 use ekm_core::crypto::ProtectionKey;
 use ekm_core::secret::{KEY_LEN, KeyMaterial};
 use zeroize::Zeroizing;
 
+use crate::secret_file;
+
 const MAGIC: &[u8; 8] = b"EKMPK\x00\x00\x01";
 
 /// Loads the protection key at `path`, creating it (mode 0600, fsynced) when absent.
 pub fn load_or_create(path: &Path) -> io::Result<ProtectionKey> {
     match load(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match create(path) {
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load(path),
+            other => other,
+        },
         other => other,
     }
 }
 
 /// Loads an existing protection key, refusing files readable by group or others.
 pub fn load(path: &Path) -> io::Result<ProtectionKey> {
-    let mut f = OpenOptions::new().read(true).open(path)?;
-    let mode = f.metadata()?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} has mode {:o}; a protection key file must be readable by its owner only (chmod 600)",
-                path.display(),
-                mode & 0o777
-            ),
-        ));
-    }
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAGIC.len() + KEY_LEN + 1));
-    Read::by_ref(&mut f)
-        .take((MAGIC.len() + KEY_LEN + 1) as u64)
-        .read_to_end(&mut buf)?;
+    let buf = secret_file::read(path, MAGIC.len() + KEY_LEN)?;
     if buf.len() != MAGIC.len() + KEY_LEN || &buf[..MAGIC.len()] != MAGIC {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -53,30 +42,18 @@ pub fn load(path: &Path) -> io::Result<ProtectionKey> {
 
 fn create(path: &Path) -> io::Result<ProtectionKey> {
     let key = ProtectionKey::generate();
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
     let mut buf = Zeroizing::new(Vec::with_capacity(MAGIC.len() + KEY_LEN));
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(key.material().expose_secret());
-    f.write_all(&buf)?;
-    f.sync_all()?;
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        fs::File::open(dir)?.sync_all()?;
-    }
+    secret_file::create(path, &buf)?;
     Ok(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn created_0600_and_reloads_same_key() {

@@ -1,4 +1,5 @@
-//! One conformance suite for every `Store` engine: the same tests run against redb and sled.
+//! One conformance suite for every `Store` engine: the same tests run against redb, sled and a
+//! real 3-member etcd cluster (Debian's `etcd`, started on loopback ports by the harness).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -139,14 +140,35 @@ fn exactly_one_racer_wins_an_absent_check(s: &dyn Store, _dir: &Path) {
     assert_eq!(wins.into_inner(), 1);
 }
 
+/// One 3-member etcd cluster for the whole test binary; each store gets its own prefix.
+fn etcd_cluster() -> &'static ekm_etcd::testing::EtcdCluster {
+    static CLUSTER: std::sync::OnceLock<ekm_etcd::testing::EtcdCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(|| ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts"))
+}
+
+/// An etcd store whose prefix is named after `dir` (so a reopen over the same `dir` finds it).
+fn open_etcd(dir: &Path) -> Arc<dyn Store> {
+    let mut opts = ekm_etcd::EtcdOptions::new(etcd_cluster().endpoints());
+    opts.prefix = format!("/conformance{}/", dir.display()).into_bytes();
+    ekm_etcd::EtcdStore::open(opts).expect("etcd store opens")
+}
+
+fn open_redb(dir: &Path) -> Arc<dyn Store> {
+    ekm_store::open(StoreKind::Redb, dir).unwrap()
+}
+
+fn open_sled(dir: &Path) -> Arc<dyn Store> {
+    ekm_store::open(StoreKind::Sled, dir).unwrap()
+}
+
 macro_rules! suite {
-    ($module:ident, $kind:expr) => {
+    ($module:ident, $open:expr) => {
         mod $module {
             use super::*;
 
             fn with_store(test: fn(&dyn Store, &Path)) {
                 let dir = tempfile::tempdir().unwrap();
-                let store: Arc<dyn Store> = ekm_store::open($kind, dir.path()).unwrap();
+                let store: Arc<dyn Store> = $open(dir.path());
                 test(&*store, dir.path());
             }
 
@@ -179,12 +201,12 @@ macro_rules! suite {
             fn reopen_keeps_everything() {
                 let dir = tempfile::tempdir().unwrap();
                 {
-                    let s = ekm_store::open($kind, dir.path()).unwrap();
+                    let s: Arc<dyn Store> = $open(dir.path());
                     for i in 0..500u32 {
                         put(&*s, &i.to_be_bytes(), &i.to_le_bytes());
                     }
                 }
-                let s = ekm_store::open($kind, dir.path()).unwrap();
+                let s: Arc<dyn Store> = $open(dir.path());
                 let got = all(&*s);
                 assert_eq!(got.len(), 500);
                 for (i, (k, v)) in got.iter().enumerate() {
@@ -196,5 +218,6 @@ macro_rules! suite {
     };
 }
 
-suite!(redb, StoreKind::Redb);
-suite!(sled, StoreKind::Sled);
+suite!(redb, open_redb);
+suite!(sled, open_sled);
+suite!(etcd, open_etcd);

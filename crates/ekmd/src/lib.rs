@@ -13,22 +13,23 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod query;
 pub mod setup;
 pub mod socket;
 pub mod tls;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use ekm_core::{Engine, Error, ErrorKind};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 
 /// Largest request body accepted.
@@ -71,67 +72,162 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Constant-time equality of two byte strings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The ONTAP error body `{"error":{"code","message"}}` of `kind` with a status and message.
+pub fn error_response(status: StatusCode, kind: ErrorKind, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": kind.code().to_string(), "message": message}})),
+    )
+        .into_response()
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(b64) = v
-        .strip_prefix("Basic ")
-        .or_else(|| v.strip_prefix("basic "))
-    else {
-        return false;
-    };
-    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-        return false;
-    };
-    // The decoded header holds the password: wiped when this returns.
-    let raw = zeroize::Zeroizing::new(raw);
-    let Some(colon) = raw.iter().position(|b| *b == b':') else {
-        return false;
-    };
-    let (user, pass) = (&raw[..colon], &raw[colon + 1..]);
-    same(user, state.admin_user.as_bytes())
-        & same(pass, state.admin_password.expose_secret().as_bytes())
+/// The client address the listener recorded (`into_make_service_with_connect_info`); requests
+/// without one (in-process tests) share the unspecified address.
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
-async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !authorized(&state, req.headers()) {
-        let mut r = (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": {"code": "6691623", "message": "User is not authorized."}})),
-        )
-            .into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"ekmd\""),
-        );
-        return r;
+async fn require_auth(
+    State((state, throttle)): State<(AppState, Arc<auth::Throttle>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let ip = client_ip(&req);
+    let now = Instant::now();
+    let creds = auth::check(&state, req.headers());
+    if creds != auth::Credentials::Missing {
+        // Locked out: answered without looking at the credentials, so guessing stays slow.
+        if let Some(wait) = throttle.locked(ip, now) {
+            let secs = wait.as_secs() + 1;
+            tracing::warn!(%ip, retry_after = secs, "login refused: too many failed logins");
+            let mut r = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::NotAuthorized,
+                &format!("Too many failed logins from this address; retry in {secs} s."),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            return r;
+        }
+    }
+    match creds {
+        auth::Credentials::Valid => throttle.succeeded(ip),
+        auth::Credentials::Missing | auth::Credentials::Invalid => {
+            if creds == auth::Credentials::Invalid {
+                let lockout = throttle.failed(ip, now);
+                // Never the password, nor the user name (people type passwords there).
+                tracing::warn!(%ip, path = req.uri().path(), lockout_ms = lockout.map(|d| d.as_millis() as u64), "login failed");
+            }
+            let mut r = error_response(
+                StatusCode::UNAUTHORIZED,
+                ErrorKind::NotAuthorized,
+                ErrorKind::NotAuthorized.message(),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"ekmd\""),
+            );
+            return r;
+        }
     }
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let resp = next.run(req).await;
     tracing::info!(%method, path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     resp
 }
 
-/// The REST router (management API and data-path key management), behind basic auth.
+/// Refuses request targets longer than [`MAX_URI`] (414) before anything parses them.
+async fn limit_uri(req: Request, next: Next) -> Response {
+    let len = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
+    if len > MAX_URI {
+        return error_response(
+            StatusCode::URI_TOO_LONG,
+            ErrorKind::InvalidValue,
+            &format!("The request target is longer than {MAX_URI} bytes."),
+        );
+    }
+    next.run(req).await
+}
+
+/// Gives every error answer ONTAP's JSON shape: rejections made by the framework (unknown
+/// route, method not allowed, body too large, undecodable path, timeout) come with a plain or
+/// empty body, and are rewritten here. Answers that are JSON already pass untouched.
+pub async fn ontap_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (ErrorKind::EntryNotFound, "API not found."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorKind::UnexpectedArgument,
+            "The method is not allowed on this API.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorKind::InvalidValue,
+            "The request body is larger than 262144 bytes.",
+        ),
+        StatusCode::URI_TOO_LONG => (ErrorKind::InvalidValue, "The request target is too long."),
+        StatusCode::REQUEST_TIMEOUT => (ErrorKind::InvalidValue, "The request took too long."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorKind::InvalidValue, "The body must be JSON."),
+        s if s.is_client_error() => (ErrorKind::InvalidValue, "The request is not valid."),
+        _ => (ErrorKind::StoreFailed, "The request failed."),
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = error_response(status, code, message);
+    let (bparts, body) = body.into_parts();
+    parts.headers.extend(bparts.headers);
+    Response::from_parts(parts, body)
+}
+
+/// Longest request target (path and query) accepted: longer ones are 414.
+pub const MAX_URI: usize = 8 * 1024;
+
+/// The REST router (management API and data-path key management), behind basic auth, with
+/// its own failed-login throttle.
 pub fn router(state: AppState) -> Router {
+    let throttle = Arc::new(auth::Throttle::new());
     api::routes()
-        .layer(middleware::from_fn_with_state(state.clone(), require_auth))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), throttle),
+            require_auth,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(middleware::map_response(ontap_errors))
+        .layer(middleware::from_fn(limit_uri))
         .with_state(state)
+}
+
+/// The answer to a path no route takes.
+pub(crate) async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        ErrorKind::EntryNotFound,
+        "API not found.",
+    )
 }
 
 /// Runs engine work on a blocking thread.

@@ -90,10 +90,12 @@ pub struct Query {
     pub raw: Vec<(String, String)>,
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {
+/// A boolean query parameter: `true`, `True`, `1`, `false`, `False` or `0` (NetApp's Python
+/// client sends Python's `True`/`False`).
+pub fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {
     match v {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
+        "true" | "True" | "1" => Ok(true),
+        "false" | "False" | "0" => Ok(false),
         _ => Err(invalid(name, v)),
     }
 }
@@ -111,19 +113,87 @@ pub struct Accepts {
     pub return_timeout: bool,
 }
 
-fn known_field(path: &str) -> bool {
+impl Accepts {
+    /// A configuration collection GET: everything.
+    pub const COLLECTION: Accepts = Accepts {
+        fields: true,
+        collection: true,
+        return_records: true,
+        return_timeout: true,
+    };
+    /// The job collection GET: everything but `return_timeout`.
+    pub const JOB_COLLECTION: Accepts = Accepts {
+        return_timeout: false,
+        ..Accepts::COLLECTION
+    };
+    /// A GET of one record: `fields` and `return_timeout`.
+    pub const RECORD: Accepts = Accepts {
+        fields: true,
+        collection: false,
+        return_records: false,
+        return_timeout: true,
+    };
+    /// A POST (create or job-starting action): `return_records` and `return_timeout`.
+    pub const POST: Accepts = Accepts {
+        fields: false,
+        collection: false,
+        return_records: true,
+        return_timeout: true,
+    };
+    /// A PATCH or DELETE: `return_timeout` only.
+    pub const CHANGE: Accepts = Accepts {
+        fields: false,
+        collection: false,
+        return_records: false,
+        return_timeout: true,
+    };
+}
+
+/// Longest filter pattern accepted (longer: 262197). With [`crate::MAX_URI`] this bounds the
+/// work of matching one request.
+pub const MAX_PATTERN: usize = 1024;
+
+/// Every field of a job record (`/api/cluster/jobs`), as filter and `fields` paths.
+pub const JOB_FIELDS: &[&str] = &[
+    "uuid",
+    "description",
+    "state",
+    "message",
+    "code",
+    "progress.processed",
+    "progress.total",
+    "start_time",
+    "end_time",
+];
+
+/// Top-level fields of a job that `fields=*` returns.
+pub const JOB_DEFAULT_FIELDS: &[&str] = &[
+    "uuid",
+    "description",
+    "state",
+    "message",
+    "code",
+    "progress",
+    "start_time",
+    "end_time",
+];
+
+fn known_field(known: &[&str], path: &str) -> bool {
     path == "*"
         || path == "**"
-        || RECORD_FIELDS.contains(&path)
-        || RECORD_FIELDS
-            .iter()
-            .any(|f| f.starts_with(&format!("{path}.")))
+        || known.contains(&path)
+        || known.iter().any(|f| f.starts_with(&format!("{path}.")))
         || path == "_links"
 }
 
 impl Query {
-    /// Parses a raw query string for an endpoint that accepts `accepts`.
+    /// Parses a raw query string for an `azure-key-vaults` endpoint that accepts `accepts`.
     pub fn parse(raw: Option<&str>, accepts: Accepts) -> Result<Query, Error> {
+        Self::parse_for(raw, accepts, RECORD_FIELDS)
+    }
+
+    /// Parses a raw query string for an endpoint whose records have the fields `known`.
+    pub fn parse_for(raw: Option<&str>, accepts: Accepts, known: &[&str]) -> Result<Query, Error> {
         let mut q = Query::default();
         let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
@@ -134,7 +204,7 @@ impl Query {
                 "fields" if accepts.fields => {
                     let list = q.fields.get_or_insert_with(Vec::new);
                     for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-                        if !known_field(f) {
+                        if !known_field(known, f) {
                             return Err(invalid("fields", f));
                         }
                         list.push(f.to_owned());
@@ -153,7 +223,7 @@ impl Query {
                             Some("desc") => true,
                             Some(_) => return Err(invalid("order_by", part)),
                         };
-                        if it.next().is_some() || !RECORD_FIELDS.contains(&field) {
+                        if it.next().is_some() || !known.contains(&field) {
                             return Err(invalid("order_by", part));
                         }
                         q.order_by.push((field.to_owned(), desc));
@@ -169,7 +239,14 @@ impl Query {
                     }
                     q.return_timeout = Some(t);
                 }
-                f if accepts.collection && RECORD_FIELDS.contains(&f) => {
+                f if accepts.collection && known.contains(&f) => {
+                    if v.chars().count() > MAX_PATTERN {
+                        return Err(Error::new(ErrorKind::InvalidValue)
+                            .with_detail(format!(
+                                "The filter on \"{f}\" is longer than {MAX_PATTERN} characters."
+                            ))
+                            .with_target(f));
+                    }
                     q.filters.push((f.to_owned(), v.clone()));
                 }
                 other => return Err(unexpected(other)),
@@ -335,29 +412,40 @@ fn glob(pattern: &str, text: &str) -> bool {
 pub fn pattern_matches(pattern: &str, value: &Value) -> bool {
     let text = scalar(value);
     pattern.split('|').any(|alt| {
-        if let Some(inner) = alt.strip_prefix('!') {
-            return !pattern_matches(inner, value);
-        }
-        for (op, f) in [
-            ("<=", (|a: f64, b: f64| a <= b) as fn(f64, f64) -> bool),
-            (">=", |a, b| a >= b),
-            ("<", |a, b| a < b),
-            (">", |a, b| a > b),
-        ] {
-            if let Some(rhs) = alt.strip_prefix(op) {
-                return match (value.as_f64(), rhs.parse::<f64>()) {
-                    (Some(a), Ok(b)) => f(a, b),
-                    _ => false,
-                };
-            }
-        }
-        glob(alt, &text)
+        // Any number of leading `!`, counted rather than recursed into (a long run of them
+        // must not grow the stack): an odd count negates.
+        let inner = alt.trim_start_matches('!');
+        let negated = (alt.len() - inner.len()) % 2 == 1;
+        negated != matches_one(inner, value, &text)
     })
+}
+
+/// One alternative without negation: a comparison or a wildcard pattern.
+fn matches_one(alt: &str, value: &Value, text: &str) -> bool {
+    for (op, f) in [
+        ("<=", (|a: f64, b: f64| a <= b) as fn(f64, f64) -> bool),
+        (">=", |a, b| a >= b),
+        ("<", |a, b| a < b),
+        (">", |a, b| a > b),
+    ] {
+        if let Some(rhs) = alt.strip_prefix(op) {
+            return match (value.as_f64(), rhs.parse::<f64>()) {
+                (Some(a), Ok(b)) => f(a, b),
+                _ => false,
+            };
+        }
+    }
+    glob(alt, text)
 }
 
 /// Keeps only `fields` (dotted paths; `*` the defaults, `**` everything) plus uuid, name and
 /// `_links`.
 pub fn project(record: &Value, fields: &[String]) -> Value {
+    project_with(record, fields, DEFAULT_FIELDS)
+}
+
+/// [`project`] for records whose `*` means `defaults`.
+pub fn project_with(record: &Value, fields: &[String], defaults: &[&str]) -> Value {
     let Value::Object(src) = record else {
         return record.clone();
     };
@@ -372,7 +460,7 @@ pub fn project(record: &Value, fields: &[String]) -> Value {
     }
     for f in fields {
         if f == "*" {
-            for k in DEFAULT_FIELDS {
+            for k in defaults {
                 if let Some(v) = src.get(*k) {
                     out.insert((*k).to_owned(), v.clone());
                 }
@@ -451,6 +539,26 @@ mod tests {
     }
 
     #[test]
+    fn long_runs_of_negation_do_not_recurse() {
+        // Used to recurse once per `!` and overflow the stack (a crash of the whole daemon).
+        let many = "!".repeat(200_000);
+        assert!(pattern_matches(&format!("{many}vs0"), &json!("vs0")));
+        assert!(!pattern_matches(&format!("!{many}vs0"), &json!("vs0")));
+        assert!(pattern_matches(&format!("{many}x|!{many}y"), &json!("vs0")));
+    }
+
+    #[test]
+    fn booleans_take_every_spelling() {
+        for t in ["true", "True", "1"] {
+            assert!(parse_bool("b", t).unwrap());
+        }
+        for f in ["false", "False", "0"] {
+            assert!(!parse_bool("b", f).unwrap());
+        }
+        assert_eq!(parse_bool("b", "yes").unwrap_err().code(), 262_197);
+    }
+
+    #[test]
     fn projection_keeps_keys_and_nested_paths() {
         let r = json!({"uuid": "u", "name": "n", "svm": {"uuid": "s", "name": "vs0"}, "client_id": "c",
                        "ekmip_reachability": [{"node": {"name": "n1", "uuid": "x"}, "reachable": true}]});
@@ -467,12 +575,7 @@ mod tests {
 
     #[test]
     fn unknown_parameters_and_fields_are_refused() {
-        let all = Accepts {
-            fields: true,
-            collection: true,
-            return_records: true,
-            return_timeout: true,
-        };
+        let all = Accepts::COLLECTION;
         assert_eq!(
             Query::parse(Some("colour=blue"), all).unwrap_err().code(),
             262_179

@@ -1,7 +1,6 @@
 //! Start-up: the data directory, the topology file, the admin credentials.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use ekm_core::{ClusterInfo, Node, SvmInfo, Topology};
@@ -76,11 +75,12 @@ pub fn admin_credentials(
         return Ok((u, SecretString::from(p), CredentialSource::Environment));
     }
     if let Some(f) = file {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let text = read_secret_text(f)?;
         let line = text.lines().next().unwrap_or_default();
         let (u, p) = line
             .split_once(':')
-            .ok_or_else(|| format!("{}: expected user:password", f.display()))?;
+            .filter(|(u, p)| !u.is_empty() && !p.is_empty())
+            .ok_or_else(|| format!("{}: expected user:password, both non-empty", f.display()))?;
         return Ok((
             u.to_owned(),
             SecretString::from(p.to_owned()),
@@ -92,18 +92,31 @@ pub fn admin_credentials(
         let mut raw = [0u8; 18];
         ekm_core::crypto::fill_random(&mut raw);
         let pw = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        writeln!(f, "{pw}").map_err(|e| e.to_string())?;
+        match ekm_store::secret_file::create(&path, format!("{pw}\n").as_bytes()) {
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            other => other.map_err(|e| format!("{}: {e}", path.display()))?,
+        }
     }
-    let pw = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_secret_text(&path)?;
+    let pw = text.trim();
+    if pw.is_empty() {
+        return Err(format!(
+            "{}: the admin password is empty; remove the file to have a new one generated",
+            path.display()
+        ));
+    }
     Ok((
         "admin".into(),
-        SecretString::from(pw.trim().to_owned()),
+        SecretString::from(pw.to_owned()),
         CredentialSource::Generated(path),
     ))
+}
+
+/// A file holding a secret as text: owner-only, not empty, at most 64 KiB, UTF-8.
+fn read_secret_text(path: &Path) -> Result<zeroize::Zeroizing<String>, String> {
+    let bytes = ekm_store::secret_file::read(path, 64 * 1024).map_err(|e| e.to_string())?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    Ok(zeroize::Zeroizing::new(text.to_owned()))
 }

@@ -33,17 +33,43 @@ async fn read_key(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/keys/{key_id}", get(read_key))
+        .fallback(crate::not_found)
+        .layer(axum::middleware::map_response(crate::ontap_errors))
         .with_state(state)
 }
 
-/// Binds the socket (replacing a stale one) with mode 0600.
+/// Binds the socket at `path` (replacing a stale one) with mode 0600, with no moment at which
+/// it exists at `path` with a wider mode.
+///
+/// A socket file is created by `bind` with mode `0777 & !umask`, and the umask is process-wide:
+/// changing it around `bind` would race with every other thread of this (multi-threaded)
+/// process that creates files meanwhile. Instead the socket is bound inside a fresh private
+/// directory (mode 0700: nobody else can reach the socket through it, whatever its own mode),
+/// given mode 0600 there, and only then renamed to `path` — `rename` is atomic, so `path` is
+/// either absent, the stale socket, or the new socket with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "socket path has no file name",
+        )
+    })?;
+    let mut raw = [0u8; 8];
+    ekm_core::crypto::fill_random(&mut raw);
+    let private = parent.join(format!(".{}.{}", name.to_string_lossy(), hex::encode(raw)));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let result = (|| {
+        let staged = private.join("s");
+        let listener = tokio::net::UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
 }

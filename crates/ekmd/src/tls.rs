@@ -1,8 +1,6 @@
 //! HTTPS: the operator's certificate, or a self-signed one made in the data directory on first
 //! start (key mode 0600).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +18,8 @@ pub fn ensure_cert(
     let cert = data_dir.join("tls-cert.pem");
     let key = data_dir.join("tls-key.pem");
     if cert.exists() && key.exists() {
+        // Ours: owner-only and not empty, or refused with the reason.
+        ekm_store::secret_file::read(&key, 64 * 1024).map_err(|e| e.to_string())?;
         return Ok((cert, key));
     }
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
@@ -27,16 +27,16 @@ pub fn ensure_cert(
         names.push(host.to_owned());
     }
     let ck = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
-    std::fs::write(&cert, ck.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&key)
+    // The key first, whole or not at all; the certificate last, so that a certificate on disk
+    // always has its key beside it.
+    let key_pem = zeroize::Zeroizing::new(ck.key_pair.serialize_pem());
+    ekm_store::secret_file::replace(&key, key_pem.as_bytes())
         .map_err(|e| format!("{}: {e}", key.display()))?;
-    f.write_all(ck.key_pair.serialize_pem().as_bytes())
-        .map_err(|e| e.to_string())?;
+    let tmp = cert.with_extension("pem.tmp");
+    std::fs::write(&tmp, ck.cert.pem())
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &cert))
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
     Ok((cert, key))
 }
 

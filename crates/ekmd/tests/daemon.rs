@@ -3,51 +3,26 @@
 //! bit-identical to before; SIGTERM stops it gracefully and the job resumes; no response, log
 //! line or file under the data directory contains the canary secrets.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ekm_core::{
-    ClusterInfo, DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag, Node, SvmInfo, Topology,
-};
+use ekm_core::{DataKeyId, Engine, EngineOptions, KeyOwner, KeyTag};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 // The canary scanner shared with tests/secrets_never_leak.rs, and its self-test.
 #[path = "../../../tests/common/canary.rs"]
 mod canary;
+mod common;
 
-const KEY: &str =
-    "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
+use common::KEY;
+
 const SECRET: &str = "CANARY-daemon-client-secret-4e7d";
 const PROXY_PW: &str = "CANARY-daemon-proxy-pw-19c2";
-
-fn topology() -> Topology {
-    Topology {
-        cluster: ClusterInfo {
-            name: "cluster1".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![
-            Node {
-                name: "node1".into(),
-                uuid: Uuid::from_u128(11),
-            },
-            Node {
-                name: "node2".into(),
-                uuid: Uuid::from_u128(12),
-            },
-        ],
-        svms: vec![SvmInfo {
-            name: "vs0".into(),
-            uuid: Uuid::from_u128(21),
-        }],
-    }
-}
 
 struct Daemon {
     child: Child,
@@ -69,51 +44,26 @@ fn start(dir: &Path, batch: usize) -> Daemon {
     let log = dir.join(format!("ekmd-{port}.log"));
     let topo = dir.join("topology.toml");
     if !topo.exists() {
-        std::fs::write(&topo, toml_of(&topology())).unwrap();
+        std::fs::write(&topo, common::topology_toml()).unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ekmd"))
-        .args(["serve", "--plain-http", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--topology"])
-        .arg(&topo)
-        .args(["--rekey-batch", &batch.to_string()])
-        .env("EKMD_ADMIN_USER", "admin")
-        .env("EKMD_ADMIN_PASSWORD", "admin-pw")
-        .env("EKMD_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) = common::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_ekmd"))
+            .args(["serve", "--plain-http", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--topology"])
+            .arg(&topo)
+            .args(["--rekey-batch", &batch.to_string()])
+            .env("EKMD_ADMIN_USER", "admin")
+            .env("EKMD_ADMIN_PASSWORD", "admin-pw")
+            .env("EKMD_LOG", "debug")
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
     assert!(line.contains("listening"), "ekmd did not start: {line}");
     Daemon {
         child,
         url: format!("http://127.0.0.1:{port}"),
         log,
     }
-}
-
-fn toml_of(t: &Topology) -> String {
-    let mut s = format!(
-        "[cluster]\nname = \"{}\"\nuuid = \"{}\"\n",
-        t.cluster.name, t.cluster.uuid
-    );
-    for n in &t.nodes {
-        s.push_str(&format!(
-            "[[nodes]]\nname = \"{}\"\nuuid = \"{}\"\n",
-            n.name, n.uuid
-        ));
-    }
-    for v in &t.svms {
-        s.push_str(&format!(
-            "[[svms]]\nname = \"{}\"\nuuid = \"{}\"\n",
-            v.name, v.uuid
-        ));
-    }
-    s
 }
 
 fn client() -> reqwest::blocking::Client {
@@ -186,7 +136,8 @@ fn engine_on(dir: &Path, resume: bool) -> Arc<Engine> {
     let store = ekm_store::open(ekm_store::StoreKind::Redb, &data.join("store")).unwrap();
     let fake = Arc::new(ekm_fake::FakeBackend::open(&data.join("fake-vault.json")).unwrap());
     let pk = ekm_store::protection_key::load_or_create(&data.join("protection.key")).unwrap();
-    Engine::open(EngineOptions::new(store, fake, topology(), pk).resume_jobs(resume)).unwrap()
+    Engine::open(EngineOptions::new(store, fake, common::topology(), pk).resume_jobs(resume))
+        .unwrap()
 }
 
 /// Creates the configuration and 10,000 keys straight through the engine on ekmd's data
@@ -198,7 +149,7 @@ fn seed(dir: &Path) -> (String, Vec<(DataKeyId, Vec<u8>)>) {
         .create_config(ekm_core::CreateRequest::from_json(body.to_string().as_bytes()).unwrap())
         .unwrap();
     let mut keys = Vec::new();
-    for owner in [KeyOwner::Cluster, KeyOwner::Svm(Uuid::from_u128(21))] {
+    for owner in [KeyOwner::Cluster, KeyOwner::Svm(common::VS0)] {
         for _ in 0..5 {
             for id in e
                 .create_data_keys(owner, vec![KeyTag::default(); 1000])

@@ -1,23 +1,18 @@
 //! Router tests (no socket): every endpoint, error code and query parameter of ekmd's REST API,
 //! driven with `oneshot`; then one real listener on 127.0.0.1.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
-use ekm_core::{ClusterInfo, Engine, EngineOptions, Node, ProtectionKey, SvmInfo, Topology};
 use ekmd::AppState;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-const KEY: &str =
-    "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
-const KEY2: &str =
-    "https://keyvault-test.vault.azure.net/keys/key2/0123456789abcdef0123456789abcdef";
-const BASE: &str = "/api/security/azure-key-vaults";
+mod common;
+
+use common::{BASE, KEY, KEY2, basic};
 
 struct Api {
     _dir: tempfile::TempDir,
@@ -25,54 +20,8 @@ struct Api {
 }
 
 fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ekm_store::open(ekm_store::StoreKind::Redb, dir.path()).unwrap();
-    let topology = Topology {
-        cluster: ClusterInfo {
-            name: "cluster1".into(),
-            uuid: Uuid::from_u128(1),
-        },
-        nodes: vec![
-            Node {
-                name: "node1".into(),
-                uuid: Uuid::from_u128(11),
-            },
-            Node {
-                name: "node2".into(),
-                uuid: Uuid::from_u128(12),
-            },
-        ],
-        svms: vec![
-            SvmInfo {
-                name: "vs0".into(),
-                uuid: Uuid::from_u128(21),
-            },
-            SvmInfo {
-                name: "vs1".into(),
-                uuid: Uuid::from_u128(22),
-            },
-        ],
-    };
-    let engine = Engine::open(EngineOptions::new(
-        store,
-        Arc::new(ekm_fake::FakeBackend::in_memory()),
-        topology,
-        ProtectionKey::generate(),
-    ))
-    .unwrap();
-    let state = AppState {
-        engine,
-        admin_user: "admin".into(),
-        admin_password: Arc::new("pw".to_owned().into()),
-    };
+    let (dir, state) = common::app_state();
     Api { _dir: dir, state }
-}
-
-fn basic(user: &str, pw: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
-    )
 }
 
 impl Api {
@@ -100,6 +49,58 @@ impl Api {
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, v)
+    }
+
+    /// One request to `router` (kept across calls, with its throttle) from client `ip`.
+    async fn call_from(
+        router: &axum::Router,
+        ip: [u8; 4],
+        auth: Option<&str>,
+        method: &str,
+        uri: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                ip, 40000,
+            ))));
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A raw request (any bytes of URI and body), answered as status, headers and body bytes.
+    async fn raw(&self, method: &str, uri: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, basic("admin", "pw"))
+            .body(Body::from(body))
+            .unwrap();
+        let resp = ekmd::router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!("{status}: not JSON: {:?}", String::from_utf8_lossy(&bytes))
+        });
+        if !status.is_success() {
+            assert_eq!(ct.as_deref(), Some("application/json"), "{status} {v}");
+        }
+        (status, v)
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -183,11 +184,13 @@ async fn create_answers_201_with_location_and_the_seed_codes() {
         .call_as(Some(&basic("admin", "pw")), "POST", BASE, Some(b.clone()))
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    let uuid = v["records"][0]["uuid"].as_str().unwrap();
-    assert_eq!(h[header::LOCATION], format!("{BASE}/{uuid}").as_str());
+    let location = h[header::LOCATION].to_str().unwrap();
+    assert!(location.starts_with(&format!("{BASE}/")), "{location}");
+    // The seed: return_records "The default is false. If set to true, the records are
+    // returned." The uuid is in the Location header.
     assert!(
-        v["records"][0].get("client_id").is_none(),
-        "records only with return_records=true"
+        v.get("records").is_none(),
+        "no records without return_records: {v}"
     );
     assert!(!v.to_string().contains("s3cret"));
     let (s, v) = a.call("POST", BASE, Some(b.clone())).await;
@@ -377,7 +380,6 @@ async fn instance_get_patch_delete() {
     for (body, want) in [
         (json!({}), "65537541"),
         (json!({"client_secret": ""}), "65537540"),
-        (json!({"client_id": "other"}), "65537517"),
         (json!({"key_id": KEY2}), "262179"),
     ] {
         let (s, v) = a.call("PATCH", &format!("{BASE}/{u}"), Some(body)).await;
@@ -610,6 +612,7 @@ async fn openapi_document_lists_every_path() {
         "/api/security/azure-key-vaults/{uuid}/keys",
         "/api/security/key-managers/{uuid}/migrate",
         "/api/cluster/jobs/{uuid}",
+        "/api/cluster/jobs",
     ] {
         assert!(paths.contains_key(p), "{p}");
     }
@@ -639,4 +642,272 @@ async fn a_real_listener_on_loopback() {
         .unwrap();
     assert_eq!(r.status(), 401);
     server.abort();
+}
+
+/// An ONTAP error body: `{"error":{"code":"<digits>","message":"<non-empty>"}}`.
+fn assert_ontap_error(v: &Value) {
+    let code = v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code: {v}"));
+    assert!(
+        !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn post_returns_records_only_when_asked_and_booleans_take_every_spelling() {
+    let a = api();
+    let body = |svm: &str| json!({"svm": {"name": svm}, "client_id": "c", "tenant_id": "t", "name": "https://mykeyvault.azure.vault.net/", "key_id": KEY, "client_secret": "s3cret"});
+    // No return_records: the seed's default is false.
+    let (s, v) = a.call("POST", BASE, Some(body("vs0"))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(v.get("records").is_none(), "{v}");
+    // True, true and 1 return the record; False, false and 0 do not.
+    let (s, v) = a
+        .call(
+            "POST",
+            &format!("{BASE}?return_records=True"),
+            Some(body("vs1")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["records"][0]["svm"]["name"], "vs1");
+    for (q, with) in [
+        ("true", true),
+        ("True", true),
+        ("1", true),
+        ("false", false),
+        ("False", false),
+        ("0", false),
+    ] {
+        let (s, v) = a
+            .call("GET", &format!("{BASE}?return_records={q}"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+        assert_eq!(v.get("records").is_some(), with, "{q}: {v}");
+        assert_eq!(v["num_records"], 2);
+    }
+    for bad in ["TRUE", "yes", "2", ""] {
+        let (s, v) = a
+            .call("GET", &format!("{BASE}?return_records={bad}"), None)
+            .await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "262197"), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn jobs_collection_finds_a_lost_job() {
+    let a = api();
+    let u = a.create(None).await;
+    a.call(
+        "POST",
+        &format!("{BASE}/{u}/keys"),
+        Some(json!({"key_tag": "v"})),
+    )
+    .await;
+    let (s, v) = a.call("GET", "/api/cluster/jobs", None).await;
+    assert_eq!((s, v["num_records"].clone()), (StatusCode::OK, json!(0)));
+    let mut started = Vec::new();
+    for _ in 0..3 {
+        let (s, link) = a
+            .call("POST", &format!("{BASE}/{u}/rekey-internal"), None)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        let id = link["job"]["uuid"].as_str().unwrap().to_owned();
+        // return_timeout on the job itself waits for it to end.
+        let (s, j) = a
+            .call(
+                "GET",
+                &format!("/api/cluster/jobs/{id}?return_timeout=30"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, j["state"].clone()),
+            (StatusCode::OK, json!("success")),
+            "{j}"
+        );
+        started.push(id);
+    }
+    // Collection: default records are uuid + _links; fields, filters, order_by, max_records.
+    let (_, v) = a.call("GET", "/api/cluster/jobs", None).await;
+    assert_eq!(v["num_records"], 3);
+    let mut listed: Vec<String> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uuid"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    started.sort();
+    assert_eq!(listed, started);
+    assert!(v["records"][0].get("state").is_none());
+    assert!(v["records"][0]["_links"]["self"]["href"].is_string());
+    let (_, v) = a
+        .call(
+            "GET",
+            "/api/cluster/jobs?state=success&fields=state,description,progress.total&order_by=start_time%20desc&max_records=2",
+            None,
+        )
+        .await;
+    assert_eq!(v["num_records"], 2, "{v}");
+    assert_eq!(v["records"][0]["state"], "success");
+    assert!(
+        v["records"][0]["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("/rekey-internal")
+    );
+    assert!(v["records"][0]["progress"]["total"].is_u64());
+    assert!(v["records"][0]["progress"].get("processed").is_none());
+    let next = v["_links"]["next"]["href"].as_str().unwrap().to_owned();
+    assert!(next.starts_with("/api/cluster/jobs?"), "{next}");
+    let (_, v) = a.call("GET", &next, None).await;
+    assert_eq!(v["num_records"], 1);
+    let (_, v) = a
+        .call("GET", "/api/cluster/jobs?state=running|queued", None)
+        .await;
+    assert_eq!(v["num_records"], 0);
+    let (_, v) = a.call("GET", "/api/cluster/jobs?fields=*", None).await;
+    assert_eq!(v["records"][0]["code"], 0);
+    for (q, want) in [
+        ("colour=blue", "262179"),
+        ("fields=colour", "262197"),
+        ("order_by=colour", "262197"),
+        ("scope=cluster", "262179"),
+    ] {
+        let (s, v) = a.call("GET", &format!("/api/cluster/jobs?{q}"), None).await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, want), "{q}");
+    }
+}
+
+#[tokio::test]
+async fn framework_rejections_answer_with_ontap_error_json() {
+    let a = api();
+    // Unknown route.
+    let (s, v) = a.raw("GET", "/api/no/such/thing", vec![]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_ontap_error(&v);
+    // Method not allowed.
+    for (m, p) in [
+        ("PUT", BASE),
+        ("DELETE", "/api/cluster/jobs"),
+        ("POST", "/api/openapi.json"),
+    ] {
+        let (s, v) = a.raw(m, p, vec![]).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{m} {p}");
+        assert_ontap_error(&v);
+    }
+    // Payload too large.
+    let (s, v) = a.raw("POST", BASE, vec![b' '; ekmd::BODY_LIMIT + 1]).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_ontap_error(&v);
+    // URI too long.
+    let (s, v) = a
+        .raw(
+            "GET",
+            &format!("{BASE}?uuid={}", "a".repeat(ekmd::MAX_URI)),
+            vec![],
+        )
+        .await;
+    assert_eq!(s, StatusCode::URI_TOO_LONG);
+    assert_ontap_error(&v);
+    // Invalid UTF-8 in the path (percent-encoded), and in a body.
+    let (s, v) = a.raw("GET", &format!("{BASE}/%FF%FE"), vec![]).await;
+    assert!(s.is_client_error(), "{s}");
+    assert_ontap_error(&v);
+    let (s, v) = a
+        .raw("POST", BASE, b"{\"client_id\": \"\xff\xfe\"}".to_vec())
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    assert_ontap_error(&v);
+}
+
+#[tokio::test]
+async fn hostile_filters_are_refused_or_matched_without_recursion() {
+    let a = api();
+    a.create(None).await;
+    // 20,000 `!` used to recurse once each and overflow the stack: now refused by the URI cap.
+    let (s, v) = a
+        .raw(
+            "GET",
+            &format!("{BASE}?uuid={}", "!".repeat(20_000)),
+            vec![],
+        )
+        .await;
+    assert_eq!(s, StatusCode::URI_TOO_LONG);
+    assert_ontap_error(&v);
+    // Under the URI cap but over the pattern cap: 262197.
+    let (s, v) = a
+        .raw(
+            "GET",
+            &format!("{BASE}?uuid={}", "!".repeat(ekmd::query::MAX_PATTERN + 1)),
+            vec![],
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "262197"));
+    // At the cap it is matched (an even number of `!` is no negation).
+    let (s, v) = a
+        .raw(
+            "GET",
+            &format!("{BASE}?scope={}cluster", "!".repeat(1000)),
+            vec![],
+        )
+        .await;
+    assert_eq!((s, v["num_records"].clone()), (StatusCode::OK, json!(1)));
+    let (_, v) = a
+        .raw(
+            "GET",
+            &format!("{BASE}?scope={}cluster", "!".repeat(999)),
+            vec![],
+        )
+        .await;
+    assert_eq!(v["num_records"], 0);
+    // Many wildcards against a long value stay fast.
+    let started = std::time::Instant::now();
+    let (s, _) = a
+        .raw(
+            "GET",
+            &format!("{BASE}?key_id={}x", "*a".repeat(500)),
+            vec![],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_from_one_address_are_throttled() {
+    let a = api();
+    let router = ekmd::router(a.state.clone());
+    let (bad, good) = (basic("admin", "guess"), basic("admin", "pw"));
+    let attacker = [192, 0, 2, 1];
+    for _ in 0..ekmd::auth::FREE_FAILURES + 1 {
+        let (s, _, v) = Api::call_from(&router, attacker, Some(&bad), "GET", BASE).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_ontap_error(&v);
+    }
+    // Locked out now: even the right password is not checked.
+    let (s, h, v) = Api::call_from(&router, attacker, Some(&good), "GET", BASE).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert!(h.contains_key(header::RETRY_AFTER));
+    assert_ontap_error(&v);
+    // Another address is not affected; no credentials at all is a plain 401.
+    let (s, _, _) = Api::call_from(&router, [192, 0, 2, 2], Some(&good), "GET", BASE).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = Api::call_from(&router, attacker, None, "GET", BASE).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // After the lock-out the right password works and resets the count.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (s, _, _) = Api::call_from(&router, attacker, Some(&good), "GET", BASE).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = Api::call_from(&router, attacker, Some(&bad), "GET", BASE).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

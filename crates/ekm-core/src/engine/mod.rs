@@ -6,9 +6,9 @@
 //! Must never: return a data key id before the key is durable; persist or log plaintext key
 //! material; leave a change half-applied on any error.
 
+mod data_keys;
 mod jobs;
-mod keys_ops;
-mod lifecycle;
+
 mod nodes;
 mod status;
 
@@ -20,17 +20,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 use uuid::Uuid;
 
-use crate::backend::{Backend, BackendCall, BackendError};
-use crate::codec::{KeyOwner, keys};
+use crate::backend::{Backend, BackendCall, BackendError, BackendErrorKind};
+use crate::codec::KeyOwner;
 use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
 use crate::crypto::ProtectionKey;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout;
 use crate::store::{Check, Store, StoreError, Transaction};
 use crate::stored::{ConfigParts, StoredConfig};
 use crate::topology::Topology;
 
+pub use data_keys::{DataKeyInfo, KekUsage};
 pub use jobs::{Job, JobKind, JobState};
-pub use keys_ops::{DataKeyInfo, KekUsage};
 use nodes::NodeRuntime;
 pub use status::StatusFields;
 
@@ -39,8 +40,13 @@ pub(crate) fn decode_node_record(bytes: &[u8]) -> bool {
     nodes::NodeRecord::decode(bytes).is_ok()
 }
 
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: &[u8] = b"3";
+/// The on-disk format version this build writes and reads. 4: configuration records are
+/// authenticated whole (version 3 stores are refused: their records could have been changed
+/// by anyone who could write the database).
+pub const FORMAT_VERSION: &[u8] = b"4";
+
+/// How often a conditional write is retried when what it was based on changed meanwhile.
+pub(crate) const CONDITIONAL_ATTEMPTS: usize = 4;
 
 /// Page size of internal scans.
 const SCAN_PAGE: usize = 1024;
@@ -58,6 +64,7 @@ pub struct EngineOptions {
     managed_nodes: Option<Vec<Uuid>>,
     rekey_batch: usize,
     resume_jobs: bool,
+    job_retry_budget: std::time::Duration,
 }
 
 impl EngineOptions {
@@ -78,6 +85,7 @@ impl EngineOptions {
             managed_nodes: None,
             rekey_batch: DEFAULT_REKEY_BATCH,
             resume_jobs: true,
+            job_retry_budget: std::time::Duration::ZERO,
         }
     }
 
@@ -100,6 +108,15 @@ impl EngineOptions {
         self
     }
 
+    /// How long, in all, a job may wait and retry after transient failures (AKV unreachable,
+    /// timed out or throttled — honouring its Retry-After —, a store transaction that lost a
+    /// race) before it fails; each wait shows in the job's message. Default zero: a job fails
+    /// at its first error. ekmd sets 300 s.
+    pub fn job_retry_budget(mut self, budget: std::time::Duration) -> Self {
+        self.job_retry_budget = budget;
+        self
+    }
+
     /// Whether `open` resumes interrupted jobs in the background (default true).
     pub fn resume_jobs(mut self, yes: bool) -> Self {
         self.resume_jobs = yes;
@@ -117,12 +134,15 @@ pub struct Engine {
     nodes: Vec<NodeRuntime>,
     local: usize,
     rekey_batch: usize,
-    /// Serializes configuration changes, KEK creation and job starts.
+    job_retry_budget: std::time::Duration,
+    /// Serializes job starts and configuration deletion. Never held across a backend call.
     admin: Mutex<()>,
+    /// Serializes the creation of first KEKs (so a burst of first keys costs one wrap).
+    first_kek: Mutex<()>,
     /// Data-key writers hold it shared; deleting a configuration holds it exclusively.
     gate: RwLock<()>,
     /// Seal counts by (configuration, generation), loaded lazily from the store.
-    seals: Mutex<std::collections::HashMap<(Uuid, u32), u64>>,
+    seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
     running: Mutex<HashSet<Uuid>>,
     /// Signalled whenever a job record changes in this process.
@@ -155,13 +175,7 @@ pub(crate) fn store_failed(e: StoreError) -> Error {
     Error::new(ErrorKind::StoreFailed).with_detail(e.to_string())
 }
 
-pub(crate) fn akv_failed(e: &BackendError) -> Error {
-    let mut detail = format!("Cause: {e}.");
-    if let Some(d) = e.retry_after {
-        detail.push_str(&format!(" Retry after {} seconds.", d.as_secs().max(1)));
-    }
-    Error::new(ErrorKind::AkvUnavailable).with_detail(detail)
-}
+pub(crate) use crate::backend::akv_failed;
 
 impl Engine {
     /// Opens the engine over a store and resumes interrupted jobs in the background. Does not
@@ -203,7 +217,9 @@ impl Engine {
             nodes,
             local,
             rekey_batch: opts.rekey_batch,
+            job_retry_budget: opts.job_retry_budget,
             admin: Mutex::new(()),
+            first_kek: Mutex::new(()),
             gate: RwLock::new(()),
             seals: Mutex::new(Default::default()),
             running: Mutex::new(HashSet::new()),
@@ -257,22 +273,35 @@ impl Engine {
     pub(crate) fn load_config(&self, uuid: Uuid) -> Result<(StoredConfig, Vec<u8>)> {
         let bytes = self
             .store
-            .get(&keys::config(uuid))
+            .get(&layout::config(uuid))
             .map_err(store_failed)?
             .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("uuid"))?;
-        Ok((StoredConfig::decode(&bytes)?, bytes))
+        let config = StoredConfig::decode(&bytes, &self.protection)?;
+        if config.uuid != uuid {
+            return Err(Error::corrupt(&format!(
+                "The record stored as configuration {uuid} is configuration {}.",
+                config.uuid
+            )));
+        }
+        Ok((config, bytes))
     }
 
     pub(crate) fn config_for_scope(
         &self,
         svm: Option<Uuid>,
     ) -> Result<Option<(StoredConfig, Vec<u8>)>> {
-        let Some(raw) = self.store.get(&keys::scope(svm)).map_err(store_failed)? else {
+        let Some(raw) = self.store.get(&layout::scope(svm)).map_err(store_failed)? else {
             return Ok(None);
         };
         let uuid = Uuid::from_slice(&raw)
             .map_err(|_| Error::corrupt("A scope index entry is malformed."))?;
-        Ok(Some(self.load_config(uuid)?))
+        let (config, bytes) = self.load_config(uuid)?;
+        if config.svm_uuid() != svm {
+            return Err(Error::corrupt(&format!(
+                "The scope index points at configuration {uuid}, which is not that scope's."
+            )));
+        }
+        Ok(Some((config, bytes)))
     }
 
     /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's.
@@ -293,17 +322,19 @@ impl Engine {
 
     /// Creates a configuration: checks the SVM, uniqueness, and that the backend can be reached
     /// and the key can wrap and unwrap with these credentials; then persists it. Nothing is
-    /// written on any failure.
+    /// written on any failure. No lock is held across the backend call: the commit's
+    /// precondition (the scope has no configuration) decides between concurrent creates.
     pub fn create_config(&self, req: CreateRequest) -> Result<AzureKeyVault> {
         let svm = req
             .svm
             .as_ref()
             .map(|s| self.topology.resolve_svm(s))
             .transpose()?;
-        let _admin = self.admin.lock();
-        let scope_key = keys::scope(svm.as_ref().map(|s| s.uuid()));
+        let for_svm = svm.is_some();
+        let already = || already_configured(for_svm);
+        let scope_key = layout::scope(svm.as_ref().map(|s| s.uuid()));
         if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
-            return Err(Error::new(ErrorKind::AlreadyConfigured));
+            return Err(already());
         }
         let parts = ConfigParts {
             uuid: Uuid::new_v4(),
@@ -317,34 +348,39 @@ impl Engine {
             revision: 1,
             active_generation: None,
         };
-        self.check_backend(&parts, &parts.key_id)?;
+        self.check_backend(&parts, &parts.key_id)
+            .map_err(|e| akv_failed(&e))?;
         let record = StoredConfig::seal(&parts, &self.protection)?;
         let mut txn = Transaction::new();
         txn.check(Check::Absent(scope_key.clone()))
             .put(scope_key, parts.uuid.as_bytes().to_vec())
-            .put(keys::config(parts.uuid), record.encode());
+            .put(layout::config(parts.uuid), record.encode(&self.protection)?);
         match self.store.commit(txn) {
             Ok(()) => record.view(),
-            Err(StoreError::Conflict(_)) => Err(Error::new(ErrorKind::AlreadyConfigured)),
+            Err(StoreError::Conflict(_)) => Err(already()),
             Err(e) => Err(store_failed(e)),
         }
     }
 
     /// Proves the backend accepts `parts`' credentials and can wrap and unwrap with `key`.
-    fn check_backend(&self, parts: &ConfigParts, key: &crate::ids::KeyId) -> Result<()> {
+    fn check_backend(
+        &self,
+        parts: &ConfigParts,
+        key: &crate::ids::KeyId,
+    ) -> std::result::Result<(), BackendError> {
         let access = parts.access();
         let call = BackendCall {
             node: &self.nodes[self.local].node,
             access: &access,
         };
-        self.backend.check(&call, key).map_err(|e| akv_failed(&e))
+        self.backend.check(&call, key)
     }
 
     /// All configurations: the cluster's first, then the SVMs' by SVM name.
     pub fn list_configs(&self) -> Result<Vec<AzureKeyVault>> {
         let mut out = Vec::new();
-        for (_, v) in self.scan_all(keys::CONFIG)? {
-            out.push(StoredConfig::decode(&v)?.view()?);
+        for (_, v) in self.scan_all(layout::CONFIG)? {
+            out.push(StoredConfig::decode(&v, &self.protection)?.view()?);
         }
         out.sort_by(|a, b| {
             let key = |c: &AzureKeyVault| c.svm.as_ref().map(|s| s.name().to_owned());
@@ -376,45 +412,40 @@ impl Engine {
     }
 
     /// Updates credentials, proxy, client or tenant id. The new settings are proven against the
-    /// backend first; the old configuration stays in force until then.
+    /// backend first (a new client or tenant id alone is proven with the stored credential);
+    /// the old configuration stays in force until then. No lock is held across the backend
+    /// call: the commit is conditional on the record proven against, and a configuration that
+    /// changed meanwhile is patched and proven again.
     pub fn patch_config(&self, uuid: Uuid, patch: PatchRequest) -> Result<AzureKeyVault> {
-        let _admin = self.admin.lock();
-        let (stored, old_bytes) = self.load_config(uuid)?;
-        let mut parts = stored.unseal(&self.protection)?;
-        let ids_change = patch
-            .client_id
-            .as_ref()
-            .is_some_and(|c| *c != parts.client_id)
-            || patch
-                .tenant_id
-                .as_ref()
-                .is_some_and(|t| *t != parts.tenant_id);
-        let stays_secret = patch.credential.is_none()
-            && parts.credential.method() == AuthenticationMethod::ClientSecret;
-        if ids_change && stays_secret {
-            return Err(Error::new(ErrorKind::ClientSecretRequired)
-                .with_detail("A new client_id or tenant_id needs its client secret.")
-                .with_target("client_secret"));
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let (stored, old_bytes) = self.load_config(uuid)?;
+            let mut parts = stored.unseal(&self.protection)?;
+            parts.proxy = patch.proxy.apply(parts.proxy.as_ref())?;
+            if let Some(c) = &patch.client_id {
+                parts.client_id = c.clone();
+            }
+            if let Some(t) = &patch.tenant_id {
+                parts.tenant_id = t.clone();
+            }
+            if let Some(cred) = &patch.credential {
+                parts.credential = cred.clone();
+            }
+            parts.revision += 1;
+            self.check_backend(&parts, &parts.key_id)
+                .map_err(|e| refused_credentials(&e, &parts))?;
+            let record = StoredConfig::seal(&parts, &self.protection)?;
+            let key = layout::config(uuid);
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(key.clone(), old_bytes))
+                .put(key, record.encode(&self.protection)?);
+            match self.store.commit(txn) {
+                Ok(()) => return record.view(),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            }
         }
-        parts.proxy = patch.proxy.apply(parts.proxy.as_ref())?;
-        if let Some(c) = patch.client_id {
-            parts.client_id = c;
-        }
-        if let Some(t) = patch.tenant_id {
-            parts.tenant_id = t;
-        }
-        if let Some(cred) = patch.credential {
-            parts.credential = cred;
-        }
-        parts.revision += 1;
-        self.check_backend(&parts, &parts.key_id)?;
-        let record = StoredConfig::seal(&parts, &self.protection)?;
-        let key = keys::config(uuid);
-        let mut txn = Transaction::new();
-        txn.check(Check::Equals(key.clone(), old_bytes))
-            .put(key, record.encode());
-        self.store.commit(txn).map_err(store_failed)?;
-        record.view()
+        Err(Error::new(ErrorKind::StoreFailed)
+            .with_detail("The configuration kept changing during the update; retry."))
     }
 
     /// Deletes a configuration; refused with [`ErrorKind::KeysExist`] while it protects data
@@ -426,7 +457,7 @@ impl Engine {
         let (stored, bytes) = self.load_config(uuid)?;
         if !self
             .store
-            .scan(&keys::records(uuid), None, 1)
+            .scan(&layout::records(uuid), None, 1)
             .map_err(store_failed)?
             .is_empty()
         {
@@ -434,26 +465,26 @@ impl Engine {
         }
         if self
             .store
-            .get(&jobs::marker_key(uuid))
+            .get(&layout::marker(uuid))
             .map_err(store_failed)?
             .is_some()
         {
             return Err(Error::new(ErrorKind::JobInProgress));
         }
-        let cfg_key = keys::config(uuid);
+        let cfg_key = layout::config(uuid);
         let mut txn = Transaction::new();
         txn.check(Check::Equals(cfg_key.clone(), bytes))
-            .check(Check::Absent(jobs::marker_key(uuid)))
+            .check(Check::Absent(layout::marker(uuid)))
             .delete(cfg_key)
-            .delete(keys::scope(stored.svm_uuid()));
-        for (k, _) in self.scan_all(&keys::kek_prefix(uuid))? {
+            .delete(layout::scope(stored.svm_uuid()));
+        for (k, _) in self.scan_all(&layout::kek_prefix(uuid))? {
             txn.delete(k);
         }
-        for (k, _) in self.scan_all(&seals_prefix(uuid))? {
+        for (k, _) in self.scan_all(&layout::seals_of(uuid))? {
             txn.delete(k);
         }
         for n in &self.topology.nodes {
-            txn.delete(keys::node(n.uuid, uuid));
+            txn.delete(layout::node(n.uuid, uuid));
         }
         self.store.commit(txn).map_err(store_failed)?;
         for n in &self.nodes {
@@ -464,14 +495,35 @@ impl Engine {
     }
 }
 
-fn seals_prefix(config: Uuid) -> Vec<u8> {
-    let mut k = keys::SEALS.to_vec();
-    k.extend_from_slice(config.as_bytes());
-    k
+/// 65537500, naming the scope: the seed's text says "SVM", which is wrong for the cluster.
+fn already_configured(svm: bool) -> Error {
+    let e = Error::new(ErrorKind::AlreadyConfigured);
+    if svm {
+        e
+    } else {
+        e.with_message("A key manager has already been configured for the cluster.")
+    }
+}
+
+/// A patch's new settings refused by the backend: an identity provider that refuses the
+/// credential is the seed's "invalid client secret" / "invalid client certificate"; anything
+/// else (unreachable, throttled, key unusable) is the backend's error.
+fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
+    if e.kind != BackendErrorKind::AuthenticationFailed {
+        return akv_failed(e);
+    }
+    let kind = match parts.credential.method() {
+        AuthenticationMethod::ClientSecret => ErrorKind::InvalidClientSecret,
+        AuthenticationMethod::Certificate => ErrorKind::InvalidClientCertificate,
+    };
+    Error::new(kind).with_detail(format!(
+        "AKV refused the credential for client_id \"{}\" in tenant \"{}\": {e}. The configuration is unchanged.",
+        parts.client_id, parts.tenant_id
+    ))
 }
 
 fn check_format(store: &dyn Store) -> Result<()> {
-    match store.get(keys::FORMAT).map_err(store_failed)? {
+    match store.get(layout::FORMAT).map_err(store_failed)? {
         Some(v) if v == FORMAT_VERSION => Ok(()),
         Some(v) => Err(Error::corrupt(&format!(
             "The store has format version {:?}; this build reads {:?}.",
@@ -480,8 +532,8 @@ fn check_format(store: &dyn Store) -> Result<()> {
         ))),
         None => {
             let mut txn = Transaction::new();
-            txn.check(Check::Absent(keys::FORMAT.to_vec()))
-                .put(keys::FORMAT, FORMAT_VERSION);
+            txn.check(Check::Absent(layout::FORMAT.to_vec()))
+                .put(layout::FORMAT, FORMAT_VERSION);
             match store.commit(txn) {
                 Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
                 Err(e) => Err(store_failed(e)),

@@ -3,22 +3,25 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Engine, now_secs, store_failed};
+use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed};
 use crate::backend::BackendCall;
-use crate::codec::{WrappedDataKey, WrappedKek, keys};
+use crate::codec::{WrappedDataKey, WrappedKek};
 use crate::crypto::Kek;
 use crate::error::{Error, ErrorKind, Result};
+use crate::hierarchy;
 use crate::ids::DataKeyId;
-use crate::secret::KeyMaterial;
-use crate::store::Transaction;
+use crate::layout;
+use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
 use crate::topology::Node;
 
@@ -54,13 +57,80 @@ pub(crate) struct TableEntry {
     pub(crate) kek: Arc<Kek>,
 }
 
+/// A node key table: what the data path reads, without touching the store.
+///
+/// A key is filled in on a miss from what was read from the store *before* the fill, so a
+/// delete that commits and evicts between that read and the fill must not be undone by it
+/// (crypto-erase). Every eviction bumps `evictions` before it removes its entry; a fill names
+/// the count it saw before its store read and only inserts, under the entry's shard lock, if
+/// no eviction happened since. Either the fill sees the bump and does not insert, or it inserts
+/// while holding the shard lock and the eviction's remove, which needs that lock, comes after.
+#[derive(Default)]
+pub(crate) struct KeyTable {
+    map: IdMap<TableEntry>,
+    evictions: AtomicU64,
+}
+
+impl KeyTable {
+    /// The entry of `id`, if held.
+    pub(crate) fn get(
+        &self,
+        id: &DataKeyId,
+    ) -> Option<dashmap::mapref::one::Ref<'_, DataKeyId, TableEntry>> {
+        self.map.get(id)
+    }
+
+    /// The eviction count to pass to [`KeyTable::fill`]: read it before reading the store.
+    pub(crate) fn fill_epoch(&self) -> u64 {
+        self.evictions.load(Ordering::SeqCst)
+    }
+
+    /// Inserts what was read from the store after [`KeyTable::fill_epoch`] returned `epoch`,
+    /// unless something was evicted since. Returns whether it inserted.
+    pub(crate) fn fill(&self, id: DataKeyId, entry: TableEntry, epoch: u64) -> bool {
+        match self.map.entry(id) {
+            Entry::Occupied(_) => true,
+            Entry::Vacant(slot) => {
+                if self.evictions.load(Ordering::SeqCst) != epoch {
+                    return false;
+                }
+                slot.insert(entry);
+                true
+            }
+        }
+    }
+
+    /// Inserts a key this process has just created (no one else knows its id yet).
+    pub(crate) fn insert_created(&self, id: DataKeyId, entry: TableEntry) {
+        self.map.insert(id, entry);
+    }
+
+    /// Drops one key (deleted or moved).
+    pub(crate) fn evict(&self, id: &DataKeyId) {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        self.map.remove(id);
+    }
+
+    /// Drops every entry for which `drop` holds.
+    pub(crate) fn evict_where(&self, drop: impl Fn(&TableEntry) -> bool) {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        self.map.retain(|_, e| !drop(e));
+    }
+
+    /// Drops everything.
+    pub(crate) fn clear(&self) {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        self.map.clear();
+    }
+}
+
 /// One node managed by this process: what its data path reads.
 pub(crate) struct NodeRuntime {
     pub(crate) node: Node,
     /// Unlocked KEKs by (configuration, generation).
     pub(crate) keks: RwLock<HashMap<(Uuid, u32), Arc<Kek>>>,
     /// The node key table: wrapped data keys with their KEKs.
-    pub(crate) table: IdMap<TableEntry>,
+    pub(crate) table: KeyTable,
     /// Serializes unwraps on this node so a burst of misses costs one backend call.
     unlocking: Mutex<()>,
 }
@@ -70,7 +140,7 @@ impl NodeRuntime {
         NodeRuntime {
             node,
             keks: RwLock::new(HashMap::new()),
-            table: IdMap::default(),
+            table: KeyTable::default(),
             unlocking: Mutex::new(()),
         }
     }
@@ -82,14 +152,14 @@ impl NodeRuntime {
     /// Drops everything this node holds for `config`.
     pub(crate) fn forget_config(&self, config: Uuid) {
         self.keks.write().retain(|(c, _), _| *c != config);
-        self.table.retain(|_, e| e.record.config != config);
+        self.table.evict_where(|e| e.record.config == config);
     }
 
     /// Drops one retired generation and the table entries it wrapped.
     pub(crate) fn forget_generation(&self, config: Uuid, generation: u32) {
         self.keks.write().remove(&(config, generation));
         self.table
-            .retain(|_, e| !(e.record.config == config && e.record.generation == generation));
+            .evict_where(|e| e.record.config == config && e.record.generation == generation);
     }
 }
 
@@ -129,7 +199,7 @@ impl NodeRecord {
 impl Engine {
     pub(crate) fn node_record(&self, node: Uuid, config: Uuid) -> Result<Option<NodeRecord>> {
         self.store
-            .get(&keys::node(node, config))
+            .get(&layout::node(node, config))
             .map_err(store_failed)?
             .map(|b| NodeRecord::decode(&b))
             .transpose()
@@ -137,6 +207,11 @@ impl Engine {
 
     /// Writes what a node now holds for a configuration. A failure to record is not fatal to
     /// the caller (the in-memory state is right; the record catches up on the next change).
+    ///
+    /// The write is conditional on the configuration record as it is now naming the external
+    /// key that wrapped `wrapped`: a node that read its copy before a rekey-external committed,
+    /// and unwrapped it over the network meanwhile, must not write the old wrapping back over
+    /// the new one (that node could not unlock again once the old vault key is disabled).
     pub(crate) fn record_node(
         &self,
         node: &Node,
@@ -144,12 +219,15 @@ impl Engine {
         loaded: Option<u32>,
         last_error: Option<&Error>,
     ) {
+        let Ok(wrapped_bytes) = wrapped.encode() else {
+            return;
+        };
         let rec = NodeRecord {
             v: 1,
             node: node.uuid,
             config: wrapped.config,
             generation: wrapped.generation,
-            wrapped_kek: B64.encode(wrapped.encode()),
+            wrapped_kek: B64.encode(wrapped_bytes),
             loaded,
             last_error: last_error.map(|e| NodeError {
                 code: e.code(),
@@ -157,38 +235,55 @@ impl Engine {
             }),
             updated: now_secs(),
         };
-        let mut txn = Transaction::new();
-        txn.put(keys::node(node.uuid, wrapped.config), rec.encode());
-        let _ = self.store.commit(txn);
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let Ok((config, bytes)) = self.load_config(wrapped.config) else {
+                return;
+            };
+            if config.key_id_str() != wrapped.key_id.as_str() {
+                return;
+            }
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(layout::config(wrapped.config), bytes))
+                .put(layout::node(node.uuid, wrapped.config), rec.encode());
+            match self.store.commit(txn) {
+                Err(StoreError::Conflict(_)) => continue,
+                _ => return,
+            }
+        }
     }
 
     /// The wrapped KEK `generation` of `config`: the node's own copy when it is that
-    /// generation, else the cluster record. [`ErrorKind::MissingWrappedKek`] when neither exists.
+    /// generation and wrapped by the configuration's external key, else the cluster record.
+    /// [`ErrorKind::MissingWrappedKek`] when neither exists.
     pub(crate) fn wrapped_kek_for(
         &self,
         node: Uuid,
-        config: Uuid,
+        config: &StoredConfig,
         generation: u32,
     ) -> Result<WrappedKek> {
-        if let Some(rec) = self.node_record(node, config)? {
+        if let Some(rec) = self.node_record(node, config.uuid)? {
             if rec.generation == generation {
                 if let Some(k) = B64
                     .decode(&rec.wrapped_kek)
                     .ok()
                     .and_then(|b| WrappedKek::decode(&b).ok())
-                    .filter(|k| k.config == config && k.generation == generation)
+                    .filter(|k| {
+                        k.config == config.uuid
+                            && k.generation == generation
+                            && k.key_id.as_str() == config.key_id_str()
+                    })
                 {
                     return Ok(k);
                 }
             }
         }
-        self.cluster_wrapped_kek(config, generation)
+        self.cluster_wrapped_kek(config.uuid, generation)
     }
 
     pub(crate) fn cluster_wrapped_kek(&self, config: Uuid, generation: u32) -> Result<WrappedKek> {
         let bytes = self
             .store
-            .get(&keys::kek(config, generation))
+            .get(&layout::kek(config, generation))
             .map_err(store_failed)?
             .ok_or_else(|| {
                 Error::new(ErrorKind::MissingWrappedKek).with_detail(format!(
@@ -214,7 +309,7 @@ impl Engine {
         if let Some(k) = rt.kek(config.uuid, generation) {
             return Ok(k);
         }
-        let wrapped = self.wrapped_kek_for(rt.node.uuid, config.uuid, generation)?;
+        let wrapped = self.wrapped_kek_for(rt.node.uuid, config, generation)?;
         let is_active = config.active_generation == Some(generation);
         match self.unwrap_kek(&rt.node, config, &wrapped) {
             Ok(kek) => {
@@ -236,8 +331,7 @@ impl Engine {
         }
     }
 
-    /// One backend unwrap as `node`, then the check value: a KEK that is not the one wrapped
-    /// is refused rather than cached.
+    /// One backend unwrap as `node`, proven by the check value ([`hierarchy::unwrap_kek`]).
     pub(crate) fn unwrap_kek(
         &self,
         node: &Node,
@@ -250,34 +344,7 @@ impl Engine {
             node,
             access: &access,
         };
-        let generation = wrapped.generation;
-        let material = self
-            .backend
-            .unwrap_kek(&call, &wrapped.key_id, &wrapped.wrapped)
-            .map_err(|e| {
-                Error::new(ErrorKind::KekUnavailable).with_detail(format!(
-                    "Unlocking generation {generation} of configuration {} on node {} needs AKV, which failed: {e}.",
-                    config.uuid, node.name
-                ))
-            })?;
-        let material = KeyMaterial::from_slice(material.expose_secret()).ok_or_else(|| {
-            Error::new(ErrorKind::KekUnavailable).with_detail(format!(
-                "The backend returned {} bytes for a 32-byte KEK.",
-                material.len()
-            ))
-        })?;
-        let kek = Kek::from_material(material, generation);
-        let check = kek.aead().open_vec(
-            &WrappedKek::check_aad(config.uuid, generation),
-            &wrapped.check,
-        );
-        if !check.is_ok_and(|c| c.as_slice() == WrappedKek::CHECK_PLAINTEXT) {
-            return Err(Error::new(ErrorKind::KekUnavailable).with_detail(format!(
-                "The backend unwrapped generation {generation} of configuration {} to a different key; the vault key may have been replaced.",
-                config.uuid
-            )));
-        }
-        Ok(kek)
+        hierarchy::unwrap_kek(&*self.backend, &call, wrapped, &node.name)
     }
 
     /// Gives every managed node other than `except` the new KEK generation: each unwraps it
@@ -294,11 +361,11 @@ impl Engine {
     /// after a reboot. Failures are recorded (status shows them) and returned by node name.
     pub fn unlock_all(&self) -> Vec<(String, Error)> {
         let mut failures = Vec::new();
-        let Ok(configs) = self.scan_all(keys::CONFIG) else {
+        let Ok(configs) = self.scan_all(layout::CONFIG) else {
             return failures;
         };
         for (_, bytes) in configs {
-            let Ok(cfg) = StoredConfig::decode(&bytes) else {
+            let Ok(cfg) = StoredConfig::decode(&bytes, &self.protection) else {
                 continue;
             };
             let Some(g) = cfg.active_generation else {
@@ -320,7 +387,7 @@ impl Engine {
         let rt = &self.nodes[idx];
         rt.keks.write().clear();
         rt.table.clear();
-        let prefix = [keys::NODE, node.as_bytes().as_slice()].concat();
+        let prefix = layout::nodes_of(node);
         for (k, v) in self.scan_all(&prefix)? {
             let mut rec = NodeRecord::decode(&v)?;
             rec.loaded = None;
@@ -330,10 +397,23 @@ impl Engine {
             });
             rec.updated = now_secs();
             let mut txn = Transaction::new();
-            txn.put(k, rec.encode());
-            self.store.commit(txn).map_err(store_failed)?;
+            // Only over the record as read: a rekey that rewrote it meanwhile wins.
+            txn.check(Check::Equals(k.clone(), v)).put(k, rec.encode());
+            match self.store.commit(txn) {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(store_failed(e)),
+            }
         }
         Ok(())
+    }
+
+    /// Drops keys from every node table (they reload, rewrapped, on their next read).
+    pub(crate) fn forget_keys(&self, ids: &[DataKeyId]) {
+        for n in &self.nodes {
+            for id in ids {
+                n.table.evict(id);
+            }
+        }
     }
 
     pub(crate) fn node_index(&self, node: Uuid) -> Result<usize> {

@@ -5,13 +5,10 @@ use uuid::Uuid;
 
 use super::Engine;
 use crate::backend::BackendCall;
-use crate::config::{AzureKeyVault, AzureReachability, EkmipReachability, KekState};
+use crate::config::{AzureKeyVault, AzureReachability, EkmipReachability, KekStatus};
 use crate::error::{ErrorKind, Result};
 use crate::stored::StoredConfig;
 use crate::topology::Node;
-
-/// The seed's code for "not available / not reachable".
-const UNAVAILABLE: &str = "346758";
 
 /// Which advanced fields to compute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,15 +66,15 @@ impl Engine {
                 })
                 .collect();
             view.state = Some(if lacking.is_empty() {
-                KekState {
+                KekStatus {
                     available: true,
                     code: "0".into(),
                     message: String::new(),
                 }
             } else {
-                KekState {
+                KekStatus {
                     available: false,
-                    code: UNAVAILABLE.into(),
+                    code: ErrorKind::AkvUnavailable.code().to_string(),
                     message: format!(
                         "Top-level internal key protection key (KEK) is unavailable on the following nodes with the associated reasons: {}",
                         lacking.join(" ")
@@ -99,7 +96,7 @@ impl Engine {
                         Some(r) => EkmipReachability {
                             node: n.node.clone(),
                             reachable: false,
-                            code: UNAVAILABLE.into(),
+                            code: ErrorKind::AkvUnavailable.code().to_string(),
                             message: format!(
                                 "embedded KMIP server status unavailable on node. {r}"
                             ),

@@ -53,9 +53,12 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert", conflicts_with = "plain_http")]
         tls_key: Option<PathBuf>,
-        /// Serve plain HTTP (tests, or behind a TLS-terminating proxy on the same host).
+        /// Serve plain HTTP (tests, or behind a TLS-terminating proxy on the same host); loopback addresses only.
         #[arg(long)]
         plain_http: bool,
+        /// Allow --plain-http on a non-loopback address (passwords then cross the network in clear).
+        #[arg(long, requires = "plain_http")]
+        plain_http_on_non_loopback: bool,
         /// Admin credentials file (`user:password`); default: EKMD_ADMIN_USER/EKMD_ADMIN_PASSWORD,
         /// else a password generated into DATA_DIR/admin-password for user `admin`.
         #[arg(long)]
@@ -94,6 +97,7 @@ fn main() -> std::process::ExitCode {
         tls_cert,
         tls_key,
         plain_http,
+        plain_http_on_non_loopback,
         admin_credentials_file,
         azure_ca_file,
         azure_authority_host,
@@ -101,6 +105,11 @@ fn main() -> std::process::ExitCode {
         rekey_batch,
     } = Cli::parse().command;
     let result = (|| -> Result<(), String> {
+        if plain_http && !listen.ip().is_loopback() && !plain_http_on_non_loopback {
+            return Err(format!(
+                "--plain-http on {listen}, which is not a loopback address: the admin password would cross the network in clear. Listen on 127.0.0.1 or ::1, use HTTPS, or add --plain-http-on-non-loopback"
+            ));
+        }
         setup::data_dir(&data_dir)?;
         let topology = setup::topology(&data_dir, topology.as_deref())?;
         let local = match &node {
@@ -113,10 +122,16 @@ fn main() -> std::process::ExitCode {
         let (user, password, source) =
             setup::admin_credentials(&data_dir, admin_credentials_file.as_deref())?;
         let backend: Arc<dyn Backend> = match backend {
-            BackendKind::Fake => Arc::new(
-                ekm_fake::FakeBackend::open(&data_dir.join("fake-vault.json"))
-                    .map_err(|e| e.to_string())?,
-            ),
+            BackendKind::Fake => {
+                eprintln!(
+                    "ekmd: warning: --backend fake: no external root of trust is in use (the fake vault's keys sit in {}); for tests and trials only",
+                    data_dir.join("fake-vault.json").display()
+                );
+                Arc::new(
+                    ekm_fake::FakeBackend::open(&data_dir.join("fake-vault.json"))
+                        .map_err(|e| e.to_string())?,
+                )
+            }
             BackendKind::Azure => {
                 let mut o = ekm_azure::AzureOptions::default();
                 if let Some(a) = azure_authority_host {
@@ -210,7 +225,7 @@ async fn serve(
         tokio::spawn(
             axum_server::bind(listen)
                 .handle(handle.clone())
-                .serve(app.into_make_service()),
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
         )
     } else {
         let (cert, key) = tls::ensure_cert(data_dir, tls_files, &listen.ip().to_string())?;
@@ -221,7 +236,7 @@ async fn serve(
                 axum_server::tls_rustls::RustlsConfig::from_config(config),
             )
             .handle(handle.clone())
-            .serve(app.into_make_service()),
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
         )
     };
     let bound = handle

@@ -7,12 +7,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::nodes::TableEntry;
-use super::{Engine, akv_failed, now_secs, store_failed};
+use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed};
 use crate::backend::BackendCall;
-use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek, keys};
+use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource, SEAL_WARN_LIMIT};
 use crate::error::{Error, ErrorKind, Result};
+use crate::hierarchy::{self, open_data_key, seal_data_key};
 use crate::ids::{DataKeyId, KeyTag};
+use crate::layout;
 use crate::secret::KeyMaterial;
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
@@ -20,6 +22,13 @@ use crate::stored::StoredConfig;
 /// Creates write the seal count when it crosses a multiple of this (not on every create: one
 /// record fewer per durable commit); a reopened engine adds it to the stored count.
 const SEAL_SLACK: u64 = 64;
+
+/// Seals of one KEK generation: counted in memory, and as last durably written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SealCount {
+    count: u64,
+    persisted: u64,
+}
 
 /// How often a create retries when the hierarchy changed under it (a rekey started).
 const CREATE_ATTEMPTS: usize = 8;
@@ -66,54 +75,14 @@ pub struct KekUsage {
     pub rekey_advised: bool,
 }
 
-pub(crate) fn seal_data_key(
-    kek: &Kek,
-    config: Uuid,
-    id: &DataKeyId,
-    owner: KeyOwner,
-    material: &KeyMaterial,
-    key_tag: KeyTag,
-    nonces: &mut NonceSource,
-) -> Result<WrappedDataKey> {
-    let generation = kek.generation();
-    let aad = WrappedDataKey::aad(config, id, generation, owner);
-    let mut ciphertext = *material.expose_secret();
-    let nonce = nonces.next_nonce();
-    let tag = kek
-        .aead()
-        .seal_in_place_with(nonce, &aad, &mut ciphertext)
-        .map_err(|_| Error::corrupt("Sealing a data key failed."))?;
-    Ok(WrappedDataKey {
-        config,
-        generation,
-        owner,
-        nonce,
-        ciphertext,
-        tag,
-        key_tag,
-    })
-}
-
-/// Opens a wrapped data key. A failure means the record or the KEK is not what it claims.
-pub(crate) fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<KeyMaterial> {
-    let aad = WrappedDataKey::aad(r.config, id, r.generation, r.owner);
-    let mut buf = r.ciphertext;
-    kek.aead()
-        .open_in_place(&r.nonce, &aad, &mut buf, &r.tag)
-        .map_err(|_| {
-            Error::corrupt(&format!(
-                "Data key {id} does not authenticate under its KEK (generation {}).",
-                r.generation
-            ))
-        })?;
-    let material = KeyMaterial::from_array(buf);
-    zeroize::Zeroize::zeroize(&mut buf);
-    Ok(material)
-}
-
 impl Engine {
     /// The active KEK of `config` on the local node, creating generation 1 (wrapped by the
     /// backend, one call) if the scope has none yet. Returns the configuration as it now is.
+    ///
+    /// First KEKs are created one at a time (`first_kek`), so a burst of first keys costs one
+    /// wrap; that lock is held across the wrap but nothing else waits on it (the admin lock is
+    /// not taken). The commit is conditional on the configuration as read; when it changed
+    /// meanwhile (patched, or another process created the KEK) the configuration is read again.
     pub(crate) fn active_kek(
         &self,
         config: StoredConfig,
@@ -123,41 +92,47 @@ impl Engine {
             let kek = self.unlock_on(self.local, &config, g)?;
             return Ok((config, bytes, kek));
         }
-        let admin = self.admin.lock();
-        let (config, bytes) = self.load_config(config.uuid)?;
-        if let Some(g) = config.active_generation {
-            drop(admin);
-            let kek = self.unlock_on(self.local, &config, g)?;
-            return Ok((config, bytes, kek));
+        let _one_at_a_time = self.first_kek.lock();
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let (config, bytes) = self.load_config(config.uuid)?;
+            if let Some(g) = config.active_generation {
+                let kek = self.unlock_on(self.local, &config, g)?;
+                return Ok((config, bytes, kek));
+            }
+            let generation = 1;
+            let kek = Kek::generate(generation);
+            let wrapped = self.wrap_new_kek(&config, &kek, KekState::Active)?;
+            let mut updated = config.clone();
+            updated.active_generation = Some(generation);
+            let updated_bytes = updated.encode(&self.protection)?;
+            let cfg_key = layout::config(config.uuid);
+            let kek_key = layout::kek(config.uuid, generation);
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(cfg_key.clone(), bytes))
+                .check(Check::Absent(kek_key.clone()))
+                .put(kek_key, wrapped.encode()?)
+                .put(cfg_key, updated_bytes.clone());
+            match self.store.commit(txn) {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            }
+            let kek = Arc::new(kek);
+            let local = &self.nodes[self.local];
+            local
+                .keks
+                .write()
+                .insert((config.uuid, generation), kek.clone());
+            self.record_node(&local.node, &wrapped, Some(generation), None);
+            self.distribute(&updated, generation, self.local);
+            return Ok((updated, updated_bytes, kek));
         }
-        let generation = 1;
-        let kek = Kek::generate(generation);
-        let wrapped = self.wrap_new_kek(&config, &kek, KekState::Active)?;
-        let mut updated = config.clone();
-        updated.active_generation = Some(generation);
-        let updated_bytes = updated.encode();
-        let cfg_key = keys::config(config.uuid);
-        let kek_key = keys::kek(config.uuid, generation);
-        let mut txn = Transaction::new();
-        txn.check(Check::Equals(cfg_key.clone(), bytes))
-            .check(Check::Absent(kek_key.clone()))
-            .put(kek_key, wrapped.encode())
-            .put(cfg_key, updated_bytes.clone());
-        self.store.commit(txn).map_err(store_failed)?;
-        drop(admin);
-        let kek = Arc::new(kek);
-        let local = &self.nodes[self.local];
-        local
-            .keks
-            .write()
-            .insert((config.uuid, generation), kek.clone());
-        self.record_node(&local.node, &wrapped, Some(generation), None);
-        self.distribute(&updated, generation, self.local);
-        Ok((updated, updated_bytes, kek))
+        Err(Error::new(ErrorKind::StoreFailed)
+            .with_detail("The configuration kept changing while its first KEK was created; retry."))
     }
 
-    /// Wraps a new KEK with the configuration's external key (one backend call) and builds its
-    /// self-describing record with the check value.
+    /// Wraps a new KEK with the configuration's external key, as the local node (one backend
+    /// call; [`hierarchy::wrap_kek`]).
     pub(crate) fn wrap_new_kek(
         &self,
         config: &StoredConfig,
@@ -170,49 +145,59 @@ impl Engine {
             node: &self.nodes[self.local].node,
             access: &access,
         };
-        let wrapped = self
-            .backend
-            .wrap_kek(&call, &parts.key_id, kek.material())
-            .map_err(|e| akv_failed(&e))?;
-        let check = kek
-            .aead()
-            .seal_vec(
-                &WrappedKek::check_aad(config.uuid, kek.generation()),
-                WrappedKek::CHECK_PLAINTEXT,
-            )
-            .map_err(|_| Error::corrupt("Sealing the KEK check value failed."))?;
-        Ok(WrappedKek {
-            config: config.uuid,
-            generation: kek.generation(),
+        hierarchy::wrap_kek(
+            &*self.backend,
+            &call,
+            config.uuid,
+            parts.key_id,
+            kek,
             state,
-            created: now_secs(),
-            backend: self.backend.kind().to_owned(),
-            key_id: parts.key_id,
-            algorithm: self.backend.algorithm().to_owned(),
-            wrapped,
-            check,
-        })
+            now_secs(),
+        )
     }
 
     /// Adds `n` seals to the count of (config, generation); returns the new count.
     pub(crate) fn count_seals(&self, config: Uuid, generation: u32, n: u64) -> Result<u64> {
         let mut seals = self.seals.lock();
-        let count = match seals.get(&(config, generation)) {
+        let entry = match seals.get(&(config, generation)) {
             Some(c) => *c,
-            // Creates persist the count only every SEAL_SLACK seals, so up to that many may have
-            // happened since the stored value: assume they all did (over-counting is safe).
-            None => self
-                .store
-                .get(&keys::seals(config, generation))
-                .map_err(store_failed)?
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0)
-                .saturating_add(SEAL_SLACK),
+            None => {
+                let stored = self
+                    .store
+                    .get(&layout::seals(config, generation))
+                    .map_err(store_failed)?
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                // Creates persist the count only every SEAL_SLACK seals, so up to that many
+                // may have happened since the stored value: assume they all did.
+                SealCount {
+                    count: stored.saturating_add(SEAL_SLACK),
+                    persisted: stored,
+                }
+            }
         };
-        let count = count.saturating_add(n);
-        seals.insert((config, generation), count);
+        let count = entry.count.saturating_add(n);
+        seals.insert((config, generation), SealCount { count, ..entry });
         Ok(count)
+    }
+
+    /// Whether a create that brought the count to `count` must write it: when it is a whole
+    /// SEAL_SLACK above what was last durably written. Measured from the last write that
+    /// committed — not from multiples of SEAL_SLACK — so a commit that failed after crossing a
+    /// multiple cannot leave the stored count more than SEAL_SLACK behind.
+    fn seal_count_due(&self, config: Uuid, generation: u32, count: u64) -> bool {
+        self.seals
+            .lock()
+            .get(&(config, generation))
+            .is_none_or(|c| count >= c.persisted.saturating_add(SEAL_SLACK))
+    }
+
+    /// Notes that `count` is durable for (config, generation).
+    pub(crate) fn seal_count_persisted(&self, config: Uuid, generation: u32, count: u64) {
+        if let Some(c) = self.seals.lock().get_mut(&(config, generation)) {
+            c.persisted = c.persisted.max(count);
+        }
     }
 
     /// Creates a 256-bit data key for `owner`, wrapped by the active KEK of the configuration
@@ -236,7 +221,7 @@ impl Engine {
             let (config, bytes, kek) = self.active_kek(config, bytes)?;
             let generation = kek.generation();
             let mut txn = Transaction::new();
-            txn.check(Check::Equals(keys::config(config.uuid), bytes));
+            txn.check(Check::Equals(layout::config(config.uuid), bytes));
             let mut records = Vec::with_capacity(tags.len());
             let mut nonces = NonceSource::default();
             for ((id, material), tag) in materials.iter().zip(&tags) {
@@ -253,24 +238,28 @@ impl Engine {
                     config: config.uuid,
                     owner,
                 };
-                txn.check(Check::Absent(keys::data_key(id)))
-                    .put(keys::data_key(id), location.encode())
+                txn.check(Check::Absent(layout::data_key(id)))
+                    .put(layout::data_key(id), location.encode())
                     .put(location.record_key(id), record.encode());
                 records.push(record);
             }
             let n = tags.len() as u64;
             let seals = self.count_seals(config.uuid, generation, n)?;
-            if seals / SEAL_SLACK != seals.saturating_sub(n) / SEAL_SLACK {
+            let persist = self.seal_count_due(config.uuid, generation, seals);
+            if persist {
                 txn.put(
-                    keys::seals(config.uuid, generation),
+                    layout::seals(config.uuid, generation),
                     seals.to_be_bytes().to_vec(),
                 );
             }
             match self.store.commit(txn) {
                 Ok(()) => {
+                    if persist {
+                        self.seal_count_persisted(config.uuid, generation, seals);
+                    }
                     let table = &self.nodes[self.local].table;
                     for ((id, _), record) in materials.iter().zip(records) {
-                        table.insert(
+                        table.insert_created(
                             *id,
                             TableEntry {
                                 record,
@@ -304,11 +293,17 @@ impl Engine {
         if let Some(entry) = rt.table.get(id) {
             return open_data_key(id, &entry.record, &entry.kek);
         }
+        // Read the eviction count before the store, so a delete that commits meanwhile
+        // cannot have its eviction undone by this fill.
+        let epoch = rt.table.fill_epoch();
         let (record, _, _) = self.load_data_key(id)?;
         let (config, _) = self.load_config(record.config)?;
         let kek = self.unlock_on(idx, &config, record.generation)?;
         let material = open_data_key(id, &record, &kek)?;
-        rt.table.insert(*id, TableEntry { record, kek });
+        if !rt.table.fill(*id, TableEntry { record, kek }, epoch) {
+            // Something was evicted since the read: if it was this key, it is gone now.
+            self.load_data_key(id)?;
+        }
         Ok(material)
     }
 
@@ -322,7 +317,7 @@ impl Engine {
         for _ in 0..2 {
             let location = self
                 .store
-                .get(&keys::data_key(id))
+                .get(&layout::data_key(id))
                 .map_err(store_failed)?
                 .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("key_id"))?;
             let record_key = KeyLocation::decode(&location)?.record_key(id);
@@ -343,11 +338,11 @@ impl Engine {
             let mut txn = Transaction::new();
             txn.check(Check::Equals(record_key.clone(), bytes))
                 .delete(record_key)
-                .delete(keys::data_key(id));
+                .delete(layout::data_key(id));
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {
-                        n.table.remove(id);
+                        n.table.evict(id);
                     }
                     return Ok(());
                 }
@@ -369,8 +364,8 @@ impl Engine {
     pub fn list_data_keys(&self, config: Uuid) -> Result<Vec<DataKeyInfo>> {
         self.load_config(config)?;
         let mut out = Vec::new();
-        for (k, v) in self.scan_all(&keys::records(config))? {
-            let id = keys::id_of_record(&k)
+        for (k, v) in self.scan_all(&layout::records(config))? {
+            let id = layout::id_of_record(&k)
                 .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
             out.push(DataKeyInfo::of(id, WrappedDataKey::decode(&v)?));
         }
@@ -381,7 +376,7 @@ impl Engine {
     pub fn kek_usage(&self, config: Uuid) -> Result<Vec<KekUsage>> {
         self.load_config(config)?;
         let mut out = Vec::new();
-        for (_, v) in self.scan_all(&keys::kek_prefix(config))? {
+        for (_, v) in self.scan_all(&layout::kek_prefix(config))? {
             let k = WrappedKek::decode(&v)?;
             let seals = self.count_seals(config, k.generation, 0)?;
             out.push(KekUsage {
@@ -403,11 +398,17 @@ impl Engine {
     pub fn set_seal_count(&self, config: Uuid, generation: u32, seals: u64) -> Result<()> {
         let mut txn = Transaction::new();
         txn.put(
-            keys::seals(config, generation),
+            layout::seals(config, generation),
             seals.to_be_bytes().to_vec(),
         );
         self.store.commit(txn).map_err(store_failed)?;
-        self.seals.lock().insert((config, generation), seals);
+        self.seals.lock().insert(
+            (config, generation),
+            SealCount {
+                count: seals,
+                persisted: seals,
+            },
+        );
         Ok(())
     }
 }

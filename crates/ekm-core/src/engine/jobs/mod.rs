@@ -5,6 +5,11 @@
 //! the job in one transaction and removed with its final state in another: one lifecycle job
 //! per configuration at a time, and the markers are how `open` finds unfinished jobs.
 
+mod migrate;
+mod rekey_external;
+mod rekey_internal;
+mod restore;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,16 +17,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Engine, now_secs, store_failed};
-use crate::codec::keys;
+use crate::codec::{KeyOwner, WrappedKek};
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout;
 use crate::store::{Check, Transaction};
-
-const MARKER: &[u8] = b"a/";
-
-/// `a/<config uuid>` → the uuid of the job working on that configuration.
-pub(crate) fn marker_key(config: Uuid) -> Vec<u8> {
-    [MARKER, config.as_bytes().as_slice()].concat()
-}
+use crate::stored::StoredConfig;
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +134,16 @@ impl Job {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// The error a failed job ended with: its kind (from the stored code) and its message as
+    /// recorded. `None` unless the job failed.
+    pub fn error(&self) -> Option<Error> {
+        if self.state != JobState::Failure {
+            return None;
+        }
+        let kind = ErrorKind::from_code(self.code).unwrap_or(ErrorKind::StoreFailed);
+        Some(Error::new(kind).with_message(self.message.clone()))
+    }
+
     /// Decodes a stored job record.
     pub fn decode(bytes: &[u8]) -> Result<Job> {
         serde_json::from_slice(bytes).map_err(|_| Error::corrupt("A job record is malformed."))
@@ -149,7 +159,7 @@ impl Job {
     /// Puts this job, as it is now, into `txn`.
     pub(crate) fn put(&mut self, txn: &mut Transaction) {
         self.updated = now_secs();
-        txn.put(keys::job(self.uuid), self.encode());
+        txn.put(layout::job(self.uuid), self.encode());
     }
 
     /// Puts the final state and releases the markers, in `txn`.
@@ -171,8 +181,11 @@ impl Job {
             }
         }
         for m in self.markers() {
-            txn.check(Check::Equals(marker_key(m), self.uuid.as_bytes().to_vec()))
-                .delete(marker_key(m));
+            txn.check(Check::Equals(
+                layout::marker(m),
+                self.uuid.as_bytes().to_vec(),
+            ))
+            .delete(layout::marker(m));
         }
         self.put(txn);
     }
@@ -180,7 +193,7 @@ impl Job {
 
 /// Why a runner stopped before the job's end.
 pub(crate) enum Stop {
-    /// Shutdown, or the store stopped accepting writes: the job stays `running` and resumes.
+    /// Shutdown: the job stays `running` and resumes at the next open.
     Interrupted,
     /// The job failed; record it.
     Failed(Error),
@@ -198,8 +211,8 @@ impl Engine {
     pub(crate) fn begin_job(&self, mut job: Job) -> Result<Job> {
         let mut txn = Transaction::new();
         for m in job.markers() {
-            txn.check(Check::Absent(marker_key(m)))
-                .put(marker_key(m), job.uuid.as_bytes().to_vec());
+            txn.check(Check::Absent(layout::marker(m)))
+                .put(layout::marker(m), job.uuid.as_bytes().to_vec());
         }
         job.put(&mut txn);
         match self.store.commit(txn) {
@@ -226,7 +239,7 @@ impl Engine {
     /// Resumes every job that holds a marker (queued or interrupted).
     pub(crate) fn resume_jobs(self: &Arc<Self>) -> Result<()> {
         let mut uuids: Vec<Uuid> = Vec::new();
-        for (_, v) in self.scan_all(MARKER)? {
+        for (_, v) in self.scan_all(layout::MARKER)? {
             if let Ok(u) = Uuid::from_slice(&v) {
                 if !uuids.contains(&u) {
                     uuids.push(u);
@@ -243,10 +256,19 @@ impl Engine {
     pub fn job(&self, uuid: Uuid) -> Result<Job> {
         let bytes = self
             .store
-            .get(&keys::job(uuid))
+            .get(&layout::job(uuid))
             .map_err(store_failed)?
             .ok_or_else(|| Error::new(ErrorKind::EntryNotFound).with_target("uuid"))?;
         Job::decode(&bytes)
+    }
+
+    /// Every job the store holds (finished ones included), in uuid order: how a client that
+    /// lost a job's uuid finds it again (`GET /api/cluster/jobs`).
+    pub fn list_jobs(&self) -> Result<Vec<Job>> {
+        self.scan_all(layout::JOB)?
+            .iter()
+            .map(|(_, v)| Job::decode(v))
+            .collect()
     }
 
     /// Waits until the job ends or `timeout` passes; returns it as it then is.
@@ -272,9 +294,10 @@ impl Engine {
             Ok(()) => Ok(()),
             Err(crate::store::StoreError::Conflict(_)) => Err(Stop::Failed(
                 Error::new(ErrorKind::StoreFailed)
-                    .with_detail("The configuration changed while the job ran."),
+                    .with_detail("The configuration changed while the job ran.")
+                    .transient(None),
             )),
-            Err(_) => Err(Stop::Interrupted),
+            Err(e) => Err(Stop::Failed(store_failed(e))),
         }
     }
 
@@ -306,17 +329,133 @@ impl Engine {
         if self.save_job(&mut job).is_err() {
             return;
         }
-        let outcome = match job.kind {
-            JobKind::RekeyInternal => self.run_rekey_internal(&mut job),
-            JobKind::RekeyExternal => self.run_rekey_external(&mut job),
-            JobKind::Restore => self.run_restore(&mut job),
-            JobKind::Migrate => self.run_migrate(&mut job),
-        };
-        if let Err(Stop::Failed(e)) = outcome {
+        let mut retries = Retries::new(self.job_retry_budget);
+        loop {
+            let outcome = match job.kind {
+                JobKind::RekeyInternal => self.run_rekey_internal(&mut job),
+                JobKind::RekeyExternal => self.run_rekey_external(&mut job),
+                JobKind::Restore => self.run_restore(&mut job),
+                JobKind::Migrate => self.run_migrate(&mut job),
+            };
+            let Err(Stop::Failed(e)) = outcome else {
+                return;
+            };
+            if let Some(wait) = retries.next_wait(&e) {
+                // Every runner resumes from its journal, so a retry is a resume.
+                job.message = format!(
+                    "Waiting {} s before retry {} (retrying for up to {} s in all) after: {}",
+                    wait.as_secs_f64().ceil(),
+                    retries.attempts,
+                    self.job_retry_budget.as_secs(),
+                    e.message()
+                );
+                if self.save_job(&mut job).is_ok() && self.sleep_unless_shutdown(wait) {
+                    match self.job(uuid) {
+                        Ok(j) if !j.state.is_terminal() => {
+                            job = j;
+                            continue;
+                        }
+                        _ => return,
+                    }
+                }
+                if self.is_shutting_down() {
+                    // Stays running; resumes at the next open.
+                    return;
+                }
+            }
             let mut txn = Transaction::new();
             job.finish(&mut txn, Err(&e));
             // If even this fails the job stays running and resumes at the next open.
             let _ = self.commit_job_step(txn);
+            return;
         }
+    }
+
+    /// Sleeps `wait`, waking early on shutdown; false when shutting down.
+    fn sleep_unless_shutdown(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while !self.is_shutting_down() {
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        }
+        false
+    }
+}
+
+/// A job's retry budget: exponential backoff from 1 s (at most 30 s a wait, or longer when the
+/// backend asked for it), until the waits would exceed the budget.
+struct Retries {
+    budget: Duration,
+    waited: Duration,
+    attempts: u32,
+}
+
+impl Retries {
+    fn new(budget: Duration) -> Self {
+        Retries {
+            budget,
+            waited: Duration::ZERO,
+            attempts: 0,
+        }
+    }
+
+    /// How long to wait before retrying after `e`, or `None` to fail now.
+    fn next_wait(&mut self, e: &Error) -> Option<Duration> {
+        if !e.is_transient() {
+            return None;
+        }
+        let backoff = Duration::from_secs(1 << self.attempts.min(5)).min(Duration::from_secs(30));
+        // The backend's Retry-After, when it gave one, is honoured as asked.
+        let wait = e.retry_after().unwrap_or(backoff);
+        if self.waited + wait > self.budget {
+            return None;
+        }
+        self.waited += wait;
+        self.attempts += 1;
+        Some(wait)
+    }
+}
+
+pub(crate) fn not_found() -> Error {
+    Error::new(ErrorKind::EntryNotFound).with_target("uuid")
+}
+
+/// Queries the job runners share.
+impl Engine {
+    /// The generations of `config` that have a wrapped KEK, with their records.
+    fn kek_records(&self, config: Uuid) -> Result<Vec<WrappedKek>> {
+        self.scan_all(&layout::kek_prefix(config))?
+            .iter()
+            .map(|(_, v)| WrappedKek::decode(v))
+            .collect()
+    }
+
+    /// Number of index entries under `prefix`.
+    fn count(&self, prefix: &[u8]) -> Result<u64> {
+        Ok(self.scan_all(prefix)?.len() as u64)
+    }
+
+    /// [`ErrorKind::KeysOnAdminKeyManager`] when `config` is an SVM's and some of that SVM's
+    /// keys still sit under the cluster's key manager (migrate them first).
+    fn check_no_admin_keys(&self, config: &StoredConfig) -> Result<()> {
+        let Some(svm) = config.svm_uuid() else {
+            return Ok(());
+        };
+        let Some((cluster, _)) = self.config_for_scope(None)? else {
+            return Ok(());
+        };
+        let prefix = layout::records_of(cluster.uuid, KeyOwner::Svm(svm));
+        if !self
+            .store
+            .scan(&prefix, None, 1)
+            .map_err(store_failed)?
+            .is_empty()
+        {
+            return Err(Error::new(ErrorKind::KeysOnAdminKeyManager));
+        }
+        Ok(())
     }
 }

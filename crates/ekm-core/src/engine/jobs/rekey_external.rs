@@ -1,0 +1,135 @@
+//! rekey-external: the KEKs of a configuration rewrapped by another external key (another
+//! vault key, or a new version of the same one).
+//!
+//! Durable steps, and what a crash right after each leaves:
+//!
+//! | # | transaction | after a crash |
+//! |---|---|---|
+//! | 1 | job (queued) + marker `a/<config>` | the job resumes; nothing else changed |
+//! | 2 | job running | as 1 |
+//! | 3 | `Equals(config)`: config `key_id`, every KEK generation rewrapped by the new key, the nodes' copies, job success, marker removed | the old wrapping was in force until this commit (the job redoes the backend calls on resume), the new one after it; never neither |
+//!
+//! Backend calls before step 3: a check of the new key, then per generation one unwrap as this
+//! node (skipped when unlocked) and one wrap with the new key.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Job, JobKind, Stop, not_found};
+use crate::backend::BackendCall;
+use crate::engine::{Engine, akv_failed, store_failed};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::KeyId;
+use crate::layout;
+use crate::store::{Check, StoreError, Transaction};
+use crate::topology::SvmSelector;
+
+impl Engine {
+    /// Starts rekey-external to `key_id`. When `svm` is given it must name the SVM of the
+    /// configuration; an SVM without a key manager is 65537120. 65537547 as for rekey-internal.
+    pub fn start_rekey_external(
+        self: &Arc<Self>,
+        config: Uuid,
+        key_id: KeyId,
+        svm: Option<&SvmSelector>,
+    ) -> Result<Job> {
+        let admin = self.admin.lock();
+        let (cfg, _) = self.load_config(config)?;
+        if let Some(sel) = svm.filter(|s| s.uuid.is_some() || s.name.is_some()) {
+            let named = self.topology.resolve_svm(sel)?;
+            if cfg.svm_uuid() != Some(named.uuid()) {
+                return Err(Error::new(ErrorKind::NotConfigured).with_detail(format!(
+                    "Key manager {config} does not belong to SVM \"{}\".",
+                    named.name()
+                )));
+            }
+        }
+        self.check_no_admin_keys(&cfg)?;
+        let mut job = Job::new(JobKind::RekeyExternal, config);
+        job.key_id = Some(key_id.as_str().to_owned());
+        let job = self.begin_job(job)?;
+        drop(admin);
+        self.spawn_job(job.uuid);
+        Ok(job)
+    }
+
+    /// Proves the new key (wrap then unwrap), rewraps every KEK generation with it, and swaps
+    /// the configuration's key id, the wrapped KEKs and the nodes' copies in one transaction.
+    pub(crate) fn run_rekey_external(&self, job: &mut Job) -> std::result::Result<(), Stop> {
+        let new_key = job
+            .key_id
+            .as_deref()
+            .and_then(|k| KeyId::parse(k).ok())
+            .ok_or_else(|| Stop::Failed(Error::new(ErrorKind::InvalidKeyId)))?;
+        for _ in 0..4 {
+            let (cfg, bytes) = self
+                .load_config(job.config)
+                .map_err(|_| Stop::Failed(not_found()))?;
+            let mut txn = Transaction::new();
+            if cfg.key_id()? == new_key {
+                job.finish(
+                    &mut txn,
+                    Ok(format!("The KEK is already wrapped by {new_key}.")),
+                );
+                return self.commit_job_step(txn);
+            }
+            let parts = cfg.unseal(&self.protection)?;
+            let access = parts.access();
+            let call = BackendCall {
+                node: &self.nodes[self.local].node,
+                access: &access,
+            };
+            self.backend
+                .check(&call, &new_key)
+                .map_err(|e| akv_failed(&e))?;
+            let mut rewrapped = Vec::new();
+            for mut rec in self.kek_records(cfg.uuid)? {
+                let kek = self.unlock_on(self.local, &cfg, rec.generation)?;
+                rec.wrapped = self
+                    .backend
+                    .wrap_kek(&call, &new_key, kek.material())
+                    .map_err(|e| akv_failed(&e))?;
+                rec.key_id = new_key.clone();
+                rewrapped.push(rec);
+            }
+            let cfg_key = layout::config(cfg.uuid);
+            txn.check(Check::Equals(cfg_key.clone(), bytes))
+                .put(cfg_key, cfg.with_key_id(&new_key).encode(&self.protection)?);
+            for rec in &rewrapped {
+                txn.put(layout::kek(cfg.uuid, rec.generation), rec.encode()?);
+            }
+            // The nodes' copies follow in the same transaction.
+            for n in &self.topology.nodes {
+                if let Some(mut nr) = self.node_record(n.uuid, cfg.uuid)? {
+                    if let Some(rec) = rewrapped.iter().find(|r| r.generation == nr.generation) {
+                        use base64::Engine as _;
+                        nr.wrapped_kek =
+                            base64::engine::general_purpose::STANDARD.encode(rec.encode()?);
+                        txn.put(layout::node(n.uuid, cfg.uuid), nr.encode());
+                    }
+                }
+            }
+            job.processed = rewrapped.len() as u64;
+            job.total = rewrapped.len() as u64;
+            job.finish(
+                &mut txn,
+                Ok(format!(
+                    "Rekey-external completed: {} KEK generation(s) now wrapped by {new_key}.",
+                    rewrapped.len()
+                )),
+            );
+            match self.store.commit(txn) {
+                Ok(()) => {
+                    self.job_changed.notify_all();
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(Stop::Failed(store_failed(e))),
+            }
+        }
+        Err(Stop::Failed(
+            Error::new(ErrorKind::StoreFailed).with_detail("The configuration kept changing."),
+        ))
+    }
+}

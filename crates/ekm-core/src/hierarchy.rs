@@ -1,0 +1,274 @@
+//! The key hierarchy: every wrap, unwrap, seal and open of it, and what each one's AAD binds.
+//!
+//! ```text
+//! external key (AKV RSA key; key_id URL *with* version)          ── outside ekm
+//!   │  wrap_kek / unwrap_kek: the backend (RSA-OAEP-256 for AKV), one call per KEK operation;
+//!   │  unwrap uses exactly the key version recorded in the WrappedKek, never "latest"
+//!   ▼
+//! KEK: 256-bit AES, one per configuration and generation (g1, g2, ...)
+//!   │  check value: AES-256-GCM of "ekm-kek-check-v1" under the KEK itself,
+//!   │     AAD = "ekm-kek-check-v1" | config uuid | generation
+//!   │     (proves that what a backend unwrapped is this KEK, not some other 32 bytes)
+//!   │  seal_data_key / open_data_key: AES-256-GCM, random 96-bit nonce from the OS RNG,
+//!   │     AAD (record format 2) = "ekm-dk-v2" | config uuid | key id | generation |
+//!   │                             owner kind | owner uuid | tag length | key tag
+//!   │     (format 1, read only: "ekm-dk-v1" and no tag)
+//!   ▼
+//! data keys: 256-bit, 64-hex key id (32 random bytes), key tag, owner (cluster or one SVM)
+//! ```
+//!
+//! Beside it, not part of it: configuration secrets and the authentication of configuration
+//! records are sealed under the node-local protection key (`stored.rs`).
+//!
+//! Owns: the cryptographic steps of the hierarchy. The engine decides when they happen and
+//! what is stored; this module decides how, and what binds to what.
+//! Must never: return key material that did not authenticate; hand the backend anything but a
+//! KEK; open a blob under an identity other than the one it was sealed for.
+
+use uuid::Uuid;
+
+use crate::backend::{Backend, BackendCall, akv_failed, transient_if};
+use crate::codec::{DataKeyFormat, KekState, KeyOwner, WrappedDataKey, WrappedKek};
+use crate::crypto::{Kek, NonceSource};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{DataKeyId, KeyId, KeyTag, MAX_KEY_TAG_LEN};
+use crate::secret::KeyMaterial;
+
+/// The constant sealed under every KEK as its check value.
+pub const KEK_CHECK_PLAINTEXT: &[u8] = b"ekm-kek-check-v1";
+
+/// The AAD of a KEK's check value: configuration and generation.
+pub fn kek_check_aad(config: Uuid, generation: u32) -> [u8; 36] {
+    let mut aad = [0u8; 36];
+    aad[..16].copy_from_slice(KEK_CHECK_PLAINTEXT);
+    aad[16..32].copy_from_slice(config.as_bytes());
+    aad[32..].copy_from_slice(&generation.to_be_bytes());
+    aad
+}
+
+const DATA_KEY_AAD_MAX: usize = 78 + 1 + MAX_KEY_TAG_LEN;
+
+/// The AAD of a data key, on the stack (the read path builds one per read).
+pub struct DataKeyAad {
+    buf: [u8; DATA_KEY_AAD_MAX],
+    len: usize,
+}
+
+impl DataKeyAad {
+    /// The AAD bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The AAD that binds a data key's ciphertext to its identity: configuration, key id,
+/// generation, owner and (format 2) key tag. Moving a blob to another key id, scope,
+/// generation or SVM, or giving it another key's tag, makes it fail to open.
+pub fn data_key_aad(
+    format: DataKeyFormat,
+    config: Uuid,
+    id: &DataKeyId,
+    generation: u32,
+    owner: KeyOwner,
+    key_tag: &KeyTag,
+) -> DataKeyAad {
+    let mut buf = [0u8; DATA_KEY_AAD_MAX];
+    buf[..9].copy_from_slice(match format {
+        DataKeyFormat::V1 => b"ekm-dk-v1",
+        DataKeyFormat::V2 => b"ekm-dk-v2",
+    });
+    buf[9..25].copy_from_slice(config.as_bytes());
+    buf[25..57].copy_from_slice(id.as_bytes());
+    buf[57..61].copy_from_slice(&generation.to_be_bytes());
+    match owner {
+        KeyOwner::Cluster => buf[61] = 0,
+        KeyOwner::Svm(u) => {
+            buf[61] = 1;
+            buf[62..78].copy_from_slice(u.as_bytes());
+        }
+    }
+    let mut len = 78;
+    if format == DataKeyFormat::V2 {
+        let tag = key_tag.as_str().as_bytes();
+        // At most MAX_KEY_TAG_LEN bytes by construction, so it fits the buffer and a u8.
+        buf[78] = tag.len() as u8;
+        buf[79..79 + tag.len()].copy_from_slice(tag);
+        len = 79 + tag.len();
+    }
+    DataKeyAad { buf, len }
+}
+
+/// Seals a data key under `kek` (record format 2), with a nonce from `nonces`.
+pub fn seal_data_key(
+    kek: &Kek,
+    config: Uuid,
+    id: &DataKeyId,
+    owner: KeyOwner,
+    material: &KeyMaterial,
+    key_tag: KeyTag,
+    nonces: &mut NonceSource,
+) -> Result<WrappedDataKey> {
+    let generation = kek.generation();
+    let format = DataKeyFormat::V2;
+    let aad = data_key_aad(format, config, id, generation, owner, &key_tag);
+    let mut ciphertext = *material.expose_secret();
+    let nonce = nonces.next_nonce();
+    let tag = kek
+        .aead()
+        .seal_in_place_with(nonce, aad.as_bytes(), &mut ciphertext)
+        .map_err(|_| Error::corrupt("Sealing a data key failed."))?;
+    Ok(WrappedDataKey {
+        format,
+        config,
+        generation,
+        owner,
+        nonce,
+        ciphertext,
+        tag,
+        key_tag,
+    })
+}
+
+/// Opens a wrapped data key. A failure means the record or the KEK is not what it claims.
+pub fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<KeyMaterial> {
+    let aad = data_key_aad(r.format, r.config, id, r.generation, r.owner, &r.key_tag);
+    let mut buf = r.ciphertext;
+    kek.aead()
+        .open_in_place(&r.nonce, aad.as_bytes(), &mut buf, &r.tag)
+        .map_err(|_| {
+            Error::corrupt(&format!(
+                "Data key {id} does not authenticate under its KEK (generation {}).",
+                r.generation
+            ))
+        })?;
+    let material = KeyMaterial::from_array(buf);
+    zeroize::Zeroize::zeroize(&mut buf);
+    Ok(material)
+}
+
+/// Wraps `kek` with the external key `key_id` (one backend call) and builds its
+/// self-describing record with the check value. `created` is unix seconds.
+pub fn wrap_kek(
+    backend: &dyn Backend,
+    call: &BackendCall<'_>,
+    config: Uuid,
+    key_id: KeyId,
+    kek: &Kek,
+    state: KekState,
+    created: u64,
+) -> Result<WrappedKek> {
+    let wrapped = backend
+        .wrap_kek(call, &key_id, kek.material())
+        .map_err(|e| akv_failed(&e))?;
+    let check = kek
+        .aead()
+        .seal_vec(
+            &kek_check_aad(config, kek.generation()),
+            KEK_CHECK_PLAINTEXT,
+        )
+        .map_err(|_| Error::corrupt("Sealing the KEK check value failed."))?;
+    Ok(WrappedKek {
+        config,
+        generation: kek.generation(),
+        state,
+        created,
+        backend: backend.kind().to_owned(),
+        key_id,
+        algorithm: backend.algorithm().to_owned(),
+        wrapped,
+        check,
+    })
+}
+
+/// Unwraps `wrapped` (one backend call, as the node in `call`) and proves it with its check
+/// value: a KEK that is not the one wrapped is refused rather than returned. `node_name` is
+/// for messages.
+pub fn unwrap_kek(
+    backend: &dyn Backend,
+    call: &BackendCall<'_>,
+    wrapped: &WrappedKek,
+    node_name: &str,
+) -> Result<Kek> {
+    let (config, generation) = (wrapped.config, wrapped.generation);
+    let material = backend
+        .unwrap_kek(call, &wrapped.key_id, &wrapped.wrapped)
+        .map_err(|e| {
+            let err = Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+                "Unlocking generation {generation} of configuration {config} on node {node_name} needs AKV, which failed: {e}."
+            ));
+            transient_if(err, &e)
+        })?;
+    let material = KeyMaterial::from_slice(material.expose_secret()).ok_or_else(|| {
+        Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+            "The backend returned {} bytes for a 32-byte KEK.",
+            material.len()
+        ))
+    })?;
+    let kek = Kek::from_material(material, generation);
+    let check = kek
+        .aead()
+        .open_vec(&kek_check_aad(config, generation), &wrapped.check);
+    if !check.is_ok_and(|c| c.as_slice() == KEK_CHECK_PLAINTEXT) {
+        return Err(Error::new(ErrorKind::KekUnavailable).with_detail(format!(
+            "The backend unwrapped generation {generation} of configuration {config} to a different key; the vault key may have been replaced."
+        )));
+    }
+    Ok(kek)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_tag_is_bound_from_format_2_on() {
+        let (c, id, o) = (Uuid::new_v4(), DataKeyId::random(), KeyOwner::Cluster);
+        let a = KeyTag::parse("vol1").unwrap();
+        let b = KeyTag::parse("vol2").unwrap();
+        let aad = |f, t| data_key_aad(f, c, &id, 1, o, t).as_bytes().to_vec();
+        assert_ne!(aad(DataKeyFormat::V2, &a), aad(DataKeyFormat::V2, &b));
+        assert_eq!(aad(DataKeyFormat::V1, &a), aad(DataKeyFormat::V1, &b));
+        let longest = KeyTag::parse(&"x".repeat(MAX_KEY_TAG_LEN)).unwrap();
+        assert_eq!(
+            data_key_aad(DataKeyFormat::V2, c, &id, 1, o, &longest)
+                .as_bytes()
+                .len(),
+            DATA_KEY_AAD_MAX
+        );
+    }
+
+    #[test]
+    fn aad_differs_by_identity() {
+        let c = Uuid::new_v4();
+        let id = DataKeyId::random();
+        let t = KeyTag::parse("vol1").unwrap();
+        let aad = |c, g, o| {
+            data_key_aad(DataKeyFormat::V2, c, &id, g, o, &t)
+                .as_bytes()
+                .to_vec()
+        };
+        let a = aad(c, 1, KeyOwner::Cluster);
+        assert_ne!(a, aad(c, 2, KeyOwner::Cluster));
+        assert_ne!(a, aad(c, 1, KeyOwner::Svm(Uuid::new_v4())));
+        assert_ne!(a, aad(Uuid::new_v4(), 1, KeyOwner::Cluster));
+    }
+
+    #[test]
+    fn a_data_key_opens_only_under_its_identity() {
+        let kek = Kek::generate(1);
+        let (c, id) = (Uuid::new_v4(), DataKeyId::random());
+        let m = KeyMaterial::random();
+        let tag = KeyTag::parse("vol1").unwrap();
+        let mut nonces = NonceSource::default();
+        let r = seal_data_key(&kek, c, &id, KeyOwner::Cluster, &m, tag, &mut nonces).unwrap();
+        assert_eq!(
+            open_data_key(&id, &r, &kek).unwrap().expose_secret(),
+            m.expose_secret()
+        );
+        assert!(open_data_key(&DataKeyId::random(), &r, &kek).is_err());
+        let mut moved = r.clone();
+        moved.owner = KeyOwner::Svm(Uuid::new_v4());
+        assert!(open_data_key(&id, &moved, &kek).is_err());
+        assert!(open_data_key(&id, &r, &Kek::generate(1)).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! The store layout: every key ekm writes, in one table. The cluster store (etcd) maps these
+//! keys one to one under its prefix, so this list must be complete.
+//!
+//! All keys are bytes: a one-letter table name and a `/`, then fixed-width binary parts —
+//! `uuid` the 16 raw bytes, `gen` a big-endian u32, `id` the 32 raw bytes of a data key id,
+//! `owner` the SVM uuid (nil for the cluster).
+//!
+//! | key | value | written by |
+//! |---|---|---|
+//! | `meta/format` | ASCII format version ([`crate::engine::FORMAT_VERSION`]) | the first open |
+//! | `c/<config uuid>` | configuration record (JSON, authenticated; `stored.rs`) | create, patch, first KEK, rekeys |
+//! | `s/c`, `s/v<svm uuid>` | the configuration uuid of that scope (uniqueness index) | create, delete |
+//! | `k/<config uuid><gen>` | wrapped KEK record (`codec::WrappedKek`) | first KEK, rekeys |
+//! | `d/<id>` | the key's location: config uuid, owner kind, owner uuid | create, migrate, delete |
+//! | `r/<config uuid><owner><id>` | wrapped data key record (`codec::WrappedDataKey`) | create, rekey-internal, migrate, delete |
+//! | `n/<node uuid><config uuid>` | node availability (JSON): wrapped KEK copy, loaded generation, last error | unlocks, restore, rekeys |
+//! | `j/<job uuid>` | job record (JSON) with its journal | every job step |
+//! | `a/<config uuid>` | marker: the uuid of the job working on that configuration | job start and end |
+//! | `x/<config uuid><gen>` | seals done with that generation, u64 big-endian | creates (every 64 seals), rekey and migrate batches |
+//!
+//! The order of `r/` makes "the keys of a configuration" and "the keys of one owner under a
+//! configuration" prefix scans; rekey-internal rewrites a configuration's records in place, in
+//! that order, with the last one done as its journaled cursor.
+
+use uuid::Uuid;
+
+use crate::codec::KeyOwner;
+use crate::ids::DataKeyId;
+
+/// Format marker: `meta/format` → ASCII version.
+pub const FORMAT: &[u8] = b"meta/format";
+/// Prefix of configuration records: `c/<config uuid 16>`.
+pub const CONFIG: &[u8] = b"c/";
+/// Prefix of the scope index: `s/c` (cluster) or `s/v<svm uuid 16>` → config uuid.
+pub const SCOPE: &[u8] = b"s/";
+/// Prefix of KEK records: `k/<config uuid 16><generation u32 BE>`.
+pub const KEK: &[u8] = b"k/";
+/// Prefix of data key locations: `d/<key id 32>` → config uuid 16 | owner kind 1 |
+/// owner uuid 16 (where the record is).
+pub const DATA_KEY: &[u8] = b"d/";
+/// Prefix of data key records: `r/<config uuid 16><owner uuid 16 (nil: cluster)><key id 32>`.
+pub const RECORD: &[u8] = b"r/";
+/// Prefix of node records: `n/<node uuid 16><config uuid 16>` → node availability (JSON).
+pub const NODE: &[u8] = b"n/";
+/// Prefix of job records: `j/<job uuid 16>` → job (JSON).
+pub const JOB: &[u8] = b"j/";
+/// Prefix of job markers: `a/<config uuid 16>` → the uuid of the job holding it.
+pub const MARKER: &[u8] = b"a/";
+/// Prefix of seal counters: `x/<config uuid 16><generation u32>` → u64 big-endian.
+pub const SEALS: &[u8] = b"x/";
+
+fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// `c/<uuid>`.
+pub fn config(uuid: Uuid) -> Vec<u8> {
+    join(CONFIG, &[uuid.as_bytes()])
+}
+
+/// `s/c` or `s/v<svm uuid>`.
+pub fn scope(svm: Option<Uuid>) -> Vec<u8> {
+    match svm {
+        None => join(SCOPE, &[b"c"]),
+        Some(u) => join(SCOPE, &[b"v", u.as_bytes()]),
+    }
+}
+
+/// `k/<config uuid>` (prefix of a config's KEK generations).
+pub fn kek_prefix(config: Uuid) -> Vec<u8> {
+    join(KEK, &[config.as_bytes()])
+}
+
+/// `k/<config uuid><generation>`.
+pub fn kek(config: Uuid, generation: u32) -> Vec<u8> {
+    join(KEK, &[config.as_bytes(), &generation.to_be_bytes()])
+}
+
+/// `d/<key id>` (the location of a key).
+pub fn data_key(id: &DataKeyId) -> Vec<u8> {
+    join(DATA_KEY, &[id.as_bytes()])
+}
+
+/// `r/<config uuid>` (the records of a configuration, every owner).
+pub fn records(config: Uuid) -> Vec<u8> {
+    join(RECORD, &[config.as_bytes()])
+}
+
+/// `r/<config uuid><owner>` (one owner's records under a configuration).
+pub fn records_of(config: Uuid, owner: KeyOwner) -> Vec<u8> {
+    let o = owner.svm().unwrap_or_else(Uuid::nil);
+    join(RECORD, &[config.as_bytes(), o.as_bytes()])
+}
+
+/// The record of one key.
+pub fn record(config: Uuid, owner: KeyOwner, id: &DataKeyId) -> Vec<u8> {
+    let mut k = records_of(config, owner);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The key id at the end of a record key.
+pub fn id_of_record(key: &[u8]) -> Option<DataKeyId> {
+    let raw: [u8; 32] = key.get(key.len().checked_sub(32)?..)?.try_into().ok()?;
+    Some(DataKeyId::from_bytes(raw))
+}
+
+/// `n/<node uuid><config uuid>`.
+pub fn node(node: Uuid, config: Uuid) -> Vec<u8> {
+    join(NODE, &[node.as_bytes(), config.as_bytes()])
+}
+
+/// `n/<node uuid>` (every node record of one node).
+pub fn nodes_of(node: Uuid) -> Vec<u8> {
+    join(NODE, &[node.as_bytes()])
+}
+
+/// `j/<job uuid>`.
+pub fn job(uuid: Uuid) -> Vec<u8> {
+    join(JOB, &[uuid.as_bytes()])
+}
+
+/// `a/<config uuid>`: the marker of the job working on that configuration.
+pub fn marker(config: Uuid) -> Vec<u8> {
+    join(MARKER, &[config.as_bytes()])
+}
+
+/// `x/<config uuid>` (the seal counters of every generation of a configuration).
+pub fn seals_of(config: Uuid) -> Vec<u8> {
+    join(SEALS, &[config.as_bytes()])
+}
+
+/// `x/<config uuid><generation>`.
+pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
+    join(SEALS, &[config.as_bytes(), &generation.to_be_bytes()])
+}

@@ -1,0 +1,675 @@
+//! ekm-etcd: the [`Store`] of a cluster of `ekmd` processes, on a real etcd cluster (3.4+).
+//!
+//! Every store key of ekm (`ekm_core::layout`) is stored as `<prefix><key>` in etcd; a
+//! [`Store::commit`] is one etcd transaction: its checks become compares (`Absent` →
+//! create_revision = 0, `Present` → create_revision > 0, `Equals` → value =), its writes the
+//! success branch (the last write per key: etcd refuses a key twice in one transaction).
+//!
+//! Owns: the mapping of ekm's store contract onto etcd, and the one rule for requests whose
+//! outcome is unknown (a timeout, a reset connection, a leader change): they are resolved by
+//! reading back what the transaction wrote, never by a blind retry. A retry after such a read
+//! is safe for ekm because every commit is either guarded by checks or idempotent.
+//!
+//! Failover: the client talks to one member at a time; when that member does not answer it
+//! moves to the next (the `etcd-client` crate alone keeps dialling a dead member). Every call
+//! has a deadline, so with quorum lost a write fails within seconds instead of hanging.
+//!
+//! Must never: acknowledge a commit that etcd did not apply; hang without a deadline; panic on
+//! anything etcd answers.
+
+#![forbid(unsafe_code)]
+
+pub mod testing;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ekm_core::store::{Change, ChangeCallback, Check, Entry, Store, StoreError, Transaction, Write};
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
+};
+use parking_lot::Mutex;
+
+/// etcd's default `--max-txn-ops`: the most compares, and the most operations, per transaction.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// How a store reaches its etcd cluster.
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    /// Client URLs of the members (`http://127.0.0.1:2379`, or `https://` with `tls`).
+    pub endpoints: Vec<String>,
+    /// Prefix of every key ekm writes (`/ekm/`).
+    pub prefix: Vec<u8>,
+    /// mTLS to etcd: CA, client certificate and key (PEM files).
+    pub tls: Option<EtcdTls>,
+    /// Deadline of one call to one member.
+    pub call_timeout: Duration,
+    /// Time to live of this process's lease (its ephemeral records vanish that long after it dies).
+    pub lease_ttl: Duration,
+}
+
+/// PEM files for mTLS to etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// CA that signed the members' certificates.
+    pub ca: PathBuf,
+    /// Client certificate.
+    pub cert: PathBuf,
+    /// Client key.
+    pub key: PathBuf,
+}
+
+impl EtcdOptions {
+    /// Endpoints with the default prefix `/ekm/`, 2 s per call, a 10 s lease.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        EtcdOptions {
+            endpoints,
+            prefix: b"/ekm/".to_vec(),
+            tls: None,
+            call_timeout: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What went wrong with one call to one member.
+enum CallError {
+    /// The request did not reach etcd (refused connection): nothing was applied.
+    NotSent(String),
+    /// The request may or may not have been applied (deadline, reset, leader change).
+    Unknown(String),
+    /// etcd refused the request (too many operations, too large): nothing was applied.
+    Refused(String),
+}
+
+impl CallError {
+    fn of(e: etcd_client::Error) -> CallError {
+        match e {
+            etcd_client::Error::TransportError(t) => CallError::NotSent(t.to_string()),
+            etcd_client::Error::GRpcStatus(s) => {
+                use tonic::Code;
+                match s.code() {
+                    Code::Unavailable if s.message().contains("connect") => {
+                        CallError::NotSent(s.message().to_owned())
+                    }
+                    Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Unknown
+                    | Code::Aborted
+                    | Code::Cancelled
+                    | Code::Internal => {
+                        CallError::Unknown(format!("{}: {}", s.code(), s.message()))
+                    }
+                    _ => CallError::Refused(format!("{}: {}", s.code(), s.message())),
+                }
+            }
+            other => CallError::Unknown(other.to_string()),
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            CallError::NotSent(m) | CallError::Unknown(m) | CallError::Refused(m) => m,
+        }
+    }
+}
+
+
+struct Inner {
+    opts: EtcdOptions,
+    /// One client per member, connected on first use.
+    clients: Vec<tokio::sync::Mutex<Option<Client>>>,
+    /// The member in use.
+    current: AtomicUsize,
+    /// This process's lease and the ephemeral records bound to it.
+    lease: Mutex<Option<i64>>,
+    ephemeral: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+}
+
+/// The etcd store. See the crate docs.
+pub struct EtcdStore {
+    rt: tokio::runtime::Runtime,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.inner.opts.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdStore {
+    /// Connects (lazily: the first call dials) and starts this process's lease keeper.
+    pub fn open(opts: EtcdOptions) -> Result<Arc<EtcdStore>, StoreError> {
+        if opts.endpoints.is_empty() {
+            return Err(StoreError::Io("no etcd endpoint given".into()));
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ekm-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io(format!("etcd client runtime: {e}")))?;
+        let clients = opts
+            .endpoints
+            .iter()
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
+        let inner = Arc::new(Inner {
+            opts,
+            clients,
+            current: AtomicUsize::new(0),
+            lease: Mutex::new(None),
+            ephemeral: Mutex::new(HashMap::new()),
+        });
+        let store = Arc::new(EtcdStore { rt, inner });
+        // Prove the cluster answers before anything relies on it.
+        store.get(b"meta/format")?;
+        let keeper = store.inner.clone();
+        store.rt.spawn(async move { keeper.keep_lease_alive().await });
+        Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it from any thread (including a
+    /// blocking thread of another runtime).
+    fn block<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        // The task always sends unless the runtime shuts down, which only Drop does.
+        rx.recv().unwrap_or_else(|_| unreachable_runtime())
+    }
+
+    fn key(&self, k: &[u8]) -> Vec<u8> {
+        [self.inner.opts.prefix.as_slice(), k].concat()
+    }
+}
+
+fn unreachable_runtime<T>() -> T {
+    // Only reachable if the runtime was shut down while a caller waited: a bug, not an input.
+    panic!("the etcd client runtime stopped")
+}
+
+impl Inner {
+    async fn client(&self, idx: usize) -> Result<Client, CallError> {
+        let mut slot = self.clients[idx].lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(self.opts.call_timeout)
+            .with_timeout(self.opts.call_timeout)
+            .with_keep_alive(Duration::from_secs(2), self.opts.call_timeout);
+        if let Some(tls) = &self.opts.tls {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).map_err(|e| CallError::Refused(format!("{}: {e}", p.display())))
+            };
+            let ca = Certificate::from_pem(read(&tls.ca)?);
+            let id = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+            options = options.with_tls(TlsOptions::new().ca_certificate(ca).identity(id));
+        }
+        let endpoint = self.opts.endpoints[idx].clone();
+        let c = tokio::time::timeout(
+            self.opts.call_timeout,
+            Client::connect([endpoint.as_str()], Some(options)),
+        )
+        .await
+        .map_err(|_| CallError::NotSent(format!("{endpoint}: connect timed out")))?
+        .map_err(|e| match CallError::of(e) {
+            CallError::Unknown(m) | CallError::NotSent(m) => CallError::NotSent(m),
+            r => r,
+        })?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs one call against the current member, with the call deadline.
+    async fn call_once<T, F, Fut>(&self, idx: usize, f: &F) -> Result<T, CallError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let client = self.client(idx).await?;
+        match tokio::time::timeout(self.opts.call_timeout, f(client)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let e = CallError::of(e);
+                if !matches!(e, CallError::Refused(_)) {
+                    // A fresh connection next time: tonic may keep a broken one.
+                    *self.clients[idx].lock().await = None;
+                }
+                Err(e)
+            }
+            Err(_) => {
+                *self.clients[idx].lock().await = None;
+                Err(CallError::Unknown(format!(
+                    "{}: no answer within {:?}",
+                    self.opts.endpoints[idx], self.opts.call_timeout
+                )))
+            }
+        }
+    }
+
+    fn rotate(&self, from: usize) {
+        let next = (from + 1) % self.opts.endpoints.len();
+        let _ = self
+            .current
+            .compare_exchange(from, next, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// A read (or any call safe to repeat): tries each member once.
+    async fn read<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut last = String::new();
+        for _ in 0..self.opts.endpoints.len() {
+            let idx = self.current.load(Ordering::SeqCst);
+            match self.call_once(idx, &f).await {
+                Ok(v) => return Ok(v),
+                Err(CallError::Refused(m)) => return Err(StoreError::Io(format!("etcd: {m}"))),
+                Err(e) => {
+                    last = e.message().to_owned();
+                    self.rotate(idx);
+                }
+            }
+        }
+        Err(StoreError::Io(format!(
+            "etcd cluster not reachable (no quorum or every member down): {last}"
+        )))
+    }
+
+    async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        let resp = self
+            .read(|mut c| {
+                let key = key.clone();
+                async move { c.get(key, None).await }
+            })
+            .await?;
+        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
+    /// Whether every write of `writes` is visible: how an unknown outcome is resolved.
+    async fn applied(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<bool, StoreError> {
+        for (k, v) in writes {
+            if self.get(k.clone()).await? != *v {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn keep_lease_alive(self: Arc<Self>) {
+        let ttl = self.opts.lease_ttl.as_secs().max(2) as i64;
+        loop {
+            let granted = self
+                .read(|mut c| async move { c.lease_grant(ttl, None).await })
+                .await;
+            let Ok(lease) = granted else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            let id = lease.id();
+            *self.lease.lock() = Some(id);
+            // Records put while no lease was held (or under an expired one) go under this one.
+            let records: Vec<_> = self
+                .ephemeral
+                .lock()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, v) in records {
+                let _ = self.put_leased(&k, &v, id).await;
+            }
+            // Keep it alive at a third of its TTL until a keep-alive fails for longer than it.
+            let mut failing_since: Option<tokio::time::Instant> = None;
+            loop {
+                tokio::time::sleep(Duration::from_secs((ttl / 3).max(1) as u64)).await;
+                let alive = self
+                    .read(|mut c| async move {
+                        let (mut keeper, mut stream) = c.lease_keep_alive(id).await?;
+                        keeper.keep_alive().await?;
+                        Ok(stream.message().await?.map(|m| m.ttl()).unwrap_or(0))
+                    })
+                    .await;
+                match alive {
+                    Ok(t) if t > 0 => failing_since = None,
+                    Ok(_) => break, // expired: grant a new one
+                    Err(_) => {
+                        let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() > self.opts.lease_ttl {
+                            break;
+                        }
+                    }
+                }
+            }
+            *self.lease.lock() = None;
+        }
+    }
+
+    async fn put_leased(&self, key: &[u8], value: &[u8], lease: i64) -> Result<(), StoreError> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.read(|mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                c.put(key, value, Some(PutOptions::new().with_lease(lease)))
+                    .await
+            }
+        })
+        .await
+        .map(drop)
+    }
+}
+
+impl Store for EtcdStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let inner = self.inner.clone();
+        let key = self.key(key);
+        self.block(async move { inner.get(key).await })
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        // One transaction of gets: one consistent revision.
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_TXN_OPS) {
+            let ops: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(self.key(k), None)).collect();
+            let inner = self.inner.clone();
+            let resp = self.block(async move {
+                inner
+                    .read(|mut c| {
+                        let txn = Txn::new().and_then(ops.clone());
+                        async move { c.txn(txn).await }
+                    })
+                    .await
+            })?;
+            for op in resp.op_responses() {
+                match op {
+                    etcd_client::TxnOpResponse::Get(g) => {
+                        out.push(g.kvs().first().map(|kv| kv.value().to_vec()))
+                    }
+                    _ => return Err(StoreError::Io("etcd: unexpected transaction answer".into())),
+                }
+            }
+        }
+        if out.len() != keys.len() {
+            return Err(StoreError::Io("etcd: short transaction answer".into()));
+        }
+        Ok(out)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let full_prefix = self.key(prefix);
+        let start = match start_after {
+            Some(a) => [self.key(a).as_slice(), &[0]].concat(),
+            None => full_prefix.clone(),
+        };
+        let end = ekm_core::store::prefix_end(&full_prefix).unwrap_or_else(|| vec![0]);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let strip = self.inner.opts.prefix.len();
+        let inner = self.inner.clone();
+        let resp = self.block(async move {
+            inner
+                .read(|mut c| {
+                    let opts = GetOptions::new().with_range(end.clone()).with_limit(limit);
+                    let start = start.clone();
+                    async move { c.get(start, Some(opts)).await }
+                })
+                .await
+        })?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter(|kv| kv.key().len() >= strip)
+            .map(|kv| (kv.key()[strip..].to_vec(), kv.value().to_vec()))
+            .collect())
+    }
+
+    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
+        // The last write of each key, in first-seen order (etcd refuses a key twice).
+        let mut order: Vec<Vec<u8>> = Vec::new();
+        let mut last: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        for w in txn.writes {
+            let (k, v) = match w {
+                Write::Put(k, v) => (self.key(&k), Some(v)),
+                Write::Delete(k) => (self.key(&k), None),
+            };
+            if last.insert(k.clone(), v).is_none() {
+                order.push(k);
+            }
+        }
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = order
+            .into_iter()
+            .map(|k| {
+                let v = last.remove(&k).flatten();
+                (k, v)
+            })
+            .collect();
+        let checks: Vec<(Vec<u8>, Check)> = txn
+            .checks
+            .into_iter()
+            .map(|c| {
+                let k = match &c {
+                    Check::Absent(k) | Check::Present(k) | Check::Equals(k, _) => self.key(k),
+                };
+                (k, c)
+            })
+            .collect();
+        if checks.len() > MAX_TXN_OPS || writes.len() > MAX_TXN_OPS {
+            return Err(StoreError::Io(format!(
+                "a transaction of {} checks and {} writes exceeds etcd's {MAX_TXN_OPS} operations",
+                checks.len(),
+                writes.len()
+            )));
+        }
+        let inner = self.inner.clone();
+        self.block(async move { inner.commit(checks, writes).await })
+    }
+
+    fn engine_name(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn max_ops(&self) -> Option<usize> {
+        Some(MAX_TXN_OPS)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let full = self.key(prefix);
+        let strip = self.inner.opts.prefix.len();
+        // Start from the current revision so nothing committed after this call is missed.
+        let revision = self.block({
+            let inner = inner.clone();
+            let full = full.clone();
+            async move {
+                inner
+                    .read(|mut c| {
+                        let full = full.clone();
+                        async move { c.get(full, Some(GetOptions::new().with_limit(1))).await }
+                    })
+                    .await
+            }
+        })?
+        .header()
+        .map(|h| h.revision())
+        .unwrap_or(0);
+        self.rt.spawn(async move {
+            inner.watch_loop(full, strip, revision + 1, on_change).await;
+        });
+        Ok(())
+    }
+
+    fn put_ephemeral(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let key = self.key(key);
+        self.inner
+            .ephemeral
+            .lock()
+            .insert(key.clone(), value.to_vec());
+        let lease = *self.inner.lease.lock();
+        let inner = self.inner.clone();
+        let value = value.to_vec();
+        match lease {
+            // The keeper puts it as soon as it holds a lease.
+            None => Ok(()),
+            Some(id) => self.block(async move { inner.put_leased(&key, &value, id).await }),
+        }
+    }
+}
+
+impl Inner {
+    async fn commit(
+        &self,
+        checks: Vec<(Vec<u8>, Check)>,
+        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let compares: Vec<Compare> = checks
+            .iter()
+            .map(|(k, c)| match c {
+                Check::Absent(_) => Compare::create_revision(k.clone(), CompareOp::Equal, 0),
+                Check::Present(_) => Compare::create_revision(k.clone(), CompareOp::Greater, 0),
+                Check::Equals(_, v) => Compare::value(k.clone(), CompareOp::Equal, v.clone()),
+            })
+            .collect();
+        let ops: Vec<TxnOp> = writes
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => TxnOp::put(k.clone(), v.clone(), None),
+                None => TxnOp::delete(k.clone(), None),
+            })
+            .collect();
+        let call = |mut c: Client| {
+            let txn = Txn::new().when(compares.clone()).and_then(ops.clone());
+            async move { c.txn(txn).await }
+        };
+        let mut last = String::new();
+        for _ in 0..=self.opts.endpoints.len() {
+            let idx = self.current.load(Ordering::SeqCst);
+            match self.call_once(idx, &call).await {
+                Ok(resp) if resp.succeeded() => return Ok(()),
+                Ok(_) => return Err(StoreError::Conflict(self.first_failing(&checks).await)),
+                Err(CallError::Refused(m)) => return Err(StoreError::Io(format!("etcd: {m}"))),
+                Err(CallError::NotSent(m)) => {
+                    last = m;
+                    self.rotate(idx);
+                }
+                Err(CallError::Unknown(m)) => {
+                    // The one rule: an unknown outcome is resolved by reading, never by a blind
+                    // retry. Applied: done. Not applied (as read from a member with quorum):
+                    // the commit is tried again; its checks guard against a late apply.
+                    last = m;
+                    self.rotate(idx);
+                    match self.applied(&writes).await {
+                        Ok(true) if !writes.is_empty() => return Ok(()),
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err(StoreError::Io(format!(
+                                "etcd: the outcome of a write is unknown ({last}) and could not be read back: {e}"
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Err(StoreError::Io(format!(
+            "etcd cluster not reachable for writes (no quorum or every member down): {last}"
+        )))
+    }
+
+    /// The index of the first check that does not hold now (what `Conflict` carries).
+    async fn first_failing(&self, checks: &[(Vec<u8>, Check)]) -> usize {
+        for (i, (k, c)) in checks.iter().enumerate() {
+            let Ok(v) = self.get(k.clone()).await else {
+                return i;
+            };
+            let holds = match c {
+                Check::Absent(_) => v.is_none(),
+                Check::Present(_) => v.is_some(),
+                Check::Equals(_, want) => v.as_ref() == Some(want),
+            };
+            if !holds {
+                return i;
+            }
+        }
+        0
+    }
+
+    async fn watch_loop(
+        &self,
+        prefix: Vec<u8>,
+        strip: usize,
+        mut from: i64,
+        on_change: ChangeCallback,
+    ) {
+        loop {
+            let idx = self.current.load(Ordering::SeqCst);
+            let client = match self.client(idx).await {
+                Ok(c) => c,
+                Err(_) => {
+                    self.rotate(idx);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let mut client = client;
+            let opts = WatchOptions::new()
+                .with_prefix()
+                .with_start_revision(from);
+            let Ok(mut stream) = client.watch(prefix.clone(), Some(opts)).await else {
+                *self.clients[idx].lock().await = None;
+                self.rotate(idx);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            loop {
+                match stream.message().await {
+                    Ok(Some(resp)) => {
+                        if resp.canceled() {
+                            // Compacted past `from`: nothing to replay from there; resume now.
+                            from = resp.compact_revision().max(from);
+                            break;
+                        }
+                        for ev in resp.events() {
+                            let Some(kv) = ev.kv() else { continue };
+                            if kv.key().len() < strip {
+                                continue;
+                            }
+                            let key = kv.key()[strip..].to_vec();
+                            from = from.max(kv.mod_revision() + 1);
+                            on_change(match ev.event_type() {
+                                EventType::Put => Change::Put(key, kv.value().to_vec()),
+                                EventType::Delete => Change::Delete(key),
+                            });
+                        }
+                    }
+                    _ => {
+                        *self.clients[idx].lock().await = None;
+                        self.rotate(idx);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

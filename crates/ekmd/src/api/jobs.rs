@@ -1,0 +1,156 @@
+//! The job routes: the actions that start a job (`rekey-external`, `rekey-internal`, `restore`,
+//! `migrate`) and `GET /api/cluster/jobs[/{uuid}]`.
+//!
+//! Owns: how a started job is answered (202 with its link, or with `return_timeout` 200 or the
+//! job's own error), and waiting for a job on a blocking thread.
+//! Must never: run a job's work in the request (the engine's runners do), or turn a failed
+//! job's stored error into another one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use ekm_core::{Engine, Error, ErrorKind, Job, JobState, RekeyExternalRequest};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::render::{collection, job_link, render_job};
+use super::{ApiResult, JOBS, ok_json, uuid_of};
+use crate::query::{Accepts, JOB_DEFAULT_FIELDS, JOB_FIELDS, Query, project_with};
+use crate::{ApiError, AppState, blocking};
+
+/// Answers a started job: 202 with its link, or — when `return_timeout` lets the job finish —
+/// 200 on success and the job's error on failure.
+async fn job_response(s: &AppState, job: Job, q: &Query) -> ApiResult {
+    let wait = q.return_timeout.unwrap_or(0);
+    let job = if wait > 0 {
+        let engine = s.engine.clone();
+        let uuid = job.uuid;
+        blocking(move || engine.wait_job(uuid, Duration::from_secs(wait))).await?
+    } else {
+        job
+    };
+    let link = job_link(&job);
+    match job.state {
+        JobState::Success if wait > 0 => Ok(ok_json(StatusCode::OK, link)),
+        JobState::Failure if wait > 0 => Err(ApiError(
+            job.error()
+                .unwrap_or_else(|| Error::new(ErrorKind::StoreFailed)),
+        )),
+        _ => Ok(ok_json(StatusCode::ACCEPTED, link)),
+    }
+}
+
+/// Starts a job on configuration `uuid` with `start`, then answers as `return_timeout` says.
+async fn action(
+    s: AppState,
+    uuid: String,
+    raw: Option<String>,
+    start: impl FnOnce(&Arc<Engine>, Uuid) -> Result<Job, Error> + Send + 'static,
+) -> ApiResult {
+    let q = Query::parse(raw.as_deref(), Accepts::POST)?;
+    let uuid = uuid_of(&uuid)?;
+    let engine = s.engine.clone();
+    let job = blocking(move || start(&engine, uuid)).await?;
+    job_response(&s, job, &q).await
+}
+
+pub(super) async fn rekey_external(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let req = RekeyExternalRequest::from_json(&body)?;
+    action(s, uuid, raw, move |e, u| {
+        e.start_rekey_external(u, req.key_id, req.svm.as_ref())
+    })
+    .await
+}
+
+pub(super) async fn rekey_internal(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    action(s, uuid, raw, |e, u| e.start_rekey_internal(u)).await
+}
+
+pub(super) async fn restore(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    action(s, uuid, raw, |e, u| e.start_restore(u)).await
+}
+
+pub(super) async fn migrate(
+    State(s): State<AppState>,
+    Path(source): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let q = Query::parse(raw.as_deref(), Accepts::POST)?;
+    let source = uuid_of(&source)?;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        uuid: String,
+        #[serde(default)]
+        source: Option<Value>,
+    }
+    let b: Body = serde_json::from_slice(&body).map_err(|_| {
+        ApiError(
+            Error::new(ErrorKind::InvalidValue)
+                .with_detail("The body must be {\"uuid\": \"<destination key manager uuid>\"}.")
+                .with_target("uuid"),
+        )
+    })?;
+    drop(b.source);
+    let dest = uuid_of(&b.uuid)?;
+    let engine = s.engine.clone();
+    let job = blocking(move || engine.start_migrate(source, dest)).await?;
+    job_response(&s, job, &q).await
+}
+
+/// `GET /api/cluster/jobs`: every job, as a collection (filters such as `state=running`,
+/// `fields`, `order_by`, `max_records`), so a client that lost a job's uuid finds it again.
+pub(super) async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
+    let q = Query::parse_for(raw.as_deref(), Accepts::JOB_COLLECTION, JOB_FIELDS)?;
+    let engine = s.engine.clone();
+    let jobs = blocking(move || engine.list_jobs()).await?;
+    let records: Vec<Value> = jobs.iter().map(render_job).collect();
+    Ok(ok_json(
+        StatusCode::OK,
+        collection(&q, records, JOBS, JOB_DEFAULT_FIELDS),
+    ))
+}
+
+/// `GET /api/cluster/jobs/{uuid}`; with `return_timeout=N` it waits up to N seconds for the
+/// job to end first.
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let q = Query::parse_for(raw.as_deref(), Accepts::RECORD, JOB_FIELDS)?;
+    let uuid = uuid_of(&uuid)?;
+    let engine = s.engine.clone();
+    let wait = q.return_timeout.unwrap_or(0);
+    let j = blocking(move || {
+        if wait > 0 {
+            engine.wait_job(uuid, Duration::from_secs(wait))
+        } else {
+            engine.job(uuid)
+        }
+    })
+    .await?;
+    let record = render_job(&j);
+    let out = match &q.fields {
+        Some(f) => project_with(&record, f, JOB_DEFAULT_FIELDS),
+        None => record,
+    };
+    Ok(ok_json(StatusCode::OK, out))
+}

@@ -1,0 +1,95 @@
+//! The REST API: the ONTAP `azure-key-vaults` routes, jobs, data-path key management, migrate.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `configs.rs` | the configuration collection and records: list, create, get, patch, delete |
+//! | `keys.rs` | data keys over REST: create, list, delete (never material) |
+//! | `jobs.rs` | the job-starting actions (rekeys, restore, migrate) and the job routes |
+//! | `render.rs` | records as the API shows them: HAL `_links`, collections, job times |
+//!
+//! Owns: the route table, and the few helpers every handler shares (path uuids, JSON answers).
+//! Must never: validate a request body itself (the core's request parsers do), call the engine
+//! on an async thread (always through [`crate::blocking`]), or answer key material.
+
+mod configs;
+mod jobs;
+mod keys;
+mod render;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use ekm_core::{Error, ErrorKind};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{ApiError, AppState};
+
+pub use render::render_job;
+
+/// The configuration collection.
+const BASE: &str = "/api/security/azure-key-vaults";
+/// The job collection.
+const JOBS: &str = "/api/cluster/jobs";
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The routes (without auth and limits; see [`crate::router`]).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(BASE, get(configs::list).post(configs::create))
+        .route(
+            "/api/security/azure-key-vaults/{uuid}",
+            get(configs::get_one)
+                .patch(configs::patch)
+                .delete(configs::remove),
+        )
+        .route(
+            "/api/security/azure-key-vaults/{uuid}/rekey-external",
+            post(jobs::rekey_external),
+        )
+        .route(
+            "/api/security/azure-key-vaults/{uuid}/rekey-internal",
+            post(jobs::rekey_internal),
+        )
+        .route(
+            "/api/security/azure-key-vaults/{uuid}/restore",
+            post(jobs::restore),
+        )
+        .route(
+            "/api/security/azure-key-vaults/{uuid}/keys",
+            get(keys::list).post(keys::create),
+        )
+        .route(
+            "/api/security/azure-key-vaults/{uuid}/keys/{key_id}",
+            delete(keys::delete),
+        )
+        .route(
+            "/api/security/key-managers/{uuid}/migrate",
+            post(jobs::migrate),
+        )
+        .route(JOBS, get(jobs::list))
+        .route("/api/cluster/jobs/{uuid}", get(jobs::get_one))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// The uuid in a path; one that does not parse names no entry.
+fn uuid_of(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s)
+        .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("uuid")))
+}
+
+/// A JSON answer with `status`.
+fn ok_json(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+/// `GET /api/openapi.json`: the API's OpenAPI document.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
+}

@@ -1,0 +1,231 @@
+//! `ekm`'s command line: every flag and subcommand, with its one-line help.
+//!
+//! Owns: the flag names, their environment fallbacks, and which flags exclude or require
+//! others; the shape a script depends on.
+//! Must never: rename, drop or re-default a flag (scripts and the README walkthrough call
+//! them), or do any work beyond parsing.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ekm",
+    version,
+    about = "Manage ekm key managers over ekmd's REST API"
+)]
+pub struct Cli {
+    /// ekmd's URL.
+    #[arg(
+        long,
+        env = "EKM_URL",
+        default_value = "https://127.0.0.1:8443",
+        global = true
+    )]
+    pub url: String,
+    /// Admin user.
+    #[arg(long, env = "EKM_USER", default_value = "admin", global = true)]
+    pub user: String,
+    /// Admin password (prefer EKM_PASSWORD or --password-file: argv is visible to other users).
+    #[arg(long, env = "EKM_PASSWORD", hide_env_values = true, global = true)]
+    pub password: Option<String>,
+    /// File holding the admin password (e.g. ekm-data/admin-password); "-" reads it from stdin.
+    #[arg(long, global = true, value_name = "FILE|-")]
+    pub password_file: Option<PathBuf>,
+    /// CA (PEM) to trust for ekmd's certificate (e.g. ekm-data/tls-cert.pem).
+    #[arg(long, global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (self-signed test set-ups only).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Which key manager a subcommand acts on.
+#[derive(Args, Clone)]
+pub struct Target {
+    /// The SVM whose key manager to act on; omit for the cluster's.
+    #[arg(long)]
+    pub vserver: Option<String>,
+    /// The key manager's uuid (instead of --vserver).
+    #[arg(long, conflicts_with = "vserver")]
+    pub uuid: Option<String>,
+}
+
+// How ekmd authenticates to Azure: a client secret or a PKCS#12 certificate.
+#[derive(Args, Clone, Default)]
+pub struct Credentials {
+    /// Client secret of the Azure application (prefer --client-secret-file).
+    #[arg(long)]
+    pub client_secret: Option<String>,
+    /// File holding the client secret; "-" reads it from stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "client_secret")]
+    pub client_secret_file: Option<PathBuf>,
+    /// PKCS#12 (.pfx) client certificate file, instead of a client secret.
+    #[arg(long, conflicts_with_all = ["client_secret", "client_secret_file"])]
+    pub client_certificate_file: Option<PathBuf>,
+    /// Password of the PKCS#12 file (prefer --client-certificate-password-file).
+    #[arg(long, requires = "client_certificate_file")]
+    pub client_certificate_password: Option<String>,
+    /// File holding the password of the PKCS#12 file; "-" reads it from stdin.
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        requires = "client_certificate_file",
+        conflicts_with = "client_certificate_password"
+    )]
+    pub client_certificate_password_file: Option<PathBuf>,
+}
+
+// The proxy ekmd goes through towards Azure.
+#[derive(Args, Clone, Default)]
+pub struct Proxy {
+    /// Proxy type towards Azure: http or https.
+    #[arg(long)]
+    pub proxy_type: Option<String>,
+    /// Proxy host ("" removes the proxy).
+    #[arg(long)]
+    pub proxy_host: Option<String>,
+    /// Proxy port.
+    #[arg(long)]
+    pub proxy_port: Option<u16>,
+    /// Proxy user name.
+    #[arg(long)]
+    pub proxy_username: Option<String>,
+    /// Proxy password (prefer --proxy-password-file).
+    #[arg(long)]
+    pub proxy_password: Option<String>,
+    /// File holding the proxy password; "-" reads it from stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "proxy_password")]
+    pub proxy_password_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Configure AKV for the cluster or an SVM.
+    Enable(Enable),
+    /// Show key manager configurations.
+    Show(TargetOnly),
+    /// Show KEK availability, AKV reachability and per-node status.
+    Check(TargetOnly),
+    /// Change proxy settings.
+    UpdateConfig(UpdateConfig),
+    /// Change the client id, tenant id, secret or certificate.
+    UpdateCredentials(UpdateCredentials),
+    /// New KEK generation; rewrap every data key.
+    RekeyInternal(Waited),
+    /// Rewrap the KEK with another AKV key.
+    RekeyExternal(RekeyExternal),
+    /// Load the KEK and keys on nodes that lack them.
+    Restore(Waited),
+    /// Remove a key manager configuration (refused while it protects keys).
+    Disable(TargetOnly),
+    /// Data keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a data key.
+    Create(KeyCreate),
+    /// List data keys (never material).
+    Query(TargetOnly),
+}
+
+// `ekm show`, `check`, `disable`, `key query`: only the target.
+#[derive(Args)]
+pub struct TargetOnly {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+// `ekm enable`.
+#[derive(Args)]
+pub struct Enable {
+    #[command(flatten)]
+    pub target: Target,
+    /// Application (client) id of the Azure application.
+    #[arg(long)]
+    pub client_id: String,
+    /// Directory (tenant) id of the Azure application.
+    #[arg(long)]
+    pub tenant_id: String,
+    /// Vault URI, e.g. https://myvault.vault.azure.net/.
+    #[arg(long)]
+    pub name: String,
+    /// Versioned key id: https://VAULT/keys/NAME/VERSION.
+    #[arg(long)]
+    pub key_id: String,
+    #[command(flatten)]
+    pub credentials: Credentials,
+    #[command(flatten)]
+    pub proxy: Proxy,
+}
+
+// `ekm update-config`.
+#[derive(Args)]
+pub struct UpdateConfig {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub proxy: Proxy,
+}
+
+// `ekm update-credentials`.
+#[derive(Args)]
+pub struct UpdateCredentials {
+    #[command(flatten)]
+    pub target: Target,
+    /// New application (client) id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// New directory (tenant) id.
+    #[arg(long)]
+    pub tenant_id: Option<String>,
+    #[command(flatten)]
+    pub credentials: Credentials,
+}
+
+// `ekm rekey-internal` and `ekm restore`: a job on the target.
+#[derive(Args)]
+pub struct Waited {
+    #[command(flatten)]
+    pub target: Target,
+    /// Wait for the job to end, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+// `ekm rekey-external`.
+#[derive(Args)]
+pub struct RekeyExternal {
+    #[command(flatten)]
+    pub target: Target,
+    /// The new versioned key id.
+    #[arg(long)]
+    pub key_id: String,
+    /// Wait for the job to end, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+// `ekm key create`.
+#[derive(Args)]
+pub struct KeyCreate {
+    #[command(flatten)]
+    pub target: Target,
+    /// Key tag (e.g. the volume's name).
+    #[arg(long, default_value = "")]
+    pub tag: String,
+    /// For an SVM without its own key manager, on the cluster's.
+    #[arg(long)]
+    pub svm: Option<String>,
+}

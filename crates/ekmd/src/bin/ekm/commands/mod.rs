@@ -1,0 +1,62 @@
+//! One function per `ekm` subcommand, grouped as the REST API groups them.
+//!
+//! | file | subcommands |
+//! |---|---|
+//! | `configs.rs` | `enable`, `show`, `check`, `update-config`, `update-credentials`, `disable` |
+//! | `jobs.rs` | `rekey-internal`, `rekey-external`, `restore` (each with `--wait`) |
+//! | `keys.rs` | `key create`, `key query` |
+//!
+//! Owns: which request each subcommand sends, in which order it reads secrets and asks ekmd,
+//! and what it prints on success.
+//! Must never: print a secret, or answer a failure with exit code 0.
+
+mod configs;
+mod jobs;
+mod keys;
+
+use serde_json::Value;
+
+use crate::Failure;
+use crate::args::{Cli, Command, KeyCommand};
+use crate::client::Client;
+use crate::output::print_json;
+
+/// What every subcommand works with: the client and whether to print JSON.
+pub struct Session {
+    pub client: Client,
+    pub json: bool,
+}
+
+impl Session {
+    /// Prints ekmd's answer `v`: as JSON with `--json`, else as `text` prints it.
+    pub fn answer(&self, v: &Value, text: impl FnOnce(&Value)) {
+        if self.json {
+            print_json(v);
+        } else {
+            text(v);
+        }
+    }
+}
+
+/// Runs the subcommand `cli` names.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let s = Session {
+        client: Client::connect(&cli)?,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Enable(a) => configs::enable(&s, a),
+        Command::Show(a) => configs::show(&s, a),
+        Command::Check(a) => configs::check(&s, a),
+        Command::UpdateConfig(a) => configs::update_config(&s, a),
+        Command::UpdateCredentials(a) => configs::update_credentials(&s, a),
+        Command::Disable(a) => configs::disable(&s, a),
+        Command::RekeyInternal(a) => jobs::rekey_internal(&s, a),
+        Command::RekeyExternal(a) => jobs::rekey_external(&s, a),
+        Command::Restore(a) => jobs::restore(&s, a),
+        Command::Key { command } => match command {
+            KeyCommand::Create(a) => keys::create(&s, a),
+            KeyCommand::Query(a) => keys::query(&s, a),
+        },
+    }
+}

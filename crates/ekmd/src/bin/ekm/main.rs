@@ -1,0 +1,91 @@
+//! `ekm`: the command line of ekmd, mirroring ONTAP's `security key-manager external azure`
+//! commands. Tables for people, `--json` for scripts.
+//!
+//! Exit codes: 0 success; 1 ekmd refused the request (its ONTAP code and message are printed);
+//! 2 usage error; 3 ekmd unreachable; 4 a waited-for job failed.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `args.rs` | every flag and subcommand (clap) |
+//! | `commands/` | one function per subcommand: `configs.rs`, `jobs.rs`, `keys.rs` |
+//! | `client.rs` | the HTTP client of ekmd: a request, a key manager's uuid, waiting for a job |
+//! | `progress.rs` | a waited-for job's progress on stderr |
+//! | `secrets.rs` | secrets from flags, files and stdin |
+//! | `output.rs` | JSON, tables and cells on stdout |
+//!
+//! Owns: the exit codes and how each failure is printed on stderr.
+//! Must never: exit 0 on a failure, or print a secret.
+
+mod args;
+mod client;
+mod commands;
+mod output;
+mod progress;
+mod secrets;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::Cli;
+
+/// Why `ekm` failed; each kind has its exit code.
+enum Failure {
+    /// ekmd refused the request: exit 1, its message as is.
+    Api(String),
+    /// ekmd could not be reached (or its certificate is not trusted): exit 3.
+    Unreachable(String),
+    /// The command line or a file it names is wrong: exit 2.
+    Usage(String),
+    /// A waited-for job failed: exit 4, its message as is.
+    Job(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Err(failure) = commands::run(cli) else {
+        return ExitCode::SUCCESS;
+    };
+    let (code, line) = match failure {
+        Failure::Api(m) => (1, m),
+        Failure::Usage(m) => (2, format!("ekm: {m}")),
+        Failure::Unreachable(m) => (3, format!("ekm: {m}")),
+        Failure::Job(m) => (4, m),
+    };
+    eprintln!("{line}");
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag of every subcommand says in one line what it is.
+    #[test]
+    fn every_flag_has_a_one_line_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                match arg.get_help() {
+                    Some(h)
+                        if !h.to_string().trim().is_empty() && !h.to_string().contains('\n') => {}
+                    _ => missing.push(format!("{path} --{id}")),
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ekm", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,83 @@
+//! The seal count of a KEK generation never under-counts, even when creates are retried: a
+//! reopened engine reports at least as many seals as were durably made (the random-nonce limit
+//! of AES-GCM depends on it).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{create, engine_over, secret_body};
+use ekm::core::store::Entry;
+use ekm::core::{KeyOwner, KeyTag, Store, StoreError, Transaction, Write};
+use ekm::fake::FakeBackend;
+use ekm::store::StoreKind;
+
+/// Answers `Conflict` to the next `n` commits that write a seal counter (`x/...`), as if a
+/// rekey had switched generations at that moment.
+#[derive(Debug)]
+struct ConflictOnSealWrites {
+    inner: Arc<dyn Store>,
+    left: AtomicUsize,
+}
+
+impl Store for ConflictOnSealWrites {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn scan(&self, p: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(p, after, limit)
+    }
+
+    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
+        let writes_count = txn
+            .writes
+            .iter()
+            .any(|w| matches!(w, Write::Put(k, _) if k.starts_with(b"x/")));
+        if writes_count
+            && self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(StoreError::Conflict(0));
+        }
+        self.inner.commit(txn)
+    }
+
+    fn engine_name(&self) -> &'static str {
+        "conflict-on-seal-writes"
+    }
+}
+
+#[test]
+fn a_retried_create_does_not_leave_the_stored_count_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = ekm::store::open(StoreKind::Redb, &dir.path().join("store")).unwrap();
+    let store = Arc::new(ConflictOnSealWrites {
+        inner: inner.clone(),
+        left: AtomicUsize::new(0),
+    });
+    let fake = Arc::new(FakeBackend::open(&dir.path().join("fake-vault.json")).unwrap());
+    let pk = dir.path().join("protection.key");
+    let engine = engine_over(store.clone(), fake.clone(), &pk, 64);
+    let cfg = create(&engine, &secret_body(None, "s3cret")).unwrap();
+    // Every create that writes the counter meets one conflict first, and is retried.
+    let creates = 300;
+    for i in 0..creates {
+        store.left.store(1, Ordering::SeqCst);
+        engine
+            .create_data_key(KeyOwner::Cluster, KeyTag::parse(&format!("v{i}")).unwrap())
+            .unwrap();
+    }
+    engine.shutdown();
+    drop(engine);
+    let reopened = engine_over(inner, fake, &pk, 64);
+    let usage = reopened.kek_usage(cfg.uuid).unwrap();
+    let seals = usage.iter().map(|u| u.seals).sum::<u64>();
+    assert!(
+        seals >= creates,
+        "a reopened engine counts {seals} seals after {creates} durable creates"
+    );
+}
