@@ -179,7 +179,7 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = support::criterion();
     bench(&mut c);
     c.final_summary();
     let fastest = ["raw_aes_gcm", "raw_ring", "raw_aws_lc_rs"]

@@ -96,7 +96,7 @@ fn create_durable(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = support::criterion();
     read_path(&mut c);
     create_durable(&mut c);
     c.final_summary();

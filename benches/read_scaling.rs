@@ -121,7 +121,7 @@ fn bench(c: &mut Criterion, keys: usize) {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = support::criterion();
     raw_scaling(&mut c);
     bench(&mut c, 1000);
     if std::env::var_os("EKM_BENCH_1M").is_some() {

@@ -1,6 +1,7 @@
 //! rekey-internal of 100,000 keys (1,000,000 with `EKM_BENCH_1M=1`), in rewrapped keys per
 //! second, against a raw AES-256-GCM open + seal of the same number of 32-byte keys (fresh OS
-//! random nonce per seal, as any correct rewrap needs) in the same run. Also checks the fake
+//! random nonce per seal, as any correct rewrap needs, drawn through the engine's own
+//! `NonceSource`: one OS RNG call per 256 nonces, as the engine's rewrap does) in the same run. Also checks the fake
 //! backend's counters: exactly one external wrap per rekey-internal, and at most one unwrap
 //! per node per restore.
 //!
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use criterion::{BenchmarkId, Criterion, black_box};
+use ekm::core::crypto::NonceSource;
 use ekm::core::{
     ClusterInfo, CreateRequest, Engine, EngineOptions, JobState, KeyOwner, KeyTag, Node,
     ProtectionKey, Topology,
@@ -21,6 +23,9 @@ use ekm::core::{
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
 use uuid::Uuid;
+
+/// Keys per rewrap transaction: the engine's default (`EngineOptions::rekey_batch`).
+const BATCH: usize = ekm::core::engine::DEFAULT_REKEY_BATCH;
 
 fn topology(nodes: u128) -> Topology {
     Topology {
@@ -102,7 +107,8 @@ fn rekey(c: &mut Criterion, keys: usize) {
     );
 
     // Baseline: open + seal of the same number of sealed 32-byte keys, same AAD size, with a
-    // fresh OS-random nonce per seal.
+    // fresh OS-random nonce per seal from the engine's NonceSource (256 nonces per OS RNG call),
+    // one source per batch of the engine's default size, as the engine's rewrap draws them.
     let old = Aes256Gcm::new(&[1u8; 32].into());
     let new = Aes256Gcm::new(&[2u8; 32].into());
     let aad = [7u8; 78];
@@ -118,16 +124,23 @@ fn rekey(c: &mut Criterion, keys: usize) {
         .collect();
     g.bench_function(BenchmarkId::new("raw_open_seal", keys), |b| {
         b.iter(|| {
-            for (nonce, ct, tag) in &sealed {
-                let mut buf = *ct;
-                old.decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut buf, tag.into())
+            for batch in sealed.chunks(BATCH) {
+                let mut nonces = NonceSource::default();
+                for (nonce, ct, tag) in batch {
+                    let mut buf = *ct;
+                    old.decrypt_in_place_detached(
+                        Nonce::from_slice(nonce),
+                        &aad,
+                        &mut buf,
+                        tag.into(),
+                    )
                     .expect("open");
-                let mut n = [0u8; 12];
-                getrandom::fill(&mut n).expect("rng");
-                black_box(
-                    new.encrypt_in_place_detached(Nonce::from_slice(&n), &aad, &mut buf)
-                        .expect("seal"),
-                );
+                    let n = nonces.next_nonce();
+                    black_box(
+                        new.encrypt_in_place_detached(Nonce::from_slice(&n), &aad, &mut buf)
+                            .expect("seal"),
+                    );
+                }
             }
         })
     });
@@ -161,7 +174,7 @@ fn restore_counters() {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = support::criterion();
     rekey(&mut c, 100_000);
     if std::env::var_os("EKM_BENCH_1M").is_some() {
         rekey(&mut c, 1_000_000);

@@ -17,7 +17,7 @@ use ekm::store::StoreKind;
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     e: std::sync::Arc<ekm::core::Engine>,
     fake: std::sync::Arc<ekm::fake::FakeBackend>,
     store: std::sync::Arc<dyn ekm::core::Store>,
@@ -37,7 +37,7 @@ fn setup() -> Setup {
         keys.insert(id, e.read_data_key(&id).unwrap().expose_secret().to_vec());
     }
     Setup {
-        _dir: dir,
+        dir,
         e,
         fake,
         store,
@@ -46,13 +46,35 @@ fn setup() -> Setup {
     }
 }
 
+/// Every key reads back bit-identical through the engine in use (its key tables) *and* through
+/// a freshly opened engine over the same store, whose key tables start empty: the second one
+/// reads the stored records and unlocks their KEK through the backend, so damage to what is
+/// stored cannot hide behind a cache.
 fn all_keys_intact(s: &Setup) {
+    let pk = ekm::store::protection_key::load_or_create(&s.dir.path().join("protection.key"))
+        .expect("pk");
+    let fresh = ekm::core::Engine::open(
+        ekm::core::EngineOptions::new(s.store.clone(), s.fake.clone(), topology(), pk)
+            .resume_jobs(false),
+    )
+    .expect("a fresh engine opens over the same store");
+    assert_eq!(s.keys.len(), 30);
     for (id, m) in &s.keys {
         assert_eq!(
             s.e.read_data_key(id).unwrap().expose_secret().as_slice(),
-            m.as_slice()
+            m.as_slice(),
+            "key {id} through the engine in use"
+        );
+        let stored = fresh
+            .read_data_key(id)
+            .unwrap_or_else(|e| panic!("key {id} through a fresh engine: {e}"));
+        assert_eq!(
+            stored.expose_secret().as_slice(),
+            m.as_slice(),
+            "key {id} through a fresh engine"
         );
     }
+    fresh.shutdown();
 }
 
 #[test]

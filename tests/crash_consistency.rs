@@ -96,9 +96,10 @@ fn kill_loop(kind: StoreKind) {
             ])
             .env(CHILD_ENV, &spec)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stderr = collect_stderr(&mut child);
         let stdout = child.stdout.take().unwrap();
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let reader = {
@@ -131,8 +132,13 @@ fn kill_loop(kind: StoreKind) {
         }
         std::thread::sleep(Duration::from_micros(rng.next() % 60_000));
         child.kill().unwrap();
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
         reader.join().unwrap();
+        assert_sigkilled(
+            status,
+            &stderr.join().unwrap(),
+            &format!("{} round {round} (seed {seed})", kind_name(kind)),
+        );
         for line in lines.lock().unwrap().iter() {
             let Some(rest) = line.strip_prefix("KEY ") else {
                 continue;

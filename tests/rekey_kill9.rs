@@ -87,9 +87,10 @@ fn rekey_internal_resumes_after_sigkill() {
             ])
             .env(CHILD_ENV, format!("{}|{config}", dir.path().display()))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stderr = collect_stderr(&mut child);
         let out = child.stdout.take().unwrap();
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let reader = {
@@ -113,10 +114,17 @@ fn rekey_internal_resumes_after_sigkill() {
         seed ^= seed << 17;
         std::thread::sleep(Duration::from_micros(seed % 150_000));
         child.kill().unwrap();
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
         reader.join().unwrap();
+        let stderr = stderr.join().unwrap();
         let lines = lines.lock().unwrap().clone();
-        if !lines.iter().any(|l| l.starts_with("DONE")) {
+        let done = lines.iter().any(|l| l.starts_with("DONE"));
+        // A child that finished its job before the kill may have exited 0 on its own; any other
+        // ending than SIGKILL (a panic, an error exit) is a failure of the child.
+        if !(done && status.success()) {
+            assert_sigkilled(status, &stderr, &format!("round {round} (seed {seed})"));
+        }
+        if !done {
             interrupted += 1;
         }
         let job = lines

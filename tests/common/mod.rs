@@ -321,3 +321,31 @@ impl AzureLab {
         )
     }
 }
+
+/// Collects a child's stderr on a thread, for the failure message of a child that died on its
+/// own (a panic) instead of by the signal a test sent it.
+pub fn collect_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    let mut err = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Asserts the child died of the SIGKILL the test sent, and not of anything else (a panic
+/// exits 101; an early exit 0), and that it had not panicked before the kill (a panicking child
+/// spends a while printing its backtrace, so the kill often lands before its own exit).
+/// `stderr` is what the child wrote, shown on failure.
+pub fn assert_sigkilled(status: std::process::ExitStatus, stderr: &str, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{what}: the child was not killed by SIGKILL but ended with {status}; its stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "{what}: the child panicked before it was killed; its stderr:\n{stderr}"
+    );
+}

@@ -113,6 +113,10 @@ struct ServeArgs {
     /// machine share one by naming the same file.
     #[arg(long)]
     fake_vault: Option<PathBuf>,
+    /// Keys rewrapped per transaction by rekey-internal and migrate (default: the engine's).
+    /// Hidden: a tuning knob the process tests use to get many durable steps per job.
+    #[arg(long, hide = true, value_name = "N")]
+    rekey_batch: Option<usize>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -147,6 +151,7 @@ fn main() -> std::process::ExitCode {
         etcd_key,
         protection_key_file,
         fake_vault,
+        rekey_batch,
     } = *args;
     let result = (|| -> Result<(), String> {
         if plain_http && !listen.ip().is_loopback() && !plain_http_on_non_loopback {
@@ -228,6 +233,9 @@ fn main() -> std::process::ExitCode {
         let mut options = EngineOptions::new(store, backend, topology.clone(), pk)
             .local_node(local.uuid)
             .job_retry_budget(std::time::Duration::from_secs(300));
+        if let Some(n) = rekey_batch {
+            options = options.rekey_batch(n);
+        }
         if store_kind == StoreKind::Etcd {
             // One process per node: this one holds its own node's key table only.
             options = options.managed_nodes(vec![local.uuid]);
