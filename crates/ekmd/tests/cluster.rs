@@ -74,6 +74,8 @@ struct Lab {
     etcd: EtcdCluster,
     vault: Vault,
     nodes: Vec<Node>,
+    /// Extra `ekmd serve` arguments for every node.
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -86,6 +88,10 @@ fn free_port() -> u16 {
 
 impl Lab {
     fn start() -> Lab {
+        Lab::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let etcd = EtcdCluster::start(3).expect("etcd cluster");
         let vault = vault(dir.path());
@@ -95,6 +101,7 @@ impl Lab {
             etcd,
             vault,
             nodes: Vec::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 1..=3 {
             let node = lab.spawn(&format!("node{i}"), None).expect("node starts");
@@ -153,6 +160,7 @@ impl Lab {
         if let Some(pk) = pk {
             cmd.arg("--protection-key-file").arg(pk);
         }
+        cmd.args(&self.extra);
         let (mut child, line) = common::spawn_listening(&mut cmd);
         if !line.contains("listening") {
             let _ = child.wait();
@@ -423,4 +431,179 @@ fn a_dead_node_shows_unreachable_and_quorum_loss_keeps_the_data_path_serving() {
         std::thread::sleep(Duration::from_millis(500));
     }
     drop(node3);
+}
+
+fn job(n: &Node, uuid: &str) -> Value {
+    call(n, "GET", &format!("/api/cluster/jobs/{uuid}"), None).1
+}
+
+fn wait_job(n: &Node, uuid: &str, within: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let j = job(n, uuid);
+        if j["state"] == "success" || j["state"] == "failure" {
+            return j;
+        }
+        assert!(start.elapsed() < within, "job {uuid} still {j}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill(n: &mut Node) {
+    if let Some(mut c) = n.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
+
+#[test]
+fn a_rekey_whose_node_dies_is_finished_by_another_node_with_one_wrap() {
+    let mut lab = Lab::start_with(&["--rekey-batch", "1"]);
+    let config = create_config(&lab);
+    let ids: Vec<String> = (0..300)
+        .map(|i| create_key(&lab.nodes[i % 3], &config, &format!("vol{i}")))
+        .collect();
+    let before: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| socket_read(&lab.nodes[1], id).unwrap())
+        .collect();
+    let wraps = lab.vault.emu.counters().wraps;
+    let (s, v) = call(
+        &lab.nodes[0],
+        "POST",
+        &format!("/api/security/azure-key-vaults/{config}/rekey-internal"),
+        None,
+    );
+    assert_eq!(s, 202, "{v}");
+    let uuid = v["job"]["uuid"].as_str().unwrap().to_owned();
+    // node1 dies part-way through the pass.
+    let started = Instant::now();
+    loop {
+        let j = job(&lab.nodes[1], &uuid);
+        let done = j["progress"]["processed"].as_u64().unwrap_or(0);
+        assert_ne!(
+            j["state"], "success",
+            "the job ended before node1 could be killed: {j}"
+        );
+        if done >= 20 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(&mut lab.nodes[0]);
+    let killed_at = job(&lab.nodes[1], &uuid);
+    assert_eq!(killed_at["state"], "running", "{killed_at}");
+    // node2 or node3 takes it over once node1's lease expires, and finishes it.
+    let j = wait_job(&lab.nodes[1], &uuid, Duration::from_secs(90));
+    assert_eq!(j["state"], "success", "{j}");
+    assert_eq!(
+        lab.vault.emu.counters().wraps - wraps,
+        1,
+        "one external wrap per rekey, takeover included"
+    );
+    for (id, material) in ids.iter().zip(&before) {
+        for n in &lab.nodes[1..] {
+            assert_eq!(
+                socket_read(n, id).as_ref(),
+                Some(material),
+                "{} serves {id} changed",
+                n.name
+            );
+        }
+    }
+    let (_, keys) = call(
+        &lab.nodes[2],
+        "GET",
+        &format!("/api/security/azure-key-vaults/{config}/keys?fields=*"),
+        None,
+    );
+    assert_eq!(keys["num_records"], 300);
+}
+
+#[test]
+fn restore_through_any_node_unlocks_every_live_node_with_one_unwrap_each() {
+    let mut lab = Lab::start();
+    let config = create_config(&lab);
+    let id = create_key(&lab.nodes[0], &config, "vol1");
+    for n in &lab.nodes {
+        socket_read(n, &id).expect("served");
+    }
+    // node3 restarts: it holds no KEK until it needs one.
+    kill(&mut lab.nodes[2]);
+    let node3 = lab.spawn("node3", None).expect("node3 restarts");
+    lab.nodes[2] = node3;
+    let fields = "fields=state";
+    let (_, v) = call(
+        &lab.nodes[0],
+        "GET",
+        &format!("/api/security/azure-key-vaults/{config}?{fields}"),
+        None,
+    );
+    assert_eq!(v["state"]["cluster_state"], false, "{v}");
+    let unwraps = lab.vault.emu.counters().unwraps;
+    let (s, v) = call(
+        &lab.nodes[1],
+        "POST",
+        &format!("/api/security/azure-key-vaults/{config}/restore?return_timeout=60"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        lab.vault.emu.counters().unwraps - unwraps,
+        1,
+        "one unwrap, by node3"
+    );
+    let (_, v) = call(
+        &lab.nodes[0],
+        "GET",
+        &format!("/api/security/azure-key-vaults/{config}?{fields}"),
+        None,
+    );
+    assert_eq!(v["state"]["cluster_state"], true, "{v}");
+    assert!(socket_read(&lab.nodes[2], &id).is_some());
+}
+
+#[test]
+fn the_etcd_leader_killed_during_creates_loses_no_acknowledged_key() {
+    let mut lab = Lab::start();
+    let config = create_config(&lab);
+    let mut acknowledged = Vec::new();
+    let mut killed = None;
+    for i in 0..120 {
+        if i == 40 {
+            let leader = lab.etcd.leader().expect("a leader");
+            lab.etcd.kill(leader);
+            killed = Some(leader);
+        }
+        let (s, v) = call(
+            &lab.nodes[i % 3],
+            "POST",
+            &format!("/api/security/azure-key-vaults/{config}/keys"),
+            Some(json!({"key_tag": format!("vol{i}")})),
+        );
+        if s == 201 {
+            acknowledged.push(v["key_id"].as_str().unwrap().to_owned());
+        } else {
+            assert!(s >= 500 && v["error"]["code"].is_string(), "{s} {v}");
+        }
+    }
+    assert!(
+        acknowledged.len() >= 100,
+        "only {} creates succeeded",
+        acknowledged.len()
+    );
+    lab.etcd.restart(killed.unwrap()).unwrap();
+    for id in &acknowledged {
+        for n in &lab.nodes {
+            assert!(
+                socket_read(n, id).is_some(),
+                "{} lost acknowledged key {id}",
+                n.name
+            );
+        }
+    }
 }
