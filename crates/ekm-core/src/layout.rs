@@ -17,6 +17,7 @@
 //! | `j/<job uuid>` | job record (JSON) with its journal | every job step |
 //! | `a/<config uuid>` | marker: the uuid of the job working on that configuration | job start and end |
 //! | `x/<config uuid><gen>` | seals done with that generation, u64 big-endian | creates (every 64 seals), rekey and migrate batches |
+//! | `m/<id>` | KMIP attributes and state of a data key (JSON, owned by `ekm-kmip`; absent for keys never touched over KMIP) | KMIP Create, Register, attribute and state operations; removed with the key by delete |
 //!
 //! The order of `r/` makes "the keys of a configuration" and "the keys of one owner under a
 //! configuration" prefix scans; rekey-internal rewrites a configuration's records in place, in
@@ -48,6 +49,9 @@ pub const JOB: &[u8] = b"j/";
 pub const MARKER: &[u8] = b"a/";
 /// Prefix of seal counters: `x/<config uuid 16><generation u32>` → u64 big-endian.
 pub const SEALS: &[u8] = b"x/";
+
+/// Prefix of KMIP attribute records: `m/<key id 32>` → JSON (`ekm-kmip`).
+pub const KMIP: &[u8] = b"m/";
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -137,4 +141,9 @@ pub fn seals_of(config: Uuid) -> Vec<u8> {
 /// `x/<config uuid><generation>`.
 pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
     join(SEALS, &[config.as_bytes(), &generation.to_be_bytes()])
+}
+
+/// `m/<key id>`: the KMIP attributes and state of a data key.
+pub fn kmip_attributes(id: &DataKeyId) -> Vec<u8> {
+    join(KMIP, &[id.as_bytes()])
 }
