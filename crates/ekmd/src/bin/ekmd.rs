@@ -29,6 +29,7 @@ enum BackendKind {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Serve the REST API (HTTPS by default) and the data-path socket DATA_DIR/ekmd.sock.
     Serve {
