@@ -20,6 +20,7 @@
 //! | `j/<job uuid>` | job record (JSON) with its journal | every job step |
 //! | `a/<config uuid>` | marker: the uuid of the job working on that configuration | job start and end |
 //! | `x/<config uuid><gen>` | seals done with that generation, u64 big-endian | creates (every 64 seals), rekey and migrate batches |
+//! | `m/<id>` | KMIP attributes and state of a data key (JSON, owned by `ekm-kmip`; absent for keys never touched over KMIP) | KMIP Create, Register, attribute and state operations; removed with the key by delete |
 //!
 //! The order of `r/` makes "the keys of a configuration" and "the keys of one owner under a
 //! configuration" prefix scans; rekey-internal rewrites a configuration's records in place, in
@@ -57,6 +58,9 @@ pub const JOB: &[u8] = b"j/";
 pub const MARKER: &[u8] = b"a/";
 /// Prefix of seal counters: `x/<config uuid 16><generation u32>` → u64 big-endian.
 pub const SEALS: &[u8] = b"x/";
+
+/// Prefix of KMIP attribute records: `m/<key id 32>` → JSON (`ekm-kmip`).
+pub const KMIP: &[u8] = b"m/";
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -156,4 +160,9 @@ pub fn liveness(node: Uuid) -> Vec<u8> {
 /// `q/<config uuid>`: a restore request for that configuration.
 pub fn restore_request(config: Uuid) -> Vec<u8> {
     join(RESTORE_REQUEST, &[config.as_bytes()])
+}
+
+/// `m/<key id>`: the KMIP attributes and state of a data key.
+pub fn kmip_attributes(id: &DataKeyId) -> Vec<u8> {
+    join(KMIP, &[id.as_bytes()])
 }

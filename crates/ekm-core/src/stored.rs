@@ -66,6 +66,10 @@ pub(crate) struct StoredConfig {
     /// AAD `"ekm-config-v2\0" | the record's JSON without this field`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mac: Option<String>,
+    /// Set by a delete before it checks that no data key is left (cluster stores: creates in
+    /// other processes then fail their check on this record and see it), cleared if keys are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) deleting: bool,
 }
 
 /// The secrets bundle before sealing. Borrowed strings only: nothing here outlives the seal.
@@ -161,6 +165,7 @@ impl StoredConfig {
             revision: parts.revision,
             active_generation: parts.active_generation,
             mac: None,
+            deleting: false,
         })
     }
 

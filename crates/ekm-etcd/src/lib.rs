@@ -96,7 +96,13 @@ impl CallError {
             etcd_client::Error::GRpcStatus(s) => {
                 use tonic::Code;
                 match s.code() {
-                    Code::Unavailable if s.message().contains("connect") => {
+                    // Only a failure to connect proves the request was not sent; a reset or
+                    // closed connection may have delivered it.
+                    Code::Unavailable
+                        if s.message().contains("error trying to connect")
+                            || s.message().contains("tcp connect error")
+                            || s.message().contains("Connection refused") =>
+                    {
                         CallError::NotSent(s.message().to_owned())
                     }
                     Code::Unavailable
@@ -217,7 +223,9 @@ impl Inner {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.opts.call_timeout)
             .with_timeout(self.opts.call_timeout)
-            .with_keep_alive(Duration::from_secs(2), self.opts.call_timeout);
+            .with_keep_alive(Duration::from_secs(2), self.opts.call_timeout)
+            // A member cut off from the majority must not keep serving watches and reads.
+            .with_require_leader(true);
         if let Some(tls) = &self.opts.tls {
             let read = |p: &PathBuf| {
                 std::fs::read(p).map_err(|e| CallError::Refused(format!("{}: {e}", p.display())))
@@ -586,10 +594,16 @@ impl Inner {
             async move { c.txn(txn).await }
         };
         let mut last = String::new();
+        let mut outcome_unknown = false;
         for _ in 0..=self.opts.endpoints.len() {
             let idx = self.current.load(Ordering::SeqCst);
             match self.call_once(idx, &call).await {
                 Ok(resp) if resp.succeeded() => return Ok(()),
+                // After an unknown outcome, the retry's checks may fail against the first
+                // attempt's own writes, applied late: then it did commit.
+                Ok(_) if outcome_unknown && !writes.is_empty() && self.applied(&writes).await? => {
+                    return Ok(());
+                }
                 Ok(_) => return Err(StoreError::Conflict(self.first_failing(&checks).await)),
                 Err(CallError::Refused(m)) => return Err(StoreError::Io(format!("etcd: {m}"))),
                 Err(CallError::NotSent(m)) => {
@@ -597,6 +611,7 @@ impl Inner {
                     self.rotate(idx);
                 }
                 Err(CallError::Unknown(m)) => {
+                    outcome_unknown = true;
                     // The one rule: an unknown outcome is resolved by reading, never by a blind
                     // retry. Applied: done. Not applied (as read from a member with quorum):
                     // the commit is tried again; its checks guard against a late apply.

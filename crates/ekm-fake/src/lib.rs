@@ -302,6 +302,11 @@ impl FakeBackend {
     fn key(&self, key: &KeyId) -> Result<AeadKey, BackendError> {
         let mut v = self.vault.lock();
         if !v.keys.contains_key(key.as_str()) {
+            // Several processes may share the vault file (one ekmd per node on one machine):
+            // take the keys another one created since this one read it.
+            self.merge_file(&mut v);
+        }
+        if !v.keys.contains_key(key.as_str()) {
             if !self.auto_create {
                 return Err(BackendError::new(
                     BackendErrorKind::KeyNotFound,
@@ -332,6 +337,19 @@ impl FakeBackend {
                 BackendErrorKind::KeyNotFound,
                 "key vanished",
             )),
+        }
+    }
+
+    /// Adds to `v` the keys of the vault file that it lacks (created by another process).
+    fn merge_file(&self, v: &mut Vault) {
+        let Some(path) = &self.path else { return };
+        let Ok(bytes) = ekm_store::secret_file::read(path, MAX_VAULT_FILE) else {
+            return;
+        };
+        if let Some(on_disk) = parse_vault(&bytes) {
+            for (id, k) in on_disk.keys {
+                v.keys.entry(id).or_insert(k);
+            }
         }
     }
 

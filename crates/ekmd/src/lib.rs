@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod kmip;
 pub mod query;
 pub mod setup;
 pub mod socket;

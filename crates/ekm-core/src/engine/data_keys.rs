@@ -211,13 +211,55 @@ impl Engine {
 
     /// Creates one data key per tag in one durable transaction (all or none).
     pub fn create_data_keys(&self, owner: KeyOwner, tags: Vec<KeyTag>) -> Result<Vec<DataKeyId>> {
-        let _gate = self.gate.read();
         let materials: Vec<(DataKeyId, KeyMaterial)> = tags
             .iter()
             .map(|_| (DataKeyId::random(), KeyMaterial::random()))
             .collect();
+        self.insert_data_keys(owner, tags, materials, None)
+    }
+
+    /// Registers client-supplied 256-bit material as a data key of `owner` (wrapped by the
+    /// owner's active KEK like any data key). The key is durable before its id is returned.
+    pub fn import_data_key(
+        &self,
+        owner: KeyOwner,
+        key_tag: KeyTag,
+        material: KeyMaterial,
+    ) -> Result<DataKeyId> {
+        self.import_data_key_with_attributes(owner, key_tag, material, None)
+    }
+
+    /// As [`Engine::import_data_key`], and writes `attributes` (the KMIP attributes and state
+    /// of the key, opaque to the engine) as `m/<key id>` in the same transaction. The record
+    /// is removed with the key ([`Engine::delete_data_key`]).
+    pub fn import_data_key_with_attributes(
+        &self,
+        owner: KeyOwner,
+        key_tag: KeyTag,
+        material: KeyMaterial,
+        attributes: Option<Vec<u8>>,
+    ) -> Result<DataKeyId> {
+        let id = DataKeyId::random();
+        self.insert_data_keys(owner, vec![key_tag], vec![(id, material)], attributes)?;
+        Ok(id)
+    }
+
+    /// Seals and stores `materials` (one per tag) in one durable transaction; with
+    /// `attributes` (one key only) also `m/<key id>`.
+    fn insert_data_keys(
+        &self,
+        owner: KeyOwner,
+        tags: Vec<KeyTag>,
+        materials: Vec<(DataKeyId, KeyMaterial)>,
+        attributes: Option<Vec<u8>>,
+    ) -> Result<Vec<DataKeyId>> {
+        let _gate = self.gate.read();
         for _ in 0..CREATE_ATTEMPTS {
             let (config, bytes) = self.config_for_owner(owner)?;
+            if config.deleting {
+                return Err(Error::new(ErrorKind::NotConfigured)
+                    .with_detail("The key manager is being deleted."));
+            }
             let (config, bytes, kek) = self.active_kek(config, bytes)?;
             let generation = kek.generation();
             let mut txn = Transaction::new();
@@ -241,6 +283,9 @@ impl Engine {
                 txn.check(Check::Absent(layout::data_key(id)))
                     .put(layout::data_key(id), location.encode())
                     .put(location.record_key(id), record.encode());
+                if let Some(a) = &attributes {
+                    txn.put(layout::kmip_attributes(id), a.clone());
+                }
                 records.push(record);
             }
             let n = tags.len() as u64;
@@ -338,7 +383,8 @@ impl Engine {
             let mut txn = Transaction::new();
             txn.check(Check::Equals(record_key.clone(), bytes))
                 .delete(record_key)
-                .delete(layout::data_key(id));
+                .delete(layout::data_key(id))
+                .delete(layout::kmip_attributes(id));
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {

@@ -400,6 +400,15 @@ impl Engine {
         Ok(out)
     }
 
+    /// Whether configuration `uuid` protects any data key.
+    fn has_records(&self, uuid: Uuid) -> Result<bool> {
+        Ok(!self
+            .store
+            .scan(&layout::records(uuid), None, 1)
+            .map_err(store_failed)?
+            .is_empty())
+    }
+
     /// Every record under `prefix`, page by page.
     pub(crate) fn scan_all(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -466,22 +475,41 @@ impl Engine {
         let _gate = self.gate.write();
         let _admin = self.admin.lock();
         let (stored, bytes) = self.load_config(uuid)?;
-        if !self
-            .store
-            .scan(&layout::records(uuid), None, 1)
-            .map_err(store_failed)?
-            .is_empty()
-        {
+        let job_running = || -> Result<bool> {
+            Ok(self
+                .store
+                .get(&layout::marker(uuid))
+                .map_err(store_failed)?
+                .is_some())
+        };
+        if !self.store.is_shared() && self.has_records(uuid)? {
             return Err(Error::new(ErrorKind::KeysExist));
         }
-        if self
-            .store
-            .get(&layout::marker(uuid))
-            .map_err(store_failed)?
-            .is_some()
-        {
+        if job_running()? {
             return Err(Error::new(ErrorKind::JobInProgress));
         }
+        // The gate holds off this process's creates only. In a cluster store, mark the record
+        // first: a create in another process that read it fails its check on it, reads it
+        // again and sees the mark; so the scan below sees every key that will ever be created.
+        let (stored, bytes) = if self.store.is_shared() {
+            let mut marked = stored.clone();
+            marked.deleting = true;
+            let marked_bytes = marked.encode(&self.protection)?;
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(layout::config(uuid), bytes.clone()))
+                .put(layout::config(uuid), marked_bytes.clone());
+            self.store.commit(txn).map_err(store_failed)?;
+            if self.has_records(uuid)? {
+                let mut txn = Transaction::new();
+                txn.check(Check::Equals(layout::config(uuid), marked_bytes))
+                    .put(layout::config(uuid), bytes);
+                self.store.commit(txn).map_err(store_failed)?;
+                return Err(Error::new(ErrorKind::KeysExist));
+            }
+            (marked, marked_bytes)
+        } else {
+            (stored, bytes)
+        };
         let cfg_key = layout::config(uuid);
         let mut txn = Transaction::new();
         txn.check(Check::Equals(cfg_key.clone(), bytes))

@@ -235,6 +235,10 @@ impl Engine {
             }),
             updated: now_secs(),
         };
+        if self.store.is_shared() {
+            // Other nodes read what this node holds from its liveness record.
+            self.write_liveness();
+        }
         for _ in 0..CONDITIONAL_ATTEMPTS {
             let Ok((config, bytes)) = self.load_config(wrapped.config) else {
                 return;
@@ -277,7 +281,16 @@ impl Engine {
                 }
             }
         }
-        self.cluster_wrapped_kek(config.uuid, generation)
+        let k = self.cluster_wrapped_kek(config.uuid, generation)?;
+        // The configuration is authenticated; the KEK record is not: it must at least name
+        // the configuration's external key and its own identity, or it is not used.
+        if k.key_id.as_str() != config.key_id_str() {
+            return Err(Error::corrupt(&format!(
+                "The wrapped KEK of generation {generation} of configuration {} names another external key than the configuration's; it is not used.",
+                config.uuid
+            )));
+        }
+        Ok(k)
     }
 
     pub(crate) fn cluster_wrapped_kek(&self, config: Uuid, generation: u32) -> Result<WrappedKek> {
@@ -290,7 +303,13 @@ impl Engine {
                     "Generation {generation} of configuration {config} is not in the store."
                 ))
             })?;
-        WrappedKek::decode(&bytes)
+        let k = WrappedKek::decode(&bytes)?;
+        if k.config != config || k.generation != generation {
+            return Err(Error::corrupt(&format!(
+                "The record stored as generation {generation} of configuration {config} is another KEK's."
+            )));
+        }
+        Ok(k)
     }
 
     /// The unlocked KEK `generation` of `config` on node `idx`, unwrapping it through the
@@ -319,8 +338,7 @@ impl Engine {
                     .insert((config.uuid, generation), kek.clone());
                 if is_active {
                     self.record_node(&rt.node, &wrapped, Some(generation), None);
-                }
-                if self.store.is_shared() {
+                } else if self.store.is_shared() {
                     self.write_liveness();
                 }
                 Ok(kek)

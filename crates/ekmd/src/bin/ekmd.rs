@@ -40,9 +40,27 @@ enum StoreKind {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Serve the REST API (HTTPS by default) and the data-path socket DATA_DIR/ekmd.sock.
     Serve(Box<ServeArgs>),
+    /// Issue a KMIP client certificate from the CA under DATA_DIR/kmip/: OUT/client.pem and
+    /// OUT/client.key. Its subject CN is OWNER: an SVM name (that SVM's keys) or the cluster's
+    /// name (cluster-scope keys).
+    KmipClientCert {
+        /// Data directory of the ekmd whose KMIP CA issues the certificate.
+        #[arg(long, default_value = "ekm-data")]
+        data_dir: PathBuf,
+        /// SVM or cluster name.
+        #[arg(long)]
+        owner: String,
+        /// Directory to write client.pem and client.key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days from now (default: without end); negative makes an expired one (tests).
+        #[arg(long, hide = true, allow_hyphen_values = true)]
+        days: Option<i64>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -117,6 +135,19 @@ struct ServeArgs {
     /// Hidden: a tuning knob the process tests use to get many durable steps per job.
     #[arg(long, hide = true, value_name = "N")]
     rekey_batch: Option<usize>,
+    /// Serve KMIP (binary TTLV over mutual TLS) on this address; off without it.
+    #[arg(long, value_name = "HOST:PORT")]
+    kmip_listen: Option<SocketAddr>,
+    /// KMIP server certificate (PEM); with --kmip-server-key and --kmip-client-ca.
+    /// Default: a CA and server certificate made under DATA_DIR/kmip/ on first start.
+    #[arg(long, requires_all = ["kmip_server_key", "kmip_client_ca", "kmip_listen"])]
+    kmip_server_cert: Option<PathBuf>,
+    /// KMIP server key (PEM).
+    #[arg(long, requires_all = ["kmip_server_cert", "kmip_client_ca"])]
+    kmip_server_key: Option<PathBuf>,
+    /// CA (PEM) that KMIP client certificates must chain to.
+    #[arg(long, requires_all = ["kmip_server_cert", "kmip_server_key"])]
+    kmip_client_ca: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -128,7 +159,32 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let Command::Serve(args) = Cli::parse().command;
+    let command = Cli::parse().command;
+    if let Command::KmipClientCert {
+        data_dir,
+        owner,
+        out,
+        days,
+    } = &command
+    {
+        return match ekmd::kmip::write_client_cert(data_dir, owner, out, *days) {
+            Ok(()) => {
+                println!(
+                    "wrote {} and {}",
+                    out.join("client.pem").display(),
+                    out.join("client.key").display()
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ekmd: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let Command::Serve(args) = command else {
+        return std::process::ExitCode::FAILURE;
+    };
     let ServeArgs {
         data_dir,
         listen,
@@ -152,6 +208,10 @@ fn main() -> std::process::ExitCode {
         protection_key_file,
         fake_vault,
         rekey_batch,
+        kmip_listen,
+        kmip_server_cert,
+        kmip_server_key,
+        kmip_client_ca,
     } = *args;
     let result = (|| -> Result<(), String> {
         if plain_http && !listen.ip().is_loopback() && !plain_http_on_non_loopback {
@@ -267,6 +327,19 @@ fn main() -> std::process::ExitCode {
             &local.name,
             &user,
             source,
+            kmip_listen.map(|addr| {
+                let given = match (kmip_server_cert, kmip_server_key, kmip_client_ca) {
+                    (Some(server_cert), Some(server_key), Some(client_ca)) => {
+                        Some(ekmd::kmip::PkiFiles {
+                            server_cert,
+                            server_key,
+                            client_ca,
+                        })
+                    }
+                    _ => None,
+                };
+                (addr, given)
+            }),
         ))?;
         engine.shutdown();
         tracing::info!("stopped; running jobs resume at the next start");
@@ -291,8 +364,26 @@ async fn serve(
     node: &str,
     user: &str,
     source: CredentialSource,
+    kmip: Option<(SocketAddr, Option<ekmd::kmip::PkiFiles>)>,
 ) -> Result<(), String> {
     let engine = state.engine.clone();
+    let kmip_task = match kmip {
+        None => None,
+        Some((addr, given)) => {
+            let files = ekmd::kmip::ensure_pki(data_dir, given, &addr.ip().to_string())?;
+            let config = ekmd::kmip::server_config(&files)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--kmip-listen {addr}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            println!(
+                "ekmd KMIP listening on {bound} (mutual TLS; client CA {})",
+                files.client_ca.display()
+            );
+            let server = ekm_kmip::Server::new(state.engine.clone());
+            Some(tokio::spawn(ekmd::kmip::serve(listener, config, server)))
+        }
+    };
     // Unlock every node's KEKs in the background, as a rebooted node does; failures show in status.
     tokio::task::spawn_blocking(move || {
         for (node, err) in engine.unlock_all() {
@@ -357,6 +448,9 @@ async fn serve(
     handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     let _ = server.await;
     sock_task.abort();
+    if let Some(t) = kmip_task {
+        t.abort();
+    }
     let _ = std::fs::remove_file(&sock_path);
     Ok(())
 }

@@ -89,9 +89,12 @@ impl Engine {
         job.put(&mut txn);
         match self.store.commit(txn) {
             Ok(()) => {
+                job.committed();
                 self.job_changed.notify_all();
                 Ok(moved)
             }
+            // Another node runs the job now (cluster stores): stop here.
+            Err(StoreError::Conflict(_)) if self.job_lost(job) => Err(Stop::Interrupted),
             // A key of the page was deleted or changed meanwhile: redo the page.
             Err(StoreError::Conflict(_)) => {
                 job.processed -= moved.len() as u64;

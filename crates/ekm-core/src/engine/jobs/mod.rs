@@ -115,6 +115,10 @@ pub struct Job {
     /// next write instead of advancing the job a second time.
     #[serde(skip)]
     pub(crate) fence: Option<Vec<u8>>,
+    /// What the last [`Job::put`] wrote, until its commit is known to have succeeded
+    /// ([`Job::committed`]): only then does it become the fence.
+    #[serde(skip)]
+    pub(crate) pending: Option<Vec<u8>>,
 }
 
 impl Job {
@@ -138,6 +142,7 @@ impl Job {
             cursor: None,
             runner: None,
             fence: None,
+            pending: None,
         }
     }
 
@@ -171,12 +176,18 @@ impl Job {
     pub(crate) fn put(&mut self, txn: &mut Transaction) {
         self.updated = now_secs();
         let bytes = self.encode();
-        if let Some(fence) = self.fence.replace(bytes.clone()) {
-            txn.check(Check::Equals(layout::job(self.uuid), fence));
-        } else {
-            self.fence = None;
+        if let Some(fence) = &self.fence {
+            txn.check(Check::Equals(layout::job(self.uuid), fence.clone()));
+            self.pending = Some(bytes.clone());
         }
         txn.put(layout::job(self.uuid), bytes);
+    }
+
+    /// The transaction of the last [`Job::put`] committed: what it wrote is the new fence.
+    pub(crate) fn committed(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.fence = Some(p);
+        }
     }
 
     /// Puts the final state and releases the markers, in `txn`.
@@ -241,13 +252,18 @@ impl Engine {
 
     /// Runs a job in the background.
     pub(crate) fn spawn_job(self: &Arc<Self>, uuid: Uuid) {
+        // Held while the thread is started and recorded, so shutdown (which takes the list)
+        // either joins it or it never starts.
+        let mut threads = self.threads.lock();
+        if self.is_shutting_down() {
+            return;
+        }
         let engine = self.clone();
         let spawned = std::thread::Builder::new()
             .name("ekm-job".into())
             .spawn(move || engine.run_job(uuid));
         // If no thread can be had the job stays queued and resumes at the next open.
         if let Ok(handle) = spawned {
-            let mut threads = self.threads.lock();
             threads.retain(|t| !t.is_finished());
             threads.push(handle);
         }
@@ -347,7 +363,22 @@ impl Engine {
     pub(crate) fn save_job(&self, job: &mut Job) -> std::result::Result<(), Stop> {
         let mut txn = Transaction::new();
         job.put(&mut txn);
-        self.commit_job_step(txn)
+        self.commit_job_step(txn)?;
+        job.committed();
+        Ok(())
+    }
+
+    /// Whether this runner lost the job (cluster stores): the job record is no longer what it
+    /// last wrote, so another node took it over. Its writes are fenced; it must stop.
+    pub(crate) fn job_lost(&self, job: &Job) -> bool {
+        let Some(fence) = &job.fence else {
+            return false;
+        };
+        match self.store.get(&layout::job(job.uuid)) {
+            Ok(Some(now)) => now != *fence && Some(&now) != job.pending.as_ref(),
+            Ok(None) => true,
+            Err(_) => false,
+        }
     }
 
     fn run_job(self: Arc<Self>, uuid: Uuid) {

@@ -124,6 +124,9 @@ impl Engine {
                     self.job_changed.notify_all();
                     return Ok(());
                 }
+                Err(StoreError::Conflict(_)) if self.job_lost(job) => {
+                    return Err(Stop::Interrupted);
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(Stop::Failed(store_failed(e))),
             }

@@ -119,8 +119,18 @@ impl Engine {
             );
             self.job_changed.notify_all();
             match result {
-                Ok(out) if out.seen == 0 => break,
-                Ok(_) => self.forget_keys(&moved),
+                Ok(out) if out.seen == 0 => {
+                    job.committed();
+                    break;
+                }
+                Ok(_) => {
+                    job.committed();
+                    self.forget_keys(&moved);
+                }
+                // Another node runs the job now (cluster stores): stop here.
+                Err(StoreError::Conflict(_)) if self.job_lost(job) => {
+                    return Err(Stop::Interrupted);
+                }
                 // A key of the page changed meanwhile (stores without read-write
                 // transactions): redo the page.
                 Err(StoreError::Conflict(_)) => *job = before,
@@ -194,7 +204,10 @@ impl Engine {
                 .put(cfg_key, updated.encode(&self.protection)?);
             job.put(&mut txn);
             match self.store.commit(txn) {
-                Ok(()) => {}
+                Ok(()) => job.committed(),
+                Err(StoreError::Conflict(_)) if self.job_lost(job) => {
+                    return Err(Stop::Interrupted);
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(Stop::Failed(store_failed(e))),
             }

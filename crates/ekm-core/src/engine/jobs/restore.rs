@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::{Job, JobKind, Stop, not_found};
 use crate::codec::WrappedDataKey;
-use crate::engine::Engine;
-use crate::engine::nodes::TableEntry;
+use crate::engine::nodes::{NodeRecord, TableEntry};
+use crate::engine::{Engine, store_failed};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::store::Transaction;
@@ -146,7 +146,16 @@ impl Engine {
         job.total += pending.len() as u64;
         job.message = format!("Asking {} other node(s) to unlock the KEK.", pending.len());
         self.save_job(job)?;
-        let asked = super::super::now_secs();
+        // A failure counts only if a node wrote its record after the request: compare with
+        // the records as they are before it (clocks of other nodes are not compared).
+        let mut before = std::collections::HashMap::new();
+        for node in &pending {
+            let raw = self
+                .store
+                .get(&layout::node(node.uuid, cfg.uuid))
+                .map_err(|e| Stop::Failed(store_failed(e)))?;
+            before.insert(node.uuid, raw);
+        }
         let mut txn = Transaction::new();
         txn.put(
             layout::restore_request(cfg.uuid),
@@ -164,9 +173,15 @@ impl Engine {
                     job.processed += 1;
                     continue;
                 }
-                let failed = self
-                    .node_record(node.uuid, cfg.uuid)?
-                    .filter(|r| r.updated >= asked && r.loaded != Some(g))
+                let raw = self
+                    .store
+                    .get(&layout::node(node.uuid, cfg.uuid))
+                    .map_err(|e| Stop::Failed(store_failed(e)))?;
+                let changed = before.get(&node.uuid) != Some(&raw);
+                let failed = raw
+                    .filter(|_| changed)
+                    .and_then(|b| NodeRecord::decode(&b).ok())
+                    .filter(|r| r.loaded != Some(g))
                     .and_then(|r| r.last_error);
                 match failed {
                     Some(e) => failures.push(format!("Node: {}. Reason: {}", node.name, e.message)),
