@@ -29,7 +29,7 @@ use ekm_core::{
 };
 use parking_lot::Mutex;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,16 +45,31 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const KEY_COUNT_TTL: Duration = Duration::from_secs(30);
 
 type L2 = [(&'static str, String); 2];
+
+/// The labels of a REST request: all `'static` or integers, so counting one allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+/// The labels of a REST latency.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+    method: &'static str,
+}
 type L1 = [(&'static str, String); 1];
-type L3 = [(&'static str, String); 3];
 
 /// Every metric ekmd keeps, and the registry that exposes them.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Mutex<Registry>,
     engine: Arc<Mutex<Option<Weak<Engine>>>>,
-    http_requests: Family<L3, Counter>,
-    http_duration: Histograms<L2>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Histograms<RouteLabels>,
+    routes: parking_lot::RwLock<std::collections::HashMap<String, &'static str>>,
     key_reads: Family<L2, Counter>,
     key_read_duration: Histograms<L1>,
     backend_calls: Family<L2, Counter>,
@@ -90,14 +105,14 @@ impl Metrics {
     /// Fresh metrics; [`Metrics::attach_engine`] adds the engine's series.
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::default();
-        let http_requests = Family::<L3, Counter>::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "ekm_http_requests",
             "REST requests by route template, method and status",
             http_requests.clone(),
         );
         let http_duration =
-            Family::<L2, Histogram, _>::new_with_constructor(histogram(0.000_25, 2.0, 16));
+            Family::<RouteLabels, Histogram, _>::new_with_constructor(histogram(0.000_25, 2.0, 16));
         registry.register(
             "ekm_http_request_duration_seconds",
             "REST request latency by route template and method",
@@ -169,6 +184,7 @@ impl Metrics {
             engine,
             http_requests,
             http_duration,
+            routes: Default::default(),
             key_reads,
             key_read_duration,
             backend_calls,
@@ -199,18 +215,33 @@ impl Metrics {
         out
     }
 
-    /// Counts one REST request.
+    /// The `'static` copy of a route template: made once per template (routes are the
+    /// router's own, a bounded set), so counting a request allocates nothing afterwards.
+    fn route(&self, route: &str) -> &'static str {
+        if let Some(r) = self.routes.read().get(route) {
+            return r;
+        }
+        let mut map = self.routes.write();
+        if map.len() >= 256 {
+            return "other";
+        }
+        map.entry(route.to_owned())
+            .or_insert_with(|| Box::leak(route.to_owned().into_boxed_str()))
+    }
+
+    /// Counts one REST request (`route`: the template axum matched).
     pub fn http_request(&self, route: &str, method: &Method, status: StatusCode, took: Duration) {
+        let route = self.route(route);
         let method = method_label(method);
         self.http_requests
-            .get_or_create(&[
-                ("route", route.to_owned()),
-                ("method", method.to_owned()),
-                ("status", status.as_str().to_owned()),
-            ])
+            .get_or_create(&HttpLabels {
+                route,
+                method,
+                status: status.as_u16(),
+            })
             .inc();
         self.http_duration
-            .get_or_create(&[("route", route.to_owned()), ("method", method.to_owned())])
+            .get_or_create(&RouteLabels { route, method })
             .observe(took.as_secs_f64());
     }
 
@@ -582,16 +613,17 @@ impl Collector for EngineCollector {
 /// Counts every REST request by its route template (the layer sits inside the router, where
 /// axum has matched the route; an unmatched path counts as `unmatched`).
 pub async fn http_layer(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = s.metrics.route(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str())
+            .unwrap_or("unmatched"),
+    );
     let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
     s.metrics
-        .http_request(&route, &method, resp.status(), started.elapsed());
+        .http_request(route, &method, resp.status(), started.elapsed());
     resp
 }
 
