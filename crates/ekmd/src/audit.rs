@@ -423,26 +423,36 @@ pub struct LoginFailed {
 /// Largest response body the audit layer reads for its codes and ids.
 const MAX_READ: usize = 1024 * 1024;
 
-/// The audit layer: after the handler answers a state-changing request (any method but
-/// GET/HEAD/OPTIONS, once authenticated) or a login is refused, appends its record and fsyncs
-/// it before the response leaves. If the record cannot be written the answer is a 500 saying
-/// so: nothing is acknowledged that the trail does not hold.
-pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(audit) = s.audit.clone() else {
-        return next.run(req).await;
-    };
+/// The operations layer of the REST router (one layer, for the cost of one): counts every
+/// request in the metrics by its route template, and — after the handler answers a
+/// state-changing request (any method but GET/HEAD/OPTIONS, once authenticated) or a login is
+/// refused — appends its audit record and fsyncs it before the response leaves. If the record
+/// cannot be written the answer is a 500 saying so: nothing is acknowledged that the trail
+/// does not hold.
+pub async fn layer(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = s.metrics.route(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str())
+            .unwrap_or("unmatched"),
+    );
     let method = req.method().clone();
+    let started = Instant::now();
     let changing = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let path = req.uri().path().to_owned();
+    let path = if changing && s.audit.is_some() {
+        req.uri().path().to_owned()
+    } else {
+        String::new()
+    };
     let ip: IpAddr = crate::client_ip(&req);
     let resp = next.run(req).await;
-    let failed = resp.extensions().get::<LoginFailed>().copied();
     let status = resp.status();
+    s.metrics
+        .http_request(route, &method, status, started.elapsed());
+    let Some(audit) = s.audit.clone() else {
+        return resp;
+    };
+    let failed = resp.extensions().get::<LoginFailed>().copied();
     if failed.is_none() && (!changing || status == StatusCode::UNAUTHORIZED) {
         return resp;
     }
@@ -475,7 +485,7 @@ pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
         };
         ev.target = Some(format!("{} {}", method_name(&method), route));
     } else {
-        ev.operation = operation(&method, &route);
+        ev.operation = operation(&method, route);
         let segs: Vec<&str> = path.split('/').collect();
         // /api/security/{azure-key-vaults|key-managers}/{uuid}[/keys/{key_id}]
         ev.target = segs

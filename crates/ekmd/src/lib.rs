@@ -258,10 +258,9 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), throttle),
             require_auth,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), audit::layer))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::http_layer,
+            Arc::new(state.clone()),
+            audit::layer,
         ));
     Router::new()
         .route("/healthz", axum::routing::get(health::healthz))

@@ -19,9 +19,8 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ekm_core::{
     Backend, BackendCall, BackendError, BackendErrorKind, Engine, ErrorKind, JobState, KeyId,
@@ -217,7 +216,7 @@ impl Metrics {
 
     /// The `'static` copy of a route template: made once per template (routes are the
     /// router's own, a bounded set), so counting a request allocates nothing afterwards.
-    fn route(&self, route: &str) -> &'static str {
+    pub(crate) fn route(&self, route: &str) -> &'static str {
         if let Some(r) = self.routes.read().get(route) {
             return r;
         }
@@ -608,23 +607,6 @@ impl Collector for EngineCollector {
         )?;
         Ok(())
     }
-}
-
-/// Counts every REST request by its route template (the layer sits inside the router, where
-/// axum has matched the route; an unmatched path counts as `unmatched`).
-pub async fn http_layer(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let route = s.metrics.route(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str())
-            .unwrap_or("unmatched"),
-    );
-    let method = req.method().clone();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    s.metrics
-        .http_request(route, &method, resp.status(), started.elapsed());
-    resp
 }
 
 /// `GET /metrics`: the exposition (read on a blocking thread: engine series read the store).
