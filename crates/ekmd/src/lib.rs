@@ -13,8 +13,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod health;
 pub mod kmip;
+pub mod metrics;
 pub mod query;
 pub mod setup;
 pub mod socket;
@@ -47,6 +50,41 @@ pub struct AppState {
     pub admin_user: String,
     /// Admin password (never logged).
     pub admin_password: Arc<SecretString>,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Arc<metrics::Metrics>,
+    /// The audit trail, when one is kept.
+    pub audit: Option<Arc<audit::AuditLog>>,
+}
+
+impl AppState {
+    /// The state of `engine` with fresh metrics (reading the engine's series) and no audit
+    /// trail.
+    pub fn new(engine: Arc<Engine>, admin_user: String, admin_password: SecretString) -> Self {
+        Self::with_metrics(engine, admin_user, admin_password, metrics::Metrics::new())
+    }
+
+    /// The same with `metrics` (those its [`metrics::MeteredBackend`] counts into).
+    pub fn with_metrics(
+        engine: Arc<Engine>,
+        admin_user: String,
+        admin_password: SecretString,
+        metrics: Arc<metrics::Metrics>,
+    ) -> Self {
+        metrics.attach_engine(&engine);
+        AppState {
+            engine,
+            admin_user,
+            admin_password: Arc::new(admin_password),
+            metrics,
+            audit: None,
+        }
+    }
+
+    /// Records state-changing requests, failed logins and job ends in `audit`.
+    pub fn with_audit(mut self, audit: Arc<audit::AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
 }
 
 /// An error answered in ONTAP's shape.
@@ -84,7 +122,7 @@ pub fn error_response(status: StatusCode, kind: ErrorKind, message: &str) -> Res
 
 /// The client address the listener recorded (`into_make_service_with_connect_info`); requests
 /// without one (in-process tests) share the unspecified address.
-fn client_ip(req: &Request) -> IpAddr {
+pub(crate) fn client_ip(req: &Request) -> IpAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -111,6 +149,8 @@ async fn require_auth(
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            r.extensions_mut()
+                .insert(audit::LoginFailed { locked_out: true });
             return r;
         }
     }
@@ -131,6 +171,10 @@ async fn require_auth(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Basic realm=\"ekmd\""),
             );
+            if creds == auth::Credentials::Invalid {
+                r.extensions_mut()
+                    .insert(audit::LoginFailed { locked_out: false });
+            }
             return r;
         }
     }
@@ -202,16 +246,27 @@ pub async fn ontap_errors(resp: Response) -> Response {
 /// Longest request target (path and query) accepted: longer ones are 414.
 pub const MAX_URI: usize = 8 * 1024;
 
-/// The REST router (management API and data-path key management), behind basic auth, with
-/// its own failed-login throttle.
+/// The REST router (management API, data-path key management and `/metrics`), behind basic
+/// auth, with its own failed-login throttle; every request counted in the metrics, and every
+/// state-changing one (and every refused login) recorded in the audit trail before it is
+/// answered. `/healthz` and `/readyz` need no authentication.
 pub fn router(state: AppState) -> Router {
     let throttle = Arc::new(auth::Throttle::new());
-    api::routes()
+    let authed = api::routes()
+        .route("/metrics", axum::routing::get(metrics::scrape))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             (state.clone(), throttle),
             require_auth,
         ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(state.clone()),
+            audit::layer,
+        ));
+    Router::new()
+        .route("/healthz", axum::routing::get(health::healthz))
+        .route("/readyz", axum::routing::get(health::readyz))
+        .merge(authed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

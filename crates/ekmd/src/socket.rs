@@ -18,14 +18,26 @@ async fn read_key(
     State(s): State<AppState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let id = DataKeyId::parse(&id)
-        .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("key_id")))?;
+    let Ok(id) = DataKeyId::parse(&id) else {
+        s.metrics
+            .key_read("socket", "not_found", std::time::Duration::ZERO);
+        return Err(ApiError(
+            Error::new(ErrorKind::EntryNotFound).with_target("key_id"),
+        ));
+    };
     let engine = s.engine.clone();
+    let started = std::time::Instant::now();
     let key = blocking(move || {
         let m = engine.read_data_key(&id)?;
         Ok(base64::engine::general_purpose::STANDARD.encode(m.expose_secret()))
     })
-    .await?;
+    .await;
+    let outcome = match &key {
+        Ok(_) => "ok",
+        Err(e) => crate::metrics::read_outcome(e.0.kind()),
+    };
+    s.metrics.key_read("socket", outcome, started.elapsed());
+    let key = key?;
     Ok(axum::Json(json!({"key_id": id.to_hex(), "key": key})))
 }
 

@@ -73,6 +73,8 @@ pub struct KekUsage {
     pub seal_limit: u64,
     /// True when `seals` reached `seal_limit`: schedule rekey-internal.
     pub rekey_advised: bool,
+    /// When the generation was created (unix seconds), for its age.
+    pub created: u64,
 }
 
 impl Engine {
@@ -434,6 +436,7 @@ impl Engine {
                 seals,
                 seal_limit: SEAL_WARN_LIMIT,
                 rekey_advised: seals >= SEAL_WARN_LIMIT,
+                created: k.created,
             });
         }
         Ok(out)

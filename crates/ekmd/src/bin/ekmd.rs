@@ -148,17 +148,34 @@ struct ServeArgs {
     /// CA (PEM) that KMIP client certificates must chain to.
     #[arg(long, requires_all = ["kmip_server_cert", "kmip_server_key"])]
     kmip_client_ca: Option<PathBuf>,
+    /// Also serve /metrics over plain HTTP, without authentication, on this address (for a scraper on loopback).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// Audit trail (JSON lines, hash-chained); default: DATA_DIR/audit.log.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// Size at which the audit trail rotates to FILE.000001, FILE.000002, ... (the chain continues).
+    #[arg(long, default_value_t = ekmd::audit::DEFAULT_MAX_BYTES)]
+    audit_max_bytes: u64,
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EKMD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("EKMD_LOG").unwrap_or_else(|_| "info".into());
+    // EKMD_LOG_FORMAT=json: one JSON object a line; anything else: human-readable lines.
+    if std::env::var("EKMD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let command = Cli::parse().command;
     if let Command::KmipClientCert {
         data_dir,
@@ -212,6 +229,9 @@ fn main() -> std::process::ExitCode {
         kmip_server_cert,
         kmip_server_key,
         kmip_client_ca,
+        metrics_listen,
+        audit_log,
+        audit_max_bytes,
     } = *args;
     let result = (|| -> Result<(), String> {
         if plain_http && !listen.ip().is_loopback() && !plain_http_on_non_loopback {
@@ -268,6 +288,14 @@ fn main() -> std::process::ExitCode {
                 Arc::new(ekm_azure::AzureBackend::new(o)?)
             }
         };
+        let metrics = ekmd::metrics::Metrics::new();
+        let backend: Arc<dyn Backend> =
+            Arc::new(ekmd::metrics::MeteredBackend::new(backend, metrics.clone()));
+        let audit_path = audit_log.unwrap_or_else(|| data_dir.join("audit.log"));
+        let audit = Arc::new(
+            ekmd::audit::AuditLog::open(&audit_path, &local.name, audit_max_bytes)?
+                .with_metrics(metrics.clone()),
+        );
         let store: Arc<dyn ekm_core::Store> = match store_kind {
             StoreKind::Redb | StoreKind::Sled => {
                 let kind = if store_kind == StoreKind::Redb {
@@ -309,11 +337,9 @@ fn main() -> std::process::ExitCode {
                 e.to_string()
             }
         })?;
-        let state = AppState {
-            engine: engine.clone(),
-            admin_user: user.clone(),
-            admin_password: Arc::new(password),
-        };
+        let state = AppState::with_metrics(engine.clone(), user.clone(), password, metrics)
+            .with_audit(audit.clone());
+        ekmd::audit::watch_unfinished_jobs(&engine, &audit);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -324,6 +350,7 @@ fn main() -> std::process::ExitCode {
             listen,
             plain_http,
             tls_cert.zip(tls_key),
+            metrics_listen,
             &local.name,
             &user,
             source,
@@ -361,6 +388,7 @@ async fn serve(
     listen: SocketAddr,
     plain_http: bool,
     tls_files: Option<(PathBuf, PathBuf)>,
+    metrics_listen: Option<SocketAddr>,
     node: &str,
     user: &str,
     source: CredentialSource,
@@ -420,6 +448,18 @@ async fn serve(
         .listening()
         .await
         .ok_or("the REST listener did not start (address in use?)")?;
+    let metrics_url = match metrics_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+            let bound = l.local_addr().map_err(|e| e.to_string())?;
+            let app = ekmd::metrics::router(state.clone());
+            tokio::spawn(async move { axum::serve(l, app).await });
+            format!("; metrics on http://{bound}/metrics")
+        }
+        None => String::new(),
+    };
     let sock_path = data_dir.join("ekmd.sock");
     let sock = socket::bind(&sock_path).map_err(|e| format!("{}: {e}", sock_path.display()))?;
     let sock_app = socket::router(state);
@@ -434,7 +474,7 @@ async fn serve(
         }
     };
     println!(
-        "ekmd listening on {scheme}://{bound} as node {node}; log in with {login}; data-path socket {}",
+        "ekmd listening on {scheme}://{bound} as node {node}; log in with {login}; data-path socket {}{metrics_url}",
         sock_path.display()
     );
     tracing::info!(%bound, node, "ekmd started");

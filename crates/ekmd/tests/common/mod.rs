@@ -98,11 +98,7 @@ pub fn app_state() -> (tempfile::TempDir, AppState) {
         ProtectionKey::generate(),
     ))
     .unwrap();
-    let state = AppState {
-        engine,
-        admin_user: ADMIN_USER.into(),
-        admin_password: Arc::new(ADMIN_PASSWORD.to_owned().into()),
-    };
+    let state = AppState::new(engine, ADMIN_USER.into(), ADMIN_PASSWORD.to_owned().into());
     (dir, state)
 }
 

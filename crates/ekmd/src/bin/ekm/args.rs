@@ -130,6 +130,25 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// The audit trail (offline: reads the files, not ekmd).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of audit files, oldest first (rotated FILE.000001 ... then FILE).
+    Verify(AuditVerify),
+}
+
+// `ekm audit verify FILE...`.
+#[derive(Args)]
+pub struct AuditVerify {
+    /// Audit files in order, oldest first.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]

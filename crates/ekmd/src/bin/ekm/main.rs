@@ -2,7 +2,8 @@
 //! commands. Tables for people, `--json` for scripts.
 //!
 //! Exit codes: 0 success; 1 ekmd refused the request (its ONTAP code and message are printed);
-//! 2 usage error; 3 ekmd unreachable; 4 a waited-for job failed.
+//! 2 usage error; 3 ekmd unreachable; 4 a waited-for job failed; 5 `ekm audit verify` found a
+//! bad record.
 //!
 //! | file | holds |
 //! |---|---|
@@ -39,6 +40,8 @@ enum Failure {
     Usage(String),
     /// A waited-for job failed: exit 4, its message as is.
     Job(String),
+    /// `ekm audit verify` found a bad record: exit 5, naming it.
+    Tampered(String),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Failure::Usage(m) => (2, format!("ekm: {m}")),
         Failure::Unreachable(m) => (3, format!("ekm: {m}")),
         Failure::Job(m) => (4, m),
+        Failure::Tampered(m) => (5, format!("ekm: audit trail NOT intact: {m}")),
     };
     eprintln!("{line}");
     ExitCode::from(code)

@@ -5,6 +5,7 @@
 //! | `configs.rs` | `enable`, `show`, `check`, `update-config`, `update-credentials`, `disable` |
 //! | `jobs.rs` | `rekey-internal`, `rekey-external`, `restore` (each with `--wait`) |
 //! | `keys.rs` | `key create`, `key query` |
+//! | (here) | `audit verify` (offline) |
 //!
 //! Owns: which request each subcommand sends, in which order it reads secrets and asks ekmd,
 //! and what it prints on success.
@@ -17,7 +18,7 @@ mod keys;
 use serde_json::Value;
 
 use crate::Failure;
-use crate::args::{Cli, Command, KeyCommand};
+use crate::args::{AuditCommand, Cli, Command, KeyCommand};
 use crate::client::Client;
 use crate::output::print_json;
 
@@ -40,6 +41,10 @@ impl Session {
 
 /// Runs the subcommand `cli` names.
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Audit { command } = &cli.command {
+        let AuditCommand::Verify(a) = command;
+        return audit_verify(&a.files, cli.json);
+    }
     let s = Session {
         client: Client::connect(&cli)?,
         json: cli.json,
@@ -58,5 +63,29 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             KeyCommand::Create(a) => keys::create(&s, a),
             KeyCommand::Query(a) => keys::query(&s, a),
         },
+        Command::Audit { .. } => Ok(()),
+    }
+}
+
+/// `ekm audit verify FILE...`: the chain of the files, oldest first; exit 5 naming the first
+/// bad record.
+fn audit_verify(files: &[std::path::PathBuf], json: bool) -> Result<(), Failure> {
+    match ekmd::audit::verify_files(files) {
+        Ok(v) => {
+            if json {
+                print_json(
+                    &serde_json::json!({"intact": true, "records": v.records, "last_hash": v.last_hash}),
+                );
+            } else {
+                println!(
+                    "audit trail intact: {} records in {} file(s); last hash {}",
+                    v.records,
+                    files.len(),
+                    v.last_hash
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(Failure::Tampered(e)),
     }
 }
