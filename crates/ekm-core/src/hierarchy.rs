@@ -31,7 +31,7 @@ use crate::backend::{Backend, BackendCall, akv_failed, transient_if};
 use crate::codec::{DataKeyFormat, KekState, KeyOwner, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{DataKeyId, KeyId, KeyTag, MAX_KEY_TAG_LEN};
+use crate::ids::{DataKeyId, KeyId, KeyTag};
 use crate::secret::KeyMaterial;
 
 /// The constant sealed under every KEK as its check value.
@@ -46,18 +46,29 @@ pub fn kek_check_aad(config: Uuid, generation: u32) -> [u8; 36] {
     aad
 }
 
-const DATA_KEY_AAD_MAX: usize = 78 + 1 + MAX_KEY_TAG_LEN;
+/// Longest data key AAD: the fixed part, the tag length and the longest tag.
+#[cfg(test)]
+const DATA_KEY_AAD_MAX: usize = 78 + 1 + crate::ids::MAX_KEY_TAG_LEN;
 
-/// The AAD of a data key, on the stack (the read path builds one per read).
-pub struct DataKeyAad {
-    buf: [u8; DATA_KEY_AAD_MAX],
-    len: usize,
+/// Key tags up to this length are bound from a buffer on the stack (the read path builds one
+/// AAD per read); longer ones from the heap.
+const INLINE_TAG: usize = 64;
+
+/// The AAD of a data key.
+pub enum DataKeyAad {
+    /// The fixed part and a short tag, on the stack.
+    Inline([u8; 78 + 1 + INLINE_TAG], usize),
+    /// With a long tag.
+    Heap(Vec<u8>),
 }
 
 impl DataKeyAad {
     /// The AAD bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        match self {
+            DataKeyAad::Inline(buf, len) => &buf[..*len],
+            DataKeyAad::Heap(v) => v,
+        }
     }
 }
 
@@ -72,30 +83,35 @@ pub fn data_key_aad(
     owner: KeyOwner,
     key_tag: &KeyTag,
 ) -> DataKeyAad {
-    let mut buf = [0u8; DATA_KEY_AAD_MAX];
-    buf[..9].copy_from_slice(match format {
+    let mut fixed = [0u8; 78 + 1 + INLINE_TAG];
+    fixed[..9].copy_from_slice(match format {
         DataKeyFormat::V1 => b"ekm-dk-v1",
         DataKeyFormat::V2 => b"ekm-dk-v2",
     });
-    buf[9..25].copy_from_slice(config.as_bytes());
-    buf[25..57].copy_from_slice(id.as_bytes());
-    buf[57..61].copy_from_slice(&generation.to_be_bytes());
+    fixed[9..25].copy_from_slice(config.as_bytes());
+    fixed[25..57].copy_from_slice(id.as_bytes());
+    fixed[57..61].copy_from_slice(&generation.to_be_bytes());
     match owner {
-        KeyOwner::Cluster => buf[61] = 0,
+        KeyOwner::Cluster => fixed[61] = 0,
         KeyOwner::Svm(u) => {
-            buf[61] = 1;
-            buf[62..78].copy_from_slice(u.as_bytes());
+            fixed[61] = 1;
+            fixed[62..78].copy_from_slice(u.as_bytes());
         }
     }
-    let mut len = 78;
-    if format == DataKeyFormat::V2 {
-        let tag = key_tag.as_str().as_bytes();
-        // At most MAX_KEY_TAG_LEN bytes by construction, so it fits the buffer and a u8.
-        buf[78] = tag.len() as u8;
-        buf[79..79 + tag.len()].copy_from_slice(tag);
-        len = 79 + tag.len();
+    if format == DataKeyFormat::V1 {
+        return DataKeyAad::Inline(fixed, 78);
     }
-    DataKeyAad { buf, len }
+    let tag = key_tag.as_str().as_bytes();
+    // At most MAX_KEY_TAG_LEN (255) bytes by construction: the length fits a u8.
+    fixed[78] = tag.len() as u8;
+    if tag.len() <= INLINE_TAG {
+        fixed[79..79 + tag.len()].copy_from_slice(tag);
+        return DataKeyAad::Inline(fixed, 79 + tag.len());
+    }
+    let mut v = Vec::with_capacity(79 + tag.len());
+    v.extend_from_slice(&fixed[..79]);
+    v.extend_from_slice(tag);
+    DataKeyAad::Heap(v)
 }
 
 /// Seals a data key under `kek` (record format 2), with a nonce from `nonces`.
@@ -228,7 +244,7 @@ mod tests {
         let aad = |f, t| data_key_aad(f, c, &id, 1, o, t).as_bytes().to_vec();
         assert_ne!(aad(DataKeyFormat::V2, &a), aad(DataKeyFormat::V2, &b));
         assert_eq!(aad(DataKeyFormat::V1, &a), aad(DataKeyFormat::V1, &b));
-        let longest = KeyTag::parse(&"x".repeat(MAX_KEY_TAG_LEN)).unwrap();
+        let longest = KeyTag::parse(&"x".repeat(crate::ids::MAX_KEY_TAG_LEN)).unwrap();
         assert_eq!(
             data_key_aad(DataKeyFormat::V2, c, &id, 1, o, &longest)
                 .as_bytes()
