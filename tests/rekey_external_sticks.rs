@@ -32,14 +32,27 @@ fn node_copy_key(store: &dyn ekm::core::Store, node: uuid::Uuid, config: uuid::U
         .to_owned()
 }
 
-#[test]
-fn a_slow_unlock_during_rekey_external_does_not_write_the_old_wrapping_back() {
+/// A store with the cluster configuration and one data key (its KEK on both nodes).
+fn one_key() -> (
+    tempfile::TempDir,
+    std::sync::Arc<ekm::core::Engine>,
+    std::sync::Arc<ekm::fake::FakeBackend>,
+    std::sync::Arc<dyn ekm::core::Store>,
+    ekm::core::AzureKeyVault,
+    ekm::core::DataKeyId,
+) {
     let dir = tempfile::tempdir().unwrap();
     let (engine, fake, store) = DataDir::new(dir.path(), StoreKind::Redb).open();
     let cfg = create(&engine, &secret_body(None, "s3cret")).unwrap();
     let id = engine
         .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol1").unwrap())
         .unwrap();
+    (dir, engine, fake, store, cfg, id)
+}
+
+#[test]
+fn a_slow_unlock_during_rekey_external_does_not_write_the_old_wrapping_back() {
+    let (_dir, engine, fake, store, cfg, id) = one_key();
     assert_eq!(node_copy_key(&*store, NODE2, cfg.uuid), KEY_ID);
 
     // Node 2 reboots and unlocks on its next read, slowly: it has read its copy (old key) and
@@ -74,12 +87,7 @@ fn a_slow_unlock_during_rekey_external_does_not_write_the_old_wrapping_back() {
 
 #[test]
 fn a_node_copy_wrapped_by_another_external_key_is_not_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, fake, store) = DataDir::new(dir.path(), StoreKind::Redb).open();
-    let cfg = create(&engine, &secret_body(None, "s3cret")).unwrap();
-    let id = engine
-        .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol1").unwrap())
-        .unwrap();
+    let (_dir, engine, fake, store, cfg, id) = one_key();
     let old_copy = store.get(&layout::node(NODE2, cfg.uuid)).unwrap().unwrap();
     let job = engine
         .start_rekey_external(cfg.uuid, KeyId::parse(KEY_ID_2).unwrap(), None)
