@@ -140,16 +140,24 @@ fn exactly_one_racer_wins_an_absent_check(s: &dyn Store, _dir: &Path) {
     assert_eq!(wins.into_inner(), 1);
 }
 
-/// One 3-member etcd cluster for the whole test binary; each store gets its own prefix.
-fn etcd_cluster() -> &'static ekm_etcd::testing::EtcdCluster {
-    static CLUSTER: std::sync::OnceLock<ekm_etcd::testing::EtcdCluster> =
-        std::sync::OnceLock::new();
-    CLUSTER.get_or_init(|| ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts"))
+thread_local! {
+    /// One 3-member etcd cluster per test (each test runs on its own thread): dropped, so its
+    /// members are killed, when the test's thread ends.
+    static CLUSTER: std::cell::RefCell<Option<ekm_etcd::testing::EtcdCluster>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// An etcd store whose prefix is named after `dir` (so a reopen over the same `dir` finds it).
+/// An etcd store on this test's cluster, whose prefix is named after `dir` (so a reopen over
+/// the same `dir` finds it).
 fn open_etcd(dir: &Path) -> Arc<dyn Store> {
-    let mut opts = ekm_etcd::EtcdOptions::new(etcd_cluster().endpoints());
+    let endpoints = CLUSTER.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts")
+            })
+            .endpoints()
+    });
+    let mut opts = ekm_etcd::EtcdOptions::new(endpoints);
     opts.prefix = format!("/conformance{}/", dir.display()).into_bytes();
     ekm_etcd::EtcdStore::open(opts).expect("etcd store opens")
 }
