@@ -69,7 +69,12 @@ impl Drop for Node {
     }
 }
 
+/// The tests run one at a time: each starts 3 etcd members and 3 ekmd processes, and the
+/// delete-within-a-second check must not compete with another test's cluster for 2 cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Lab {
+    _serial: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     etcd: EtcdCluster,
     vault: Vault,
@@ -92,11 +97,14 @@ impl Lab {
     }
 
     fn start_with(extra: &[&str]) -> Lab {
+        // A test that failed poisons the lock; the next one runs all the same.
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let etcd = EtcdCluster::start(3).expect("etcd cluster");
         let vault = vault(dir.path());
         std::fs::write(dir.path().join("topology.toml"), topology_toml()).unwrap();
         let mut lab = Lab {
+            _serial: serial,
             dir,
             etcd,
             vault,
