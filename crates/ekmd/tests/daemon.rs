@@ -112,6 +112,35 @@ fn socket_read(dir: &Path, id: &str) -> Vec<u8> {
         .unwrap()
 }
 
+/// The stored job was left running part-way (at least `min_processed` keys) by the stop; a
+/// restarted ekmd (rekey batch `batch`) finishes it, and every key reads back, rewrapped.
+fn stopped_part_way_then_finishes(
+    dir: &Path,
+    job: &str,
+    min_processed: u64,
+    batch: usize,
+    keys: &[(DataKeyId, Vec<u8>)],
+    cfg: &str,
+) {
+    {
+        let e = engine_on(dir, false);
+        let j = e.job(job.parse().unwrap()).unwrap();
+        assert_eq!(j.state, ekm_core::JobState::Running, "{j:?}");
+        assert!(
+            j.processed >= min_processed && j.processed < 10_000,
+            "{j:?}"
+        );
+        e.shutdown();
+    }
+    let mut d = start(dir, batch);
+    let j = wait_job(&d, job, Duration::from_secs(120));
+    assert_eq!(j["state"], "success", "{j}");
+    assert_eq!(j["progress"]["processed"], 10_000);
+    every_key_reads_back(dir, keys);
+    all_keys_on_generation(&d, cfg, 10_000, 2);
+    kill9(&mut d);
+}
+
 fn wait_job(d: &Daemon, uuid: &str, timeout: Duration) -> Value {
     let start = Instant::now();
     loop {
@@ -245,20 +274,7 @@ fn sigkill_during_rekey_internal_then_restart_finishes_the_job() {
     wait_until_mid_job(&d, &job, 500, 100);
     kill9(&mut d);
     // The kill landed mid-job: the stored job is still running, part-way.
-    {
-        let e = engine_on(dir.path(), false);
-        let j = e.job(job.parse().unwrap()).unwrap();
-        assert_eq!(j.state, ekm_core::JobState::Running, "{j:?}");
-        assert!(j.processed >= 500 && j.processed < 10_000, "{j:?}");
-        e.shutdown();
-    }
-    let mut d = start(dir.path(), 100);
-    let j = wait_job(&d, &job, Duration::from_secs(120));
-    assert_eq!(j["state"], "success", "{j}");
-    assert_eq!(j["progress"]["processed"], 10_000);
-    every_key_reads_back(dir.path(), &keys);
-    all_keys_on_generation(&d, &cfg, 10_000, 2);
-    kill9(&mut d);
+    stopped_part_way_then_finishes(dir.path(), &job, 500, 100, &keys, &cfg);
 }
 
 #[test]
@@ -293,20 +309,7 @@ fn sigterm_stops_gracefully_and_the_job_resumes() {
         "the socket is removed on shutdown"
     );
     // SIGTERM stopped the job part-way; it was left running, to resume.
-    {
-        let e = engine_on(dir.path(), false);
-        let j = e.job(job.parse().unwrap()).unwrap();
-        assert_eq!(j.state, ekm_core::JobState::Running, "{j:?}");
-        assert!(j.processed >= 200 && j.processed < 10_000, "{j:?}");
-        e.shutdown();
-    }
-    let mut d = start(dir.path(), 50);
-    let j = wait_job(&d, &job, Duration::from_secs(120));
-    assert_eq!(j["state"], "success", "{j}");
-    assert_eq!(j["progress"]["processed"], 10_000);
-    every_key_reads_back(dir.path(), &keys);
-    all_keys_on_generation(&d, &cfg, 10_000, 2);
-    kill9(&mut d);
+    stopped_part_way_then_finishes(dir.path(), &job, 200, 50, &keys, &cfg);
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
