@@ -7,7 +7,11 @@ mod common;
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use common::{DataDir, KEY_ID, create, secret_body};
+use ekm::core::codec::KekState;
+use ekm::core::crypto::Kek;
 use ekm::core::layout;
 use ekm::core::{Engine, ErrorKind, KeyOwner, KeyTag, PatchRequest, StatusFields, Store};
 use ekm::fake::FakeBackend;
@@ -188,4 +192,87 @@ fn a_record_written_under_another_protection_key_is_refused() {
     assert_eq!(e.kind(), ErrorKind::CorruptRecord, "{e}");
     assert!(engine.read_data_key(&id).is_err());
     assert_eq!(record(&*store, uuid)["key_id"], KEY_ID);
+}
+
+/// What someone who can write the store but lacks the protection key can make: their own KEK,
+/// wrapped by the configuration's vault key (RSA-OAEP needs only the key's *public* half; the
+/// fake backend's wrap stands for it), with a valid check value, authenticated under a key of
+/// theirs.
+fn forged_kek_record(fake: &FakeBackend, config: Uuid, generation: u32) -> Vec<u8> {
+    let kek = Kek::generate(generation);
+    let node = common::topology().nodes[0].clone();
+    let access = ekm::core::BackendAccess {
+        config_uuid: config,
+        revision: 0,
+        vault: ekm::core::VaultUrl::parse(common::VAULT).unwrap(),
+        client_id: "attacker".into(),
+        tenant_id: "attacker".into(),
+        credential: ekm::core::Credential::ClientSecret("x".to_owned().into()),
+        proxy: None,
+    };
+    let call = ekm::core::BackendCall {
+        node: &node,
+        access: &access,
+    };
+    let wrapped = ekm::core::hierarchy::wrap_kek(
+        fake,
+        &call,
+        config,
+        ekm::core::KeyId::parse(KEY_ID).unwrap(),
+        &kek,
+        KekState::Active,
+        0,
+    )
+    .unwrap();
+    wrapped
+        .encode(&ekm::core::ProtectionKey::generate())
+        .unwrap()
+}
+
+/// A KEK record replaced by a forged one is refused after a restart: no data key is ever
+/// sealed under the attacker's KEK, and the backend is not asked to unwrap it.
+#[test]
+fn a_forged_kek_record_is_refused_and_nothing_is_sealed_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path(), StoreKind::Redb);
+    let (engine, fake, store) = data.open();
+    let uuid = create(&engine, &secret_body(None, "s3cret")).unwrap().uuid;
+    let old = engine
+        .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol1").unwrap())
+        .unwrap();
+    drop(engine);
+    let forged = forged_kek_record(&fake, uuid, 1);
+    let mut txn = ekm::core::Transaction::new();
+    txn.put(layout::kek(uuid, 1), forged.clone());
+    // The nodes' own copies too (a node prefers its copy to the cluster record).
+    for n in common::topology().nodes {
+        let key = layout::node(n.uuid, uuid);
+        if let Some(raw) = store.get(&key).unwrap() {
+            let mut rec: Value = serde_json::from_slice(&raw).unwrap();
+            rec["wrapped_kek"] = Value::String(B64.encode(&forged));
+            txn.put(key, serde_json::to_vec(&rec).unwrap());
+        }
+    }
+    store.commit(txn).unwrap();
+
+    // The reboot: a new process over the same store.
+    drop(store);
+    let (engine, fake, store) = data.open();
+    let unwraps = fake.counters().unwraps;
+    let e = engine
+        .create_data_key(KeyOwner::Cluster, KeyTag::parse("vol2").unwrap())
+        .expect_err("a create under a forged KEK record");
+    assert_eq!(e.kind(), ErrorKind::CorruptRecord, "{e}");
+    assert!(e.message().contains("does not authenticate"), "{e}");
+    assert!(engine.read_data_key(&old).is_err());
+    assert_eq!(
+        fake.counters().unwraps,
+        unwraps,
+        "the backend was asked to unwrap a forged KEK"
+    );
+    assert_eq!(
+        store.scan(&layout::records(uuid), None, 100).unwrap().len(),
+        1,
+        "no data key was added"
+    );
 }

@@ -81,3 +81,43 @@ fn a_retried_create_does_not_leave_the_stored_count_behind() {
         "a reopened engine counts {seals} seals after {creates} durable creates"
     );
 }
+
+/// Two processes sharing one store (as ekmd processes on etcd do), each the writer for its own
+/// node: the generation's count is the sum of both, not whichever process wrote last.
+#[test]
+fn processes_sharing_a_store_do_not_overwrite_each_others_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ekm::store::open(StoreKind::Redb, &dir.path().join("store")).unwrap();
+    let fake = Arc::new(FakeBackend::open(&dir.path().join("fake-vault.json")).unwrap());
+    let pk_file = dir.path().join("protection.key");
+    let open_as = |node| {
+        let pk = ekm::store::protection_key::load_or_create(&pk_file).unwrap();
+        ekm::core::Engine::open(
+            ekm::core::EngineOptions::new(store.clone(), fake.clone(), common::topology(), pk)
+                .local_node(node)
+                .managed_nodes(vec![node]),
+        )
+        .unwrap()
+    };
+    let a = open_as(common::NODE1);
+    let b = open_as(common::NODE2);
+    let cfg = create(&a, &secret_body(None, "s3cret")).unwrap();
+    let per_process = 1_000;
+    for i in 0..per_process {
+        for (name, e) in [("a", &a), ("b", &b)] {
+            e.create_data_key(
+                KeyOwner::Cluster,
+                KeyTag::parse(&format!("{name}{i}")).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    for e in [&a, &b] {
+        let seals = e.kek_usage(cfg.uuid).unwrap()[0].seals;
+        assert!(
+            seals >= 2 * per_process,
+            "{seals} seals counted after {} creates by two processes",
+            2 * per_process
+        );
+    }
+}

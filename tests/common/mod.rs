@@ -218,7 +218,7 @@ pub fn kek_generations(store: &dyn Store, config: Uuid) -> Vec<(u32, bool)> {
         .expect("scan")
         .iter()
         .map(|(_, v)| {
-            let k = ekm::core::codec::WrappedKek::decode(v).expect("kek record");
+            let k = ekm::core::codec::WrappedKek::decode_unauthenticated(v).expect("kek record");
             (k.generation, k.state == ekm::core::codec::KekState::Active)
         })
         .collect()

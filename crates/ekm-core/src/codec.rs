@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::crypto::{NONCE_LEN, TAG_LEN};
+use crate::crypto::{NONCE_LEN, ProtectionKey, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::ids::{DataKeyId, KeyId, KeyTag};
 use crate::secret::KEY_LEN;
@@ -27,6 +27,11 @@ impl<'a> Reader<'a> {
             "The {} record is truncated or malformed.",
             self.what
         ))
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -72,10 +77,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn bytes16(&mut self) -> Result<&'a [u8]> {
         let n = self.u16()? as usize;
         self.take(n)
-    }
-
-    pub(crate) fn header(&mut self, tag: u8, version: u8) -> Result<()> {
-        self.header_of(tag, &[version]).map(drop)
     }
 
     /// Reads the record type and a format version among `versions`; returns the version.
@@ -317,8 +318,13 @@ pub enum KekState {
 
 /// A KEK wrapped by the external key manager, with everything needed to unwrap it again.
 ///
-/// Layout (version 1): `'K' 01 | config uuid 16 | generation u32 | state 1 | created u64 |
-/// backend str8 | key id bytes16 | algorithm str8 | wrapped bytes16 | check bytes16`.
+/// Layout (version 2): `'K' 02 | config uuid 16 | generation u32 | state 1 | created u64 |
+/// backend str8 | key id bytes16 | algorithm str8 | wrapped bytes16 | check bytes16 |
+/// mac bytes16`. The mac is AES-256-GCM under the protection key of an empty plaintext, AAD
+/// `"ekm-kek-v2\0" | every byte before it`: whoever can write the store but lacks the
+/// protection key cannot put a KEK of their own (RSA-OAEP-wrapped with the vault key's
+/// *public* half, which anyone can do) where the nodes would unwrap it and seal new data keys
+/// under it. Version 1 records (no mac) are refused, never upgraded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedKek {
     /// Configuration the KEK belongs to.
@@ -343,10 +349,10 @@ pub struct WrappedKek {
 }
 
 impl WrappedKek {
-    /// Encodes the record.
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(64 + self.key_id.as_str().len() + self.wrapped.len());
-        out.extend_from_slice(&[KEK_TAG, V1]);
+    /// Encodes the record, authenticated under `pk`.
+    pub fn encode(&self, pk: &ProtectionKey) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(96 + self.key_id.as_str().len() + self.wrapped.len());
+        out.extend_from_slice(&[KEK_TAG, V2]);
         out.extend_from_slice(self.config.as_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
         out.push(match self.state {
@@ -359,13 +365,43 @@ impl WrappedKek {
         put_str8(&mut out, &self.algorithm, "wrapping algorithm name")?;
         put_bytes16(&mut out, &self.wrapped, "wrapped KEK")?;
         put_bytes16(&mut out, &self.check, "KEK check value")?;
+        let mac = pk
+            .aead()
+            .seal_vec(&kek_mac_aad(&out), b"")
+            .map_err(|_| Error::corrupt("A wrapped KEK record could not be authenticated."))?;
+        put_bytes16(&mut out, &mac, "KEK record mac")?;
         Ok(out)
     }
 
-    /// Decodes a record read from the store.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    /// Decodes a record read from the store and verifies that it was written under `pk`.
+    pub fn decode(bytes: &[u8], pk: &ProtectionKey) -> Result<Self> {
+        let (k, body_len, mac) = Self::parse(bytes)?;
+        match pk.aead().open_vec(&kek_mac_aad(&bytes[..body_len]), mac) {
+            Ok(plain) if plain.is_empty() => Ok(k),
+            _ => Err(Error::corrupt(&format!(
+                "The wrapped KEK of generation {} of configuration {} does not authenticate under this node's protection key; it was changed outside ekm, or the protection key file is not the one that wrote it. It is not used.",
+                k.generation, k.config
+            ))),
+        }
+    }
+
+    /// Decodes a record WITHOUT verifying its mac: for inspecting a store (tests, fuzzing,
+    /// tooling), never for a KEK that is going to be unwrapped or trusted.
+    pub fn decode_unauthenticated(bytes: &[u8]) -> Result<Self> {
+        Self::parse(bytes).map(|(k, _, _)| k)
+    }
+
+    /// The record, the length of the authenticated body, and the mac.
+    fn parse(bytes: &[u8]) -> Result<(Self, usize, &[u8])> {
         let mut r = Reader::new(bytes, "wrapped KEK");
-        r.header(KEK_TAG, V1)?;
+        match r.header_of(KEK_TAG, &[V1, V2])? {
+            V2 => {}
+            _ => {
+                return Err(Error::corrupt(
+                    "The wrapped KEK record has format version 1 (not authenticated); this build reads version 2 only.",
+                ));
+            }
+        }
         let config = r.uuid()?;
         let generation = r.u32()?;
         let state = match r.u8()? {
@@ -386,8 +422,10 @@ impl WrappedKek {
         let algorithm = r.str8()?.to_owned();
         let wrapped = r.bytes16()?.to_vec();
         let check = r.bytes16()?.to_vec();
+        let body_len = bytes.len() - r.remaining();
+        let mac = r.bytes16()?;
         r.finish()?;
-        Ok(WrappedKek {
+        let k = WrappedKek {
             config,
             generation,
             state,
@@ -397,8 +435,17 @@ impl WrappedKek {
             algorithm,
             wrapped,
             check,
-        })
+        };
+        Ok((k, body_len, mac))
     }
+}
+
+/// What a KEK record's mac authenticates: a domain label, then the record up to the mac.
+fn kek_mac_aad(body: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(11 + body.len());
+    aad.extend_from_slice(b"ekm-kek-v2\0");
+    aad.extend_from_slice(body);
+    aad
 }
 
 #[cfg(test)]
@@ -472,17 +519,54 @@ mod tests {
             wrapped: vec![9; 256],
             check: vec![7; 44],
         };
-        let bytes = k.encode().unwrap();
+        let pk = ProtectionKey::generate();
+        let bytes = k.encode(&pk).unwrap();
         let mut huge = k.clone();
         huge.wrapped = vec![9; 70_000];
         assert!(
-            huge.encode().is_err(),
+            huge.encode(&pk).is_err(),
             "a wrapped KEK over 65535 bytes is refused"
         );
-        assert_eq!(WrappedKek::decode(&bytes).unwrap(), k);
+        assert_eq!(WrappedKek::decode(&bytes, &pk).unwrap(), k);
         for n in 0..bytes.len() {
-            assert!(WrappedKek::decode(&bytes[..n]).is_err());
+            assert!(WrappedKek::decode(&bytes[..n], &pk).is_err());
         }
+    }
+
+    #[test]
+    fn kek_records_authenticate_under_the_protection_key_only() {
+        let pk = ProtectionKey::generate();
+        let k = WrappedKek {
+            config: Uuid::new_v4(),
+            generation: 2,
+            state: KekState::Active,
+            created: 1_700_000_000,
+            backend: "akv".into(),
+            key_id: KeyId::parse(
+                "https://v.vault.azure.net/keys/k1/a8e619fd8f234db3b0b95c59540e2a74",
+            )
+            .unwrap(),
+            algorithm: "RSA-OAEP-256".into(),
+            wrapped: vec![9; 256],
+            check: vec![7; 44],
+        };
+        let bytes = k.encode(&pk).unwrap();
+        // A writer without the protection key: its own record, or any byte of ours changed.
+        let forged = k.encode(&ProtectionKey::generate()).unwrap();
+        assert!(WrappedKek::decode(&forged, &pk).is_err());
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert!(WrappedKek::decode(&b, &pk).is_err(), "byte {i} flipped");
+        }
+        // A version 1 record (no mac) is refused, not read.
+        let mut v1 = bytes.clone();
+        v1[1] = 1;
+        let mac_len = 2 + 28;
+        v1.truncate(bytes.len() - mac_len);
+        let e = WrappedKek::decode(&v1, &pk).unwrap_err();
+        assert!(e.message().contains("version 1"), "{}", e.message());
+        assert_eq!(WrappedKek::decode_unauthenticated(&bytes).unwrap(), k);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! | `n/<node uuid><config uuid>` | node availability (JSON): wrapped KEK copy, loaded generation, last error | unlocks, restore, rekeys |
 //! | `j/<job uuid>` | job record (JSON) with its journal | every job step |
 //! | `a/<config uuid>` | marker: the uuid of the job working on that configuration | job start and end |
-//! | `x/<config uuid><gen>` | seals done with that generation, u64 big-endian | creates (every 64 seals), rekey and migrate batches |
+//! | `x/<config uuid><gen><node uuid>` | seals done with that generation by the process of that node, u64 big-endian (the generation's count is the sum) | creates (every 64 seals), rekey and migrate batches |
 //! | `m/<id>` | KMIP attributes and state of a data key (JSON, owned by `ekm-kmip`; absent for keys never touched over KMIP) | KMIP Create, Register, attribute and state operations; removed with the key by delete |
 //!
 //! The order of `r/` makes "the keys of a configuration" and "the keys of one owner under a
@@ -56,7 +56,8 @@ pub const NODE: &[u8] = b"n/";
 pub const JOB: &[u8] = b"j/";
 /// Prefix of job markers: `a/<config uuid 16>` → the uuid of the job holding it.
 pub const MARKER: &[u8] = b"a/";
-/// Prefix of seal counters: `x/<config uuid 16><generation u32>` → u64 big-endian.
+/// Prefix of seal counters: `x/<config uuid 16><generation u32><writer node uuid 16>` → u64
+/// big-endian.
 pub const SEALS: &[u8] = b"x/";
 
 /// Prefix of KMIP attribute records: `m/<key id 32>` → JSON (`ekm-kmip`).
@@ -147,9 +148,23 @@ pub fn seals_of(config: Uuid) -> Vec<u8> {
     join(SEALS, &[config.as_bytes()])
 }
 
-/// `x/<config uuid><generation>`.
-pub fn seals(config: Uuid, generation: u32) -> Vec<u8> {
+/// `x/<config uuid><generation>` (every writer's seal count of one generation).
+pub fn seals_of_generation(config: Uuid, generation: u32) -> Vec<u8> {
     join(SEALS, &[config.as_bytes(), &generation.to_be_bytes()])
+}
+
+/// `x/<config uuid><generation><writer node uuid>`: the seals one process (named by its local
+/// node) did with that generation. One counter per writer, so that processes sharing a store
+/// never overwrite each other's counts; the generation's count is their sum.
+pub fn seals(config: Uuid, generation: u32, writer: Uuid) -> Vec<u8> {
+    join(
+        SEALS,
+        &[
+            config.as_bytes(),
+            &generation.to_be_bytes(),
+            writer.as_bytes(),
+        ],
+    )
 }
 
 /// `l/<node uuid>`: the liveness record of a node's process.

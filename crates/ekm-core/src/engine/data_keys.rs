@@ -112,7 +112,7 @@ impl Engine {
             let mut txn = Transaction::new();
             txn.check(Check::Equals(cfg_key.clone(), bytes))
                 .check(Check::Absent(kek_key.clone()))
-                .put(kek_key, wrapped.encode()?)
+                .put(kek_key, wrapped.encode(&self.protection)?)
                 .put(cfg_key, updated_bytes.clone());
             match self.store.commit(txn) {
                 Ok(()) => {}
@@ -158,7 +158,13 @@ impl Engine {
         )
     }
 
-    /// Adds `n` seals to the count of (config, generation); returns the new count.
+    /// This process's seal counter record of (config, generation).
+    pub(crate) fn own_seals_key(&self, config: Uuid, generation: u32) -> Vec<u8> {
+        layout::seals(config, generation, self.nodes[self.local].node.uuid)
+    }
+
+    /// Adds `n` seals to this process's count of (config, generation); returns its new count.
+    /// Each process counts (and writes) its own seals: see [`Engine::total_seals`].
     pub(crate) fn count_seals(&self, config: Uuid, generation: u32, n: u64) -> Result<u64> {
         let mut seals = self.seals.lock();
         let entry = match seals.get(&(config, generation)) {
@@ -166,10 +172,10 @@ impl Engine {
             None => {
                 let stored = self
                     .store
-                    .get(&layout::seals(config, generation))
+                    .get(&self.own_seals_key(config, generation))
                     .map_err(store_failed)?
-                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                    .map(u64::from_be_bytes)
+                    .as_deref()
+                    .map(decode_count)
                     .unwrap_or(0);
                 // Creates persist the count only every SEAL_SLACK seals, so up to that many
                 // may have happened since the stored value: assume they all did.
@@ -182,6 +188,36 @@ impl Engine {
         let count = entry.count.saturating_add(n);
         seals.insert((config, generation), SealCount { count, ..entry });
         Ok(count)
+    }
+
+    /// Seals done with (config, generation) by every process: the other writers' stored
+    /// counters (each assumed SEAL_SLACK ahead of what it last wrote) and this process's count.
+    pub(crate) fn total_seals(&self, config: Uuid, generation: u32) -> Result<u64> {
+        let own_key = self.own_seals_key(config, generation);
+        let mut total = self.count_seals(config, generation, 0)?;
+        for (k, v) in self.scan_all(&layout::seals_of_generation(config, generation))? {
+            if k != own_key {
+                total = total
+                    .saturating_add(decode_count(&v))
+                    .saturating_add(SEAL_SLACK);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Forgets the counts of a retired generation: `txn` deletes every writer's counter and
+    /// this process's memory of it goes.
+    pub(crate) fn drop_seal_counts(
+        &self,
+        txn: &mut Transaction,
+        config: Uuid,
+        generation: u32,
+    ) -> Result<()> {
+        for (k, _) in self.scan_all(&layout::seals_of_generation(config, generation))? {
+            txn.delete(k);
+        }
+        self.seals.lock().remove(&(config, generation));
+        Ok(())
     }
 
     /// Whether a create that brought the count to `count` must write it: when it is a whole
@@ -295,7 +331,7 @@ impl Engine {
             let persist = self.seal_count_due(config.uuid, generation, seals);
             if persist {
                 txn.put(
-                    layout::seals(config.uuid, generation),
+                    self.own_seals_key(config.uuid, generation),
                     seals.to_be_bytes().to_vec(),
                 );
             }
@@ -425,8 +461,8 @@ impl Engine {
         self.load_config(config)?;
         let mut out = Vec::new();
         for (_, v) in self.scan_all(&layout::kek_prefix(config))? {
-            let k = WrappedKek::decode(&v)?;
-            let seals = self.count_seals(config, k.generation, 0)?;
+            let k = WrappedKek::decode(&v, &self.protection)?;
+            let seals = self.total_seals(config, k.generation)?;
             out.push(KekUsage {
                 generation: k.generation,
                 state: match k.state {
@@ -443,11 +479,13 @@ impl Engine {
     }
 
     /// Test and operations hook: sets the seal count of a generation (e.g. after restoring a
-    /// store from a backup whose counter is known to be stale).
+    /// store from a backup whose counter is known to be stale): this process's counter holds
+    /// it and every other writer's is cleared.
     pub fn set_seal_count(&self, config: Uuid, generation: u32, seals: u64) -> Result<()> {
         let mut txn = Transaction::new();
+        self.drop_seal_counts(&mut txn, config, generation)?;
         txn.put(
-            layout::seals(config, generation),
+            self.own_seals_key(config, generation),
             seals.to_be_bytes().to_vec(),
         );
         self.store.commit(txn).map_err(store_failed)?;
@@ -460,4 +498,10 @@ impl Engine {
         );
         Ok(())
     }
+}
+
+/// A stored seal counter (u64 big-endian); a malformed one counts as zero (the counts only
+/// advise a rekey, and the slack added on load covers a lost one).
+fn decode_count(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes)
 }

@@ -41,9 +41,9 @@ pub(crate) fn decode_node_record(bytes: &[u8]) -> bool {
 }
 
 /// The on-disk format version this build writes and reads. 4: configuration records are
-/// authenticated whole (version 3 stores are refused: their records could have been changed
-/// by anyone who could write the database).
-pub const FORMAT_VERSION: &[u8] = b"4";
+/// authenticated whole; 5: wrapped KEK records (and the nodes' copies) are too. Older stores
+/// are refused: their records could have been changed by anyone who could write the database.
+pub const FORMAT_VERSION: &[u8] = b"5";
 
 /// How often a conditional write is retried when what it was based on changed meanwhile.
 pub(crate) const CONDITIONAL_ATTEMPTS: usize = 4;

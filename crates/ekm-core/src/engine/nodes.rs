@@ -219,7 +219,7 @@ impl Engine {
         loaded: Option<u32>,
         last_error: Option<&Error>,
     ) {
-        let Ok(wrapped_bytes) = wrapped.encode() else {
+        let Ok(wrapped_bytes) = wrapped.encode(&self.protection) else {
             return;
         };
         let rec = NodeRecord {
@@ -270,7 +270,7 @@ impl Engine {
                 if let Some(k) = B64
                     .decode(&rec.wrapped_kek)
                     .ok()
-                    .and_then(|b| WrappedKek::decode(&b).ok())
+                    .and_then(|b| WrappedKek::decode(&b, &self.protection).ok())
                     .filter(|k| {
                         k.config == config.uuid
                             && k.generation == generation
@@ -282,8 +282,8 @@ impl Engine {
             }
         }
         let k = self.cluster_wrapped_kek(config.uuid, generation)?;
-        // The configuration is authenticated; the KEK record is not: it must at least name
-        // the configuration's external key and its own identity, or it is not used.
+        // Both records are authenticated; the KEK record must also name the configuration's
+        // current external key (a stale generation left by a rekey-external is not used).
         if k.key_id.as_str() != config.key_id_str() {
             return Err(Error::corrupt(&format!(
                 "The wrapped KEK of generation {generation} of configuration {} names another external key than the configuration's; it is not used.",
@@ -303,7 +303,7 @@ impl Engine {
                     "Generation {generation} of configuration {config} is not in the store."
                 ))
             })?;
-        let k = WrappedKek::decode(&bytes)?;
+        let k = WrappedKek::decode(&bytes, &self.protection)?;
         if k.config != config || k.generation != generation {
             return Err(Error::corrupt(&format!(
                 "The record stored as generation {generation} of configuration {config} is another KEK's."

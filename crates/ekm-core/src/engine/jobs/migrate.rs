@@ -77,7 +77,7 @@ impl Engine {
         }
         let seals = self.count_seals(dest, new.generation(), moved.len() as u64)?;
         txn.put(
-            layout::seals(dest, new.generation()),
+            self.own_seals_key(dest, new.generation()),
             seals.to_be_bytes().to_vec(),
         );
         job.processed += moved.len() as u64;

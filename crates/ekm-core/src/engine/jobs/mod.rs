@@ -523,7 +523,7 @@ impl Engine {
     fn kek_records(&self, config: Uuid) -> Result<Vec<WrappedKek>> {
         self.scan_all(&layout::kek_prefix(config))?
             .iter()
-            .map(|(_, v)| WrappedKek::decode(v))
+            .map(|(_, v)| WrappedKek::decode(v, &self.protection))
             .collect()
     }
 

@@ -97,15 +97,18 @@ impl Engine {
             txn.check(Check::Equals(cfg_key.clone(), bytes))
                 .put(cfg_key, cfg.with_key_id(&new_key).encode(&self.protection)?);
             for rec in &rewrapped {
-                txn.put(layout::kek(cfg.uuid, rec.generation), rec.encode()?);
+                txn.put(
+                    layout::kek(cfg.uuid, rec.generation),
+                    rec.encode(&self.protection)?,
+                );
             }
             // The nodes' copies follow in the same transaction.
             for n in &self.topology.nodes {
                 if let Some(mut nr) = self.node_record(n.uuid, cfg.uuid)? {
                     if let Some(rec) = rewrapped.iter().find(|r| r.generation == nr.generation) {
                         use base64::Engine as _;
-                        nr.wrapped_kek =
-                            base64::engine::general_purpose::STANDARD.encode(rec.encode()?);
+                        nr.wrapped_kek = base64::engine::general_purpose::STANDARD
+                            .encode(rec.encode(&self.protection)?);
                         txn.put(layout::node(n.uuid, cfg.uuid), nr.encode());
                     }
                 }

@@ -106,7 +106,10 @@ impl Engine {
                 );
                 job.put(&mut txn);
                 if let Ok(seals) = self.count_seals(cfg.uuid, to, out.rewritten as u64) {
-                    txn.put(layout::seals(cfg.uuid, to), seals.to_be_bytes().to_vec());
+                    txn.put(
+                        self.own_seals_key(cfg.uuid, to),
+                        seals.to_be_bytes().to_vec(),
+                    );
                 }
                 txn
             };
@@ -140,8 +143,8 @@ impl Engine {
         }
         let admin = self.admin.lock();
         let mut txn = Transaction::new();
-        txn.delete(layout::kek(cfg.uuid, from))
-            .delete(layout::seals(cfg.uuid, from));
+        txn.delete(layout::kek(cfg.uuid, from));
+        self.drop_seal_counts(&mut txn, cfg.uuid, from)?;
         let msg = format!(
             "Rekey-internal completed: {} data keys rewrapped from KEK generation {from} to {to}; generation {from} retired.",
             job.processed
@@ -199,8 +202,14 @@ impl Engine {
             let mut txn = Transaction::new();
             txn.check(Check::Equals(cfg_key.clone(), bytes))
                 .check(Check::Absent(layout::kek(cfg.uuid, to)))
-                .put(layout::kek(cfg.uuid, to), wrapped_new.encode()?)
-                .put(layout::kek(cfg.uuid, active), wrapped_old.encode()?)
+                .put(
+                    layout::kek(cfg.uuid, to),
+                    wrapped_new.encode(&self.protection)?,
+                )
+                .put(
+                    layout::kek(cfg.uuid, active),
+                    wrapped_old.encode(&self.protection)?,
+                )
                 .put(cfg_key, updated.encode(&self.protection)?);
             job.put(&mut txn);
             match self.store.commit(txn) {
