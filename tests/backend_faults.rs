@@ -303,3 +303,39 @@ fn a_second_job_on_the_same_configuration_is_refused_while_one_runs() {
         JobState::Success
     );
 }
+
+/// A node unlocking one configuration's KEK through a slow vault does not hold up unlocking
+/// another configuration's KEK on the same node (one unlock lock per configuration and
+/// generation, not per node).
+#[test]
+fn a_slow_unlock_does_not_hold_up_another_configurations() {
+    let s = setup();
+    let svm_config = create(&s.e, &secret_body(Some("vs0"), "s")).unwrap().uuid;
+    let svm_key =
+        s.e.create_data_key(KeyOwner::Svm(VS0), KeyTag::default())
+            .unwrap();
+    let cluster_key = *s.keys.keys().next().unwrap();
+    s.e.reset_node(NODE1).unwrap();
+
+    // The cluster configuration's unlock enters a vault call that takes 5 s.
+    s.fake.set_latency(Duration::from_secs(5));
+    let slow_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = {
+        let (e, done) = (s.e.clone(), slow_done.clone());
+        std::thread::spawn(move || {
+            let r = e.read_data_key(&cluster_key).map(drop);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    s.fake.set_latency(Duration::ZERO);
+    // The SVM configuration's unlock on the same node: a fast vault call.
+    s.e.read_data_key(&svm_key)
+        .expect("the SVM's key reads while the cluster's unlock is still in the vault");
+    assert!(
+        !slow_done.load(std::sync::atomic::Ordering::SeqCst),
+        "the SVM's unlock (configuration {svm_config}) waited for the cluster's slow one"
+    );
+    slow.join().unwrap().unwrap();
+}

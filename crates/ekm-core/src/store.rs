@@ -183,8 +183,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 
     /// Calls `on_change` for every change under `prefix` committed from now on by any process
-    /// sharing the store, in commit order, until the store is dropped. A store only one
-    /// process uses need not call it (the default never does).
+    /// sharing the store, in commit order, until the store is dropped; or with
+    /// [`Change::Resync`] when changes were lost (the store dropped the history the watch
+    /// needed), after which changes follow again. A store only one process uses need not call
+    /// it (the default never does).
     fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
         let _ = (prefix, on_change);
         Ok(())
@@ -207,6 +209,10 @@ pub enum Change {
     Put(Vec<u8>, Vec<u8>),
     /// The key was deleted (or its lease expired).
     Delete(Vec<u8>),
+    /// Changes under the prefix were lost (etcd compacted the revisions the watch had not
+    /// seen yet, e.g. after a long disconnection): whatever the watcher derived from them must
+    /// be rebuilt from the store as it is now.
+    Resync,
 }
 
 /// What [`Store::watch`] calls for each change.

@@ -153,6 +153,18 @@ impl std::fmt::Debug for EtcdStore {
 }
 
 impl EtcdStore {
+    /// As [`Store::watch`], from etcd revision `revision` on (tests use it to start a watch
+    /// from a revision that was compacted meanwhile).
+    #[doc(hidden)]
+    pub fn watch_from_revision(&self, prefix: &[u8], revision: i64, on_change: ChangeCallback) {
+        let inner = self.inner.clone();
+        let full = self.key(prefix);
+        let strip = self.inner.opts.prefix.len();
+        self.rt.spawn(async move {
+            inner.watch_loop(full, strip, revision, on_change).await;
+        });
+    }
+
     /// Connects (lazily: the first call dials) and starts this process's lease keeper.
     pub fn open(opts: EtcdOptions) -> Result<Arc<EtcdStore>, StoreError> {
         if opts.endpoints.is_empty() {
@@ -525,14 +537,11 @@ impl Store for EtcdStore {
     }
 
     fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
-        let inner = self.inner.clone();
-        let full = self.key(prefix);
-        let strip = self.inner.opts.prefix.len();
         // Start from the current revision so nothing committed after this call is missed.
         let revision = self
             .block({
-                let inner = inner.clone();
-                let full = full.clone();
+                let inner = self.inner.clone();
+                let full = self.key(prefix);
                 async move {
                     inner
                         .read(|mut c| {
@@ -545,9 +554,7 @@ impl Store for EtcdStore {
             .header()
             .map(|h| h.revision())
             .unwrap_or(0);
-        self.rt.spawn(async move {
-            inner.watch_loop(full, strip, revision + 1, on_change).await;
-        });
+        self.watch_from_revision(prefix, revision + 1, on_change);
         Ok(())
     }
 
@@ -681,8 +688,20 @@ impl Inner {
                 match stream.message().await {
                     Ok(Some(resp)) => {
                         if resp.canceled() {
-                            // Compacted past `from`: nothing to replay from there; resume now.
-                            from = resp.compact_revision().max(from);
+                            if resp.compact_revision() > from {
+                                // Compacted past `from`: the changes in between are gone.
+                                // The watcher rebuilds from the store; changes from the
+                                // oldest revision still kept follow.
+                                from = resp.compact_revision();
+                                on_change(Change::Resync);
+                            } else {
+                                // Cancelled for another reason (the member is shutting
+                                // down, ...): watch again, through another member, after a
+                                // pause rather than in a tight loop.
+                                *self.clients[idx].lock().await = None;
+                                self.rotate(idx);
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
                             break;
                         }
                         for ev in resp.events() {

@@ -247,13 +247,33 @@ impl Engine {
             .ok_or_else(|| Error::corrupt("no key created"))
     }
 
-    /// Creates one data key per tag in one durable transaction (all or none).
+    /// Creates one data key per tag in one durable transaction (all or none). A store with a
+    /// transaction size limit (etcd: 128 operations) takes at most
+    /// [`Engine::max_keys_per_create`] keys at once; more is refused (262197), never split.
     pub fn create_data_keys(&self, owner: KeyOwner, tags: Vec<KeyTag>) -> Result<Vec<DataKeyId>> {
+        if let Some(max) = self.max_keys_per_create() {
+            if tags.len() > max {
+                return Err(Error::new(ErrorKind::InvalidValue).with_detail(format!(
+                    "At most {max} data keys can be created in one transaction on the {} store; {} were asked for.",
+                    self.store.engine_name(),
+                    tags.len()
+                )));
+            }
+        }
         let materials: Vec<(DataKeyId, KeyMaterial)> = tags
             .iter()
             .map(|_| (DataKeyId::random(), KeyMaterial::random()))
             .collect();
         self.insert_data_keys(owner, tags, materials, None)
+    }
+
+    /// How many data keys one create may make on this store, if it limits transaction sizes
+    /// (etcd counts checks and writes apart): each key is one check and two puts, and the
+    /// create adds the configuration check and the seal count.
+    pub fn max_keys_per_create(&self) -> Option<usize> {
+        self.store
+            .max_ops()
+            .map(|max| (max.saturating_sub(1) / 2).max(1))
     }
 
     /// Registers client-supplied 256-bit material as a data key of `owner` (wrapped by the

@@ -145,6 +145,10 @@ pub struct Engine {
     seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
     running: Mutex<HashSet<Uuid>>,
+    /// Restores asked for by other processes that this process is carrying out, by
+    /// configuration: whether another request came meanwhile (then it runs once more). One
+    /// thread per configuration at most, however many requests arrive.
+    restoring: Mutex<std::collections::HashMap<Uuid, bool>>,
     /// Signalled whenever a job record changes in this process.
     job_changed: Condvar,
     job_lock: Mutex<()>,
@@ -230,6 +234,7 @@ impl Engine {
             gate: RwLock::new(()),
             seals: Mutex::new(Default::default()),
             running: Mutex::new(HashSet::new()),
+            restoring: Mutex::new(Default::default()),
             job_changed: Condvar::new(),
             job_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),

@@ -131,9 +131,13 @@ pub(crate) struct NodeRuntime {
     pub(crate) keks: RwLock<HashMap<(Uuid, u32), Arc<Kek>>>,
     /// The node key table: wrapped data keys with their KEKs.
     pub(crate) table: KeyTable,
-    /// Serializes unwraps on this node so a burst of misses costs one backend call.
-    unlocking: Mutex<()>,
+    /// One lock per (configuration, generation): a burst of misses costs one backend call,
+    /// and a slow unwrap of one configuration's KEK (AKV timing out) does not hold up another's.
+    unlocking: Mutex<HashMap<(Uuid, u32), UnlockGate>>,
 }
+
+/// Held while one (configuration, generation) is being unlocked on a node.
+type UnlockGate = Arc<Mutex<()>>;
 
 impl NodeRuntime {
     pub(crate) fn new(node: Node) -> Self {
@@ -141,8 +145,17 @@ impl NodeRuntime {
             node,
             keks: RwLock::new(HashMap::new()),
             table: KeyTable::default(),
-            unlocking: Mutex::new(()),
+            unlocking: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The lock that serializes unlocking generation `generation` of `config` on this node.
+    fn unlock_gate(&self, config: Uuid, generation: u32) -> UnlockGate {
+        self.unlocking
+            .lock()
+            .entry((config, generation))
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn kek(&self, config: Uuid, generation: u32) -> Option<Arc<Kek>> {
@@ -324,7 +337,8 @@ impl Engine {
         if let Some(k) = rt.kek(config.uuid, generation) {
             return Ok(k);
         }
-        let _one_at_a_time = rt.unlocking.lock();
+        let gate = rt.unlock_gate(config.uuid, generation);
+        let _one_at_a_time = gate.lock();
         if let Some(k) = rt.kek(config.uuid, generation) {
             return Ok(k);
         }
@@ -447,8 +461,17 @@ impl Engine {
             .watch(
                 layout::DATA_KEY,
                 Box::new(move |change| {
-                    let (Change::Delete(k), Some(engine)) = (change, weak.upgrade()) else {
-                        return;
+                    let Some(engine) = weak.upgrade() else { return };
+                    let k = match change {
+                        Change::Delete(k) => k,
+                        // Deletes may have been missed: every table refills from the store.
+                        Change::Resync => {
+                            for n in &engine.nodes {
+                                n.table.clear();
+                            }
+                            return;
+                        }
+                        Change::Put(..) => return,
                     };
                     if let Some(id) = k
                         .strip_prefix(layout::DATA_KEY)
@@ -467,8 +490,15 @@ impl Engine {
             .watch(
                 layout::KEK,
                 Box::new(move |change| {
-                    let (Change::Delete(k), Some(engine)) = (change, weak.upgrade()) else {
-                        return;
+                    let Some(engine) = weak.upgrade() else { return };
+                    let k = match change {
+                        Change::Delete(k) => k,
+                        Change::Resync => {
+                            // Off the watch thread: it reads the store.
+                            std::thread::spawn(move || engine.forget_what_is_gone());
+                            return;
+                        }
+                        Change::Put(..) => return,
                     };
                     let Some(rest) = k.strip_prefix(layout::KEK) else {
                         return;
@@ -491,8 +521,14 @@ impl Engine {
             .watch(
                 layout::CONFIG,
                 Box::new(move |change| {
-                    let (Change::Delete(k), Some(engine)) = (change, weak.upgrade()) else {
-                        return;
+                    let Some(engine) = weak.upgrade() else { return };
+                    let k = match change {
+                        Change::Delete(k) => k,
+                        Change::Resync => {
+                            std::thread::spawn(move || engine.forget_what_is_gone());
+                            return;
+                        }
+                        Change::Put(..) => return,
                     };
                     if let Some(config) = k
                         .strip_prefix(layout::CONFIG)
@@ -510,21 +546,93 @@ impl Engine {
             .watch(
                 layout::RESTORE_REQUEST,
                 Box::new(move |change| {
-                    let (Change::Put(k, _), Some(engine)) = (change, weak.upgrade()) else {
-                        return;
+                    let Some(engine) = weak.upgrade() else { return };
+                    let k = match change {
+                        Change::Put(k, _) => k,
+                        // A request may have been missed: honour every one still there.
+                        Change::Resync => {
+                            std::thread::spawn(move || {
+                                for config in engine.restore_requests() {
+                                    engine.restore_here_in_background(config);
+                                }
+                            });
+                            return;
+                        }
+                        Change::Delete(_) => return,
                     };
                     if let Some(config) = k
                         .strip_prefix(layout::RESTORE_REQUEST)
                         .and_then(|b| Uuid::from_slice(b).ok())
                     {
-                        // Off the watch thread: an unlock calls the backend.
-                        std::thread::spawn(move || engine.restore_here(config));
+                        engine.restore_here_in_background(config);
                     }
                 }),
             )
             .map_err(store_failed)?;
         self.write_liveness();
         Ok(())
+    }
+
+    /// After lost changes: forgets every KEK generation and configuration this process holds
+    /// that is no longer in the store (retired or deleted while the changes were lost).
+    pub(crate) fn forget_what_is_gone(&self) {
+        for rt in &self.nodes {
+            let held: Vec<(Uuid, u32)> = rt.keks.read().keys().copied().collect();
+            for (config, generation) in held {
+                match self.store.get(&layout::config(config)) {
+                    Ok(None) => rt.forget_config(config),
+                    Ok(Some(_)) => {
+                        if let Ok(None) = self.store.get(&layout::kek(config, generation)) {
+                            rt.forget_generation(config, generation);
+                        }
+                    }
+                    // Unreadable now: keep serving; the next resync or change decides.
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    /// The configurations with a restore request in the store.
+    pub(crate) fn restore_requests(&self) -> Vec<Uuid> {
+        let Ok(requests) = self.scan_all(layout::RESTORE_REQUEST) else {
+            return Vec::new();
+        };
+        requests
+            .iter()
+            .filter_map(|(k, _)| {
+                k.strip_prefix(layout::RESTORE_REQUEST)
+                    .and_then(|b| Uuid::from_slice(b).ok())
+            })
+            .collect()
+    }
+
+    /// [`Engine::restore_here`] off the caller's thread (an unlock calls the backend), one
+    /// thread per configuration at most: a request arriving while one runs makes it run once
+    /// more rather than start another thread.
+    pub(crate) fn restore_here_in_background(self: &Arc<Self>, config: Uuid) {
+        {
+            let mut restoring = self.restoring.lock();
+            if let Some(again) = restoring.get_mut(&config) {
+                *again = true;
+                return;
+            }
+            restoring.insert(config, false);
+        }
+        let engine = self.clone();
+        std::thread::spawn(move || {
+            loop {
+                engine.restore_here(config);
+                let mut restoring = engine.restoring.lock();
+                match restoring.get_mut(&config) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        restoring.remove(&config);
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     /// Unlocks the active KEK of `config` on every node of this process that lacks it and
