@@ -53,6 +53,25 @@ pub struct EtcdOptions {
     pub call_timeout: Duration,
     /// Time to live of this process's lease (its ephemeral records vanish that long after it dies).
     pub lease_ttl: Duration,
+    /// Told of every transaction, failover and watch restart (ekmd's Prometheus metrics).
+    pub observer: Option<Arc<dyn EtcdObserver>>,
+}
+
+/// What an embedder (ekmd's metrics) is told about the store's traffic with etcd.
+pub trait EtcdObserver: Send + Sync + std::fmt::Debug {
+    /// One request ended after `took` (with its failover and, for a transaction, the read-back
+    /// of an unknown outcome). `kind`: `"txn"` (a `Store::commit`) or `"read"`. `outcome`:
+    /// `"ok"`, `"conflict"` (a transaction's check failed) or `"failed"` (etcd unreachable,
+    /// refused, or the outcome could not be resolved).
+    fn request(&self, kind: &'static str, took: Duration, outcome: &'static str);
+    /// The client moved from a member that failed to the next one.
+    fn failover(&self);
+    /// A watch had to start again: `"error"` (its stream broke; it resumes where it was) or
+    /// `"compacted"` (etcd no longer had the revisions it missed: the engine resynchronizes).
+    fn watch_restart(&self, reason: &'static str);
+    /// How many revisions the cluster was ahead of the last change a watch delivered, when
+    /// the watch delivered it (0 when it keeps up).
+    fn watch_revisions_behind(&self, behind: u64);
 }
 
 /// PEM files for mTLS to etcd.
@@ -75,6 +94,7 @@ impl EtcdOptions {
             tls: None,
             call_timeout: Duration::from_secs(2),
             lease_ttl: Duration::from_secs(10),
+            observer: None,
         }
     }
 }
@@ -288,15 +308,37 @@ impl Inner {
         }
     }
 
+    fn observe(&self, f: impl FnOnce(&dyn EtcdObserver)) {
+        if let Some(o) = &self.opts.observer {
+            f(o.as_ref());
+        }
+    }
+
     fn rotate(&self, from: usize) {
         let next = (from + 1) % self.opts.endpoints.len();
-        let _ = self
+        let moved = self
             .current
-            .compare_exchange(from, next, Ordering::SeqCst, Ordering::SeqCst);
+            .compare_exchange(from, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if moved && let Some(o) = &self.opts.observer {
+            o.failover();
+        }
     }
 
     /// A read (or any call safe to repeat): tries each member once.
     async fn read<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let started = std::time::Instant::now();
+        let result = self.read_once_per_member(f).await;
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.observe(|o| o.request("read", started.elapsed(), outcome));
+        result
+    }
+
+    async fn read_once_per_member<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -521,7 +563,16 @@ impl Store for EtcdStore {
             )));
         }
         let inner = self.inner.clone();
-        self.block(async move { inner.commit(checks, writes).await })
+        let started = std::time::Instant::now();
+        let result = self.block(async move { inner.commit(checks, writes).await });
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(StoreError::Conflict(_)) => "conflict",
+            Err(_) => "failed",
+        };
+        self.inner
+            .observe(|o| o.request("txn", started.elapsed(), outcome));
+        result
     }
 
     fn engine_name(&self) -> &'static str {
@@ -693,6 +744,7 @@ impl Inner {
                                 // The watcher rebuilds from the store; changes from the
                                 // oldest revision still kept follow.
                                 from = resp.compact_revision();
+                                self.observe(|o| o.watch_restart("compacted"));
                                 on_change(Change::Resync);
                             } else {
                                 // Cancelled for another reason (the member is shutting
@@ -703,6 +755,10 @@ impl Inner {
                                 tokio::time::sleep(Duration::from_millis(200)).await;
                             }
                             break;
+                        }
+                        if let (Some(h), Some(last)) = (resp.header(), resp.events().last()) {
+                            let behind = h.revision() - last.kv().map_or(0, |kv| kv.mod_revision());
+                            self.observe(|o| o.watch_revisions_behind(behind.max(0) as u64));
                         }
                         for ev in resp.events() {
                             let Some(kv) = ev.kv() else { continue };
@@ -718,6 +774,7 @@ impl Inner {
                         }
                     }
                     _ => {
+                        self.observe(|o| o.watch_restart("error"));
                         *self.clients[idx].lock().await = None;
                         self.rotate(idx);
                         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -624,3 +624,81 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/metrics", axum::routing::get(scrape))
         .with_state(state)
 }
+
+/// The etcd store's series (cluster mode only): requests (transactions and reads) by outcome
+/// with their latency, failovers between members, watch restarts and how far behind the
+/// watches run.
+#[derive(Debug)]
+struct EtcdMetrics {
+    requests: Family<L2, Counter>,
+    request_duration: Histograms<L1>,
+    failovers: Counter,
+    watch_restarts: Family<L1, Counter>,
+    watch_behind: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl ekm_etcd::EtcdObserver for EtcdMetrics {
+    fn request(&self, kind: &'static str, took: Duration, outcome: &'static str) {
+        self.requests
+            .get_or_create(&[("kind", kind.to_owned()), ("outcome", outcome.to_owned())])
+            .inc();
+        self.request_duration
+            .get_or_create(&[("kind", kind.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    fn failover(&self) {
+        self.failovers.inc();
+    }
+
+    fn watch_restart(&self, reason: &'static str) {
+        self.watch_restarts
+            .get_or_create(&[("reason", reason.to_owned())])
+            .inc();
+    }
+
+    fn watch_revisions_behind(&self, behind: u64) {
+        self.watch_behind
+            .set(i64::try_from(behind).unwrap_or(i64::MAX));
+    }
+}
+
+impl Metrics {
+    /// Registers the etcd series and returns the observer to give the etcd store.
+    pub fn etcd_observer(&self) -> Arc<dyn ekm_etcd::EtcdObserver> {
+        let m = EtcdMetrics {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(histogram(0.000_25, 2.0, 16)),
+            failovers: Counter::default(),
+            watch_restarts: Family::default(),
+            watch_behind: Default::default(),
+        };
+        let mut r = self.registry.lock();
+        r.register(
+            "ekm_etcd_requests",
+            "etcd requests by kind (txn: a Store::commit; read) and outcome (ok, conflict, failed)",
+            m.requests.clone(),
+        );
+        r.register(
+            "ekm_etcd_request_duration_seconds",
+            "etcd request latency by kind, including failover and the read-back of unknown outcomes",
+            m.request_duration.clone(),
+        );
+        r.register(
+            "ekm_etcd_failovers",
+            "Times the etcd client moved to another member after one failed",
+            m.failovers.clone(),
+        );
+        r.register(
+            "ekm_etcd_watch_restarts",
+            "etcd watches started again, by reason (error: stream broke; compacted: changes lost, caches rebuilt)",
+            m.watch_restarts.clone(),
+        );
+        r.register(
+            "ekm_etcd_watch_revisions_behind",
+            "Revisions the etcd cluster was ahead of the last change a watch delivered (0: keeping up)",
+            m.watch_behind.clone(),
+        );
+        Arc::new(m)
+    }
+}

@@ -132,6 +132,17 @@ impl Lab {
 
     /// Starts ekmd for `name`; `Err(stderr)` if it exits instead of listening.
     fn spawn(&self, name: &str, pk: Option<&Path>) -> Result<Node, String> {
+        self.spawn_trusting(name, pk, &self.vault.ca)
+    }
+
+    /// As [`Lab::spawn`], trusting `vault_ca` for the vault's TLS (another CA: this node
+    /// cannot reach AKV, the others can).
+    fn spawn_trusting(
+        &self,
+        name: &str,
+        pk: Option<&Path>,
+        vault_ca: &Path,
+    ) -> Result<Node, String> {
         let data = self.dir.path().join(name);
         std::fs::create_dir_all(&data).unwrap();
         let port = free_port();
@@ -152,7 +163,7 @@ impl Lab {
                 "azure",
             ])
             .arg("--azure-ca-file")
-            .arg(&self.vault.ca)
+            .arg(vault_ca)
             .args(["--azure-authority-host", &self.vault.emu.authority()])
             .args([
                 "--azure-resolve",
@@ -200,6 +211,22 @@ fn call(n: &Node, method: &str, path: &str, body: Option<Value>) -> (u16, Value)
     let status = resp.status().as_u16();
     let text = resp.text().unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The value of the series `name` (with its labels, as exposed) in the node's `/metrics`.
+fn metric(n: &Node, series: &str) -> Option<f64> {
+    let text = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/metrics", n.url))
+        .basic_auth("admin", Some("admin-pw"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// `GET /keys/{id}` over the node's data-path socket: the material, or `None` when not found.
@@ -408,6 +435,14 @@ fn a_dead_node_shows_unreachable_and_quorum_loss_keeps_the_data_path_serving() {
         Some(json!({"key_tag": "during-outage"})),
     );
     assert!(s >= 500, "a write without quorum must fail: {s} {v}");
+    // ... and the operator sees it in the metrics.
+    assert!(
+        metric(
+            &lab.nodes[0],
+            r#"ekm_etcd_requests_total{kind="read",outcome="failed"}"#
+        ) >= Some(1.0),
+        "failed etcd requests are counted"
+    );
     assert!(v["error"]["code"].is_string(), "ONTAP error JSON: {v}");
     assert!(
         t.elapsed() < Duration::from_secs(15),
@@ -628,5 +663,86 @@ fn the_etcd_leader_killed_during_creates_loses_no_acknowledged_key() {
                 n.name
             );
         }
+    }
+}
+
+#[test]
+fn akv_unreachable_from_one_node_is_reported_by_every_node() {
+    let mut lab = Lab::start();
+    let config = create_config(&lab);
+    create_key(&lab.nodes[0], &config, "vol1");
+    // node3 restarts trusting another CA for the vault: AKV is unreachable from it alone.
+    let mut node3 = lab.nodes.pop().unwrap();
+    if let Some(mut c) = node3.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let other_ca = lab.dir.path().join("other-ca.pem");
+    std::fs::write(
+        &other_ca,
+        akv_emulator::Emulator::start().expect("emulator").ca_pem(),
+    )
+    .unwrap();
+    lab.nodes.push(
+        lab.spawn_trusting("node3", None, &other_ca)
+            .expect("node3 starts"),
+    );
+    let reachability = |n: &Node| {
+        let (s, v) = call(
+            n,
+            "GET",
+            &format!("/api/security/azure-key-vaults/{config}?fields=azure_reachability"),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        v["azure_reachability"].clone()
+    };
+    let t = Instant::now();
+    for n in &lab.nodes {
+        // node1 and node2 reach AKV themselves; they see node3's own report.
+        loop {
+            let r = reachability(n);
+            if r["reachable"] == false {
+                let m = r["message"].as_str().unwrap_or_default();
+                assert!(
+                    m.starts_with("AKV service is not reachable from all nodes"),
+                    "{r}"
+                );
+                assert!(m.contains("node3"), "{} names node3: {r}", n.name);
+                assert!(!m.contains("node1:") && !m.contains("node2:"), "{r}");
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(45),
+                "{} still says AKV is reachable from all nodes: {r}",
+                n.name
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert!(
+        metric(
+            &lab.nodes[0],
+            r#"ekm_etcd_requests_total{kind="txn",outcome="ok"}"#
+        ) >= Some(1.0),
+        "etcd transactions are counted"
+    );
+    // node3 dies: a dead node is not counted (state and ekmip_reachability name it).
+    let mut node3 = lab.nodes.pop().unwrap();
+    if let Some(mut c) = node3.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let died = Instant::now();
+    loop {
+        let r = reachability(&lab.nodes[0]);
+        if r["reachable"] == true {
+            break;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(45),
+            "node3 is dead, yet still counted: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -145,6 +145,9 @@ pub struct Engine {
     seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
     running: Mutex<HashSet<Uuid>>,
+    /// The last backend check of each (managed node, configuration), published in the
+    /// liveness record.
+    backend_checks: Mutex<std::collections::HashMap<(Uuid, Uuid), status::BackendCheck>>,
     /// Restores asked for by other processes that this process is carrying out, by
     /// configuration: whether another request came meanwhile (then it runs once more). One
     /// thread per configuration at most, however many requests arrive.
@@ -235,6 +238,7 @@ impl Engine {
             seals: Mutex::new(Default::default()),
             running: Mutex::new(HashSet::new()),
             restoring: Mutex::new(Default::default()),
+            backend_checks: Mutex::new(Default::default()),
             job_changed: Condvar::new(),
             job_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),
@@ -243,6 +247,7 @@ impl Engine {
         if engine.store.is_shared() {
             engine.follow_other_processes()?;
             engine.spawn_job_takeover();
+            engine.spawn_backend_probe();
         }
         if opts.resume_jobs {
             engine.resume_jobs()?;

@@ -528,7 +528,13 @@ impl Engine {
                             std::thread::spawn(move || engine.forget_what_is_gone());
                             return;
                         }
-                        Change::Put(..) => return,
+                        // A new or changed configuration (credentials, key): check its vault
+                        // from here now, for every node's azure_reachability, rather than at
+                        // the next periodic probe. Off the watch thread: it calls the backend.
+                        Change::Put(_, v) => {
+                            std::thread::spawn(move || engine.probe_backend_of(&v));
+                            return;
+                        }
                     };
                     if let Some(config) = k
                         .strip_prefix(layout::CONFIG)
@@ -682,6 +688,7 @@ impl Engine {
                 "name": rt.node.name,
                 "updated": now_secs(),
                 "keks": keks,
+                "akv": self.backend_checks_of(rt.node.uuid),
             });
             let _ = self
                 .store

@@ -157,18 +157,24 @@ impl Engine {
         Ok(out)
     }
 
-    /// One backend check per managed node with the configuration's credentials and key.
+    /// One backend check per managed node with the configuration's credentials and key; in a
+    /// cluster store, every other live node's own last check, from its liveness record (see
+    /// [`Engine::probe_backend`]). A node that is down is not counted (`state` names it).
     fn azure_reachability(&self, cfg: &StoredConfig) -> Result<AzureReachability> {
-        let parts = cfg.unseal(&self.protection)?;
-        let access = parts.access();
         let mut failures = Vec::new();
-        for rt in &self.nodes {
-            let call = BackendCall {
-                node: &rt.node,
-                access: &access,
-            };
-            if let Err(e) = self.backend.check(&call, &parts.key_id) {
-                failures.push(format!("{}: {e}", rt.node.name));
+        for (node, failure) in self.check_backend_here(cfg)? {
+            if let Some(f) = failure {
+                failures.push(format!("{}: {f}", node.name));
+            }
+        }
+        if self.store.is_shared() {
+            for node in &self.topology.nodes {
+                if self.nodes.iter().any(|n| n.node.uuid == node.uuid) {
+                    continue;
+                }
+                if let Some(f) = self.reported_backend_failure(node.uuid, cfg.uuid)? {
+                    failures.push(format!("{}: {f}", node.name));
+                }
             }
         }
         Ok(if failures.is_empty() {
@@ -188,4 +194,113 @@ impl Engine {
             }
         })
     }
+
+    /// Checks the backend of `cfg` from every node this process manages, and remembers each
+    /// result for this process's liveness record. `None`: reachable.
+    fn check_backend_here(&self, cfg: &StoredConfig) -> Result<Vec<(Node, Option<String>)>> {
+        let parts = cfg.unseal(&self.protection)?;
+        let access = parts.access();
+        let mut out = Vec::new();
+        for rt in &self.nodes {
+            let call = BackendCall {
+                node: &rt.node,
+                access: &access,
+            };
+            let failure = self
+                .backend
+                .check(&call, &parts.key_id)
+                .err()
+                .map(|e| e.to_string());
+            self.backend_checks.lock().insert(
+                (rt.node.uuid, cfg.uuid),
+                BackendCheck {
+                    failure: failure.clone(),
+                    checked: super::now_secs(),
+                },
+            );
+            out.push((rt.node.clone(), failure));
+        }
+        Ok(out)
+    }
+
+    /// Checks every configuration's backend from every node of this process and publishes the
+    /// results in its liveness record, where the other nodes' `azure_reachability` reads them.
+    /// ekmd's cluster mode runs it every [`BACKEND_PROBE_INTERVAL`].
+    pub fn probe_backend(&self) {
+        let Ok(configs) = self.scan_all(crate::layout::CONFIG) else {
+            return;
+        };
+        for (_, bytes) in configs {
+            if let Ok(cfg) = StoredConfig::decode(&bytes, &self.protection) {
+                let _ = self.check_backend_here(&cfg);
+            }
+        }
+        self.write_liveness();
+    }
+
+    /// Checks the backend of one stored configuration record from this process's nodes and
+    /// publishes the result (a configuration created or changed by any process).
+    pub(crate) fn probe_backend_of(&self, record: &[u8]) {
+        if let Ok(cfg) = StoredConfig::decode(record, &self.protection) {
+            let _ = self.check_backend_here(&cfg);
+            self.write_liveness();
+        }
+    }
+
+    /// What another node last reported of its own check of `config`'s backend: `None` when
+    /// it is down (not counted) or its check passed within [`BACKEND_CHECK_STALE`].
+    fn reported_backend_failure(&self, node: Uuid, config: Uuid) -> Result<Option<String>> {
+        let Some(raw) = self
+            .store
+            .get(&crate::layout::liveness(node))
+            .map_err(super::store_failed)?
+        else {
+            return Ok(None);
+        };
+        let rec: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+        let entry = rec["akv"].as_array().and_then(|checks| {
+            checks
+                .iter()
+                .find(|c| c[0].as_str() == Some(config.to_string().as_str()))
+        });
+        let Some(entry) = entry else {
+            return Ok(Some(format!(
+                "the node has not checked this key vault yet (every node checks every {} s)",
+                BACKEND_PROBE_INTERVAL.as_secs()
+            )));
+        };
+        let age = super::now_secs().saturating_sub(entry[2].as_u64().unwrap_or(0));
+        if age > BACKEND_CHECK_STALE.as_secs() {
+            return Ok(Some(format!(
+                "the node's last check of this key vault is {age} s old"
+            )));
+        }
+        Ok(entry[1].as_str().map(str::to_owned))
+    }
+
+    /// This process's last backend check results, for its liveness record:
+    /// `[config, failure or null, checked]` per configuration of `node`.
+    pub(crate) fn backend_checks_of(&self, node: Uuid) -> Vec<serde_json::Value> {
+        self.backend_checks
+            .lock()
+            .iter()
+            .filter(|((n, _), _)| *n == node)
+            .map(|((_, config), c)| serde_json::json!([config, c.failure, c.checked]))
+            .collect()
+    }
+}
+
+/// How often a process in a cluster checks its backends for the other nodes to see.
+pub const BACKEND_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A node's reported check older than this counts as failed (its prober is stuck).
+const BACKEND_CHECK_STALE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// One backend check from one node.
+#[derive(Debug, Clone)]
+pub(crate) struct BackendCheck {
+    /// Why it failed; `None` when the backend answered.
+    failure: Option<String>,
+    /// Unix seconds.
+    checked: u64,
 }

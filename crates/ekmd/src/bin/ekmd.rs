@@ -308,6 +308,7 @@ fn main() -> std::process::ExitCode {
             StoreKind::Etcd => {
                 let mut o = ekm_etcd::EtcdOptions::new(etcd_endpoints.clone());
                 o.prefix = etcd_prefix.clone().into_bytes();
+                o.observer = Some(metrics.etcd_observer());
                 if let (Some(ca), Some(cert), Some(key)) = (etcd_ca_file, etcd_cert, etcd_key) {
                     o.tls = Some(ekm_etcd::EtcdTls { ca, cert, key });
                 }

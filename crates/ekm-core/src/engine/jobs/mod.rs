@@ -293,6 +293,33 @@ impl Engine {
         }
     }
 
+    /// In a cluster store: checks the backends from this process's nodes at once and then
+    /// every [`super::status::BACKEND_PROBE_INTERVAL`], for the other nodes'
+    /// `azure_reachability`. Stops at shutdown.
+    pub(crate) fn spawn_backend_probe(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let slices = super::status::BACKEND_PROBE_INTERVAL.as_millis() / 100;
+        let spawned = std::thread::Builder::new()
+            .name("ekm-backend-probe".into())
+            .spawn(move || {
+                loop {
+                    let Some(engine) = weak.upgrade() else { return };
+                    engine.probe_backend();
+                    drop(engine);
+                    for _ in 0..slices {
+                        std::thread::sleep(Duration::from_millis(100));
+                        match weak.upgrade() {
+                            Some(e) if !e.is_shutting_down() => {}
+                            _ => return,
+                        }
+                    }
+                }
+            });
+        if let Ok(handle) = spawned {
+            self.threads.lock().push(handle);
+        }
+    }
+
     /// Resumes every job that holds a marker (queued or interrupted).
     pub(crate) fn resume_jobs(self: &Arc<Self>) -> Result<()> {
         let mut uuids: Vec<Uuid> = Vec::new();
