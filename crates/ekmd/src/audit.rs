@@ -462,7 +462,7 @@ pub async fn layer(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
         .unwrap_or_default();
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let mut ev = Event {
-        user: failed.is_none().then(|| s.admin_user.clone()),
+        user: failed.is_none().then(|| s.admin_user.to_string()),
         source: Some(ip.to_string()),
         status: Some(status.as_u16()),
         result: v["error"]["code"]

@@ -85,6 +85,9 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Throttle {
     clients: Mutex<HashMap<IpAddr, Entry>>,
+    /// `clients.len()`, readable without the lock: every authenticated request asks the
+    /// throttle twice, and almost always nobody is tracked.
+    tracked: std::sync::atomic::AtomicUsize,
 }
 
 impl Throttle {
@@ -95,6 +98,9 @@ impl Throttle {
 
     /// How long `ip` is still locked out, if it is.
     pub fn locked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        if self.tracked.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return None;
+        }
         let map = self.clients.lock();
         let until = map.get(&ip)?.locked_until?;
         (until > now).then(|| until - now)
@@ -123,13 +129,20 @@ impl Throttle {
         e.last = now;
         let lockout = lockout_after(e.failures);
         e.locked_until = lockout.map(|d| now + d);
+        self.tracked
+            .store(map.len(), std::sync::atomic::Ordering::Release);
         lockout
     }
 
     /// Forgets `ip` (it logged in).
     pub fn succeeded(&self, ip: IpAddr) {
+        if self.tracked.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return;
+        }
         let mut map = self.clients.lock();
         map.remove(&ip);
+        self.tracked
+            .store(map.len(), std::sync::atomic::Ordering::Release);
     }
 
     /// Addresses tracked (for tests).

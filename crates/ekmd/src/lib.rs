@@ -47,7 +47,7 @@ pub struct AppState {
     /// The engine.
     pub engine: Arc<Engine>,
     /// Admin user name.
-    pub admin_user: String,
+    pub admin_user: Arc<str>,
     /// Admin password (never logged).
     pub admin_password: Arc<SecretString>,
     /// Prometheus metrics (`/metrics`).
@@ -73,7 +73,7 @@ impl AppState {
         metrics.attach_engine(&engine);
         AppState {
             engine,
-            admin_user,
+            admin_user: admin_user.into(),
             admin_password: Arc::new(admin_password),
             metrics,
             audit: None,
@@ -284,6 +284,21 @@ pub(crate) async fn not_found() -> Response {
         ErrorKind::EntryNotFound,
         "API not found.",
     )
+}
+
+/// Runs a read of the engine's own records (no backend call) inline when the store is the
+/// embedded one (redb, sled: a read from the page cache takes microseconds, less than handing
+/// the work to a blocking thread and back, which dominated a GET), and on a blocking thread
+/// when the store is remote (etcd: a network round trip must not hold a runtime worker).
+pub async fn store_read<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    if engine.store().is_shared() {
+        blocking(f).await
+    } else {
+        f().map_err(ApiError)
+    }
 }
 
 /// Runs engine work on a blocking thread.

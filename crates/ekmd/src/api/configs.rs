@@ -14,24 +14,25 @@ use serde_json::{Value, json};
 use super::render::{collection, render, self_href};
 use super::{ApiResult, BASE, ok_json, uuid_of};
 use crate::query::{Accepts, DEFAULT_FIELDS, Query, project};
-use crate::{AppState, blocking};
+use crate::{AppState, blocking, store_read};
 
 pub(super) async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
     let q = Query::parse(raw.as_deref(), Accepts::COLLECTION)?;
     let status = q.status_fields();
     let engine = s.engine.clone();
-    let configs = blocking(move || {
-        let mut out = Vec::new();
-        for c in engine.list_configs()? {
-            out.push(if status.any() {
-                engine.get_config_with_status(c.uuid, status)?
-            } else {
-                c
-            });
-        }
-        Ok(out)
-    })
-    .await?;
+    let configs = if status.any() {
+        // The status fields call the backend: a blocking thread.
+        blocking(move || {
+            let mut out = Vec::new();
+            for c in engine.list_configs()? {
+                out.push(engine.get_config_with_status(c.uuid, status)?);
+            }
+            Ok(out)
+        })
+        .await?
+    } else {
+        store_read(&s.engine, move || engine.list_configs()).await?
+    };
     let records: Vec<Value> = configs.iter().map(render).collect();
     Ok(ok_json(
         StatusCode::OK,
@@ -70,7 +71,11 @@ pub(super) async fn get_one(
     let uuid = uuid_of(&uuid)?;
     let status = q.status_fields();
     let engine = s.engine.clone();
-    let cfg = blocking(move || engine.get_config_with_status(uuid, status)).await?;
+    let cfg = if status.any() {
+        blocking(move || engine.get_config_with_status(uuid, status)).await?
+    } else {
+        store_read(&s.engine, move || engine.get_config(uuid)).await?
+    };
     let record = render(&cfg);
     let out = match &q.fields {
         Some(f) => project(&record, f),
