@@ -254,9 +254,11 @@ fn locate_by_custom_attribute_with_maximum_and_offset_items() {
             .collect();
         (located, uids)
     };
+    // Unpaged: every match, without Located Items; paged: Located Items counts them all.
     let (n, all) = locate(None, None);
-    assert_eq!((n, all.len()), (Some(2), 2));
-    let (_, first) = locate(Some(1), None);
+    assert_eq!((n, all.len()), (None, 2));
+    let (n, first) = locate(Some(1), None);
+    assert_eq!(n, Some(2));
     let (_, second) = locate(Some(1), Some(1));
     assert_eq!(first.len(), 1);
     assert_eq!(second.len(), 1);
@@ -333,7 +335,7 @@ fn the_state_machine_and_owner_isolation_hold() {
 }
 
 #[test]
-fn register_imports_the_client_key_and_only_aes_256_is_served() {
+fn register_and_create_serve_aes_128_192_and_256_wrapped_as_data_keys() {
     let lab = lab();
     let material = [7u8; 32];
     let key = |m: &[u8]| {
@@ -386,7 +388,46 @@ fn register_imports_the_client_key_and_only_aes_256_is_served() {
         lab.engine.data_key_info(&id).unwrap().key_tag,
         KeyTag::parse("imported").unwrap()
     );
-    assert_eq!(reg(&[7u8; 16])[0].1, Some(reason::INVALID_FIELD));
+    // A 128- or 192-bit key is the first bytes of a 32-byte data key (wrapped under the
+    // KEK like any): Get serves exactly the registered bytes and length, Digest is theirs.
+    for len in [16usize, 24] {
+        let m: Vec<u8> = (0..len as u8).collect();
+        let r = reg(&m);
+        assert_eq!(r[0].0, 0, "{r:?}");
+        let uid = uid_of(&r[0].2);
+        let id = DataKeyId::parse(&uid).unwrap();
+        assert_eq!(&lab.engine.read_data_key(&id).unwrap().expose_secret()[..len], &m[..]);
+        let (block, digest) = get_block_and_digest(&lab, &uid);
+        assert_eq!(block_material(&block), m);
+        assert_eq!(
+            block.child(t::CRYPTOGRAPHIC_LENGTH).and_then(Item::as_int),
+            Some(len as i32 * 8)
+        );
+        assert_eq!(digest, sha256(&m));
+    }
+    assert_eq!(reg(&[7u8; 20])[0].1, Some(reason::INVALID_FIELD));
+    // Create makes keys of each AES length; any other length is refused.
+    for bits in [128, 192, 256] {
+        let r = results(&lab.server.handle(
+            Some(KeyOwner::Cluster),
+            &request(
+                (1, 4),
+                vec![(
+                    op::CREATE,
+                    vec![
+                        Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
+                        Item::structure(
+                            t::TEMPLATE_ATTRIBUTE,
+                            vec![attribute("Cryptographic Length", Value::Integer(bits))],
+                        ),
+                    ],
+                )],
+            ),
+        ));
+        assert_eq!(r[0].0, 0, "{bits}: {r:?}");
+        let (block, _) = get_block_and_digest(&lab, &uid_of(&r[0].2));
+        assert_eq!(block_material(&block).len() * 8, bits as usize);
+    }
     let r = results(&lab.server.handle(
         Some(KeyOwner::Cluster),
         &request(
@@ -397,13 +438,63 @@ fn register_imports_the_client_key_and_only_aes_256_is_served() {
                     Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
                     Item::structure(
                         t::TEMPLATE_ATTRIBUTE,
-                        vec![attribute("Cryptographic Length", Value::Integer(128))],
+                        vec![attribute("Cryptographic Length", Value::Integer(64))],
                     ),
                 ],
             )],
         ),
     ));
     assert_eq!(r[0].1, Some(reason::INVALID_FIELD));
+}
+
+/// The Key Block served by Get for `uid` (cluster scope) and the Digest Get Attributes
+/// reports for it.
+fn get_block_and_digest(lab: &Lab, uid: &str) -> (Item, Vec<u8>) {
+    let r = results(&lab.server.handle(
+        Some(KeyOwner::Cluster),
+        &request(
+            (1, 4),
+            vec![
+                (op::GET, vec![Item::text(t::UNIQUE_IDENTIFIER, uid)]),
+                (
+                    op::GET_ATTRIBUTES,
+                    vec![
+                        Item::text(t::UNIQUE_IDENTIFIER, uid),
+                        Item::text(t::ATTRIBUTE_NAME, "Digest"),
+                    ],
+                ),
+            ],
+        ),
+    ));
+    let block = r[0]
+        .2
+        .child(t::SYMMETRIC_KEY)
+        .and_then(|k| k.child(t::KEY_BLOCK))
+        .cloned()
+        .unwrap();
+    let digest = r[1]
+        .2
+        .child(t::ATTRIBUTE)
+        .and_then(|a| a.child(t::ATTRIBUTE_VALUE))
+        .and_then(|v| v.child(t::DIGEST_VALUE))
+        .and_then(Item::as_bytes)
+        .unwrap()
+        .to_vec();
+    (block, digest)
+}
+
+fn block_material(block: &Item) -> Vec<u8> {
+    block
+        .child(t::KEY_VALUE)
+        .and_then(|v| v.child(t::KEY_MATERIAL))
+        .and_then(Item::as_bytes)
+        .unwrap()
+        .to_vec()
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).to_vec()
 }
 
 #[test]
