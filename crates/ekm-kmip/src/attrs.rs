@@ -258,3 +258,22 @@ impl Stored {
 pub fn is_custom(name: &str) -> bool {
     name.starts_with("x-") || name.starts_with("y-")
 }
+
+/// How many bytes of data key `id` its owner is served: all 32, or fewer for a KMIP object
+/// registered or created shorter (an AES-128/192 key, a Secret Data password). The socket
+/// serves these bytes, as KMIP Get does, so both views of a key agree.
+pub fn served_len(
+    engine: &ekm_core::Engine,
+    id: &ekm_core::DataKeyId,
+) -> Result<usize, ekm_core::Error> {
+    let record = engine
+        .store()
+        .get(&ekm_core::layout::kmip_attributes(id))
+        .map_err(|e| {
+            ekm_core::Error::new(ekm_core::ErrorKind::StoreFailed).with_detail(e.to_string())
+        })?;
+    Ok(record
+        .as_deref()
+        .and_then(Stored::decode)
+        .map_or(ekm_core::secret::KEY_LEN, |s| s.len()))
+}

@@ -1,6 +1,7 @@
 //! The data path: key material only over a unix socket (`DATA_DIR/ekmd.sock`, mode 0600),
 //! `GET /keys/{key_id}` → `{"key_id": "...", "key": "<base64>"}` from this node's key table.
-//! No TCP, no authentication beyond the socket's file permissions.
+//! No TCP, no authentication beyond the socket's file permissions. A key registered or created
+//! over KMIP with fewer than 32 bytes (AES-128/192, Secret Data) is served as those bytes.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -29,7 +30,9 @@ async fn read_key(
     let started = std::time::Instant::now();
     let key = blocking(move || {
         let m = engine.read_data_key(&id)?;
-        Ok(base64::engine::general_purpose::STANDARD.encode(m.expose_secret()))
+        // A KMIP object shorter than 32 bytes is the start of its data key (issue 13).
+        let len = ekm_kmip::attrs::served_len(&engine, &id)?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(&m.expose_secret()[..len]))
     })
     .await;
     let outcome = match &key {
