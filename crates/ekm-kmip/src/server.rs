@@ -443,7 +443,10 @@ impl Server {
                         .child(tags::SECRET_DATA_TYPE)
                         .and_then(Item::as_enum)
                         .ok_or_else(|| {
-                            fail(reason::INVALID_FIELD, "Secret Data has no Secret Data Type.")
+                            fail(
+                                reason::INVALID_FIELD,
+                                "Secret Data has no Secret Data Type.",
+                            )
                         })?,
                 ),
                 server_generated: false,
@@ -470,8 +473,8 @@ impl Server {
         let t = now();
         let mut meta = Stored::new_key(t);
         meta.object_type = new.object_type;
-        meta.len_bytes = (new.len != ekm_core::secret::KEY_LEN)
-            .then(|| u32::try_from(new.len).unwrap_or(32));
+        meta.len_bytes =
+            (new.len != ekm_core::secret::KEY_LEN).then(|| u32::try_from(new.len).unwrap_or(32));
         meta.secret_data_type = new.secret_data_type;
         meta.server_generated = new.server_generated;
         let is_key = new.object_type == tags::OBJECT_SYMMETRIC_KEY;
@@ -957,7 +960,10 @@ fn query(p: &Item) -> Vec<Item> {
             tags::OBJECT_TYPE,
             tags::OBJECT_SYMMETRIC_KEY,
         ));
-        out.push(Item::enumeration(tags::OBJECT_TYPE, tags::OBJECT_SECRET_DATA));
+        out.push(Item::enumeration(
+            tags::OBJECT_TYPE,
+            tags::OBJECT_SECRET_DATA,
+        ));
     }
     if functions.contains(&tags::query::SERVER_INFORMATION) {
         out.push(Item::text(tags::VENDOR_IDENTIFICATION, "ekm"));
@@ -997,7 +1003,10 @@ fn object_item(meta: &Stored, m: &KeyMaterial) -> Item {
                 tags::KEY_BLOCK,
                 vec![
                     Item::enumeration(tags::KEY_FORMAT_TYPE, tags::KEY_FORMAT_RAW),
-                    Item::structure(tags::KEY_VALUE, vec![Item::bytes(tags::KEY_MATERIAL, bytes)]),
+                    Item::structure(
+                        tags::KEY_VALUE,
+                        vec![Item::bytes(tags::KEY_MATERIAL, bytes)],
+                    ),
                     Item::enumeration(tags::CRYPTOGRAPHIC_ALGORITHM, tags::ALGORITHM_AES),
                     Item::int(
                         tags::CRYPTOGRAPHIC_LENGTH,

@@ -396,7 +396,10 @@ fn register_and_create_serve_aes_128_192_and_256_wrapped_as_data_keys() {
         assert_eq!(r[0].0, 0, "{r:?}");
         let uid = uid_of(&r[0].2);
         let id = DataKeyId::parse(&uid).unwrap();
-        assert_eq!(&lab.engine.read_data_key(&id).unwrap().expose_secret()[..len], &m[..]);
+        assert_eq!(
+            &lab.engine.read_data_key(&id).unwrap().expose_secret()[..len],
+            &m[..]
+        );
         let (block, digest) = get_block_and_digest(&lab, &uid);
         assert_eq!(block_material(&block), m);
         assert_eq!(
@@ -495,6 +498,293 @@ fn block_material(block: &Item) -> Vec<u8> {
 fn sha256(b: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(b).to_vec()
+}
+
+/// (name, value) of every Attribute of a 1.x Get Attributes answer, in its order.
+fn attributes_of(payload: &Item) -> Vec<(String, Value)> {
+    payload
+        .all(t::ATTRIBUTE)
+        .map(|a| {
+            (
+                a.child(t::ATTRIBUTE_NAME)
+                    .and_then(Item::as_text)
+                    .unwrap()
+                    .to_owned(),
+                a.child(t::ATTRIBUTE_VALUE).unwrap().value.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn secret_data_is_registered_located_by_group_and_served_as_its_bytes() {
+    let lab = lab();
+    let password = b"********".to_vec();
+    let register = vec![
+        Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SECRET_DATA),
+        Item::structure(
+            t::TEMPLATE_ATTRIBUTE,
+            vec![
+                attribute("Object Group", Value::TextString("drives".into())),
+                attribute("x-drive", Value::TextString("sed-7".into())),
+                attribute("Name", name("sed-7-auth")),
+            ],
+        ),
+        Item::structure(
+            t::SECRET_DATA,
+            vec![
+                Item::enumeration(t::SECRET_DATA_TYPE, t::SECRET_PASSWORD),
+                Item::structure(
+                    t::KEY_BLOCK,
+                    vec![
+                        Item::enumeration(t::KEY_FORMAT_TYPE, t::KEY_FORMAT_OPAQUE),
+                        Item::structure(
+                            t::KEY_VALUE,
+                            vec![Item::bytes(t::KEY_MATERIAL, password.clone())],
+                        ),
+                    ],
+                ),
+            ],
+        ),
+    ];
+    let locate = vec![
+        attribute("Object Group", Value::TextString("drives".into())),
+        attribute("Object Type", Value::Enumeration(t::OBJECT_SECRET_DATA)),
+    ];
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (op::REGISTER, register),
+                (op::LOCATE, locate),
+                (op::GET, vec![]),
+                (
+                    op::GET_ATTRIBUTES,
+                    vec![Item::text(t::ATTRIBUTE_NAME, "x-drive")],
+                ),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    assert_eq!(uid_of(&r[1].2), uid);
+    let data = r[2].2.child(t::SECRET_DATA).unwrap();
+    assert_eq!(
+        data.child(t::SECRET_DATA_TYPE).and_then(Item::as_enum),
+        Some(t::SECRET_PASSWORD)
+    );
+    assert_eq!(block_material(data.child(t::KEY_BLOCK).unwrap()), password);
+    assert_eq!(
+        attributes_of(&r[3].2),
+        [("x-drive".to_owned(), Value::TextString("sed-7".into()))]
+    );
+    // The socket's length agrees: the 8 bytes, not the 32-byte data key.
+    let id = DataKeyId::parse(&uid).unwrap();
+    assert_eq!(ekm_kmip::attrs::served_len(&lab.engine, &id).unwrap(), 8);
+}
+
+#[test]
+fn get_attributes_answers_in_the_order_asked_and_fresh_ends_with_the_first_get() {
+    let lab = lab();
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (op::CREATE, create_payload(vec![])),
+                (
+                    op::GET_ATTRIBUTES,
+                    ["State", "Activation Date", "Fresh", "Unique Identifier"]
+                        .iter()
+                        .map(|n| Item::text(t::ATTRIBUTE_NAME, *n))
+                        .collect(),
+                ),
+                (op::GET, vec![]),
+                (op::GET_ATTRIBUTES, vec![Item::text(t::ATTRIBUTE_NAME, "Fresh")]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    // Asked order; the Pre-Active key has no Activation Date, so none is answered.
+    assert_eq!(
+        attributes_of(&r[1].2),
+        [
+            ("State".to_owned(), Value::Enumeration(t::state::PRE_ACTIVE)),
+            ("Fresh".to_owned(), Value::Boolean(true)),
+            ("Unique Identifier".to_owned(), Value::TextString(uid)),
+        ]
+    );
+    assert_eq!(
+        attributes_of(&r[3].2),
+        [("Fresh".to_owned(), Value::Boolean(false))]
+    );
+}
+
+#[test]
+fn custom_attributes_over_kmip_2_0_are_vendor_attributes() {
+    let lab = lab();
+    let vendor = |n: &str, v: &str| {
+        Item::structure(
+            t::VENDOR_ATTRIBUTE,
+            vec![
+                Item::text(t::VENDOR_IDENTIFICATION, "x"),
+                Item::text(t::ATTRIBUTE_NAME, n),
+                Item::text(t::ATTRIBUTE_VALUE, v),
+            ],
+        )
+    };
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (2, 0),
+            vec![
+                (
+                    op::CREATE,
+                    vec![
+                        Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
+                        Item::structure(t::ATTRIBUTES, vec![vendor("tier", "gold")]),
+                    ],
+                ),
+                (
+                    op::ADD_ATTRIBUTE,
+                    vec![Item::structure(t::NEW_ATTRIBUTE, vec![vendor("site", "b")])],
+                ),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    // The same attribute is x-tier over 1.4 ...
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![(
+                op::GET_ATTRIBUTES,
+                vec![
+                    Item::text(t::UNIQUE_IDENTIFIER, uid.clone()),
+                    Item::text(t::ATTRIBUTE_NAME, "x-tier"),
+                    Item::text(t::ATTRIBUTE_NAME, "x-site"),
+                ],
+            )],
+        ),
+    ));
+    assert_eq!(
+        attributes_of(&r[0].2),
+        [
+            ("x-tier".to_owned(), Value::TextString("gold".into())),
+            ("x-site".to_owned(), Value::TextString("b".into())),
+        ]
+    );
+    // ... and over 2.0 Locate finds it by its Vendor Attribute, Get Attributes answers one,
+    // and Get Attribute List names it by an Attribute Reference structure.
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (2, 0),
+            vec![
+                (
+                    op::LOCATE,
+                    vec![Item::structure(t::ATTRIBUTES, vec![vendor("tier", "gold")])],
+                ),
+                (
+                    op::GET_ATTRIBUTES,
+                    vec![Item::structure(
+                        t::ATTRIBUTE_REFERENCE,
+                        vec![
+                            Item::text(t::VENDOR_IDENTIFICATION, "x"),
+                            Item::text(t::ATTRIBUTE_NAME, "tier"),
+                        ],
+                    )],
+                ),
+                (op::GET_ATTRIBUTE_LIST, vec![]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    assert_eq!(uid_of(&r[0].2), uid);
+    assert_eq!(
+        r[1].2.child(t::ATTRIBUTES).unwrap().children(),
+        [vendor("tier", "gold")]
+    );
+    let refs: Vec<&Item> = r[2].2.all(t::ATTRIBUTE_REFERENCE).collect();
+    assert!(
+        refs.iter()
+            .any(|i| i.child(t::ATTRIBUTE_NAME).and_then(Item::as_text) == Some("site"))
+    );
+}
+
+#[test]
+fn a_key_created_over_rest_reads_over_kmip_with_defaults() {
+    let lab = lab();
+    let id = lab
+        .engine
+        .create_data_key(lab.vs0, KeyTag::parse("vol-rest").unwrap())
+        .unwrap();
+    let uid = id.to_hex();
+    assert!(
+        lab.engine
+            .store()
+            .get(&layout::kmip_attributes(&id))
+            .unwrap()
+            .is_none()
+    );
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (
+                    op::LOCATE,
+                    vec![attribute("Name", name("vol-rest"))],
+                ),
+                (
+                    op::GET_ATTRIBUTES,
+                    [
+                        "State",
+                        "Name",
+                        "Cryptographic Algorithm",
+                        "Cryptographic Length",
+                        "Object Type",
+                    ]
+                    .iter()
+                    .map(|n| Item::text(t::ATTRIBUTE_NAME, *n))
+                    .collect(),
+                ),
+                (op::GET, vec![]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    assert_eq!(uid_of(&r[0].2), uid);
+    assert_eq!(
+        attributes_of(&r[1].2),
+        [
+            ("State".to_owned(), Value::Enumeration(t::state::ACTIVE)),
+            ("Name".to_owned(), name("vol-rest")),
+            (
+                "Cryptographic Algorithm".to_owned(),
+                Value::Enumeration(t::ALGORITHM_AES)
+            ),
+            ("Cryptographic Length".to_owned(), Value::Integer(256)),
+            (
+                "Object Type".to_owned(),
+                Value::Enumeration(t::OBJECT_SYMMETRIC_KEY)
+            ),
+        ]
+    );
+    let block = r[2]
+        .2
+        .child(t::SYMMETRIC_KEY)
+        .unwrap()
+        .child(t::KEY_BLOCK)
+        .unwrap();
+    assert_eq!(
+        block_material(block),
+        lab.engine.read_data_key(&id).unwrap().expose_secret()
+    );
 }
 
 #[test]
