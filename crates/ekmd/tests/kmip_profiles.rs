@@ -203,8 +203,7 @@ fn load(case: &str) -> Vec<(Node, Node)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data/kmip-1.4")
         .join(format!("{case}.xml"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc = roxmltree::Document::parse(&text).unwrap();
     let messages: Vec<Node> = doc
         .root_element()
@@ -266,7 +265,12 @@ impl Run {
             "TextString" => Value::TextString(match self.uids.get(&n.value) {
                 Some(u) => u.clone(),
                 None => {
-                    assert!(!n.value.starts_with('$'), "{}: unknown {}", self.case, n.value);
+                    assert!(
+                        !n.value.starts_with('$'),
+                        "{}: unknown {}",
+                        self.case,
+                        n.value
+                    );
                     n.value.clone()
                 }
             }),
@@ -379,7 +383,8 @@ impl Run {
         if exp.name == "ServerInformation" {
             return Ok(()); // the vendor's own structure
         }
-        if exp.name == "AttributeValue" && exp.attribute.as_deref() == Some("Random Number Generator")
+        if exp.name == "AttributeValue"
+            && exp.attribute.as_deref() == Some("Random Number Generator")
         {
             // The server's own RNG: any RNG Parameters with an RNG Algorithm.
             return if got.iter().any(|i| i.tag == tag_of("RNGAlgorithm")) {
@@ -402,7 +407,7 @@ impl Run {
             })
             .collect();
         if want.len() != got.len() {
-            let names: Vec<String> = got.iter().map(|i| show(i)).collect();
+            let names: Vec<String> = got.iter().map(show).collect();
             return Err(format!(
                 "{here}: expected {} items ({}), got {} ({})",
                 want.len(),
@@ -430,14 +435,19 @@ impl Run {
             let found = got.iter().any(|a| {
                 a.tag == tag
                     && match (&e.ty, &a.value) {
-                        (Some(t), Value::Enumeration(v)) if t == "Enumeration" => *v == enumeration(e),
+                        (Some(t), Value::Enumeration(v)) if t == "Enumeration" => {
+                            *v == enumeration(e)
+                        }
                         (Some(t), Value::TextString(_)) if t == "TextString" => true,
                         (None, Value::Structure(_)) => true,
                         _ => false,
                     }
             });
             if !found {
-                return Err(format!("{here}: Query does not list {} {}", e.name, e.value));
+                return Err(format!(
+                    "{here}: Query does not list {} {}",
+                    e.name, e.value
+                ));
             }
         }
         Ok(())
@@ -536,8 +546,10 @@ fn start() -> Daemon {
             "http://127.0.0.1:{rest}/api/security/azure-key-vaults?return_records=true"
         ))
         .basic_auth("admin", Some("admin-pw"))
-        .json(&json!({"client_id": "c", "tenant_id": "t", "name": "https://v.vault.azure.net/",
-                       "key_id": KEY, "client_secret": "s"}))
+        .json(
+            &json!({"client_id": "c", "tenant_id": "t", "name": "https://v.vault.azure.net/",
+                       "key_id": KEY, "client_secret": "s"}),
+        )
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());
