@@ -533,7 +533,8 @@ fn start() -> Daemon {
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
-    while !seen.contains("KMIP listening") {
+    // Both listeners announce themselves once bound (KMIP first, then REST).
+    while !(seen.contains("KMIP listening") && seen.contains("ekmd listening on")) {
         let mut line = String::new();
         if out.read_line(&mut line).unwrap() == 0 {
             let _ = child.kill();
