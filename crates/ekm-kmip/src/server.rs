@@ -501,13 +501,6 @@ impl Server {
                         ));
                     }
                 }
-                "Activation Date" => {
-                    let d = date_of(&a.value)?;
-                    meta.activation_date = Some(d);
-                    if d <= t {
-                        meta.state = state::ACTIVE;
-                    }
-                }
                 "Operation Policy Name" => {}
                 _ => set_attribute_value(&mut meta, &a, true)?,
             }
@@ -1166,10 +1159,32 @@ fn name_text(v: &Value) -> Result<String, Failure> {
         .ok_or_else(|| fail(reason::INVALID_FIELD, "Name has no Name Value."))
 }
 
+/// Refuses a change that KMIP allows only before activation.
+fn pre_active_only(meta: &Stored) -> Result<(), Failure> {
+    if meta.state == state::PRE_ACTIVE {
+        Ok(())
+    } else {
+        Err(fail(
+            reason::PERMISSION_DENIED,
+            "The Activation Date can only be changed while the object is Pre-Active.",
+        ))
+    }
+}
+
 /// Adds one instance of a client-settable attribute.
 fn set_attribute_value(meta: &mut Stored, a: &Attr, adding: bool) -> Result<(), Failure> {
     let _ = adding;
     match a.name.as_str() {
+        "Activation Date" => {
+            // Client-modifiable only while Pre-Active (KMIP 1.4 §3.24); a date not in the
+            // future activates the object.
+            pre_active_only(meta)?;
+            let d = date_of(&a.value)?;
+            meta.activation_date = Some(d);
+            if d <= now() {
+                meta.state = state::ACTIVE;
+            }
+        }
         "Name" => {
             let n = name_text(&a.value)?;
             KeyTag::parse(&n)
@@ -1234,6 +1249,10 @@ fn remove_attribute(meta: &mut Stored, name: &str, index: Option<i32>) -> Result
         }
     };
     match name {
+        "Activation Date" => {
+            pre_active_only(meta)?;
+            meta.activation_date.take().ok_or_else(missing)?;
+        }
         "Name" => {
             if meta.names.is_empty() {
                 return Err(missing());

@@ -788,6 +788,63 @@ fn a_key_created_over_rest_reads_over_kmip_with_defaults() {
 }
 
 #[test]
+fn the_activation_date_is_changed_only_while_pre_active() {
+    let lab = lab();
+    let date = |d: i64| attribute("Activation Date", Value::DateTime(d));
+    let state_of = |uid: &str| {
+        let r = results(&lab.server.handle(
+            Some(lab.vs0),
+            &request(
+                (1, 4),
+                vec![(
+                    op::GET_ATTRIBUTES,
+                    vec![
+                        Item::text(t::UNIQUE_IDENTIFIER, uid),
+                        Item::text(t::ATTRIBUTE_NAME, "State"),
+                    ],
+                )],
+            ),
+        ));
+        attributes_of(&r[0].2)[0].1.clone()
+    };
+    let in_a_day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 86_400;
+    // A future date keeps the key Pre-Active; modified to a past one, the key is Active.
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (op::CREATE, create_payload(vec![])),
+                (op::ADD_ATTRIBUTE, vec![date(in_a_day)]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    assert_eq!(state_of(&uid), Value::Enumeration(t::state::PRE_ACTIVE));
+    let modify = |d: i64| {
+        results(&lab.server.handle(
+            Some(lab.vs0),
+            &request(
+                (1, 4),
+                vec![(
+                    op::MODIFY_ATTRIBUTE,
+                    vec![Item::text(t::UNIQUE_IDENTIFIER, uid.clone()), date(d)],
+                )],
+            ),
+        ))
+    };
+    assert_eq!(modify(1_000)[0].0, t::status::SUCCESS);
+    assert_eq!(state_of(&uid), Value::Enumeration(t::state::ACTIVE));
+    // Once Active it is fixed (the OASIS case SKLC-M-3-14).
+    assert_eq!(modify(2_000)[0].1, Some(reason::PERMISSION_DENIED));
+}
+
+#[test]
 fn malformed_and_unsupported_requests_get_kmip_reasons() {
     let lab = lab();
     for bad in [
