@@ -762,17 +762,9 @@ impl Server {
                 (a.name, None)
             } else {
                 // An Attribute Reference is a tag (enumeration) or a structure naming it.
-                let r = p.child(tags::ATTRIBUTE_REFERENCE);
-                let by_tag = r
-                    .and_then(Item::as_enum)
-                    .and_then(tags::attribute_name_of_tag)
-                    .map(str::to_owned);
-                let by_name = r
-                    .and_then(|r| r.child(tags::ATTRIBUTE_NAME))
-                    .and_then(Item::as_text)
-                    .map(str::to_owned);
-                let n = by_tag
-                    .or(by_name)
+                let n = p
+                    .child(tags::ATTRIBUTE_REFERENCE)
+                    .and_then(reference_name)
                     .ok_or_else(|| fail(reason::INVALID_FIELD, "No attribute to delete."))?;
                 (n, None)
             }
@@ -1069,8 +1061,8 @@ fn reference_name(r: &Item) -> Option<String> {
     let n = r.child(tags::ATTRIBUTE_NAME)?.as_text()?;
     match r.child(tags::VENDOR_IDENTIFICATION).and_then(Item::as_text) {
         Some(v @ ("x" | "y")) => Some(format!("{v}-{n}")),
+        Some("") | None => Some(n.to_owned()),
         Some(_) => None,
-        None => Some(n.to_owned()),
     }
 }
 

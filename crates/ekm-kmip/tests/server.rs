@@ -710,6 +710,32 @@ fn custom_attributes_over_kmip_2_0_are_vendor_attributes() {
         [vendor("tier", "gold")]
     );
     let refs: Vec<&Item> = r[2].2.all(t::ATTRIBUTE_REFERENCE).collect();
+    // Delete Attribute by that reference removes x-site.
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (2, 0),
+            vec![
+                (
+                    op::DELETE_ATTRIBUTE,
+                    vec![
+                        Item::text(t::UNIQUE_IDENTIFIER, uid.clone()),
+                        Item::structure(
+                            t::ATTRIBUTE_REFERENCE,
+                            vec![
+                                Item::text(t::VENDOR_IDENTIFICATION, "x"),
+                                Item::text(t::ATTRIBUTE_NAME, "site"),
+                            ],
+                        ),
+                    ],
+                ),
+                (op::GET_ATTRIBUTE_LIST, vec![]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let after = r[1].2.all(t::ATTRIBUTE_REFERENCE).count();
+    assert_eq!(after, refs.len() - 1);
     assert!(
         refs.iter()
             .any(|i| i.child(t::ATTRIBUTE_NAME).and_then(Item::as_text) == Some("site"))
