@@ -3,9 +3,10 @@
 //! by its key tag.
 //!
 //! Every managed object is an ekm data key: 32 bytes wrapped under the KEK. A KMIP object of
-//! fewer bytes (an AES-128 or AES-192 key, a Secret Data password) is the first
-//! [`Stored::len_bytes`] bytes of its data key; the rest is random filler that no KMIP
-//! answer carries.
+//! fewer bytes (an AES-128 or AES-192 key, a Secret Data password) is the first bytes of its
+//! data key, and its length is part of the data key's record (sealed with it, format 3), not
+//! of this one: the socket serves the key from the node's key table without reading the
+//! store, and the length comes with it. The rest is random filler that nobody is served.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,9 +22,6 @@ pub struct Stored {
     /// served have none and are symmetric keys.
     #[serde(default = "symmetric_key")]
     pub object_type: u32,
-    /// How many bytes of the 32-byte data key the object is (`None`: all 32).
-    #[serde(default)]
-    pub len_bytes: Option<u32>,
     /// Secret Data Type of a Secret Data object.
     #[serde(default)]
     pub secret_data_type: Option<u32>,
@@ -74,7 +72,6 @@ impl Stored {
         Stored {
             state: state::ACTIVE,
             object_type: tags::OBJECT_SYMMETRIC_KEY,
-            len_bytes: None,
             secret_data_type: None,
             names: if tag.is_empty() {
                 Vec::new()
@@ -128,22 +125,15 @@ impl Stored {
         self.object_type == tags::OBJECT_SYMMETRIC_KEY
     }
 
-    /// How many bytes of the data key the object is.
-    pub fn len(&self) -> usize {
-        self.len_bytes
-            .map_or(ekm_core::secret::KEY_LEN, |n| n as usize)
-            .min(ekm_core::secret::KEY_LEN)
-    }
-
-    /// Whether the object is empty (never: objects are 1 to 32 bytes).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Every attribute instance, in the order Get Attribute List names them (the identifying
-    /// attributes first, then by name): (name, value with tag Attribute Value). `digest` is
-    /// the SHA-256 of the object's bytes.
-    pub fn instances(&self, uid: &str, digest: Option<[u8; 32]>) -> Vec<(String, Value)> {
+    /// attributes first, then by name): (name, value with tag Attribute Value). `len` is the
+    /// object's length in bytes (from its data key record), `digest` the SHA-256 of its bytes.
+    pub fn instances(
+        &self,
+        uid: &str,
+        len: usize,
+        digest: Option<[u8; 32]>,
+    ) -> Vec<(String, Value)> {
         let mut out: Vec<(String, Value)> = vec![
             ("Unique Identifier".into(), Value::TextString(uid.into())),
             ("Object Type".into(), Value::Enumeration(self.object_type)),
@@ -155,7 +145,7 @@ impl Stored {
             ));
             out.push((
                 "Cryptographic Length".into(),
-                Value::Integer(i32::try_from(self.len() * 8).unwrap_or(256)),
+                Value::Integer(i32::try_from(len * 8).unwrap_or(256)),
             ));
         }
         let date = |out: &mut Vec<(String, Value)>, n: &str, d: Option<i64>| {
@@ -257,23 +247,4 @@ impl Stored {
 /// Whether an attribute name is a client's custom one.
 pub fn is_custom(name: &str) -> bool {
     name.starts_with("x-") || name.starts_with("y-")
-}
-
-/// How many bytes of data key `id` its owner is served: all 32, or fewer for a KMIP object
-/// registered or created shorter (an AES-128/192 key, a Secret Data password). The socket
-/// serves these bytes, as KMIP Get does, so both views of a key agree.
-pub fn served_len(
-    engine: &ekm_core::Engine,
-    id: &ekm_core::DataKeyId,
-) -> Result<usize, ekm_core::Error> {
-    let record = engine
-        .store()
-        .get(&ekm_core::layout::kmip_attributes(id))
-        .map_err(|e| {
-            ekm_core::Error::new(ekm_core::ErrorKind::StoreFailed).with_detail(e.to_string())
-        })?;
-    Ok(record
-        .as_deref()
-        .and_then(Stored::decode)
-        .map_or(ekm_core::secret::KEY_LEN, |s| s.len()))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ekm_core::store::{Check, StoreError, Transaction};
-use ekm_core::{DataKeyId, Engine, ErrorKind, KeyMaterial, KeyOwner, KeyTag, layout};
+use ekm_core::{DataKeyId, DataKeyMaterial, Engine, ErrorKind, KeyOwner, KeyTag, layout};
 use sha2::Digest as _;
 use zeroize::Zeroizing;
 
@@ -92,8 +92,6 @@ struct Ctx {
 /// What a Create or Register makes.
 struct NewObject {
     object_type: u32,
-    /// Bytes of the object (at most 32: the rest of its data key is random filler).
-    len: usize,
     secret_data_type: Option<u32>,
     /// Created by the server (it then reports its Random Number Generator).
     server_generated: bool,
@@ -104,6 +102,8 @@ struct Found {
     id: DataKeyId,
     uid: String,
     tag: String,
+    /// Bytes of the object (1 to 32), as its data key record says.
+    len: usize,
     meta: Stored,
     /// The `m/` record as read (`None`: absent).
     meta_bytes: Option<Vec<u8>>,
@@ -292,6 +292,7 @@ impl Server {
             id,
             uid: uid.to_owned(),
             tag,
+            len: info.key_len,
             meta,
             meta_bytes,
         })
@@ -332,8 +333,9 @@ impl Server {
         ))
     }
 
-    fn material(&self, f: &Found) -> Result<KeyMaterial, Failure> {
-        self.engine.read_data_key(&f.id).map_err(engine_failure)
+    /// The object's bytes as served (from the node's key table when it holds the key).
+    fn material(&self, f: &Found) -> Result<DataKeyMaterial, Failure> {
+        self.engine.read_served_key(&f.id).map_err(engine_failure)
     }
 
     // ---- operations ----
@@ -353,11 +355,16 @@ impl Server {
         }
         let new = NewObject {
             object_type: tags::OBJECT_SYMMETRIC_KEY,
-            len,
             secret_data_type: None,
             server_generated: true,
         };
-        let uid = self.store_new(ctx, attrs, new, KeyMaterial::random())?;
+        let material = DataKeyMaterial::random(len).ok_or_else(|| {
+            fail(
+                reason::INVALID_FIELD,
+                "AES keys are 128, 192 or 256 bits long.",
+            )
+        })?;
+        let uid = self.store_new(ctx, attrs, new, material)?;
         Ok(vec![
             Item::enumeration(tags::OBJECT_TYPE, tags::OBJECT_SYMMETRIC_KEY),
             Item::text(tags::UNIQUE_IDENTIFIER, uid),
@@ -424,7 +431,6 @@ impl Server {
             }
             NewObject {
                 object_type: ty,
-                len: bytes.len(),
                 secret_data_type: None,
                 server_generated: false,
             }
@@ -437,7 +443,6 @@ impl Server {
             }
             NewObject {
                 object_type: ty,
-                len: bytes.len(),
                 secret_data_type: Some(
                     object
                         .child(tags::SECRET_DATA_TYPE)
@@ -452,11 +457,13 @@ impl Server {
                 server_generated: false,
             }
         };
-        // The object is the first `len` bytes of a 32-byte data key; random filler follows.
-        let mut padded = Zeroizing::new([0u8; ekm_core::secret::KEY_LEN]);
-        ekm_core::crypto::fill_random(&mut padded[..]);
-        padded[..bytes.len()].copy_from_slice(bytes);
-        let material = KeyMaterial::from_array(*padded);
+        // The object is the first bytes of a 32-byte data key, sealed with its length.
+        let material = DataKeyMaterial::from_bytes(bytes).ok_or_else(|| {
+            fail(
+                reason::INVALID_FIELD,
+                "Objects of 1 to 32 bytes are served.",
+            )
+        })?;
         // A Register response carries the Unique Identifier alone.
         let uid = self.store_new(ctx, attrs, new, material)?;
         Ok(vec![Item::text(tags::UNIQUE_IDENTIFIER, uid)])
@@ -468,13 +475,11 @@ impl Server {
         ctx: &mut Ctx,
         attrs: Vec<Attr>,
         new: NewObject,
-        material: KeyMaterial,
+        material: DataKeyMaterial,
     ) -> Result<String, Failure> {
         let t = now();
         let mut meta = Stored::new_key(t);
         meta.object_type = new.object_type;
-        meta.len_bytes =
-            (new.len != ekm_core::secret::KEY_LEN).then(|| u32::try_from(new.len).unwrap_or(32));
         meta.secret_data_type = new.secret_data_type;
         meta.server_generated = new.server_generated;
         let is_key = new.object_type == tags::OBJECT_SYMMETRIC_KEY;
@@ -486,7 +491,7 @@ impl Server {
                     }
                 }
                 "Cryptographic Length" if is_key => {
-                    if aes_len_bytes(&a.value)? != new.len {
+                    if aes_len_bytes(&a.value)? != material.len() {
                         return Err(fail(
                             reason::INVALID_FIELD,
                             "The Cryptographic Length is not the key's length.",
@@ -574,8 +579,8 @@ impl Server {
 
     fn instances(&self, f: &Found) -> Result<Vec<(String, Value)>, Failure> {
         let m = self.material(f)?;
-        let digest: [u8; 32] = sha2::Sha256::digest(&m.expose_secret()[..f.meta.len()]).into();
-        Ok(f.meta.instances(&f.uid, Some(digest)))
+        let digest: [u8; 32] = sha2::Sha256::digest(m.expose_secret()).into();
+        Ok(f.meta.instances(&f.uid, m.len(), Some(digest)))
     }
 
     fn get_attributes(&self, ctx: &mut Ctx, p: &Item) -> OpResult {
@@ -619,7 +624,7 @@ impl Server {
     fn get_attribute_list(&self, ctx: &mut Ctx, p: &Item) -> OpResult {
         let uid = self.uid(ctx, p)?;
         let f = self.find(ctx.owner, &uid)?;
-        let all = f.meta.instances(&f.uid, Some([0; 32]));
+        let all = f.meta.instances(&f.uid, f.len, Some([0; 32]));
         let mut names: Vec<&str> = Vec::new();
         for (n, _) in &all {
             if !names.contains(&n.as_str()) {
@@ -649,12 +654,12 @@ impl Server {
     }
 
     /// The owner's keys: every configuration's keys whose owner is `owner`.
-    fn keys_of(&self, owner: KeyOwner) -> Result<Vec<(DataKeyId, String)>, Failure> {
+    fn keys_of(&self, owner: KeyOwner) -> Result<Vec<(DataKeyId, String, usize)>, Failure> {
         let mut out = Vec::new();
         for c in self.engine.list_configs().map_err(engine_failure)? {
             for k in self.engine.list_data_keys(c.uuid).map_err(engine_failure)? {
                 if k.svm_uuid == owner.svm() {
-                    out.push((k.key_id, k.key_tag.as_str().to_owned()));
+                    out.push((k.key_id, k.key_tag.as_str().to_owned(), k.key_len));
                 }
             }
         }
@@ -675,7 +680,7 @@ impl Server {
             ));
         }
         let mut found = Vec::new();
-        for (id, tag) in self.keys_of(ctx.owner.ok_or_else(not_found)?)? {
+        for (id, tag, len) in self.keys_of(ctx.owner.ok_or_else(not_found)?)? {
             let meta = self
                 .engine
                 .store()
@@ -685,7 +690,7 @@ impl Server {
                 .and_then(Stored::decode)
                 .unwrap_or_else(|| Stored::default_for(&tag));
             let uid = id.to_hex();
-            let inst = meta.instances(&uid, None);
+            let inst = meta.instances(&uid, len, None);
             if filters.iter().all(|f| matches(&inst, f)) {
                 found.push((meta.initial_date.unwrap_or(0), uid));
             }
@@ -785,7 +790,7 @@ impl Server {
         };
         let v2 = ctx.v2;
         self.update(ctx, p, |f| {
-            let before = f.meta.instances(&f.uid, None);
+            let before = f.meta.instances(&f.uid, f.len, None);
             let idx = index.unwrap_or(0);
             let old = before
                 .iter()
@@ -977,10 +982,10 @@ fn aes_len_bytes(v: &Value) -> Result<usize, Failure> {
     }
 }
 
-/// The managed object of a Get answer: a Symmetric Key (Raw) or Secret Data (Opaque), its
-/// bytes the first [`Stored::len`] of the data key.
-fn object_item(meta: &Stored, m: &KeyMaterial) -> Item {
-    let bytes = m.expose_secret()[..meta.len()].to_vec();
+/// The managed object of a Get answer: a Symmetric Key (Raw) or Secret Data (Opaque) of the
+/// bytes its data key is served as.
+fn object_item(meta: &Stored, m: &DataKeyMaterial) -> Item {
+    let bytes = m.expose_secret().to_vec();
     if meta.is_key() {
         Item::structure(
             tags::SYMMETRIC_KEY,
@@ -995,7 +1000,7 @@ fn object_item(meta: &Stored, m: &KeyMaterial) -> Item {
                     Item::enumeration(tags::CRYPTOGRAPHIC_ALGORITHM, tags::ALGORITHM_AES),
                     Item::int(
                         tags::CRYPTOGRAPHIC_LENGTH,
-                        i32::try_from(meta.len() * 8).unwrap_or(256),
+                        i32::try_from(m.len() * 8).unwrap_or(256),
                     ),
                 ],
             )],
@@ -1342,7 +1347,7 @@ fn echo(f: &Found, a: &Attr, v2: bool) -> Vec<Item> {
     if !v2 {
         let count = f
             .meta
-            .instances(&f.uid, None)
+            .instances(&f.uid, f.len, None)
             .iter()
             .filter(|(n, _)| *n == a.name)
             .count();

@@ -579,9 +579,14 @@ fn secret_data_is_registered_located_by_group_and_served_as_its_bytes() {
         attributes_of(&r[3].2),
         [("x-drive".to_owned(), Value::TextString("sed-7".into()))]
     );
-    // The socket's length agrees: the 8 bytes, not the 32-byte data key.
+    // The engine serves (as the socket does) the 8 bytes, not the 32-byte data key; the
+    // length is in the data key's record.
     let id = DataKeyId::parse(&uid).unwrap();
-    assert_eq!(ekm_kmip::attrs::served_len(&lab.engine, &id).unwrap(), 8);
+    assert_eq!(
+        lab.engine.read_served_key(&id).unwrap().expose_secret(),
+        password.as_slice()
+    );
+    assert_eq!(lab.engine.data_key_info(&id).unwrap().key_len, 8);
 }
 
 #[test]
