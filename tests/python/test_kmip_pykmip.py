@@ -129,9 +129,16 @@ def test_every_operation(ekmd, version):
         assert c.get(reg).value == material
         assert ekmd.socket_key(reg) == material
 
-        # Only AES-256 is served.
+        # AES-128 and -192 are served too: Get and the socket serve the same 16 / 24 bytes.
+        for bits in (128, 192):
+            short = c.create(enums.CryptographicAlgorithm.AES, bits)
+            value = c.get(short).value
+            assert len(value) == bits // 8
+            assert ekmd.socket_key(short) == value
+            c.destroy(short)
+        # Other lengths are refused.
         with pytest.raises(pie_exc.KmipOperationFailure) as err:
-            c.create(enums.CryptographicAlgorithm.AES, 128)
+            c.create(enums.CryptographicAlgorithm.AES, 64)
         assert reason_of(err) == enums.ResultReason.INVALID_FIELD
 
         # Locate by Name, by State, with Maximum Items.

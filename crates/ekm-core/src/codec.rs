@@ -216,15 +216,21 @@ pub const ALG_AES256GCM: u8 = 1;
 pub enum DataKeyFormat {
     /// Version 1: the AAD binds configuration, key id, generation and owner.
     V1,
-    /// Version 2: the AAD binds the key tag too. Every new seal (create, rekey, migrate).
+    /// Version 2: the AAD binds the key tag too. Every new seal (create, rekey, migrate) of a
+    /// 32-byte key.
     V2,
+    /// Version 3: a key shorter than 32 bytes (a KMIP AES-128/192 key, Secret Data). As
+    /// version 2, and the record ends with the key's length, which the AAD binds too.
+    V3,
 }
 
 /// A data key as stored: wrapped by one KEK generation of one configuration.
 ///
 /// Layout (versions 1 and 2): `'D' 01|02 | config uuid 16 | generation u32 | owner kind 1 |
-/// owner uuid 16 | alg 1 | nonce 12 | ciphertext 32 | tag 16 | tag-length 1 | key tag`. The
-/// version says which AAD sealed it ([`DataKeyFormat`]).
+/// owner uuid 16 | alg 1 | nonce 12 | ciphertext 32 | tag 16 | tag-length 1 | key tag`;
+/// version 3: `'D' 03 |` the same `| key length 1` (1 to 32). The ciphertext is always of 32
+/// bytes; of a shorter key they are its bytes and random filler. The version says which AAD
+/// sealed it ([`DataKeyFormat`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedDataKey {
     /// Which AAD sealed it.
@@ -243,12 +249,16 @@ pub struct WrappedDataKey {
     pub tag: [u8; TAG_LEN],
     /// Caller's label.
     pub key_tag: KeyTag,
+    /// How many of the 32 bytes are the key as served: 32 in versions 1 and 2, 1 to 32 in
+    /// version 3 (written for shorter keys only).
+    pub key_len: u8,
 }
 
 const DATA_KEY_TAG: u8 = b'D';
 const KEK_TAG: u8 = b'K';
 const V1: u8 = 1;
 const V2: u8 = 2;
+const V3: u8 = 3;
 
 impl WrappedDataKey {
     /// Encodes the record.
@@ -256,9 +266,11 @@ impl WrappedDataKey {
         let version = match self.format {
             DataKeyFormat::V1 => V1,
             DataKeyFormat::V2 => V2,
+            DataKeyFormat::V3 => V3,
         };
         let tag = self.key_tag.as_str().as_bytes();
-        let mut out = Vec::with_capacity(101 + tag.len());
+        let len_byte = usize::from(self.format == DataKeyFormat::V3);
+        let mut out = Vec::with_capacity(101 + tag.len() + len_byte);
         out.extend_from_slice(&[DATA_KEY_TAG, version]);
         out.extend_from_slice(self.config.as_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
@@ -270,15 +282,19 @@ impl WrappedDataKey {
         // A KeyTag is at most MAX_KEY_TAG_LEN (255) bytes by construction: the length fits.
         out.push(tag.len() as u8);
         out.extend_from_slice(tag);
+        if self.format == DataKeyFormat::V3 {
+            out.push(self.key_len);
+        }
         out
     }
 
     /// Decodes a record read from the store.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "data key");
-        let format = match r.header_of(DATA_KEY_TAG, &[V1, V2])? {
+        let format = match r.header_of(DATA_KEY_TAG, &[V1, V2, V3])? {
             V1 => DataKeyFormat::V1,
-            _ => DataKeyFormat::V2,
+            V2 => DataKeyFormat::V2,
+            _ => DataKeyFormat::V3,
         };
         let config = r.uuid()?;
         let generation = r.u32()?;
@@ -293,6 +309,17 @@ impl WrappedDataKey {
         let tag = r.array()?;
         let key_tag = KeyTag::parse(r.str8()?)
             .map_err(|_| Error::corrupt("The data key record has an invalid key tag."))?;
+        let key_len = match format {
+            DataKeyFormat::V1 | DataKeyFormat::V2 => KEY_LEN as u8,
+            DataKeyFormat::V3 => match r.u8()? {
+                n @ 1..=32 => n,
+                n => {
+                    return Err(Error::corrupt(&format!(
+                        "The data key record says the key is {n} bytes; keys are 1 to 32."
+                    )));
+                }
+            },
+        };
         r.finish()?;
         Ok(WrappedDataKey {
             format,
@@ -303,7 +330,13 @@ impl WrappedDataKey {
             ciphertext,
             tag,
             key_tag,
+            key_len,
         })
+    }
+
+    /// How many bytes the key is as served (1 to 32).
+    pub fn key_len(&self) -> usize {
+        usize::from(self.key_len)
     }
 }
 
@@ -462,6 +495,7 @@ mod tests {
             ciphertext: [2; KEY_LEN],
             tag: [3; TAG_LEN],
             key_tag: KeyTag::parse("vol1").unwrap(),
+            key_len: KEY_LEN as u8,
         }
     }
 
@@ -477,13 +511,13 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(WrappedDataKey::decode(&longer).is_err());
-        let mut v3 = bytes.clone();
-        v3[1] = 3;
+        let mut v4 = bytes.clone();
+        v4[1] = 4;
         assert!(
-            WrappedDataKey::decode(&v3)
+            WrappedDataKey::decode(&v4)
                 .unwrap_err()
                 .message()
-                .contains("version 3")
+                .contains("version 4")
         );
         // A version 1 record (tag not in the AAD) still decodes, as version 1.
         let mut v1 = bytes;
@@ -491,6 +525,42 @@ mod tests {
         let old = WrappedDataKey::decode(&v1).unwrap();
         assert_eq!(old.format, DataKeyFormat::V1);
         assert_eq!(old.encode(), v1);
+    }
+
+    #[test]
+    fn a_short_key_is_version_3_with_its_length_and_only_1_to_32_decodes() {
+        let d = WrappedDataKey {
+            format: DataKeyFormat::V3,
+            key_len: 16,
+            ..dk()
+        };
+        let bytes = d.encode();
+        assert_eq!(bytes.len(), 101 + 4 + 1);
+        assert_eq!(bytes[1], 3);
+        assert_eq!(bytes.last(), Some(&16));
+        let back = WrappedDataKey::decode(&bytes).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(back.key_len(), 16);
+        for n in 0..bytes.len() {
+            assert!(WrappedDataKey::decode(&bytes[..n]).is_err(), "{n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(WrappedDataKey::decode(&longer).is_err());
+        for bad in [0u8, 33, 255] {
+            let mut b = bytes.clone();
+            *b.last_mut().unwrap() = bad;
+            let e = WrappedDataKey::decode(&b).unwrap_err();
+            assert!(e.message().contains("1 to 32"), "{bad}: {}", e.message());
+        }
+        let mut full = bytes;
+        *full.last_mut().unwrap() = 32;
+        assert_eq!(WrappedDataKey::decode(&full).unwrap().key_len(), 32);
+        // Versions 1 and 2 carry no length: their keys are 32 bytes.
+        assert_eq!(
+            WrappedDataKey::decode(&dk().encode()).unwrap().key_len(),
+            32
+        );
     }
 
     #[test]

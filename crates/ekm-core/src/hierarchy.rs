@@ -12,9 +12,11 @@
 //!   │  seal_data_key / open_data_key: AES-256-GCM, random 96-bit nonce from the OS RNG,
 //!   │     AAD (record format 2) = "ekm-dk-v2" | config uuid | key id | generation |
 //!   │                             owner kind | owner uuid | tag length | key tag
-//!   │     (format 1, read only: "ekm-dk-v1" and no tag)
+//!   │     (format 3, a key shorter than 32 bytes: "ekm-dk-v3", the same, then | key length;
+//!   │      format 1, read only: "ekm-dk-v1" and no tag)
 //!   ▼
-//! data keys: 256-bit, 64-hex key id (32 random bytes), key tag, owner (cluster or one SVM)
+//! data keys: 256-bit, 64-hex key id (32 random bytes), key tag, owner (cluster or one SVM);
+//!   a KMIP object of 1 to 31 bytes is the first bytes of its data key, random filler after
 //! ```
 //!
 //! Beside it, not part of it: configuration secrets and the authentication of configuration
@@ -32,7 +34,7 @@ use crate::codec::{DataKeyFormat, KekState, KeyOwner, WrappedDataKey, WrappedKek
 use crate::crypto::{Kek, NonceSource};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{DataKeyId, KeyId, KeyTag};
-use crate::secret::KeyMaterial;
+use crate::secret::{DataKeyMaterial, KEY_LEN, KeyMaterial};
 
 /// The constant sealed under every KEK as its check value.
 pub const KEK_CHECK_PLAINTEXT: &[u8] = b"ekm-kek-check-v1";
@@ -46,9 +48,10 @@ pub fn kek_check_aad(config: Uuid, generation: u32) -> [u8; 36] {
     aad
 }
 
-/// Longest data key AAD: the fixed part, the tag length and the longest tag.
+/// Longest data key AAD: the fixed part, the tag length, the longest tag and (format 3) the
+/// key length.
 #[cfg(test)]
-const DATA_KEY_AAD_MAX: usize = 78 + 1 + crate::ids::MAX_KEY_TAG_LEN;
+const DATA_KEY_AAD_MAX: usize = 78 + 1 + crate::ids::MAX_KEY_TAG_LEN + 1;
 
 /// Key tags up to this length are bound from a buffer on the stack (the read path builds one
 /// AAD per read); longer ones from the heap.
@@ -56,8 +59,8 @@ const INLINE_TAG: usize = 64;
 
 /// The AAD of a data key.
 pub enum DataKeyAad {
-    /// The fixed part and a short tag, on the stack.
-    Inline([u8; 78 + 1 + INLINE_TAG], usize),
+    /// The fixed part, a short tag and (format 3) the key length, on the stack.
+    Inline([u8; 78 + 1 + INLINE_TAG + 1], usize),
     /// With a long tag.
     Heap(Vec<u8>),
 }
@@ -73,8 +76,9 @@ impl DataKeyAad {
 }
 
 /// The AAD that binds a data key's ciphertext to its identity: configuration, key id,
-/// generation, owner and (format 2) key tag. Moving a blob to another key id, scope,
-/// generation or SVM, or giving it another key's tag, makes it fail to open.
+/// generation, owner, (from format 2) key tag and (format 3) key length. Moving a blob to
+/// another key id, scope, generation or SVM, giving it another key's tag, or changing how many
+/// of its bytes are served, makes it fail to open. `key_len` is bound in format 3 only.
 pub fn data_key_aad(
     format: DataKeyFormat,
     config: Uuid,
@@ -82,11 +86,13 @@ pub fn data_key_aad(
     generation: u32,
     owner: KeyOwner,
     key_tag: &KeyTag,
+    key_len: u8,
 ) -> DataKeyAad {
-    let mut fixed = [0u8; 78 + 1 + INLINE_TAG];
+    let mut fixed = [0u8; 78 + 1 + INLINE_TAG + 1];
     fixed[..9].copy_from_slice(match format {
         DataKeyFormat::V1 => b"ekm-dk-v1",
         DataKeyFormat::V2 => b"ekm-dk-v2",
+        DataKeyFormat::V3 => b"ekm-dk-v3",
     });
     fixed[9..25].copy_from_slice(config.as_bytes());
     fixed[25..57].copy_from_slice(id.as_bytes());
@@ -104,30 +110,46 @@ pub fn data_key_aad(
     let tag = key_tag.as_str().as_bytes();
     // At most MAX_KEY_TAG_LEN (255) bytes by construction: the length fits a u8.
     fixed[78] = tag.len() as u8;
+    let end = 79 + tag.len();
+    let with_len = format == DataKeyFormat::V3;
     if tag.len() <= INLINE_TAG {
-        fixed[79..79 + tag.len()].copy_from_slice(tag);
-        return DataKeyAad::Inline(fixed, 79 + tag.len());
+        fixed[79..end].copy_from_slice(tag);
+        if with_len {
+            fixed[end] = key_len;
+            return DataKeyAad::Inline(fixed, end + 1);
+        }
+        return DataKeyAad::Inline(fixed, end);
     }
-    let mut v = Vec::with_capacity(79 + tag.len());
+    let mut v = Vec::with_capacity(end + 1);
     v.extend_from_slice(&fixed[..79]);
     v.extend_from_slice(tag);
+    if with_len {
+        v.push(key_len);
+    }
     DataKeyAad::Heap(v)
 }
 
-/// Seals a data key under `kek` (record format 2), with a nonce from `nonces`.
+/// Seals a data key under `kek`, with a nonce from `nonces`: a 32-byte key in record format 2,
+/// a shorter one in format 3 (its length recorded and bound).
 pub fn seal_data_key(
     kek: &Kek,
     config: Uuid,
     id: &DataKeyId,
     owner: KeyOwner,
-    material: &KeyMaterial,
+    material: &DataKeyMaterial,
     key_tag: KeyTag,
     nonces: &mut NonceSource,
 ) -> Result<WrappedDataKey> {
     let generation = kek.generation();
-    let format = DataKeyFormat::V2;
-    let aad = data_key_aad(format, config, id, generation, owner, &key_tag);
-    let mut ciphertext = *material.expose_secret();
+    let format = if material.len() == KEY_LEN {
+        DataKeyFormat::V2
+    } else {
+        DataKeyFormat::V3
+    };
+    // 1 to 32 by construction of DataKeyMaterial: fits a u8.
+    let key_len = material.len() as u8;
+    let aad = data_key_aad(format, config, id, generation, owner, &key_tag, key_len);
+    let mut ciphertext = *material.material().expose_secret();
     let nonce = nonces.next_nonce();
     let tag = kek
         .aead()
@@ -142,12 +164,23 @@ pub fn seal_data_key(
         ciphertext,
         tag,
         key_tag,
+        key_len,
     })
 }
 
-/// Opens a wrapped data key. A failure means the record or the KEK is not what it claims.
-pub fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<KeyMaterial> {
-    let aad = data_key_aad(r.format, r.config, id, r.generation, r.owner, &r.key_tag);
+/// Opens a wrapped data key: its 32 bytes and how many of them are the key (32 in formats 1
+/// and 2, the authenticated length in format 3). A failure means the record or the KEK is not
+/// what it claims.
+pub fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<DataKeyMaterial> {
+    let aad = data_key_aad(
+        r.format,
+        r.config,
+        id,
+        r.generation,
+        r.owner,
+        &r.key_tag,
+        r.key_len,
+    );
     let mut buf = r.ciphertext;
     kek.aead()
         .open_in_place(&r.nonce, aad.as_bytes(), &mut buf, &r.tag)
@@ -159,7 +192,15 @@ pub fn open_data_key(id: &DataKeyId, r: &WrappedDataKey, kek: &Kek) -> Result<Ke
         })?;
     let material = KeyMaterial::from_array(buf);
     zeroize::Zeroize::zeroize(&mut buf);
-    Ok(material)
+    let len = match r.format {
+        DataKeyFormat::V1 | DataKeyFormat::V2 => KEY_LEN,
+        DataKeyFormat::V3 => r.key_len(),
+    };
+    DataKeyMaterial::prefix(material, len).ok_or_else(|| {
+        Error::corrupt(&format!(
+            "Data key {id} has a length of {len} bytes; keys are 1 to 32."
+        ))
+    })
 }
 
 /// Wraps `kek` with the external key `key_id` (one backend call) and builds its
@@ -241,12 +282,12 @@ mod tests {
         let (c, id, o) = (Uuid::new_v4(), DataKeyId::random(), KeyOwner::Cluster);
         let a = KeyTag::parse("vol1").unwrap();
         let b = KeyTag::parse("vol2").unwrap();
-        let aad = |f, t| data_key_aad(f, c, &id, 1, o, t).as_bytes().to_vec();
+        let aad = |f, t| data_key_aad(f, c, &id, 1, o, t, 32).as_bytes().to_vec();
         assert_ne!(aad(DataKeyFormat::V2, &a), aad(DataKeyFormat::V2, &b));
         assert_eq!(aad(DataKeyFormat::V1, &a), aad(DataKeyFormat::V1, &b));
         let longest = KeyTag::parse(&"x".repeat(crate::ids::MAX_KEY_TAG_LEN)).unwrap();
         assert_eq!(
-            data_key_aad(DataKeyFormat::V2, c, &id, 1, o, &longest)
+            data_key_aad(DataKeyFormat::V3, c, &id, 1, o, &longest, 16)
                 .as_bytes()
                 .len(),
             DATA_KEY_AAD_MAX
@@ -259,7 +300,7 @@ mod tests {
         let id = DataKeyId::random();
         let t = KeyTag::parse("vol1").unwrap();
         let aad = |c, g, o| {
-            data_key_aad(DataKeyFormat::V2, c, &id, g, o, &t)
+            data_key_aad(DataKeyFormat::V2, c, &id, g, o, &t, 32)
                 .as_bytes()
                 .to_vec()
         };
@@ -273,7 +314,7 @@ mod tests {
     fn a_data_key_opens_only_under_its_identity() {
         let kek = Kek::generate(1);
         let (c, id) = (Uuid::new_v4(), DataKeyId::random());
-        let m = KeyMaterial::random();
+        let m = DataKeyMaterial::full(KeyMaterial::random());
         let tag = KeyTag::parse("vol1").unwrap();
         let mut nonces = NonceSource::default();
         let r = seal_data_key(&kek, c, &id, KeyOwner::Cluster, &m, tag, &mut nonces).unwrap();
@@ -286,5 +327,40 @@ mod tests {
         moved.owner = KeyOwner::Svm(Uuid::new_v4());
         assert!(open_data_key(&id, &moved, &kek).is_err());
         assert!(open_data_key(&id, &r, &Kek::generate(1)).is_err());
+    }
+
+    #[test]
+    fn a_short_key_is_sealed_in_format_3_and_its_length_is_bound() {
+        let kek = Kek::generate(1);
+        let (c, id) = (Uuid::new_v4(), DataKeyId::random());
+        let tag = KeyTag::parse("vol1").unwrap();
+        let mut nonces = NonceSource::default();
+        let seal = |m: &DataKeyMaterial, nonces: &mut NonceSource| {
+            seal_data_key(&kek, c, &id, KeyOwner::Cluster, m, tag.clone(), nonces).unwrap()
+        };
+        let full = seal(&DataKeyMaterial::full(KeyMaterial::random()), &mut nonces);
+        assert_eq!((full.format, full.key_len()), (DataKeyFormat::V2, 32));
+        let short = DataKeyMaterial::from_bytes(&[9; 16]).unwrap();
+        let r = seal(&short, &mut nonces);
+        assert_eq!((r.format, r.key_len()), (DataKeyFormat::V3, 16));
+        let opened = open_data_key(&id, &r, &kek).unwrap();
+        assert_eq!(opened.expose_secret(), &[9; 16]);
+        assert_eq!(opened, short, "the filler is kept too");
+        // A record whose length was changed does not open: the length is in the AAD.
+        for len in [15, 24, 32] {
+            let mut grown = r.clone();
+            grown.key_len = len;
+            assert!(open_data_key(&id, &grown, &kek).is_err(), "{len}");
+        }
+        let mut as_v2 = r.clone();
+        as_v2.format = DataKeyFormat::V2;
+        assert!(open_data_key(&id, &as_v2, &kek).is_err());
+        // Long tags (AAD on the heap) bind the length as well.
+        let long = KeyTag::parse(&"t".repeat(200)).unwrap();
+        let r = seal_data_key(&kek, c, &id, KeyOwner::Cluster, &short, long, &mut nonces).unwrap();
+        assert_eq!(open_data_key(&id, &r, &kek).unwrap(), short);
+        let mut grown = r;
+        grown.key_len = 17;
+        assert!(open_data_key(&id, &grown, &kek).is_err());
     }
 }

@@ -50,7 +50,7 @@ pub use engine::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};
-pub use secret::{KeyMaterial, SecretBytes};
+pub use secret::{DataKeyMaterial, KeyMaterial, SecretBytes};
 pub use store::{
     Change, ChangeCallback, Check, RangeRewrite, Store, StoreError, Transaction, Write,
 };

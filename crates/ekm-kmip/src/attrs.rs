@@ -1,6 +1,12 @@
 //! The KMIP attributes and state of a key, as stored in `m/<key id>` (JSON), and their TTLV
 //! views. A key never touched over KMIP has no record: it reads as an Active AES-256 key named
 //! by its key tag.
+//!
+//! Every managed object is an ekm data key: 32 bytes wrapped under the KEK. A KMIP object of
+//! fewer bytes (an AES-128 or AES-192 key, a Secret Data password) is the first bytes of its
+//! data key, and its length is part of the data key's record (sealed with it, format 3), not
+//! of this one: the socket serves the key from the node's key table without reading the
+//! store, and the length comes with it. The rest is random filler that nobody is served.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,12 +18,25 @@ use crate::ttlv::{self, Item, Value};
 pub struct Stored {
     /// KMIP State.
     pub state: u32,
+    /// Object Type (Symmetric Key or Secret Data); records written before Secret Data was
+    /// served have none and are symmetric keys.
+    #[serde(default = "symmetric_key")]
+    pub object_type: u32,
+    /// Secret Data Type of a Secret Data object.
+    #[serde(default)]
+    pub secret_data_type: Option<u32>,
     /// Name attribute instances (text names).
     pub names: Vec<String>,
+    /// Object Group instances.
+    #[serde(default)]
+    pub object_groups: Vec<String>,
     /// Cryptographic Usage Mask.
     pub usage_mask: Option<i32>,
     /// Initial Date.
     pub initial_date: Option<i64>,
+    /// Original Creation Date (KMIP 1.4): when the object was created or registered.
+    #[serde(default)]
+    pub original_creation_date: Option<i64>,
     /// Last Change Date.
     pub last_change_date: Option<i64>,
     /// Activation Date.
@@ -32,8 +51,19 @@ pub struct Stored {
     pub revocation: Option<(u32, Option<String>)>,
     /// Contact Information.
     pub contact: Option<String>,
+    /// Fresh (KMIP 1.1): the object has not yet been served to a client by Get.
+    #[serde(default)]
+    pub fresh: bool,
+    /// Whether the server generated the material (Create): the object then has a Random
+    /// Number Generator attribute.
+    #[serde(default)]
+    pub server_generated: bool,
     /// Custom (`x-`, `y-`) attributes: name and the hex of the TTLV-encoded Attribute Value.
     pub custom: Vec<(String, String)>,
+}
+
+fn symmetric_key() -> u32 {
+    tags::OBJECT_SYMMETRIC_KEY
 }
 
 impl Stored {
@@ -41,13 +71,17 @@ impl Stored {
     pub fn default_for(tag: &str) -> Stored {
         Stored {
             state: state::ACTIVE,
+            object_type: tags::OBJECT_SYMMETRIC_KEY,
+            secret_data_type: None,
             names: if tag.is_empty() {
                 Vec::new()
             } else {
                 vec![tag.to_owned()]
             },
+            object_groups: Vec::new(),
             usage_mask: Some(0x0C),
             initial_date: None,
+            original_creation_date: None,
             last_change_date: None,
             activation_date: None,
             deactivation_date: None,
@@ -55,18 +89,23 @@ impl Stored {
             compromise_occurrence_date: None,
             revocation: None,
             contact: None,
+            fresh: false,
+            server_generated: true,
             custom: Vec::new(),
         }
     }
 
-    /// A new key's record.
+    /// A new object's record (Pre-Active, Fresh, dated `now`).
     pub fn new_key(now: i64) -> Stored {
         Stored {
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             usage_mask: None,
             initial_date: Some(now),
+            original_creation_date: Some(now),
             last_change_date: Some(now),
+            fresh: true,
+            server_generated: false,
             ..Stored::default_for("")
         }
     }
@@ -81,22 +120,79 @@ impl Stored {
         serde_json::from_slice(bytes).ok()
     }
 
-    /// Every attribute instance: (name, value with tag Attribute Value). `digest` is the
-    /// SHA-256 of the key material.
-    pub fn instances(&self, uid: &str, digest: Option<[u8; 32]>) -> Vec<(String, Value)> {
-        let v = tags::ATTRIBUTE_VALUE;
+    /// Whether the object is a symmetric key (else Secret Data).
+    pub fn is_key(&self) -> bool {
+        self.object_type == tags::OBJECT_SYMMETRIC_KEY
+    }
+
+    /// Every attribute instance, in the order Get Attribute List names them (the identifying
+    /// attributes first, then by name): (name, value with tag Attribute Value). `len` is the
+    /// object's length in bytes (from its data key record), `digest` the SHA-256 of its bytes.
+    pub fn instances(
+        &self,
+        uid: &str,
+        len: usize,
+        digest: Option<[u8; 32]>,
+    ) -> Vec<(String, Value)> {
         let mut out: Vec<(String, Value)> = vec![
             ("Unique Identifier".into(), Value::TextString(uid.into())),
-            (
-                "Object Type".into(),
-                Value::Enumeration(tags::OBJECT_SYMMETRIC_KEY),
-            ),
-            (
+            ("Object Type".into(), Value::Enumeration(self.object_type)),
+        ];
+        if self.is_key() {
+            out.push((
                 "Cryptographic Algorithm".into(),
                 Value::Enumeration(tags::ALGORITHM_AES),
-            ),
-            ("Cryptographic Length".into(), Value::Integer(256)),
-        ];
+            ));
+            out.push((
+                "Cryptographic Length".into(),
+                Value::Integer(i32::try_from(len * 8).unwrap_or(256)),
+            ));
+        }
+        let date = |out: &mut Vec<(String, Value)>, n: &str, d: Option<i64>| {
+            if let Some(d) = d {
+                out.push((n.into(), Value::DateTime(d)));
+            }
+        };
+        date(&mut out, "Activation Date", self.activation_date);
+        if self.is_key() {
+            // ekm serves key material to its owner (Get, the socket): it is extractable and
+            // not sensitive, and always was.
+            out.push(("Always Sensitive".into(), Value::Boolean(false)));
+        }
+        date(&mut out, "Compromise Date", self.compromise_date);
+        date(
+            &mut out,
+            "Compromise Occurrence Date",
+            self.compromise_occurrence_date,
+        );
+        if let Some(c) = &self.contact {
+            out.push(("Contact Information".into(), Value::TextString(c.clone())));
+        }
+        if let Some(m) = self.usage_mask {
+            out.push(("Cryptographic Usage Mask".into(), Value::Integer(m)));
+        }
+        date(&mut out, "Deactivation Date", self.deactivation_date);
+        if let Some(d) = digest {
+            let format = if self.is_key() {
+                tags::KEY_FORMAT_RAW
+            } else {
+                tags::KEY_FORMAT_OPAQUE
+            };
+            out.push((
+                "Digest".into(),
+                Value::Structure(vec![
+                    Item::enumeration(tags::HASHING_ALGORITHM, tags::HASH_SHA256),
+                    Item::bytes(tags::DIGEST_VALUE, d.to_vec()),
+                    Item::enumeration(tags::KEY_FORMAT_TYPE, format),
+                ]),
+            ));
+        }
+        if self.is_key() {
+            out.push(("Extractable".into(), Value::Boolean(true)));
+        }
+        out.push(("Fresh".into(), Value::Boolean(self.fresh)));
+        date(&mut out, "Initial Date", self.initial_date);
+        date(&mut out, "Last Change Date", self.last_change_date);
         for n in &self.names {
             out.push((
                 "Name".into(),
@@ -106,35 +202,27 @@ impl Stored {
                 ]),
             ));
         }
-        if let Some(m) = self.usage_mask {
-            out.push(("Cryptographic Usage Mask".into(), Value::Integer(m)));
+        if self.is_key() {
+            out.push(("Never Extractable".into(), Value::Boolean(false)));
         }
-        if let Some(d) = digest {
+        for g in &self.object_groups {
+            out.push(("Object Group".into(), Value::TextString(g.clone())));
+        }
+        date(
+            &mut out,
+            "Original Creation Date",
+            self.original_creation_date,
+        );
+        if self.server_generated {
+            // Create draws key material from the operating system's RNG (getrandom): no
+            // algorithm KMIP names more precisely than Unspecified.
             out.push((
-                "Digest".into(),
-                Value::Structure(vec![
-                    Item::enumeration(tags::HASHING_ALGORITHM, tags::HASH_SHA256),
-                    Item::bytes(tags::DIGEST_VALUE, d.to_vec()),
-                    Item::enumeration(tags::KEY_FORMAT_TYPE, tags::KEY_FORMAT_RAW),
-                ]),
+                "Random Number Generator".into(),
+                Value::Structure(vec![Item::enumeration(
+                    tags::RNG_ALGORITHM,
+                    tags::RNG_UNSPECIFIED,
+                )]),
             ));
-        }
-        out.push(("State".into(), Value::Enumeration(self.state)));
-        let dates = [
-            ("Initial Date", self.initial_date),
-            ("Activation Date", self.activation_date),
-            ("Deactivation Date", self.deactivation_date),
-            ("Compromise Date", self.compromise_date),
-            (
-                "Compromise Occurrence Date",
-                self.compromise_occurrence_date,
-            ),
-            ("Last Change Date", self.last_change_date),
-        ];
-        for (n, d) in dates {
-            if let Some(d) = d {
-                out.push((n.into(), Value::DateTime(d)));
-            }
         }
         if let Some((code, msg)) = &self.revocation {
             let mut items = vec![Item::enumeration(tags::REVOCATION_REASON_CODE, *code)];
@@ -143,15 +231,15 @@ impl Stored {
             }
             out.push(("Revocation Reason".into(), Value::Structure(items)));
         }
-        if let Some(c) = &self.contact {
-            out.push(("Contact Information".into(), Value::TextString(c.clone())));
+        if self.is_key() {
+            out.push(("Sensitive".into(), Value::Boolean(false)));
         }
+        out.push(("State".into(), Value::Enumeration(self.state)));
         for (n, hexv) in &self.custom {
             if let Some(item) = hex::decode(hexv).ok().and_then(|b| ttlv::decode(&b).ok()) {
                 out.push((n.clone(), item.value));
             }
         }
-        let _ = v;
         out
     }
 }

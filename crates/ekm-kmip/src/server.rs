@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ekm_core::store::{Check, StoreError, Transaction};
-use ekm_core::{DataKeyId, Engine, ErrorKind, KeyMaterial, KeyOwner, KeyTag, layout};
+use ekm_core::{DataKeyId, DataKeyMaterial, Engine, ErrorKind, KeyOwner, KeyTag, layout};
 use sha2::Digest as _;
 use zeroize::Zeroizing;
 
@@ -89,11 +89,21 @@ struct Ctx {
     placeholder: Option<String>,
 }
 
+/// What a Create or Register makes.
+struct NewObject {
+    object_type: u32,
+    secret_data_type: Option<u32>,
+    /// Created by the server (it then reports its Random Number Generator).
+    server_generated: bool,
+}
+
 /// A key as found for its owner.
 struct Found {
     id: DataKeyId,
     uid: String,
     tag: String,
+    /// Bytes of the object (1 to 32), as its data key record says.
+    len: usize,
     meta: Stored,
     /// The `m/` record as read (`None`: absent).
     meta_bytes: Option<Vec<u8>>,
@@ -282,6 +292,7 @@ impl Server {
             id,
             uid: uid.to_owned(),
             tag,
+            len: info.key_len,
             meta,
             meta_bytes,
         })
@@ -322,16 +333,38 @@ impl Server {
         ))
     }
 
-    fn material(&self, f: &Found) -> Result<KeyMaterial, Failure> {
-        self.engine.read_data_key(&f.id).map_err(engine_failure)
+    /// The object's bytes as served (from the node's key table when it holds the key).
+    fn material(&self, f: &Found) -> Result<DataKeyMaterial, Failure> {
+        self.engine.read_served_key(&f.id).map_err(engine_failure)
     }
 
     // ---- operations ----
 
     fn create(&self, ctx: &mut Ctx, p: &Item) -> OpResult {
-        object_type_is_symmetric(p)?;
+        if object_type(p)? != tags::OBJECT_SYMMETRIC_KEY {
+            return Err(fail(
+                reason::INVALID_FIELD,
+                "Create makes symmetric keys only.",
+            ));
+        }
         let attrs = request_attributes(p, ctx.v2);
-        let uid = self.store_new(ctx, attrs, KeyMaterial::random())?;
+        // The length asked for (AES-128, -192 or -256; 256 when not given).
+        let mut len = ekm_core::secret::KEY_LEN;
+        for a in attrs.iter().filter(|a| a.name == "Cryptographic Length") {
+            len = aes_len_bytes(&a.value)?;
+        }
+        let new = NewObject {
+            object_type: tags::OBJECT_SYMMETRIC_KEY,
+            secret_data_type: None,
+            server_generated: true,
+        };
+        let material = DataKeyMaterial::random(len).ok_or_else(|| {
+            fail(
+                reason::INVALID_FIELD,
+                "AES keys are 128, 192 or 256 bits long.",
+            )
+        })?;
+        let uid = self.store_new(ctx, attrs, new, material)?;
         Ok(vec![
             Item::enumeration(tags::OBJECT_TYPE, tags::OBJECT_SYMMETRIC_KEY),
             Item::text(tags::UNIQUE_IDENTIFIER, uid),
@@ -339,92 +372,138 @@ impl Server {
     }
 
     fn register(&self, ctx: &mut Ctx, p: &Item) -> OpResult {
-        object_type_is_symmetric(p)?;
-        let block = p
-            .child(tags::SYMMETRIC_KEY)
-            .and_then(|k| k.child(tags::KEY_BLOCK))
-            .ok_or_else(|| fail(reason::INVALID_FIELD, "Register takes a Symmetric Key."))?;
-        match block.child(tags::KEY_FORMAT_TYPE).and_then(Item::as_enum) {
-            Some(tags::KEY_FORMAT_RAW) => {}
+        let ty = object_type(p)?;
+        let (object_tag, format, what) = match ty {
+            tags::OBJECT_SYMMETRIC_KEY => (tags::SYMMETRIC_KEY, tags::KEY_FORMAT_RAW, "Raw"),
+            tags::OBJECT_SECRET_DATA => (tags::SECRET_DATA, tags::KEY_FORMAT_OPAQUE, "Opaque"),
             _ => {
                 return Err(fail(
-                    reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                    "Only Raw symmetric keys can be registered.",
+                    reason::INVALID_FIELD,
+                    "Only symmetric keys and secret data are served.",
                 ));
             }
-        }
-        if let Some(a) = block
-            .child(tags::CRYPTOGRAPHIC_ALGORITHM)
-            .and_then(Item::as_enum)
-        {
-            if a != tags::ALGORITHM_AES {
-                return Err(fail(reason::INVALID_FIELD, "Only AES keys are served."));
-            }
+        };
+        let object = p.child(object_tag).ok_or_else(|| {
+            fail(
+                reason::INVALID_FIELD,
+                "The request has no object of its Object Type.",
+            )
+        })?;
+        let block = object
+            .child(tags::KEY_BLOCK)
+            .ok_or_else(|| fail(reason::INVALID_FIELD, "The object has no Key Block."))?;
+        if block.child(tags::KEY_FORMAT_TYPE).and_then(Item::as_enum) != Some(format) {
+            return Err(fail(
+                reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                format!("Objects of this type are registered in {what} format."),
+            ));
         }
         let bytes = block
             .child(tags::KEY_VALUE)
             .and_then(|v| v.child(tags::KEY_MATERIAL))
             .and_then(Item::as_bytes)
             .ok_or_else(|| fail(reason::INVALID_FIELD, "The Key Value has no Key Material."))?;
-        let material = KeyMaterial::from_slice(bytes).ok_or_else(|| {
+        let mut attrs = request_attributes(p, ctx.v2);
+        let new = if ty == tags::OBJECT_SYMMETRIC_KEY {
+            if let Some(a) = block
+                .child(tags::CRYPTOGRAPHIC_ALGORITHM)
+                .and_then(Item::as_enum)
+            {
+                if a != tags::ALGORITHM_AES {
+                    return Err(fail(reason::INVALID_FIELD, "Only AES keys are served."));
+                }
+            }
+            if !matches!(bytes.len(), 16 | 24 | 32) {
+                return Err(fail(
+                    reason::INVALID_FIELD,
+                    "AES keys are 128, 192 or 256 bits long.",
+                ));
+            }
+            if let Some(l) = block
+                .child(tags::CRYPTOGRAPHIC_LENGTH)
+                .and_then(Item::as_int)
+            {
+                attrs.push(Attr {
+                    name: "Cryptographic Length".into(),
+                    index: None,
+                    value: Value::Integer(l),
+                });
+            }
+            NewObject {
+                object_type: ty,
+                secret_data_type: None,
+                server_generated: false,
+            }
+        } else {
+            if bytes.is_empty() || bytes.len() > ekm_core::secret::KEY_LEN {
+                return Err(fail(
+                    reason::INVALID_FIELD,
+                    "Secret data of 1 to 32 bytes is served (ekm data keys are 32 bytes).",
+                ));
+            }
+            NewObject {
+                object_type: ty,
+                secret_data_type: Some(
+                    object
+                        .child(tags::SECRET_DATA_TYPE)
+                        .and_then(Item::as_enum)
+                        .ok_or_else(|| {
+                            fail(
+                                reason::INVALID_FIELD,
+                                "Secret Data has no Secret Data Type.",
+                            )
+                        })?,
+                ),
+                server_generated: false,
+            }
+        };
+        // The object is the first bytes of a 32-byte data key, sealed with its length.
+        let material = DataKeyMaterial::from_bytes(bytes).ok_or_else(|| {
             fail(
                 reason::INVALID_FIELD,
-                "Only 256-bit AES keys are served (ekm data keys are 256-bit).",
+                "Objects of 1 to 32 bytes are served.",
             )
         })?;
-        let mut attrs = request_attributes(p, ctx.v2);
-        if let Some(l) = block
-            .child(tags::CRYPTOGRAPHIC_LENGTH)
-            .and_then(Item::as_int)
-        {
-            attrs.push(Attr {
-                name: "Cryptographic Length".into(),
-                index: None,
-                value: Value::Integer(l),
-            });
-        }
         // A Register response carries the Unique Identifier alone.
-        let uid = self.store_new(ctx, attrs, material)?;
+        let uid = self.store_new(ctx, attrs, new, material)?;
         Ok(vec![Item::text(tags::UNIQUE_IDENTIFIER, uid)])
     }
 
-    /// Stores a new key with its attributes; returns its Unique Identifier.
+    /// Stores a new object with its attributes; returns its Unique Identifier.
     fn store_new(
         &self,
         ctx: &mut Ctx,
         attrs: Vec<Attr>,
-        material: KeyMaterial,
+        new: NewObject,
+        material: DataKeyMaterial,
     ) -> Result<String, Failure> {
         let t = now();
         let mut meta = Stored::new_key(t);
+        meta.object_type = new.object_type;
+        meta.secret_data_type = new.secret_data_type;
+        meta.server_generated = new.server_generated;
+        let is_key = new.object_type == tags::OBJECT_SYMMETRIC_KEY;
         for a in attrs {
             match a.name.as_str() {
-                "Cryptographic Algorithm" => {
+                "Cryptographic Algorithm" if is_key => {
                     if a.value != Value::Enumeration(tags::ALGORITHM_AES) {
                         return Err(fail(reason::INVALID_FIELD, "Only AES keys are served."));
                     }
                 }
-                "Cryptographic Length" => {
-                    if a.value != Value::Integer(256) {
+                "Cryptographic Length" if is_key => {
+                    if aes_len_bytes(&a.value)? != material.len() {
                         return Err(fail(
                             reason::INVALID_FIELD,
-                            "Only 256-bit AES keys are served (ekm data keys are 256-bit).",
+                            "The Cryptographic Length is not the key's length.",
                         ));
                     }
                 }
                 "Object Type" => {
-                    if a.value != Value::Enumeration(tags::OBJECT_SYMMETRIC_KEY) {
+                    if a.value != Value::Enumeration(new.object_type) {
                         return Err(fail(
                             reason::INVALID_FIELD,
-                            "Only symmetric keys are served.",
+                            "The Object Type attribute is not the object's type.",
                         ));
-                    }
-                }
-                "Activation Date" => {
-                    let d = date_of(&a.value)?;
-                    meta.activation_date = Some(d);
-                    if d <= t {
-                        meta.state = state::ACTIVE;
                     }
                 }
                 "Operation Policy Name" => {}
@@ -449,14 +528,6 @@ impl Server {
     }
 
     fn get(&self, ctx: &mut Ctx, p: &Item) -> OpResult {
-        if let Some(k) = p.child(tags::KEY_FORMAT_TYPE).and_then(Item::as_enum) {
-            if k != tags::KEY_FORMAT_RAW {
-                return Err(fail(
-                    reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
-                    "Keys are served in Raw format.",
-                ));
-            }
-        }
         if p.child(tags::KEY_WRAPPING_SPECIFICATION).is_some() {
             return Err(fail(
                 reason::FEATURE_NOT_SUPPORTED,
@@ -465,19 +536,51 @@ impl Server {
         }
         let uid = self.uid(ctx, p)?;
         let f = self.find(ctx.owner, &uid)?;
+        let format = if f.meta.is_key() {
+            tags::KEY_FORMAT_RAW
+        } else {
+            tags::KEY_FORMAT_OPAQUE
+        };
+        if let Some(k) = p.child(tags::KEY_FORMAT_TYPE).and_then(Item::as_enum) {
+            if k != format {
+                return Err(fail(
+                    reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                    "Keys are served in Raw format, secret data in Opaque format.",
+                ));
+            }
+        }
         let m = self.material(&f)?;
+        if f.meta.fresh {
+            self.served(&f);
+        }
         ctx.placeholder = Some(uid.clone());
         Ok(vec![
-            Item::enumeration(tags::OBJECT_TYPE, tags::OBJECT_SYMMETRIC_KEY),
+            Item::enumeration(tags::OBJECT_TYPE, f.meta.object_type),
             Item::text(tags::UNIQUE_IDENTIFIER, uid),
-            symmetric_key(&m),
+            object_item(&f.meta, &m),
         ])
+    }
+
+    /// Records that a Fresh object was served (Fresh becomes false). Best effort: a
+    /// concurrent change of the record wins, and the next Get tries again.
+    fn served(&self, f: &Found) {
+        let mut meta = f.meta.clone();
+        meta.fresh = false;
+        let key = layout::kmip_attributes(&f.id);
+        let mut txn = Transaction::new();
+        txn.check(Check::Present(layout::data_key(&f.id)));
+        match &f.meta_bytes {
+            Some(b) => txn.check(Check::Equals(key.clone(), b.clone())),
+            None => txn.check(Check::Absent(key.clone())),
+        };
+        txn.put(key, meta.encode());
+        let _ = self.engine.store().commit(txn);
     }
 
     fn instances(&self, f: &Found) -> Result<Vec<(String, Value)>, Failure> {
         let m = self.material(f)?;
         let digest: [u8; 32] = sha2::Sha256::digest(m.expose_secret()).into();
-        Ok(f.meta.instances(&f.uid, Some(digest)))
+        Ok(f.meta.instances(&f.uid, m.len(), Some(digest)))
     }
 
     fn get_attributes(&self, ctx: &mut Ctx, p: &Item) -> OpResult {
@@ -488,27 +591,28 @@ impl Server {
             .all(tags::ATTRIBUTE_NAME)
             .filter_map(|i| i.as_text().map(str::to_owned))
             .collect();
-        wanted.extend(
-            p.all(tags::ATTRIBUTE_REFERENCE)
-                .filter_map(|i| i.as_enum())
-                .filter_map(tags::attribute_name_of_tag)
-                .map(str::to_owned),
-        );
-        let chosen: Vec<&(String, Value)> = all
-            .iter()
-            .filter(|(n, _)| wanted.is_empty() || wanted.contains(n))
-            .collect();
+        wanted.extend(p.all(tags::ATTRIBUTE_REFERENCE).filter_map(reference_name));
+        // In the order asked for (every instance of each name), else all of them.
+        let chosen: Vec<&(String, Value)> = if wanted.is_empty() {
+            all.iter().collect()
+        } else {
+            let mut seen: Vec<&str> = Vec::new();
+            let mut out = Vec::new();
+            for w in &wanted {
+                if seen.contains(&w.as_str()) {
+                    continue;
+                }
+                seen.push(w);
+                out.extend(all.iter().filter(|(n, _)| n == w));
+            }
+            out
+        };
         ctx.placeholder = Some(uid.clone());
         let mut out = vec![Item::text(tags::UNIQUE_IDENTIFIER, uid)];
         if ctx.v2 {
             let items = chosen
                 .iter()
-                .filter_map(|(n, v)| {
-                    tags::attribute_tag_of_name(n).map(|tag| Item {
-                        tag,
-                        value: v.clone(),
-                    })
-                })
+                .filter_map(|(n, v)| attribute_v2(n, v.clone()))
                 .collect();
             out.push(Item::structure(tags::ATTRIBUTES, items));
         } else {
@@ -520,7 +624,7 @@ impl Server {
     fn get_attribute_list(&self, ctx: &mut Ctx, p: &Item) -> OpResult {
         let uid = self.uid(ctx, p)?;
         let f = self.find(ctx.owner, &uid)?;
-        let all = f.meta.instances(&f.uid, Some([0; 32]));
+        let all = f.meta.instances(&f.uid, f.len, Some([0; 32]));
         let mut names: Vec<&str> = Vec::new();
         for (n, _) in &all {
             if !names.contains(&n.as_str()) {
@@ -533,6 +637,14 @@ impl Server {
             if ctx.v2 {
                 if let Some(t) = tags::attribute_tag_of_name(n) {
                     out.push(Item::enumeration(tags::ATTRIBUTE_REFERENCE, t));
+                } else if let Some((vendor, name)) = vendor_parts(n) {
+                    out.push(Item::structure(
+                        tags::ATTRIBUTE_REFERENCE,
+                        vec![
+                            Item::text(tags::VENDOR_IDENTIFICATION, vendor),
+                            Item::text(tags::ATTRIBUTE_NAME, name),
+                        ],
+                    ));
                 }
             } else {
                 out.push(Item::text(tags::ATTRIBUTE_NAME, n));
@@ -542,12 +654,12 @@ impl Server {
     }
 
     /// The owner's keys: every configuration's keys whose owner is `owner`.
-    fn keys_of(&self, owner: KeyOwner) -> Result<Vec<(DataKeyId, String)>, Failure> {
+    fn keys_of(&self, owner: KeyOwner) -> Result<Vec<(DataKeyId, String, usize)>, Failure> {
         let mut out = Vec::new();
         for c in self.engine.list_configs().map_err(engine_failure)? {
             for k in self.engine.list_data_keys(c.uuid).map_err(engine_failure)? {
                 if k.svm_uuid == owner.svm() {
-                    out.push((k.key_id, k.key_tag.as_str().to_owned()));
+                    out.push((k.key_id, k.key_tag.as_str().to_owned(), k.key_len));
                 }
             }
         }
@@ -568,7 +680,7 @@ impl Server {
             ));
         }
         let mut found = Vec::new();
-        for (id, tag) in self.keys_of(ctx.owner.ok_or_else(not_found)?)? {
+        for (id, tag, len) in self.keys_of(ctx.owner.ok_or_else(not_found)?)? {
             let meta = self
                 .engine
                 .store()
@@ -578,7 +690,7 @@ impl Server {
                 .and_then(Stored::decode)
                 .unwrap_or_else(|| Stored::default_for(&tag));
             let uid = id.to_hex();
-            let inst = meta.instances(&uid, None);
+            let inst = meta.instances(&uid, len, None);
             if filters.iter().all(|f| matches(&inst, f)) {
                 found.push((meta.initial_date.unwrap_or(0), uid));
             }
@@ -596,7 +708,10 @@ impl Server {
             ctx.placeholder = Some(first.clone());
         }
         let mut out = Vec::new();
-        if version >= (1, 3) {
+        // Located Items (1.3+) tells a client paging with Maximum / Offset Items how many
+        // match in all; an unpaged answer lists them all and omits it (as KMIP allows).
+        let paged = p.child(tags::MAXIMUM_ITEMS).is_some() || p.child(tags::OFFSET_ITEMS).is_some();
+        if version >= (1, 3) && paged {
             out.push(Item::int(
                 tags::LOCATED_ITEMS,
                 i32::try_from(total).unwrap_or(i32::MAX),
@@ -652,17 +767,9 @@ impl Server {
                 (a.name, None)
             } else {
                 // An Attribute Reference is a tag (enumeration) or a structure naming it.
-                let r = p.child(tags::ATTRIBUTE_REFERENCE);
-                let by_tag = r
-                    .and_then(Item::as_enum)
-                    .and_then(tags::attribute_name_of_tag)
-                    .map(str::to_owned);
-                let by_name = r
-                    .and_then(|r| r.child(tags::ATTRIBUTE_NAME))
-                    .and_then(Item::as_text)
-                    .map(str::to_owned);
-                let n = by_tag
-                    .or(by_name)
+                let n = p
+                    .child(tags::ATTRIBUTE_REFERENCE)
+                    .and_then(reference_name)
                     .ok_or_else(|| fail(reason::INVALID_FIELD, "No attribute to delete."))?;
                 (n, None)
             }
@@ -683,7 +790,7 @@ impl Server {
         };
         let v2 = ctx.v2;
         self.update(ctx, p, |f| {
-            let before = f.meta.instances(&f.uid, None);
+            let before = f.meta.instances(&f.uid, f.len, None);
             let idx = index.unwrap_or(0);
             let old = before
                 .iter()
@@ -843,6 +950,10 @@ fn query(p: &Item) -> Vec<Item> {
             tags::OBJECT_TYPE,
             tags::OBJECT_SYMMETRIC_KEY,
         ));
+        out.push(Item::enumeration(
+            tags::OBJECT_TYPE,
+            tags::OBJECT_SECRET_DATA,
+        ));
     }
     if functions.contains(&tags::query::SERVER_INFORMATION) {
         out.push(Item::text(tags::VENDOR_IDENTIFICATION, "ekm"));
@@ -851,33 +962,113 @@ fn query(p: &Item) -> Vec<Item> {
     out
 }
 
-fn object_type_is_symmetric(p: &Item) -> Result<(), Failure> {
-    match p.child(tags::OBJECT_TYPE).and_then(Item::as_enum) {
-        Some(tags::OBJECT_SYMMETRIC_KEY) => Ok(()),
-        Some(_) => Err(fail(
+/// The Object Type of a Create or Register request.
+fn object_type(p: &Item) -> Result<u32, Failure> {
+    p.child(tags::OBJECT_TYPE)
+        .and_then(Item::as_enum)
+        .ok_or_else(|| fail(reason::INVALID_MESSAGE, "No Object Type."))
+}
+
+/// The byte length of an AES key of the Cryptographic Length `v` (bits).
+fn aes_len_bytes(v: &Value) -> Result<usize, Failure> {
+    match v {
+        Value::Integer(128) => Ok(16),
+        Value::Integer(192) => Ok(24),
+        Value::Integer(256) => Ok(32),
+        _ => Err(fail(
             reason::INVALID_FIELD,
-            "Only symmetric keys are served.",
+            "AES keys are 128, 192 or 256 bits long.",
         )),
-        None => Err(fail(reason::INVALID_MESSAGE, "No Object Type.")),
     }
 }
 
-fn symmetric_key(m: &KeyMaterial) -> Item {
-    Item::structure(
-        tags::SYMMETRIC_KEY,
-        vec![Item::structure(
-            tags::KEY_BLOCK,
+/// The managed object of a Get answer: a Symmetric Key (Raw) or Secret Data (Opaque) of the
+/// bytes its data key is served as.
+fn object_item(meta: &Stored, m: &DataKeyMaterial) -> Item {
+    let bytes = m.expose_secret().to_vec();
+    if meta.is_key() {
+        Item::structure(
+            tags::SYMMETRIC_KEY,
+            vec![Item::structure(
+                tags::KEY_BLOCK,
+                vec![
+                    Item::enumeration(tags::KEY_FORMAT_TYPE, tags::KEY_FORMAT_RAW),
+                    Item::structure(
+                        tags::KEY_VALUE,
+                        vec![Item::bytes(tags::KEY_MATERIAL, bytes)],
+                    ),
+                    Item::enumeration(tags::CRYPTOGRAPHIC_ALGORITHM, tags::ALGORITHM_AES),
+                    Item::int(
+                        tags::CRYPTOGRAPHIC_LENGTH,
+                        i32::try_from(m.len() * 8).unwrap_or(256),
+                    ),
+                ],
+            )],
+        )
+    } else {
+        Item::structure(
+            tags::SECRET_DATA,
             vec![
-                Item::enumeration(tags::KEY_FORMAT_TYPE, tags::KEY_FORMAT_RAW),
-                Item::structure(
-                    tags::KEY_VALUE,
-                    vec![Item::bytes(tags::KEY_MATERIAL, m.expose_secret().to_vec())],
+                Item::enumeration(
+                    tags::SECRET_DATA_TYPE,
+                    meta.secret_data_type.unwrap_or(tags::SECRET_PASSWORD),
                 ),
-                Item::enumeration(tags::CRYPTOGRAPHIC_ALGORITHM, tags::ALGORITHM_AES),
-                Item::int(tags::CRYPTOGRAPHIC_LENGTH, 256),
+                Item::structure(
+                    tags::KEY_BLOCK,
+                    vec![
+                        Item::enumeration(tags::KEY_FORMAT_TYPE, tags::KEY_FORMAT_OPAQUE),
+                        Item::structure(
+                            tags::KEY_VALUE,
+                            vec![Item::bytes(tags::KEY_MATERIAL, bytes)],
+                        ),
+                    ],
+                ),
             ],
-        )],
-    )
+        )
+    }
+}
+
+/// A custom attribute's KMIP 2.0 form: `x-name` is Vendor Identification `x`, Attribute
+/// Name `name` (KMIP 2.0 reserves the vendors `x` and `y` for 1.x custom attributes).
+fn vendor_parts(name: &str) -> Option<(&str, &str)> {
+    if attrs::is_custom(name) {
+        name.split_once('-')
+    } else {
+        None
+    }
+}
+
+/// An attribute instance as a KMIP 2.0 Attributes child (`None`: not expressible).
+fn attribute_v2(name: &str, value: Value) -> Option<Item> {
+    if let Some(tag) = tags::attribute_tag_of_name(name) {
+        return Some(Item { tag, value });
+    }
+    let (vendor, n) = vendor_parts(name)?;
+    Some(Item::structure(
+        tags::VENDOR_ATTRIBUTE,
+        vec![
+            Item::text(tags::VENDOR_IDENTIFICATION, vendor),
+            Item::text(tags::ATTRIBUTE_NAME, n),
+            Item {
+                tag: tags::ATTRIBUTE_VALUE,
+                value,
+            },
+        ],
+    ))
+}
+
+/// The attribute name a KMIP 2.0 Attribute Reference names: a tag (enumeration) or a
+/// structure of Vendor Identification and Attribute Name.
+fn reference_name(r: &Item) -> Option<String> {
+    if let Some(t) = r.as_enum() {
+        return tags::attribute_name_of_tag(t).map(str::to_owned);
+    }
+    let n = r.child(tags::ATTRIBUTE_NAME)?.as_text()?;
+    match r.child(tags::VENDOR_IDENTIFICATION).and_then(Item::as_text) {
+        Some(v @ ("x" | "y")) => Some(format!("{v}-{n}")),
+        Some("") | None => Some(n.to_owned()),
+        Some(_) => None,
+    }
 }
 
 fn attr_of_v1(a: &Item) -> Option<Attr> {
@@ -889,6 +1080,19 @@ fn attr_of_v1(a: &Item) -> Option<Attr> {
 }
 
 fn attr_of_v2(i: &Item) -> Attr {
+    if i.tag == tags::VENDOR_ATTRIBUTE {
+        let vendor = i.child(tags::VENDOR_IDENTIFICATION).and_then(Item::as_text);
+        let name = i.child(tags::ATTRIBUTE_NAME).and_then(Item::as_text);
+        if let (Some(v @ ("x" | "y")), Some(n)) = (vendor, name) {
+            return Attr {
+                name: format!("{v}-{n}"),
+                index: None,
+                value: i
+                    .child(tags::ATTRIBUTE_VALUE)
+                    .map_or(Value::Structure(Vec::new()), |a| a.value.clone()),
+            };
+        }
+    }
     Attr {
         name: tags::attribute_name_of_tag(i.tag)
             .map(str::to_owned)
@@ -952,15 +1156,43 @@ fn name_text(v: &Value) -> Result<String, Failure> {
         .ok_or_else(|| fail(reason::INVALID_FIELD, "Name has no Name Value."))
 }
 
+/// Refuses a change that KMIP allows only before activation.
+fn pre_active_only(meta: &Stored) -> Result<(), Failure> {
+    if meta.state == state::PRE_ACTIVE {
+        Ok(())
+    } else {
+        Err(fail(
+            reason::PERMISSION_DENIED,
+            "The Activation Date can only be changed while the object is Pre-Active.",
+        ))
+    }
+}
+
 /// Adds one instance of a client-settable attribute.
 fn set_attribute_value(meta: &mut Stored, a: &Attr, adding: bool) -> Result<(), Failure> {
     let _ = adding;
     match a.name.as_str() {
+        "Activation Date" => {
+            // Client-modifiable only while Pre-Active (KMIP 1.4 §3.24); a date not in the
+            // future activates the object.
+            pre_active_only(meta)?;
+            let d = date_of(&a.value)?;
+            meta.activation_date = Some(d);
+            if d <= now() {
+                meta.state = state::ACTIVE;
+            }
+        }
         "Name" => {
             let n = name_text(&a.value)?;
             KeyTag::parse(&n)
                 .map_err(|_| fail(reason::INVALID_FIELD, "The Name is not a valid key tag."))?;
             meta.names.push(n);
+        }
+        "Object Group" => {
+            let Value::TextString(g) = &a.value else {
+                return Err(fail(reason::INVALID_FIELD, "Object Group is text."));
+            };
+            meta.object_groups.push(g.clone());
         }
         "Contact Information" => {
             if meta.contact.is_some() {
@@ -1014,6 +1246,10 @@ fn remove_attribute(meta: &mut Stored, name: &str, index: Option<i32>) -> Result
         }
     };
     match name {
+        "Activation Date" => {
+            pre_active_only(meta)?;
+            meta.activation_date.take().ok_or_else(missing)?;
+        }
         "Name" => {
             if meta.names.is_empty() {
                 return Err(missing());
@@ -1023,6 +1259,17 @@ fn remove_attribute(meta: &mut Stored, name: &str, index: Option<i32>) -> Result
                     meta.names.remove(i);
                 }
                 None => meta.names.clear(),
+            }
+        }
+        "Object Group" => {
+            if meta.object_groups.is_empty() {
+                return Err(missing());
+            }
+            match pick(meta.object_groups.len())? {
+                Some(i) => {
+                    meta.object_groups.remove(i);
+                }
+                None => meta.object_groups.clear(),
             }
         }
         "Contact Information" => {
@@ -1100,7 +1347,7 @@ fn echo(f: &Found, a: &Attr, v2: bool) -> Vec<Item> {
     if !v2 {
         let count = f
             .meta
-            .instances(&f.uid, None)
+            .instances(&f.uid, f.len, None)
             .iter()
             .filter(|(n, _)| *n == a.name)
             .count();

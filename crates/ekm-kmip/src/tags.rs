@@ -10,6 +10,7 @@ pub const ATTRIBUTE_VALUE: u32 = 0x42000B;
 pub const BATCH_COUNT: u32 = 0x42000D;
 pub const BATCH_ERROR_CONTINUATION_OPTION: u32 = 0x42000E;
 pub const BATCH_ITEM: u32 = 0x42000F;
+pub const BATCH_ORDER_OPTION: u32 = 0x420010;
 pub const COMPROMISE_DATE: u32 = 0x420020;
 pub const COMPROMISE_OCCURRENCE_DATE: u32 = 0x420021;
 pub const CONTACT_INFORMATION: u32 = 0x420022;
@@ -32,6 +33,7 @@ pub const MAXIMUM_ITEMS: u32 = 0x42004F;
 pub const NAME: u32 = 0x420053;
 pub const NAME_TYPE: u32 = 0x420054;
 pub const NAME_VALUE: u32 = 0x420055;
+pub const OBJECT_GROUP: u32 = 0x420056;
 pub const OBJECT_TYPE: u32 = 0x420057;
 pub const OPERATION: u32 = 0x42005C;
 pub const PROTOCOL_VERSION: u32 = 0x420069;
@@ -50,6 +52,8 @@ pub const RESULT_STATUS: u32 = 0x42007F;
 pub const REVOCATION_MESSAGE: u32 = 0x420080;
 pub const REVOCATION_REASON: u32 = 0x420081;
 pub const REVOCATION_REASON_CODE: u32 = 0x420082;
+pub const SECRET_DATA: u32 = 0x420085;
+pub const SECRET_DATA_TYPE: u32 = 0x420086;
 pub const SERVER_INFORMATION: u32 = 0x420088;
 pub const STATE: u32 = 0x42008D;
 pub const SYMMETRIC_KEY: u32 = 0x42008F;
@@ -57,10 +61,19 @@ pub const TEMPLATE_ATTRIBUTE: u32 = 0x420091;
 pub const TIME_STAMP: u32 = 0x420092;
 pub const UNIQUE_BATCH_ITEM_ID: u32 = 0x420093;
 pub const UNIQUE_IDENTIFIER: u32 = 0x420094;
+pub const VENDOR_ATTRIBUTE: u32 = 0x42009C;
 pub const VENDOR_IDENTIFICATION: u32 = 0x42009D;
+pub const FRESH: u32 = 0x4200A8;
 pub const OFFSET_ITEMS: u32 = 0x4200D4;
 pub const LOCATED_ITEMS: u32 = 0x4200D5;
 pub const ORIGINAL_CREATION_DATE: u32 = 0x4200BC;
+pub const RNG_PARAMETERS: u32 = 0x4200D9;
+pub const RNG_ALGORITHM: u32 = 0x4200DA;
+pub const RANDOM_NUMBER_GENERATOR: u32 = 0x4200DE;
+pub const SENSITIVE: u32 = 0x420120;
+pub const ALWAYS_SENSITIVE: u32 = 0x420121;
+pub const EXTRACTABLE: u32 = 0x420122;
+pub const NEVER_EXTRACTABLE: u32 = 0x420123;
 pub const ATTRIBUTES: u32 = 0x420125;
 pub const ATTRIBUTE_REFERENCE: u32 = 0x42013B;
 pub const CURRENT_ATTRIBUTE: u32 = 0x42013C;
@@ -105,18 +118,26 @@ pub mod reason {
     pub const GENERAL_FAILURE: u32 = 0x100;
 }
 
-/// Object Type.
+/// Object Type Symmetric Key.
 pub const OBJECT_SYMMETRIC_KEY: u32 = 0x02;
+/// Object Type Secret Data.
+pub const OBJECT_SECRET_DATA: u32 = 0x07;
 /// Cryptographic Algorithm AES.
 pub const ALGORITHM_AES: u32 = 0x03;
 /// Key Format Type Raw.
 pub const KEY_FORMAT_RAW: u32 = 0x01;
+/// Key Format Type Opaque (Secret Data).
+pub const KEY_FORMAT_OPAQUE: u32 = 0x02;
 /// Key Format Type Transparent Symmetric Key.
 pub const KEY_FORMAT_TRANSPARENT_SYMMETRIC: u32 = 0x07;
 /// Hashing Algorithm SHA-256.
 pub const HASH_SHA256: u32 = 0x06;
 /// Name Type Uninterpreted Text String.
 pub const NAME_TYPE_TEXT: u32 = 0x01;
+/// Secret Data Type Password.
+pub const SECRET_PASSWORD: u32 = 0x01;
+/// RNG Algorithm Unspecified.
+pub const RNG_UNSPECIFIED: u32 = 0x01;
 /// Revocation Reason Code Key Compromise.
 pub const REVOKE_KEY_COMPROMISE: u32 = 0x02;
 
@@ -139,6 +160,7 @@ pub mod query {
 pub const ATTRIBUTE_TAGS: &[(&str, u32)] = &[
     ("Unique Identifier", UNIQUE_IDENTIFIER),
     ("Name", NAME),
+    ("Object Group", OBJECT_GROUP),
     ("Object Type", OBJECT_TYPE),
     ("Cryptographic Algorithm", CRYPTOGRAPHIC_ALGORITHM),
     ("Cryptographic Length", CRYPTOGRAPHIC_LENGTH),
@@ -154,6 +176,12 @@ pub const ATTRIBUTE_TAGS: &[(&str, u32)] = &[
     ("Last Change Date", LAST_CHANGE_DATE),
     ("Original Creation Date", ORIGINAL_CREATION_DATE),
     ("Contact Information", CONTACT_INFORMATION),
+    ("Fresh", FRESH),
+    ("Random Number Generator", RANDOM_NUMBER_GENERATOR),
+    ("Sensitive", SENSITIVE),
+    ("Always Sensitive", ALWAYS_SENSITIVE),
+    ("Extractable", EXTRACTABLE),
+    ("Never Extractable", NEVER_EXTRACTABLE),
 ];
 
 /// The name of a standard attribute's 2.0 tag.

@@ -254,9 +254,11 @@ fn locate_by_custom_attribute_with_maximum_and_offset_items() {
             .collect();
         (located, uids)
     };
+    // Unpaged: every match, without Located Items; paged: Located Items counts them all.
     let (n, all) = locate(None, None);
-    assert_eq!((n, all.len()), (Some(2), 2));
-    let (_, first) = locate(Some(1), None);
+    assert_eq!((n, all.len()), (None, 2));
+    let (n, first) = locate(Some(1), None);
+    assert_eq!(n, Some(2));
     let (_, second) = locate(Some(1), Some(1));
     assert_eq!(first.len(), 1);
     assert_eq!(second.len(), 1);
@@ -333,7 +335,7 @@ fn the_state_machine_and_owner_isolation_hold() {
 }
 
 #[test]
-fn register_imports_the_client_key_and_only_aes_256_is_served() {
+fn register_and_create_serve_aes_128_192_and_256_wrapped_as_data_keys() {
     let lab = lab();
     let material = [7u8; 32];
     let key = |m: &[u8]| {
@@ -386,7 +388,49 @@ fn register_imports_the_client_key_and_only_aes_256_is_served() {
         lab.engine.data_key_info(&id).unwrap().key_tag,
         KeyTag::parse("imported").unwrap()
     );
-    assert_eq!(reg(&[7u8; 16])[0].1, Some(reason::INVALID_FIELD));
+    // A 128- or 192-bit key is the first bytes of a 32-byte data key (wrapped under the
+    // KEK like any): Get serves exactly the registered bytes and length, Digest is theirs.
+    for len in [16usize, 24] {
+        let m: Vec<u8> = (0..len as u8).collect();
+        let r = reg(&m);
+        assert_eq!(r[0].0, 0, "{r:?}");
+        let uid = uid_of(&r[0].2);
+        let id = DataKeyId::parse(&uid).unwrap();
+        assert_eq!(
+            &lab.engine.read_data_key(&id).unwrap().expose_secret()[..len],
+            &m[..]
+        );
+        let (block, digest) = get_block_and_digest(&lab, &uid);
+        assert_eq!(block_material(&block), m);
+        assert_eq!(
+            block.child(t::CRYPTOGRAPHIC_LENGTH).and_then(Item::as_int),
+            Some(len as i32 * 8)
+        );
+        assert_eq!(digest, sha256(&m));
+    }
+    assert_eq!(reg(&[7u8; 20])[0].1, Some(reason::INVALID_FIELD));
+    // Create makes keys of each AES length; any other length is refused.
+    for bits in [128, 192, 256] {
+        let r = results(&lab.server.handle(
+            Some(KeyOwner::Cluster),
+            &request(
+                (1, 4),
+                vec![(
+                    op::CREATE,
+                    vec![
+                        Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
+                        Item::structure(
+                            t::TEMPLATE_ATTRIBUTE,
+                            vec![attribute("Cryptographic Length", Value::Integer(bits))],
+                        ),
+                    ],
+                )],
+            ),
+        ));
+        assert_eq!(r[0].0, 0, "{bits}: {r:?}");
+        let (block, _) = get_block_and_digest(&lab, &uid_of(&r[0].2));
+        assert_eq!(block_material(&block).len() * 8, bits as usize);
+    }
     let r = results(&lab.server.handle(
         Some(KeyOwner::Cluster),
         &request(
@@ -397,13 +441,438 @@ fn register_imports_the_client_key_and_only_aes_256_is_served() {
                     Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
                     Item::structure(
                         t::TEMPLATE_ATTRIBUTE,
-                        vec![attribute("Cryptographic Length", Value::Integer(128))],
+                        vec![attribute("Cryptographic Length", Value::Integer(64))],
                     ),
                 ],
             )],
         ),
     ));
     assert_eq!(r[0].1, Some(reason::INVALID_FIELD));
+}
+
+/// The Key Block served by Get for `uid` (cluster scope) and the Digest Get Attributes
+/// reports for it.
+fn get_block_and_digest(lab: &Lab, uid: &str) -> (Item, Vec<u8>) {
+    let r = results(&lab.server.handle(
+        Some(KeyOwner::Cluster),
+        &request(
+            (1, 4),
+            vec![
+                (op::GET, vec![Item::text(t::UNIQUE_IDENTIFIER, uid)]),
+                (
+                    op::GET_ATTRIBUTES,
+                    vec![
+                        Item::text(t::UNIQUE_IDENTIFIER, uid),
+                        Item::text(t::ATTRIBUTE_NAME, "Digest"),
+                    ],
+                ),
+            ],
+        ),
+    ));
+    let block = r[0]
+        .2
+        .child(t::SYMMETRIC_KEY)
+        .and_then(|k| k.child(t::KEY_BLOCK))
+        .cloned()
+        .unwrap();
+    let digest = r[1]
+        .2
+        .child(t::ATTRIBUTE)
+        .and_then(|a| a.child(t::ATTRIBUTE_VALUE))
+        .and_then(|v| v.child(t::DIGEST_VALUE))
+        .and_then(Item::as_bytes)
+        .unwrap()
+        .to_vec();
+    (block, digest)
+}
+
+fn block_material(block: &Item) -> Vec<u8> {
+    block
+        .child(t::KEY_VALUE)
+        .and_then(|v| v.child(t::KEY_MATERIAL))
+        .and_then(Item::as_bytes)
+        .unwrap()
+        .to_vec()
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).to_vec()
+}
+
+/// (name, value) of every Attribute of a 1.x Get Attributes answer, in its order.
+fn attributes_of(payload: &Item) -> Vec<(String, Value)> {
+    payload
+        .all(t::ATTRIBUTE)
+        .map(|a| {
+            (
+                a.child(t::ATTRIBUTE_NAME)
+                    .and_then(Item::as_text)
+                    .unwrap()
+                    .to_owned(),
+                a.child(t::ATTRIBUTE_VALUE).unwrap().value.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn secret_data_is_registered_located_by_group_and_served_as_its_bytes() {
+    let lab = lab();
+    let password = b"********".to_vec();
+    let register = vec![
+        Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SECRET_DATA),
+        Item::structure(
+            t::TEMPLATE_ATTRIBUTE,
+            vec![
+                attribute("Object Group", Value::TextString("drives".into())),
+                attribute("x-drive", Value::TextString("sed-7".into())),
+                attribute("Name", name("sed-7-auth")),
+            ],
+        ),
+        Item::structure(
+            t::SECRET_DATA,
+            vec![
+                Item::enumeration(t::SECRET_DATA_TYPE, t::SECRET_PASSWORD),
+                Item::structure(
+                    t::KEY_BLOCK,
+                    vec![
+                        Item::enumeration(t::KEY_FORMAT_TYPE, t::KEY_FORMAT_OPAQUE),
+                        Item::structure(
+                            t::KEY_VALUE,
+                            vec![Item::bytes(t::KEY_MATERIAL, password.clone())],
+                        ),
+                    ],
+                ),
+            ],
+        ),
+    ];
+    let locate = vec![
+        attribute("Object Group", Value::TextString("drives".into())),
+        attribute("Object Type", Value::Enumeration(t::OBJECT_SECRET_DATA)),
+    ];
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (op::REGISTER, register),
+                (op::LOCATE, locate),
+                (op::GET, vec![]),
+                (
+                    op::GET_ATTRIBUTES,
+                    vec![Item::text(t::ATTRIBUTE_NAME, "x-drive")],
+                ),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    assert_eq!(uid_of(&r[1].2), uid);
+    let data = r[2].2.child(t::SECRET_DATA).unwrap();
+    assert_eq!(
+        data.child(t::SECRET_DATA_TYPE).and_then(Item::as_enum),
+        Some(t::SECRET_PASSWORD)
+    );
+    assert_eq!(block_material(data.child(t::KEY_BLOCK).unwrap()), password);
+    assert_eq!(
+        attributes_of(&r[3].2),
+        [("x-drive".to_owned(), Value::TextString("sed-7".into()))]
+    );
+    // The engine serves (as the socket does) the 8 bytes, not the 32-byte data key; the
+    // length is in the data key's record.
+    let id = DataKeyId::parse(&uid).unwrap();
+    assert_eq!(
+        lab.engine.read_served_key(&id).unwrap().expose_secret(),
+        password.as_slice()
+    );
+    assert_eq!(lab.engine.data_key_info(&id).unwrap().key_len, 8);
+}
+
+#[test]
+fn get_attributes_answers_in_the_order_asked_and_fresh_ends_with_the_first_get() {
+    let lab = lab();
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (op::CREATE, create_payload(vec![])),
+                (
+                    op::GET_ATTRIBUTES,
+                    ["State", "Activation Date", "Fresh", "Unique Identifier"]
+                        .iter()
+                        .map(|n| Item::text(t::ATTRIBUTE_NAME, *n))
+                        .collect(),
+                ),
+                (op::GET, vec![]),
+                (op::GET_ATTRIBUTES, vec![Item::text(t::ATTRIBUTE_NAME, "Fresh")]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    // Asked order; the Pre-Active key has no Activation Date, so none is answered.
+    assert_eq!(
+        attributes_of(&r[1].2),
+        [
+            ("State".to_owned(), Value::Enumeration(t::state::PRE_ACTIVE)),
+            ("Fresh".to_owned(), Value::Boolean(true)),
+            ("Unique Identifier".to_owned(), Value::TextString(uid)),
+        ]
+    );
+    assert_eq!(
+        attributes_of(&r[3].2),
+        [("Fresh".to_owned(), Value::Boolean(false))]
+    );
+}
+
+#[test]
+fn custom_attributes_over_kmip_2_0_are_vendor_attributes() {
+    let lab = lab();
+    let vendor = |n: &str, v: &str| {
+        Item::structure(
+            t::VENDOR_ATTRIBUTE,
+            vec![
+                Item::text(t::VENDOR_IDENTIFICATION, "x"),
+                Item::text(t::ATTRIBUTE_NAME, n),
+                Item::text(t::ATTRIBUTE_VALUE, v),
+            ],
+        )
+    };
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (2, 0),
+            vec![
+                (
+                    op::CREATE,
+                    vec![
+                        Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
+                        Item::structure(t::ATTRIBUTES, vec![vendor("tier", "gold")]),
+                    ],
+                ),
+                (
+                    op::ADD_ATTRIBUTE,
+                    vec![Item::structure(t::NEW_ATTRIBUTE, vec![vendor("site", "b")])],
+                ),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    // The same attribute is x-tier over 1.4 ...
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![(
+                op::GET_ATTRIBUTES,
+                vec![
+                    Item::text(t::UNIQUE_IDENTIFIER, uid.clone()),
+                    Item::text(t::ATTRIBUTE_NAME, "x-tier"),
+                    Item::text(t::ATTRIBUTE_NAME, "x-site"),
+                ],
+            )],
+        ),
+    ));
+    assert_eq!(
+        attributes_of(&r[0].2),
+        [
+            ("x-tier".to_owned(), Value::TextString("gold".into())),
+            ("x-site".to_owned(), Value::TextString("b".into())),
+        ]
+    );
+    // ... and over 2.0 Locate finds it by its Vendor Attribute, Get Attributes answers one,
+    // and Get Attribute List names it by an Attribute Reference structure.
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (2, 0),
+            vec![
+                (
+                    op::LOCATE,
+                    vec![Item::structure(t::ATTRIBUTES, vec![vendor("tier", "gold")])],
+                ),
+                (
+                    op::GET_ATTRIBUTES,
+                    vec![Item::structure(
+                        t::ATTRIBUTE_REFERENCE,
+                        vec![
+                            Item::text(t::VENDOR_IDENTIFICATION, "x"),
+                            Item::text(t::ATTRIBUTE_NAME, "tier"),
+                        ],
+                    )],
+                ),
+                (op::GET_ATTRIBUTE_LIST, vec![]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    assert_eq!(uid_of(&r[0].2), uid);
+    assert_eq!(
+        r[1].2.child(t::ATTRIBUTES).unwrap().children(),
+        [vendor("tier", "gold")]
+    );
+    let refs: Vec<&Item> = r[2].2.all(t::ATTRIBUTE_REFERENCE).collect();
+    // Delete Attribute by that reference removes x-site.
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (2, 0),
+            vec![
+                (
+                    op::DELETE_ATTRIBUTE,
+                    vec![
+                        Item::text(t::UNIQUE_IDENTIFIER, uid.clone()),
+                        Item::structure(
+                            t::ATTRIBUTE_REFERENCE,
+                            vec![
+                                Item::text(t::VENDOR_IDENTIFICATION, "x"),
+                                Item::text(t::ATTRIBUTE_NAME, "site"),
+                            ],
+                        ),
+                    ],
+                ),
+                (op::GET_ATTRIBUTE_LIST, vec![]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let after = r[1].2.all(t::ATTRIBUTE_REFERENCE).count();
+    assert_eq!(after, refs.len() - 1);
+    assert!(
+        refs.iter()
+            .any(|i| i.child(t::ATTRIBUTE_NAME).and_then(Item::as_text) == Some("site"))
+    );
+}
+
+#[test]
+fn a_key_created_over_rest_reads_over_kmip_with_defaults() {
+    let lab = lab();
+    let id = lab
+        .engine
+        .create_data_key(lab.vs0, KeyTag::parse("vol-rest").unwrap())
+        .unwrap();
+    let uid = id.to_hex();
+    assert!(
+        lab.engine
+            .store()
+            .get(&layout::kmip_attributes(&id))
+            .unwrap()
+            .is_none()
+    );
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (
+                    op::LOCATE,
+                    vec![attribute("Name", name("vol-rest"))],
+                ),
+                (
+                    op::GET_ATTRIBUTES,
+                    [
+                        "State",
+                        "Name",
+                        "Cryptographic Algorithm",
+                        "Cryptographic Length",
+                        "Object Type",
+                    ]
+                    .iter()
+                    .map(|n| Item::text(t::ATTRIBUTE_NAME, *n))
+                    .collect(),
+                ),
+                (op::GET, vec![]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    assert_eq!(uid_of(&r[0].2), uid);
+    assert_eq!(
+        attributes_of(&r[1].2),
+        [
+            ("State".to_owned(), Value::Enumeration(t::state::ACTIVE)),
+            ("Name".to_owned(), name("vol-rest")),
+            (
+                "Cryptographic Algorithm".to_owned(),
+                Value::Enumeration(t::ALGORITHM_AES)
+            ),
+            ("Cryptographic Length".to_owned(), Value::Integer(256)),
+            (
+                "Object Type".to_owned(),
+                Value::Enumeration(t::OBJECT_SYMMETRIC_KEY)
+            ),
+        ]
+    );
+    let block = r[2]
+        .2
+        .child(t::SYMMETRIC_KEY)
+        .unwrap()
+        .child(t::KEY_BLOCK)
+        .unwrap();
+    assert_eq!(
+        block_material(block),
+        lab.engine.read_data_key(&id).unwrap().expose_secret()
+    );
+}
+
+#[test]
+fn the_activation_date_is_changed_only_while_pre_active() {
+    let lab = lab();
+    let date = |d: i64| attribute("Activation Date", Value::DateTime(d));
+    let state_of = |uid: &str| {
+        let r = results(&lab.server.handle(
+            Some(lab.vs0),
+            &request(
+                (1, 4),
+                vec![(
+                    op::GET_ATTRIBUTES,
+                    vec![
+                        Item::text(t::UNIQUE_IDENTIFIER, uid),
+                        Item::text(t::ATTRIBUTE_NAME, "State"),
+                    ],
+                )],
+            ),
+        ));
+        attributes_of(&r[0].2)[0].1.clone()
+    };
+    let in_a_day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 86_400;
+    // A future date keeps the key Pre-Active; modified to a past one, the key is Active.
+    let r = results(&lab.server.handle(
+        Some(lab.vs0),
+        &request(
+            (1, 4),
+            vec![
+                (op::CREATE, create_payload(vec![])),
+                (op::ADD_ATTRIBUTE, vec![date(in_a_day)]),
+            ],
+        ),
+    ));
+    assert!(r.iter().all(|(s, _, _)| *s == 0), "{r:?}");
+    let uid = uid_of(&r[0].2);
+    assert_eq!(state_of(&uid), Value::Enumeration(t::state::PRE_ACTIVE));
+    let modify = |d: i64| {
+        results(&lab.server.handle(
+            Some(lab.vs0),
+            &request(
+                (1, 4),
+                vec![(
+                    op::MODIFY_ATTRIBUTE,
+                    vec![Item::text(t::UNIQUE_IDENTIFIER, uid.clone()), date(d)],
+                )],
+            ),
+        ))
+    };
+    assert_eq!(modify(1_000)[0].0, t::status::SUCCESS);
+    assert_eq!(state_of(&uid), Value::Enumeration(t::state::ACTIVE));
+    // Once Active it is fixed (the OASIS case SKLC-M-3-14).
+    assert_eq!(modify(2_000)[0].1, Some(reason::PERMISSION_DENIED));
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The data path: key material only over a unix socket (`DATA_DIR/ekmd.sock`, mode 0600),
 //! `GET /keys/{key_id}` → `{"key_id": "...", "key": "<base64>"}` from this node's key table.
-//! No TCP, no authentication beyond the socket's file permissions.
+//! No TCP, no authentication beyond the socket's file permissions. A key registered or created
+//! over KMIP with fewer than 32 bytes (AES-128/192, Secret Data) is served as those bytes: its
+//! length is in its data key record, so the key table knows it and a read never needs the
+//! store once the key is in the table.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -28,7 +31,9 @@ async fn read_key(
     let engine = s.engine.clone();
     let started = std::time::Instant::now();
     let key = blocking(move || {
-        let m = engine.read_data_key(&id)?;
+        // From the node's key table (no store access on a hit); a KMIP object shorter than
+        // 32 bytes comes as its bytes, the length being part of the data key (issue 13).
+        let m = engine.read_served_key(&id)?;
         Ok(base64::engine::general_purpose::STANDARD.encode(m.expose_secret()))
     })
     .await;

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy::{self, open_data_key, seal_data_key};
 use crate::ids::{DataKeyId, KeyTag};
 use crate::layout;
-use crate::secret::KeyMaterial;
+use crate::secret::{DataKeyMaterial, KeyMaterial};
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
 
@@ -46,6 +46,9 @@ pub struct DataKeyInfo {
     pub config_uuid: Uuid,
     /// The KEK generation that wraps it.
     pub kek_generation: u32,
+    /// How many bytes the key is as served: 32, or 1 to 31 for a key registered shorter
+    /// (a KMIP AES-128/192 key, Secret Data).
+    pub key_len: usize,
 }
 
 impl DataKeyInfo {
@@ -56,6 +59,7 @@ impl DataKeyInfo {
             svm_uuid: r.owner.svm(),
             config_uuid: r.config,
             kek_generation: r.generation,
+            key_len: usize::from(r.key_len),
         }
     }
 }
@@ -260,9 +264,14 @@ impl Engine {
                 )));
             }
         }
-        let materials: Vec<(DataKeyId, KeyMaterial)> = tags
+        let materials: Vec<(DataKeyId, DataKeyMaterial)> = tags
             .iter()
-            .map(|_| (DataKeyId::random(), KeyMaterial::random()))
+            .map(|_| {
+                (
+                    DataKeyId::random(),
+                    DataKeyMaterial::full(KeyMaterial::random()),
+                )
+            })
             .collect();
         self.insert_data_keys(owner, tags, materials, None)
     }
@@ -284,17 +293,20 @@ impl Engine {
         key_tag: KeyTag,
         material: KeyMaterial,
     ) -> Result<DataKeyId> {
+        let material = DataKeyMaterial::full(material);
         self.import_data_key_with_attributes(owner, key_tag, material, None)
     }
 
-    /// As [`Engine::import_data_key`], and writes `attributes` (the KMIP attributes and state
-    /// of the key, opaque to the engine) as `m/<key id>` in the same transaction. The record
-    /// is removed with the key ([`Engine::delete_data_key`]).
+    /// As [`Engine::import_data_key`] for a key of 1 to 32 bytes (a shorter one is sealed with
+    /// its length, and served as those bytes by [`Engine::read_served_key`]), and writes
+    /// `attributes` (the KMIP attributes and state of the key, opaque to the engine) as
+    /// `m/<key id>` in the same transaction. The record is removed with the key
+    /// ([`Engine::delete_data_key`]).
     pub fn import_data_key_with_attributes(
         &self,
         owner: KeyOwner,
         key_tag: KeyTag,
-        material: KeyMaterial,
+        material: DataKeyMaterial,
         attributes: Option<Vec<u8>>,
     ) -> Result<DataKeyId> {
         let id = DataKeyId::random();
@@ -308,7 +320,7 @@ impl Engine {
         &self,
         owner: KeyOwner,
         tags: Vec<KeyTag>,
-        materials: Vec<(DataKeyId, KeyMaterial)>,
+        materials: Vec<(DataKeyId, DataKeyMaterial)>,
         attributes: Option<Vec<u8>>,
     ) -> Result<Vec<DataKeyId>> {
         let _gate = self.gate.read();
@@ -381,17 +393,28 @@ impl Engine {
             .with_detail("The key hierarchy kept changing during the create; retry."))
     }
 
-    /// Reads a data key's material on this process's local node.
+    /// Reads a data key's 32 bytes on this process's local node. Of a key registered shorter
+    /// than 32 bytes they include its filler: whoever serves keys to their owners reads
+    /// [`Engine::read_served_key`].
     pub fn read_data_key(&self, id: &DataKeyId) -> Result<KeyMaterial> {
+        self.read_on(self.local, id)
+            .map(DataKeyMaterial::into_material)
+    }
+
+    /// Reads a data key's 32 bytes from the key table of managed node `node`.
+    pub fn read_data_key_on(&self, node: Uuid, id: &DataKeyId) -> Result<KeyMaterial> {
+        self.read_on(self.node_index(node)?, id)
+            .map(DataKeyMaterial::into_material)
+    }
+
+    /// Reads a data key as its owner is served it, on this process's local node: its bytes
+    /// (1 to 32; [`DataKeyMaterial::expose_secret`]) and their length, both from the key's
+    /// record. On a key table hit, as [`Engine::read_data_key`], the store is not read.
+    pub fn read_served_key(&self, id: &DataKeyId) -> Result<DataKeyMaterial> {
         self.read_on(self.local, id)
     }
 
-    /// Reads a data key's material from the key table of managed node `node`.
-    pub fn read_data_key_on(&self, node: Uuid, id: &DataKeyId) -> Result<KeyMaterial> {
-        self.read_on(self.node_index(node)?, id)
-    }
-
-    fn read_on(&self, idx: usize, id: &DataKeyId) -> Result<KeyMaterial> {
+    fn read_on(&self, idx: usize, id: &DataKeyId) -> Result<DataKeyMaterial> {
         let rt = &self.nodes[idx];
         if let Some(entry) = rt.table.get(id) {
             return open_data_key(id, &entry.record, &entry.kek);
