@@ -141,6 +141,10 @@ pub struct Engine {
     first_kek: Mutex<()>,
     /// Data-key writers hold it shared; deleting a configuration holds it exclusively.
     gate: RwLock<()>,
+    /// The configuration each owner's creates last used, with the checks that prove it still
+    /// current: a create commits on it without reading the store first, and reads afresh only
+    /// when a check fails (`data_keys::OwnerConfig`).
+    owner_configs: Mutex<std::collections::HashMap<KeyOwner, data_keys::OwnerConfig>>,
     /// Seal counts by (configuration, generation), loaded lazily from the store.
     seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
@@ -228,6 +232,7 @@ impl Engine {
             admin: Mutex::new(()),
             first_kek: Mutex::new(()),
             gate: RwLock::new(()),
+            owner_configs: Mutex::new(Default::default()),
             seals: Mutex::new(Default::default()),
             running: Mutex::new(HashSet::new()),
             job_changed: Condvar::new(),
@@ -258,6 +263,12 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Keys rewrapped per transaction by rekey-internal and migrate: the configured batch,
+    /// cut to what one transaction of the store may carry.
+    pub fn rekey_batch(&self) -> usize {
+        self.rekey_batch
     }
 
     /// Stops job runners at their next step (their jobs stay `running` in the store and resume
@@ -315,20 +326,42 @@ impl Engine {
         Ok(Some((config, bytes)))
     }
 
-    /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's.
-    pub(crate) fn config_for_owner(&self, owner: KeyOwner) -> Result<(StoredConfig, Vec<u8>)> {
+    /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's;
+    /// with the checks that prove, inside a commit, that this is still so (the scope index
+    /// entries read, and the SVM's own entry still absent when the cluster's was used).
+    pub(crate) fn config_for_owner(&self, owner: KeyOwner) -> Result<data_keys::OwnerConfig> {
+        let mut checks = Vec::new();
         if let KeyOwner::Svm(u) = owner {
             if self.topology.svm_by_uuid(u).is_none() {
                 return Err(Error::new(ErrorKind::SvmNotFound).with_detail(format!(
                     "SVM with uuid \"{u}\" does not exist in this cluster."
                 )));
             }
-            if let Some(c) = self.config_for_scope(Some(u))? {
-                return Ok(c);
+            if let Some((config, bytes)) = self.config_for_scope(Some(u))? {
+                checks.push(Check::Equals(
+                    layout::scope(Some(u)),
+                    config.uuid.as_bytes().to_vec(),
+                ));
+                return Ok(data_keys::OwnerConfig {
+                    config,
+                    bytes,
+                    checks,
+                });
             }
+            checks.push(Check::Absent(layout::scope(Some(u))));
         }
-        self.config_for_scope(None)?
-            .ok_or_else(|| Error::new(ErrorKind::NotConfigured))
+        let (config, bytes) = self
+            .config_for_scope(None)?
+            .ok_or_else(|| Error::new(ErrorKind::NotConfigured))?;
+        checks.push(Check::Equals(
+            layout::scope(None),
+            config.uuid.as_bytes().to_vec(),
+        ));
+        Ok(data_keys::OwnerConfig {
+            config,
+            bytes,
+            checks,
+        })
     }
 
     /// Creates a configuration: checks the SVM, uniqueness, and that the backend can be reached
