@@ -130,6 +130,22 @@ pub trait Store: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError>;
 
+    /// How many records have keys starting with `prefix`. The default counts a scan, page by
+    /// page; a store that can count without reading the values (etcd) does.
+    fn count(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        const PAGE: usize = 1024;
+        let mut n = 0u64;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.scan(prefix, after.as_deref(), PAGE)?;
+            n += page.len() as u64;
+            if page.len() < PAGE {
+                return Ok(n);
+            }
+            after = page.last().map(|(k, _)| k.clone());
+        }
+    }
+
     /// Applies a transaction atomically and durably.
     fn commit(&self, txn: Transaction) -> Result<(), StoreError>;
 
@@ -183,7 +199,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 
     /// Calls `on_change` for every change under `prefix` committed from now on by any process
-    /// sharing the store, in commit order, until the store is dropped. A store only one
+    /// sharing the store, in commit order, until the store is dropped; [`Change::Lost`] when
+    /// some could not be delivered. A store only one
     /// process uses need not call it (the default never does).
     fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
         let _ = (prefix, on_change);
@@ -207,6 +224,10 @@ pub enum Change {
     Put(Vec<u8>, Vec<u8>),
     /// The key was deleted (or its lease expired).
     Delete(Vec<u8>),
+    /// Changes under the prefix may have been missed: the store could not replay them (etcd
+    /// compacted its history past the point a watch, cut off meanwhile, had reached). What the
+    /// watcher derived from earlier changes must be rebuilt from the store.
+    Lost,
 }
 
 /// What [`Store::watch`] calls for each change.

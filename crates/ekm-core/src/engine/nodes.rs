@@ -447,8 +447,20 @@ impl Engine {
             .watch(
                 layout::DATA_KEY,
                 Box::new(move |change| {
-                    let (Change::Delete(k), Some(engine)) = (change, weak.upgrade()) else {
+                    let Some(engine) = weak.upgrade() else {
                         return;
+                    };
+                    let k = match change {
+                        Change::Delete(k) => k,
+                        // Deletes may have been missed: no table entry can be trusted to
+                        // still exist; reads refill the tables from the store.
+                        Change::Lost => {
+                            for n in &engine.nodes {
+                                n.table.clear();
+                            }
+                            return;
+                        }
+                        Change::Put(..) => return,
                     };
                     if let Some(id) = k
                         .strip_prefix(layout::DATA_KEY)
