@@ -88,13 +88,23 @@ fn window_end(first: &[u8], last: &[u8], end: &[u8]) -> Vec<u8> {
     };
     let (a, b) = (number(first), number(last));
     let span = b.saturating_sub(a).max(1);
-    match b.checked_add(span.saturating_mul(4)) {
-        Some(e) => {
-            let k = [&last[..common], &e.to_be_bytes()[..]].concat();
-            if k.as_slice() < end { k } else { end.to_vec() }
+    // last + 4 spans, in big-endian arithmetic over the common prefix and those eight bytes.
+    let sum = u128::from(b) + 4 * u128::from(span);
+    let mut carry = sum >> 64;
+    let mut head = last[..common].to_vec();
+    for byte in head.iter_mut().rev() {
+        if carry == 0 {
+            break;
         }
-        None => end.to_vec(),
+        let v = u128::from(*byte) + carry;
+        *byte = (v & 0xff) as u8;
+        carry = v >> 8;
     }
+    if carry != 0 {
+        return end.to_vec();
+    }
+    let k = [&head[..], &(sum as u64).to_be_bytes()[..]].concat();
+    if k.as_slice() < end { k } else { end.to_vec() }
 }
 
 /// How a store reaches its etcd cluster.
@@ -981,6 +991,11 @@ mod tests {
         assert_eq!(
             w,
             [&b"r/\x10"[..], &0x0500_0000_0000_0000u64.to_be_bytes()].concat()
+        );
+        // Four spans past the last key carry into the common prefix (0xf0 + 4 * 0xf0 = 0x4b0).
+        assert_eq!(
+            window_end(b"r/\x10\x00", b"r/\x10\xf0", &end),
+            [&b"r/\x14"[..], &0xb000_0000_0000_0000u64.to_be_bytes()].concat()
         );
         // A one-key page, and a window that would pass the range's end: the range's end.
         assert_eq!(window_end(b"r/a", b"r/a", &end), end);
