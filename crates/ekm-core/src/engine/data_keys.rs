@@ -36,7 +36,8 @@ pub(crate) struct SealCount {
 pub(crate) struct OwnerConfig {
     pub(crate) config: StoredConfig,
     pub(crate) bytes: Vec<u8>,
-    /// Scope index entries as read (besides the configuration record itself).
+    /// What else must still hold (besides the configuration record, byte for byte): an SVM's
+    /// own scope entry still absent when the cluster's configuration is used.
     pub(crate) checks: Vec<Check>,
 }
 
@@ -260,10 +261,11 @@ impl Engine {
     /// `attributes` (one key only) also `m/<key id>`.
     ///
     /// The first attempt uses the configuration the owner's last create used, without reading
-    /// the store (on etcd each read is a round trip to the cluster): the commit checks the
-    /// whole of what was read — the configuration record byte for byte and the scope index
-    /// entries — so a configuration changed or replaced since is a failed check, nothing is
-    /// written, and the create reads afresh and seals again. Any other failure on remembered
+    /// the store (on etcd each read is a round trip to the cluster): the commit checks what
+    /// was read — the configuration record byte for byte, and for an SVM without its own
+    /// configuration that it still has none — so a configuration changed, deleted or added
+    /// since is a failed check, nothing is written, and the create reads afresh and seals
+    /// again. Any other failure on remembered
     /// state is retried once from a fresh read too.
     fn insert_data_keys(
         &self,

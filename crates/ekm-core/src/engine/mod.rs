@@ -327,8 +327,11 @@ impl Engine {
     }
 
     /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's;
-    /// with the checks that prove, inside a commit, that this is still so (the scope index
-    /// entries read, and the SVM's own entry still absent when the cluster's was used).
+    /// with the checks that prove, inside a commit, that this is still so besides the
+    /// configuration record itself: the SVM's own scope entry still absent when the cluster's
+    /// configuration was used. (A scope entry that was found needs no check of its own: it
+    /// changes only when its configuration is deleted, in the same transaction, and the commit
+    /// checks the configuration record.)
     pub(crate) fn config_for_owner(&self, owner: KeyOwner) -> Result<data_keys::OwnerConfig> {
         let mut checks = Vec::new();
         if let KeyOwner::Svm(u) = owner {
@@ -338,10 +341,6 @@ impl Engine {
                 )));
             }
             if let Some((config, bytes)) = self.config_for_scope(Some(u))? {
-                checks.push(Check::Equals(
-                    layout::scope(Some(u)),
-                    config.uuid.as_bytes().to_vec(),
-                ));
                 return Ok(data_keys::OwnerConfig {
                     config,
                     bytes,
@@ -353,10 +352,6 @@ impl Engine {
         let (config, bytes) = self
             .config_for_scope(None)?
             .ok_or_else(|| Error::new(ErrorKind::NotConfigured))?;
-        checks.push(Check::Equals(
-            layout::scope(None),
-            config.uuid.as_bytes().to_vec(),
-        ));
         Ok(data_keys::OwnerConfig {
             config,
             bytes,
