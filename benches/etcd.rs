@@ -319,7 +319,7 @@ fn rekey(endpoints: &[String], raw: &mut Raw, keys: usize, rounds: usize) {
         fill.elapsed().as_secs_f64()
     );
     let (klen, vlen) = record_sizes(&e, REKEY_PREFIX, cfg);
-    let batch = e.rekey_batch();
+    let batch = e.rekey_internal_batch();
     let value = vec![0x24u8; vlen];
     let raw_keys: Vec<Vec<u8>> = (0..keys as u64).map(|n| raw_key(klen, b'r', n)).collect();
     let raw_pass = |raw: &mut Raw| {

@@ -113,7 +113,7 @@ impl Engine {
             let result = self.store.rewrite_range(
                 &prefix,
                 cursor.as_deref(),
-                self.rekey_batch,
+                self.rewrap_batch,
                 &mut rewrite,
                 &mut then,
             );
