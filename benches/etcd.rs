@@ -6,7 +6,9 @@
 //!    of a record of the same size;
 //! 2. rekey-internal of 100,000 keys (`EKM_BENCH_ETCD_KEYS` to change) against raw batched
 //!    transactions putting records of the same count and sizes, in batches of the engine's own
-//!    size; exactly one external wrap per rekey (the fake backend's counters);
+//!    size; exactly one external wrap per rekey (the fake backend's counters); and, to show
+//!    where the time goes, the same raw transactions with what the store's fence adds (a
+//!    revision compare per record, the read of the next page);
 //! 3. delete-to-evicted-everywhere: three engines, each with its own etcd client, as three
 //!    ekmd processes; a key read into every node's table, deleted through one node; the time
 //!    until every node's read reports it gone (p50, p99 over 200 deletes);

@@ -4,6 +4,9 @@
 //! [`Store::commit`] is one etcd transaction: its checks become compares (`Absent` →
 //! create_revision = 0, `Present` → create_revision > 0, `Equals` → value =), its writes the
 //! success branch (the last write per key: etcd refuses a key twice in one transaction).
+//! [`Store::rewrite_range`] compares each rewritten record by its revision and reads the next
+//! page in the same transaction (one round trip per page; see its docs). A watch that cannot
+//! replay what it missed (compacted history) delivers [`Change::Lost`].
 //!
 //! Owns: the mapping of ekm's store contract onto etcd, and the one rule for requests whose
 //! outcome is unknown (a timeout, a reset connection, a leader change): they are resolved by
