@@ -130,6 +130,22 @@ pub trait Store: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError>;
 
+    /// How many records have keys starting with `prefix`. The default counts a scan, page by
+    /// page; a store that can count without reading the values (etcd) does.
+    fn count(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        const PAGE: usize = 1024;
+        let mut n = 0u64;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.scan(prefix, after.as_deref(), PAGE)?;
+            n += page.len() as u64;
+            if page.len() < PAGE {
+                return Ok(n);
+            }
+            after = page.last().map(|(k, _)| k.clone());
+        }
+    }
+
     /// Applies a transaction atomically and durably.
     fn commit(&self, txn: Transaction) -> Result<(), StoreError>;
 

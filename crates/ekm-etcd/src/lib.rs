@@ -4,6 +4,9 @@
 //! [`Store::commit`] is one etcd transaction: its checks become compares (`Absent` →
 //! create_revision = 0, `Present` → create_revision > 0, `Equals` → value =), its writes the
 //! success branch (the last write per key: etcd refuses a key twice in one transaction).
+//! [`Store::rewrite_range`] compares each rewritten record by its revision and reads the next
+//! page in the same transaction (one round trip per page; see its docs). A watch that cannot
+//! replay what it missed (compacted history) delivers [`Change::Resync`].
 //!
 //! Owns: the mapping of ekm's store contract onto etcd, and the one rule for requests whose
 //! outcome is unknown (a timeout, a reset connection, a leader change): they are resolved by
@@ -29,16 +32,83 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ekm_core::store::{
-    Change, ChangeCallback, Check, Entry, Store, StoreError, Transaction, Write,
+    Change, ChangeCallback, Check, Entry, RangeRewrite, Rewrite, Store, StoreError, Then,
+    Transaction, Write,
 };
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
-    PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
 };
 use parking_lot::Mutex;
 
 /// etcd's default `--max-txn-ops`: the most compares, and the most operations, per transaction.
 pub const MAX_TXN_OPS: usize = 128;
+
+/// How long a page read ahead by a rewrite's commit stays usable by the next rewrite.
+const READ_AHEAD_FOR: Duration = Duration::from_secs(1);
+
+/// One condition of a transaction: a store check, or (for records read by `rewrite_range`)
+/// that the key is still at the revision it was read at.
+#[derive(Clone)]
+enum Cond {
+    Check(Check),
+    ModRevision(i64),
+}
+
+/// A record as read from etcd: full key, value, revision of its last change.
+type Kv = (Vec<u8>, Vec<u8>, i64);
+
+/// The next page of a `rewrite_range` pass, read in the same transaction as the page before:
+/// the records of `[start, end)`, at most `limit`, as of that commit.
+struct ReadAhead {
+    start: Vec<u8>,
+    end: Vec<u8>,
+    limit: i64,
+    /// The end of what was read: `end`, or a nearer key (see [`window_end`]).
+    window_end: Vec<u8>,
+    kvs: Vec<Kv>,
+    at: std::time::Instant,
+}
+
+/// Where to stop reading the page after `first..=last` (a page in key order) within a range
+/// ending at `end`: about four times as far past `last` as the page spans, counted on the eight
+/// bytes after the two keys' common prefix. etcd 3.4 walks the whole of a range in its index
+/// even for a read of a few keys, so reading each page of a 100,000-key range up to the range's
+/// end costs a walk of the rest of the range per page; a window about four pages wide costs a
+/// walk of about four pages. Keys are only ever read in order from the page's start, so the
+/// window decides how many a page holds, never which are seen.
+fn window_end(first: &[u8], last: &[u8], end: &[u8]) -> Vec<u8> {
+    let common = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+    if common >= last.len() {
+        return end.to_vec();
+    }
+    let number = |k: &[u8]| {
+        let mut b = [0u8; 8];
+        for (slot, byte) in b.iter_mut().zip(k.iter().skip(common)) {
+            *slot = *byte;
+        }
+        u64::from_be_bytes(b)
+    };
+    let (a, b) = (number(first), number(last));
+    let span = b.saturating_sub(a).max(1);
+    // last + 4 spans, in big-endian arithmetic over the common prefix and those eight bytes.
+    let sum = u128::from(b) + 4 * u128::from(span);
+    let mut carry = sum >> 64;
+    let mut head = last[..common].to_vec();
+    for byte in head.iter_mut().rev() {
+        if carry == 0 {
+            break;
+        }
+        let v = u128::from(*byte) + carry;
+        *byte = (v & 0xff) as u8;
+        carry = v >> 8;
+    }
+    if carry != 0 {
+        return end.to_vec();
+    }
+    let k = [&head[..], &(sum as u64).to_be_bytes()[..]].concat();
+    if k.as_slice() < end { k } else { end.to_vec() }
+}
 
 /// How a store reaches its etcd cluster.
 #[derive(Debug, Clone)]
@@ -55,6 +125,15 @@ pub struct EtcdOptions {
     pub lease_ttl: Duration,
     /// Told of every transaction, failover and watch restart (ekmd's Prometheus metrics).
     pub observer: Option<Arc<dyn EtcdObserver>>,
+}
+
+/// The outcome label of a request's result.
+fn outcome_of<T>(result: &Result<T, StoreError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(StoreError::Conflict(_)) => "conflict",
+        Err(_) => "failed",
+    }
 }
 
 /// What an embedder (ekmd's metrics) is told about the store's traffic with etcd.
@@ -156,6 +235,8 @@ struct Inner {
     /// This process's lease and the ephemeral records bound to it.
     lease: Mutex<Option<i64>>,
     ephemeral: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    /// Pages read ahead by rewrite commits, for the rewrites that continue them.
+    read_ahead: Mutex<Vec<ReadAhead>>,
 }
 
 /// The etcd store. See the crate docs.
@@ -207,6 +288,7 @@ impl EtcdStore {
             current: AtomicUsize::new(0),
             lease: Mutex::new(None),
             ephemeral: Mutex::new(HashMap::new()),
+            read_ahead: Mutex::new(Vec::new()),
         });
         let store = Arc::new(EtcdStore { rt, inner });
         // Prove the cluster answers, and hold a lease, before anything relies on them.
@@ -238,6 +320,19 @@ impl EtcdStore {
 
     fn key(&self, k: &[u8]) -> Vec<u8> {
         [self.inner.opts.prefix.as_slice(), k].concat()
+    }
+
+    /// Store checks as transaction conditions on the prefixed keys.
+    fn conds(&self, checks: Vec<Check>) -> Vec<(Vec<u8>, Cond)> {
+        checks
+            .into_iter()
+            .map(|c| {
+                let k = match &c {
+                    Check::Absent(k) | Check::Present(k) | Check::Equals(k, _) => self.key(k),
+                };
+                (k, Cond::Check(c))
+            })
+            .collect()
     }
 }
 
@@ -525,6 +620,23 @@ impl Store for EtcdStore {
             .collect())
     }
 
+    fn count(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        // One round trip, no values sent.
+        let start = self.key(prefix);
+        let end = ekm_core::store::prefix_end(&start).unwrap_or_else(|| vec![0]);
+        let inner = self.inner.clone();
+        let resp = self.block(async move {
+            inner
+                .read(|mut c| {
+                    let opts = GetOptions::new().with_range(end.clone()).with_count_only();
+                    let start = start.clone();
+                    async move { c.get(start, Some(opts)).await }
+                })
+                .await
+        })?;
+        Ok(u64::try_from(resp.count()).unwrap_or(0))
+    }
+
     fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
         // The last write of each key, in first-seen order (etcd refuses a key twice).
         let mut order: Vec<Vec<u8>> = Vec::new();
@@ -545,16 +657,7 @@ impl Store for EtcdStore {
                 (k, v)
             })
             .collect();
-        let checks: Vec<(Vec<u8>, Check)> = txn
-            .checks
-            .into_iter()
-            .map(|c| {
-                let k = match &c {
-                    Check::Absent(k) | Check::Present(k) | Check::Equals(k, _) => self.key(k),
-                };
-                (k, c)
-            })
-            .collect();
+        let checks = self.conds(txn.checks);
         if checks.len() > MAX_TXN_OPS || writes.len() > MAX_TXN_OPS {
             return Err(StoreError::Io(format!(
                 "a transaction of {} checks and {} writes exceeds etcd's {MAX_TXN_OPS} operations",
@@ -564,15 +667,123 @@ impl Store for EtcdStore {
         }
         let inner = self.inner.clone();
         let started = std::time::Instant::now();
-        let result = self.block(async move { inner.commit(checks, writes).await });
-        let outcome = match &result {
-            Ok(()) => "ok",
-            Err(StoreError::Conflict(_)) => "conflict",
-            Err(_) => "failed",
-        };
+        let result = self
+            .block(async move { inner.commit(checks, writes, Vec::new()).await })
+            .map(drop);
         self.inner
-            .observe(|o| o.request("txn", started.elapsed(), outcome));
+            .observe(|o| o.request("txn", started.elapsed(), outcome_of(&result)));
         result
+    }
+
+    /// One page of records rewritten in one etcd transaction, each compared by the revision it
+    /// was read at (a record changed since, even back to the same bytes, is a conflict). The
+    /// transaction also reads the next page of the range, so that a pass over a range costs
+    /// one round trip per page instead of two: the next call for the page right after this one
+    /// (same range, same limit, within a second) uses it instead of reading again. The records
+    /// it holds are as of this commit; each is still compared by revision when rewritten, and
+    /// a record added to the range after that commit is the same as one added just after a
+    /// fresh read — not part of this pass (rekey-internal, the one caller, rewraps only records
+    /// that existed when it switched generations).
+    fn rewrite_range(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+        rewrite: Rewrite<'_>,
+        then: Then<'_>,
+    ) -> Result<RangeRewrite, StoreError> {
+        let full_prefix = self.key(prefix);
+        let start = match start_after {
+            Some(a) => [self.key(a).as_slice(), &[0]].concat(),
+            None => full_prefix.clone(),
+        };
+        let end = ekm_core::store::prefix_end(&full_prefix).unwrap_or_else(|| vec![0]);
+        let limit = i64::try_from(limit.clamp(1, MAX_TXN_OPS)).unwrap_or(1);
+        let strip = self.inner.opts.prefix.len();
+        let page = match self.inner.take_read_ahead(&start, &end, limit) {
+            // An empty window short of the range's end says nothing of what lies after it.
+            Some((kvs, window_end)) if !kvs.is_empty() || window_end == end => kvs,
+            _ => {
+                let inner = self.inner.clone();
+                let (start, end) = (start.clone(), end.clone());
+                self.block(async move { inner.range(start, end, limit).await })?
+            }
+        };
+        let mut out = RangeRewrite {
+            seen: page.len(),
+            last_key: page.last().map(|(k, _, _)| k[strip..].to_vec()),
+            rewritten: 0,
+        };
+        let mut conds: Vec<(Vec<u8>, Cond)> = Vec::new();
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for (k, v, revision) in &page {
+            if let Some(new) = rewrite(&k[strip..], v).map_err(StoreError::Aborted)? {
+                conds.push((k.clone(), Cond::ModRevision(*revision)));
+                writes.push((k.clone(), Some(new)));
+                out.rewritten += 1;
+            }
+        }
+        let extra = then(&out);
+        conds.extend(self.conds(extra.checks));
+        for w in extra.writes {
+            let (k, v) = match w {
+                Write::Put(k, v) => (self.key(&k), Some(v)),
+                Write::Delete(k) => (self.key(&k), None),
+            };
+            // etcd refuses a key twice: the last write wins, as in `commit`.
+            match writes.iter_mut().find(|(wk, _)| *wk == k) {
+                Some(slot) => slot.1 = v,
+                None => writes.push((k, v)),
+            }
+        }
+        if conds.len() > MAX_TXN_OPS || writes.len() > MAX_TXN_OPS {
+            return Err(StoreError::Io(format!(
+                "a rewrite of {} checks and {} writes exceeds etcd's {MAX_TXN_OPS} operations",
+                conds.len(),
+                writes.len()
+            )));
+        }
+        // The next page, read by the same transaction when there may be one and it fits.
+        let next = match (page.first(), page.last()) {
+            (Some((first, _, _)), Some((last, _, _))) if writes.len() < MAX_TXN_OPS => Some((
+                [last.as_slice(), &[0]].concat(),
+                window_end(first, last, &end),
+            )),
+            _ => None,
+        };
+        let reads = next
+            .iter()
+            .map(|(n, window)| {
+                let opts = GetOptions::new()
+                    .with_range(window.clone())
+                    .with_limit(limit);
+                TxnOp::get(n.clone(), Some(opts))
+            })
+            .collect();
+        let inner = self.inner.clone();
+        let started = std::time::Instant::now();
+        let resp = self.block(async move { inner.commit(conds, writes, reads).await });
+        self.inner
+            .observe(|o| o.request("txn", started.elapsed(), outcome_of(&resp)));
+        let resp = resp?;
+        if let (Some((next, window_end)), Some(resp)) = (next, resp) {
+            if let Some(TxnOpResponse::Get(g)) = resp.op_responses().last() {
+                let kvs = g
+                    .kvs()
+                    .iter()
+                    .map(|kv| (kv.key().to_vec(), kv.value().to_vec(), kv.mod_revision()))
+                    .collect();
+                self.inner.put_read_ahead(ReadAhead {
+                    start: next,
+                    end,
+                    limit,
+                    window_end,
+                    kvs,
+                    at: std::time::Instant::now(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn engine_name(&self) -> &'static str {
@@ -627,17 +838,27 @@ impl Store for EtcdStore {
 }
 
 impl Inner {
+    /// Commits `conds` → `writes`, then `reads`, in one transaction. Returns the answer when
+    /// the transaction ran (`None` when an unknown outcome was resolved by reading back).
     async fn commit(
         &self,
-        checks: Vec<(Vec<u8>, Check)>,
+        checks: Vec<(Vec<u8>, Cond)>,
         writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    ) -> Result<(), StoreError> {
+        reads: Vec<TxnOp>,
+    ) -> Result<Option<TxnResponse>, StoreError> {
         let compares: Vec<Compare> = checks
             .iter()
             .map(|(k, c)| match c {
-                Check::Absent(_) => Compare::create_revision(k.clone(), CompareOp::Equal, 0),
-                Check::Present(_) => Compare::create_revision(k.clone(), CompareOp::Greater, 0),
-                Check::Equals(_, v) => Compare::value(k.clone(), CompareOp::Equal, v.clone()),
+                Cond::Check(Check::Absent(_)) => {
+                    Compare::create_revision(k.clone(), CompareOp::Equal, 0)
+                }
+                Cond::Check(Check::Present(_)) => {
+                    Compare::create_revision(k.clone(), CompareOp::Greater, 0)
+                }
+                Cond::Check(Check::Equals(_, v)) => {
+                    Compare::value(k.clone(), CompareOp::Equal, v.clone())
+                }
+                Cond::ModRevision(r) => Compare::mod_revision(k.clone(), CompareOp::Equal, *r),
             })
             .collect();
         let ops: Vec<TxnOp> = writes
@@ -646,6 +867,7 @@ impl Inner {
                 Some(v) => TxnOp::put(k.clone(), v.clone(), None),
                 None => TxnOp::delete(k.clone(), None),
             })
+            .chain(reads)
             .collect();
         let call = |mut c: Client| {
             let txn = Txn::new().when(compares.clone()).and_then(ops.clone());
@@ -656,11 +878,11 @@ impl Inner {
         for _ in 0..=self.opts.endpoints.len() {
             let idx = self.current.load(Ordering::SeqCst);
             match self.call_once(idx, &call).await {
-                Ok(resp) if resp.succeeded() => return Ok(()),
+                Ok(resp) if resp.succeeded() => return Ok(Some(resp)),
                 // After an unknown outcome, the retry's checks may fail against the first
                 // attempt's own writes, applied late: then it did commit.
                 Ok(_) if outcome_unknown && !writes.is_empty() && self.applied(&writes).await? => {
-                    return Ok(());
+                    return Ok(None);
                 }
                 Ok(_) => return Err(StoreError::Conflict(self.first_failing(&checks).await)),
                 Err(CallError::Refused(m)) => return Err(StoreError::Io(format!("etcd: {m}"))),
@@ -676,7 +898,7 @@ impl Inner {
                     last = m;
                     self.rotate(idx);
                     match self.applied(&writes).await {
-                        Ok(true) if !writes.is_empty() => return Ok(()),
+                        Ok(true) if !writes.is_empty() => return Ok(None),
                         Ok(_) => {}
                         Err(e) => {
                             return Err(StoreError::Io(format!(
@@ -693,21 +915,73 @@ impl Inner {
     }
 
     /// The index of the first check that does not hold now (what `Conflict` carries).
-    async fn first_failing(&self, checks: &[(Vec<u8>, Check)]) -> usize {
+    async fn first_failing(&self, checks: &[(Vec<u8>, Cond)]) -> usize {
         for (i, (k, c)) in checks.iter().enumerate() {
-            let Ok(v) = self.get(k.clone()).await else {
-                return i;
-            };
             let holds = match c {
-                Check::Absent(_) => v.is_none(),
-                Check::Present(_) => v.is_some(),
-                Check::Equals(_, want) => v.as_ref() == Some(want),
+                Cond::ModRevision(r) => match self.range(k.clone(), Vec::new(), 1).await {
+                    Ok(kvs) => kvs.first().map(|kv| kv.2) == Some(*r),
+                    Err(_) => false,
+                },
+                Cond::Check(c) => {
+                    let Ok(v) = self.get(k.clone()).await else {
+                        return i;
+                    };
+                    match c {
+                        Check::Absent(_) => v.is_none(),
+                        Check::Present(_) => v.is_some(),
+                        Check::Equals(_, want) => v.as_ref() == Some(want),
+                    }
+                }
             };
             if !holds {
                 return i;
             }
         }
         0
+    }
+
+    /// Up to `limit` records of `[start, end)` (only `start` when `end` is empty), in key
+    /// order, with their revisions.
+    async fn range(&self, start: Vec<u8>, end: Vec<u8>, limit: i64) -> Result<Vec<Kv>, StoreError> {
+        let resp = self
+            .read(|mut c| {
+                let mut opts = GetOptions::new().with_limit(limit);
+                if !end.is_empty() {
+                    opts = opts.with_range(end.clone());
+                }
+                let start = start.clone();
+                async move { c.get(start, Some(opts)).await }
+            })
+            .await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec(), kv.mod_revision()))
+            .collect())
+    }
+
+    /// The page read ahead for exactly this range and limit, if it is fresh (and forgets it),
+    /// with the end of the window it was read in.
+    fn take_read_ahead(&self, start: &[u8], end: &[u8], limit: i64) -> Option<(Vec<Kv>, Vec<u8>)> {
+        let mut pages = self.read_ahead.lock();
+        pages.retain(|p| p.at.elapsed() < READ_AHEAD_FOR);
+        let i = pages
+            .iter()
+            .position(|p| p.start == start && p.end == end && p.limit == limit)?;
+        let p = pages.swap_remove(i);
+        Some((p.kvs, p.window_end))
+    }
+
+    fn put_read_ahead(&self, page: ReadAhead) {
+        let mut pages = self.read_ahead.lock();
+        pages.retain(|p| {
+            p.at.elapsed() < READ_AHEAD_FOR && !(p.start == page.start && p.end == page.end)
+        });
+        // One per rewrite pass in progress; a handful at most.
+        if pages.len() >= 16 {
+            pages.remove(0);
+        }
+        pages.push(page);
     }
 
     async fn watch_loop(
@@ -783,5 +1057,31 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_end;
+
+    #[test]
+    fn a_window_starts_past_the_page_and_stays_in_the_range() {
+        let end = b"r0".to_vec();
+        let w = window_end(b"r/\x10\x00", b"r/\x10\x01", &end);
+        assert!(w.as_slice() > &b"r/\x10\x01"[..]);
+        assert!(w < end);
+        // Four spans past the last key, on the eight bytes after the common prefix.
+        assert_eq!(
+            w,
+            [&b"r/\x10"[..], &0x0500_0000_0000_0000u64.to_be_bytes()].concat()
+        );
+        // Four spans past the last key carry into the common prefix (0xf0 + 4 * 0xf0 = 0x4b0).
+        assert_eq!(
+            window_end(b"r/\x10\x00", b"r/\x10\xf0", &end),
+            [&b"r/\x14"[..], &0xb000_0000_0000_0000u64.to_be_bytes()].concat()
+        );
+        // A one-key page, and a window that would pass the range's end: the range's end.
+        assert_eq!(window_end(b"r/a", b"r/a", &end), end);
+        assert_eq!(window_end(b"r/\x00", b"r/\xf0", &end), end);
     }
 }

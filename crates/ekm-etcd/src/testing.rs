@@ -22,6 +22,8 @@ pub struct EtcdCluster {
     dir: tempfile_dir::Dir,
     members: Vec<Member>,
     initial_cluster: String,
+    /// Extra command-line options given to every member.
+    extra_args: Vec<String>,
 }
 
 /// A temporary directory without a dev-dependency in the library (removed on drop).
@@ -69,6 +71,13 @@ pub fn etcd_binary() -> PathBuf {
 impl EtcdCluster {
     /// Starts `n` members and waits until every one answers.
     pub fn start(n: usize) -> std::io::Result<EtcdCluster> {
+        EtcdCluster::start_with_args(n, &[])
+    }
+
+    /// Starts `n` members, each given `extra_args` besides the harness's own options (e.g.
+    /// `--quota-backend-bytes`, `--auto-compaction-retention`), and waits until every one
+    /// answers.
+    pub fn start_with_args(n: usize, extra_args: &[&str]) -> std::io::Result<EtcdCluster> {
         let dir = tempfile_dir::Dir::new()?;
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
@@ -87,6 +96,7 @@ impl EtcdCluster {
             dir,
             members,
             initial_cluster,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         for i in 0..n {
             cluster.spawn(i, "new")?;
@@ -122,6 +132,7 @@ impl EtcdCluster {
             .arg("50")
             .arg("--election-timeout")
             .arg("500")
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
@@ -173,6 +184,26 @@ impl EtcdCluster {
         if let Some(mut c) = self.members[i].child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Freezes member `i` (SIGSTOP): its connections stay open but nothing answers, as a
+    /// member on a hung machine.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Thaws member `i` (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        if let Some(c) = &self.members[i].child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
         }
     }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ekm_core::store::{Check, Store, StoreError, Transaction};
+use ekm_core::store::{Check, RangeRewrite, Store, StoreError, Transaction};
 use ekm_store::StoreKind;
 
 fn put(store: &dyn Store, k: &[u8], v: &[u8]) {
@@ -140,6 +140,145 @@ fn exactly_one_racer_wins_an_absent_check(s: &dyn Store, _dir: &Path) {
     assert_eq!(wins.into_inner(), 1);
 }
 
+fn count_counts_a_prefix(s: &dyn Store, _dir: &Path) {
+    // More than one page of the default count (1024), in transactions etcd accepts.
+    for chunk in (0..1100u32).collect::<Vec<_>>().chunks(100) {
+        let mut t = Transaction::new();
+        for i in chunk {
+            t.put([&b"c/"[..], &i.to_be_bytes()].concat(), b"v");
+        }
+        s.commit(t).unwrap();
+    }
+    put(s, b"c", b"not under c/");
+    put(s, b"d/0", b"v");
+    assert_eq!(s.count(b"c/").unwrap(), 1100);
+    assert_eq!(s.count(b"d/").unwrap(), 1);
+    assert_eq!(s.count(b"e/").unwrap(), 0);
+}
+
+/// One `rewrite_range` call over `p/` appending `!` to every value, committing `cursor` with
+/// the last key visited.
+fn rewrite_page(
+    s: &dyn Store,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<RangeRewrite, StoreError> {
+    s.rewrite_range(
+        b"p/",
+        after,
+        limit,
+        &mut |_k, v| Ok(Some([v, b"!"].concat())),
+        &mut |out| {
+            let mut t = Transaction::new();
+            t.put(b"cursor", out.last_key.clone().unwrap_or_default());
+            t
+        },
+    )
+}
+
+fn rewrite_range_pages_through_a_prefix(s: &dyn Store, _dir: &Path) {
+    for i in 0..10u8 {
+        put(s, &[b'p', b'/', b'0' + i], &[b'0' + i]);
+    }
+    put(s, b"q/0", b"x");
+    let mut after: Option<Vec<u8>> = None;
+    let mut pages = 0;
+    loop {
+        let out = rewrite_page(s, after.as_deref(), 3).unwrap();
+        assert_eq!(out.rewritten, out.seen);
+        if out.seen == 0 {
+            break;
+        }
+        assert_eq!(s.get(b"cursor").unwrap(), out.last_key);
+        after = out.last_key;
+        pages += 1;
+    }
+    assert_eq!(pages, 4, "10 records in pages of 3");
+    for i in 0..10u8 {
+        assert_eq!(
+            s.get(&[b'p', b'/', b'0' + i]).unwrap(),
+            Some(vec![b'0' + i, b'!'])
+        );
+    }
+    assert_eq!(s.get(b"q/0").unwrap().as_deref(), Some(&b"x"[..]));
+}
+
+/// Keys spread unevenly (as random ids are, with a dense cluster and a long gap), paged in
+/// small pages: every record is rewritten exactly once and the pass ends only at the end.
+fn rewrite_range_visits_every_record_once(s: &dyn Store, _dir: &Path) {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..300u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // A third of the keys packed next to each other, the rest spread over the space.
+        let id = if i % 3 == 0 {
+            (1u64 << 40) + u64::from(i)
+        } else {
+            x
+        };
+        keys.push([&b"p/"[..], &id.to_be_bytes(), &i.to_be_bytes()].concat());
+    }
+    for chunk in keys.chunks(100) {
+        let mut t = Transaction::new();
+        for k in chunk {
+            t.put(k.clone(), b"v".to_vec());
+        }
+        s.commit(t).unwrap();
+    }
+    let mut after: Option<Vec<u8>> = None;
+    let mut total = 0;
+    loop {
+        let out = rewrite_page(s, after.as_deref(), 7).unwrap();
+        if out.seen == 0 {
+            break;
+        }
+        total += out.rewritten;
+        after = out.last_key;
+    }
+    assert_eq!(total, keys.len());
+    for k in &keys {
+        assert_eq!(s.get(k).unwrap().as_deref(), Some(&b"v!"[..]));
+    }
+}
+
+/// A pass rewrites page by page; a record changed or deleted between two pages must be
+/// rewritten from what it is now (or the page refused), never from what it was.
+fn a_record_changed_between_pages_is_not_rewritten_from_its_old_value(s: &dyn Store, _dir: &Path) {
+    for i in 0..6u8 {
+        put(s, &[b'p', b'/', b'0' + i], &[b'0' + i]);
+    }
+    let first = rewrite_page(s, None, 3).unwrap();
+    assert_eq!(first.last_key.as_deref(), Some(&b"p/2"[..]));
+    put(s, b"p/3", b"changed");
+    let mut t = Transaction::new();
+    t.delete(b"p/4".to_vec());
+    s.commit(t).unwrap();
+    let mut done = false;
+    for _ in 0..3 {
+        match rewrite_page(s, first.last_key.as_deref(), 3) {
+            Ok(_) => {
+                done = true;
+                break;
+            }
+            // Refused because a record of the page changed: nothing was written; again.
+            Err(StoreError::Conflict(_)) => {
+                assert_eq!(s.get(b"p/3").unwrap().as_deref(), Some(&b"changed"[..]));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(done, "the page is rewritten once read afresh");
+    assert_eq!(s.get(b"p/3").unwrap().as_deref(), Some(&b"changed!"[..]));
+    assert_eq!(
+        s.get(b"p/4").unwrap(),
+        None,
+        "a deleted record stays deleted"
+    );
+    assert_eq!(s.get(b"p/5").unwrap().as_deref(), Some(&b"5!"[..]));
+}
+
 thread_local! {
     /// One 3-member etcd cluster per test (each test runs on its own thread): dropped, so its
     /// members are killed, when the test's thread ends.
@@ -204,6 +343,28 @@ macro_rules! suite {
             #[test]
             fn exactly_one_racer_wins_an_absent_check() {
                 with_store(super::exactly_one_racer_wins_an_absent_check);
+            }
+
+            #[test]
+            fn count_counts_a_prefix() {
+                with_store(super::count_counts_a_prefix);
+            }
+
+            #[test]
+            fn rewrite_range_visits_every_record_once() {
+                with_store(super::rewrite_range_visits_every_record_once);
+            }
+
+            #[test]
+            fn rewrite_range_pages_through_a_prefix() {
+                with_store(super::rewrite_range_pages_through_a_prefix);
+            }
+
+            #[test]
+            fn a_record_changed_between_pages_is_not_rewritten_from_its_old_value() {
+                with_store(
+                    super::a_record_changed_between_pages_is_not_rewritten_from_its_old_value,
+                );
             }
 
             #[test]

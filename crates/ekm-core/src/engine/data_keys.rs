@@ -30,6 +30,17 @@ pub(crate) struct SealCount {
     persisted: u64,
 }
 
+/// The configuration that protects an owner's new keys, as read, with the checks that prove
+/// in a commit that it still does (`Engine::config_for_owner`).
+#[derive(Clone)]
+pub(crate) struct OwnerConfig {
+    pub(crate) config: StoredConfig,
+    pub(crate) bytes: Vec<u8>,
+    /// What else must still hold (besides the configuration record, byte for byte): an SVM's
+    /// own scope entry still absent when the cluster's configuration is used.
+    pub(crate) checks: Vec<Check>,
+}
+
 /// How often a create retries when the hierarchy changed under it (a rekey started).
 const CREATE_ATTEMPTS: usize = 8;
 
@@ -316,6 +327,14 @@ impl Engine {
 
     /// Seals and stores `materials` (one per tag) in one durable transaction; with
     /// `attributes` (one key only) also `m/<key id>`.
+    ///
+    /// The first attempt uses the configuration the owner's last create used, without reading
+    /// the store (on etcd each read is a round trip to the cluster): the commit checks what
+    /// was read — the configuration record byte for byte, and for an SVM without its own
+    /// configuration that it still has none — so a configuration changed, deleted or added
+    /// since is a failed check, nothing is written, and the create reads afresh and seals
+    /// again. Any other failure on remembered
+    /// state is retried once from a fresh read too.
     fn insert_data_keys(
         &self,
         owner: KeyOwner,
@@ -324,73 +343,121 @@ impl Engine {
         attributes: Option<Vec<u8>>,
     ) -> Result<Vec<DataKeyId>> {
         let _gate = self.gate.read();
+        let mut remembered = self.owner_configs.lock().get(&owner).cloned();
         for _ in 0..CREATE_ATTEMPTS {
-            let (config, bytes) = self.config_for_owner(owner)?;
-            if config.deleting {
-                return Err(Error::new(ErrorKind::NotConfigured)
-                    .with_detail("The key manager is being deleted."));
-            }
-            let (config, bytes, kek) = self.active_kek(config, bytes)?;
-            let generation = kek.generation();
-            let mut txn = Transaction::new();
-            txn.check(Check::Equals(layout::config(config.uuid), bytes));
-            let mut records = Vec::with_capacity(tags.len());
-            let mut nonces = NonceSource::default();
-            for ((id, material), tag) in materials.iter().zip(&tags) {
-                let record = seal_data_key(
-                    &kek,
-                    config.uuid,
-                    id,
-                    owner,
-                    material,
-                    tag.clone(),
-                    &mut nonces,
-                )?;
-                let location = KeyLocation {
-                    config: config.uuid,
-                    owner,
-                };
-                txn.check(Check::Absent(layout::data_key(id)))
-                    .put(layout::data_key(id), location.encode())
-                    .put(location.record_key(id), record.encode());
-                if let Some(a) = &attributes {
-                    txn.put(layout::kmip_attributes(id), a.clone());
-                }
-                records.push(record);
-            }
-            let n = tags.len() as u64;
-            let seals = self.count_seals(config.uuid, generation, n)?;
-            let persist = self.seal_count_due(config.uuid, generation, seals);
-            if persist {
-                txn.put(
-                    self.own_seals_key(config.uuid, generation),
-                    seals.to_be_bytes().to_vec(),
-                );
-            }
-            match self.store.commit(txn) {
-                Ok(()) => {
-                    if persist {
-                        self.seal_count_persisted(config.uuid, generation, seals);
-                    }
-                    let table = &self.nodes[self.local].table;
-                    for ((id, _), record) in materials.iter().zip(records) {
-                        table.insert_created(
-                            *id,
-                            TableEntry {
-                                record,
-                                kek: kek.clone(),
-                            },
-                        );
-                    }
-                    return Ok(materials.into_iter().map(|(id, _)| id).collect());
+            let from_memory = remembered.is_some();
+            let read = match remembered.take() {
+                Some(r) => r,
+                None => self.config_for_owner(owner)?,
+            };
+            match self.try_insert(owner, &tags, &materials, attributes.as_ref(), read) {
+                Ok(Some((ids, used))) => {
+                    self.owner_configs.lock().insert(owner, used);
+                    return Ok(ids);
                 }
                 // The configuration changed (a rekey switched generations): seal again.
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_failed(e)),
+                Ok(None) => {
+                    self.owner_configs.lock().remove(&owner);
+                }
+                // Remembered state may be stale: try once more from the store. A store
+                // failure is final (a retry could not tell more than the store said).
+                Err(e) if from_memory && e.kind() != ErrorKind::StoreFailed => {
+                    self.owner_configs.lock().remove(&owner);
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(Error::new(ErrorKind::StoreFailed)
             .with_detail("The key hierarchy kept changing during the create; retry."))
+    }
+
+    /// One attempt of [`Engine::insert_data_keys`] on the configuration `read`: the ids and
+    /// the configuration as used when it committed, `None` when a check failed.
+    fn try_insert(
+        &self,
+        owner: KeyOwner,
+        tags: &[KeyTag],
+        materials: &[(DataKeyId, DataKeyMaterial)],
+        attributes: Option<&Vec<u8>>,
+        read: OwnerConfig,
+    ) -> Result<Option<(Vec<DataKeyId>, OwnerConfig)>> {
+        let OwnerConfig {
+            config,
+            bytes,
+            checks,
+        } = read;
+        if config.deleting {
+            return Err(Error::new(ErrorKind::NotConfigured)
+                .with_detail("The key manager is being deleted."));
+        }
+        let (config, bytes, kek) = self.active_kek(config, bytes)?;
+        let generation = kek.generation();
+        let mut txn = Transaction::new();
+        txn.check(Check::Equals(layout::config(config.uuid), bytes.clone()));
+        for c in &checks {
+            txn.check(c.clone());
+        }
+        let mut records = Vec::with_capacity(tags.len());
+        let mut nonces = NonceSource::default();
+        for ((id, material), tag) in materials.iter().zip(tags) {
+            let record = seal_data_key(
+                &kek,
+                config.uuid,
+                id,
+                owner,
+                material,
+                tag.clone(),
+                &mut nonces,
+            )?;
+            let location = KeyLocation {
+                config: config.uuid,
+                owner,
+            };
+            txn.check(Check::Absent(layout::data_key(id)))
+                .put(layout::data_key(id), location.encode())
+                .put(location.record_key(id), record.encode());
+            if let Some(a) = attributes {
+                txn.put(layout::kmip_attributes(id), a.clone());
+            }
+            records.push(record);
+        }
+        let n = tags.len() as u64;
+        let seals = self.count_seals(config.uuid, generation, n)?;
+        let persist = self.seal_count_due(config.uuid, generation, seals);
+        if persist {
+            txn.put(
+                self.own_seals_key(config.uuid, generation),
+                seals.to_be_bytes().to_vec(),
+            );
+        }
+        match self.store.commit(txn) {
+            Ok(()) => {
+                if persist {
+                    self.seal_count_persisted(config.uuid, generation, seals);
+                }
+                let table = &self.nodes[self.local].table;
+                for ((id, _), record) in materials.iter().zip(records) {
+                    table.insert_created(
+                        *id,
+                        TableEntry {
+                            record,
+                            kek: kek.clone(),
+                        },
+                    );
+                }
+                let ids = materials.iter().map(|(id, _)| *id).collect();
+                Ok(Some((
+                    ids,
+                    OwnerConfig {
+                        config,
+                        bytes,
+                        checks,
+                    },
+                )))
+            }
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(store_failed(e)),
+        }
     }
 
     /// Reads a data key's 32 bytes on this process's local node. Of a key registered shorter

@@ -133,7 +133,10 @@ pub struct Engine {
     /// Nodes this process manages; `nodes[local]` is the data path's node.
     nodes: Vec<NodeRuntime>,
     local: usize,
+    /// Keys per migrate page (three writes per key).
     rekey_batch: usize,
+    /// Keys per rekey-internal page (one write per key).
+    rewrap_batch: usize,
     job_retry_budget: std::time::Duration,
     /// Serializes job starts and configuration deletion. Never held across a backend call.
     admin: Mutex<()>,
@@ -141,6 +144,10 @@ pub struct Engine {
     first_kek: Mutex<()>,
     /// Data-key writers hold it shared; deleting a configuration holds it exclusively.
     gate: RwLock<()>,
+    /// The configuration each owner's creates last used, with the checks that prove it still
+    /// current: a create commits on it without reading the store first, and reads afresh only
+    /// when a check fails (`data_keys::OwnerConfig`).
+    owner_configs: Mutex<std::collections::HashMap<KeyOwner, data_keys::OwnerConfig>>,
     /// Seal counts by (configuration, generation), loaded lazily from the store.
     seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
@@ -218,10 +225,14 @@ impl Engine {
         check_format(&*opts.store)?;
         check_protection_key(&*opts.store, &opts.protection_key)?;
         // A store with a transaction size limit (etcd) gets batches that fit: a migrate page
-        // writes three records per key plus the job and the seal count.
-        let rekey_batch = match opts.store.max_ops() {
-            Some(max) => opts.rekey_batch.min(max.saturating_sub(4) / 3).max(1),
-            None => opts.rekey_batch,
+        // writes three records per key plus the job and the seal count; a rekey-internal page
+        // one per key plus the job and the seal count, and may read the next page (etcd).
+        let (rekey_batch, rewrap_batch) = match opts.store.max_ops() {
+            Some(max) => (
+                opts.rekey_batch.min(max.saturating_sub(4) / 3).max(1),
+                opts.rekey_batch.min(max.saturating_sub(3)).max(1),
+            ),
+            None => (opts.rekey_batch, opts.rekey_batch),
         };
         let engine = Arc::new(Engine {
             store: opts.store,
@@ -231,10 +242,12 @@ impl Engine {
             nodes,
             local,
             rekey_batch,
+            rewrap_batch,
             job_retry_budget: opts.job_retry_budget,
             admin: Mutex::new(()),
             first_kek: Mutex::new(()),
             gate: RwLock::new(()),
+            owner_configs: Mutex::new(Default::default()),
             seals: Mutex::new(Default::default()),
             running: Mutex::new(HashSet::new()),
             restoring: Mutex::new(Default::default()),
@@ -268,6 +281,13 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Keys rewrapped per transaction by rekey-internal: the configured batch, cut to what one
+    /// transaction of the store may carry (125 on etcd; migrate, with three writes per key,
+    /// moves 41).
+    pub fn rekey_internal_batch(&self) -> usize {
+        self.rewrap_batch
     }
 
     /// Stops job runners at their next step (their jobs stay `running` in the store and resume
@@ -325,20 +345,37 @@ impl Engine {
         Ok(Some((config, bytes)))
     }
 
-    /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's.
-    pub(crate) fn config_for_owner(&self, owner: KeyOwner) -> Result<(StoredConfig, Vec<u8>)> {
+    /// The configuration that protects `owner`'s new keys: the SVM's own, else the cluster's;
+    /// with the checks that prove, inside a commit, that this is still so besides the
+    /// configuration record itself: the SVM's own scope entry still absent when the cluster's
+    /// configuration was used. (A scope entry that was found needs no check of its own: it
+    /// changes only when its configuration is deleted, in the same transaction, and the commit
+    /// checks the configuration record.)
+    pub(crate) fn config_for_owner(&self, owner: KeyOwner) -> Result<data_keys::OwnerConfig> {
+        let mut checks = Vec::new();
         if let KeyOwner::Svm(u) = owner {
             if self.topology.svm_by_uuid(u).is_none() {
                 return Err(Error::new(ErrorKind::SvmNotFound).with_detail(format!(
                     "SVM with uuid \"{u}\" does not exist in this cluster."
                 )));
             }
-            if let Some(c) = self.config_for_scope(Some(u))? {
-                return Ok(c);
+            if let Some((config, bytes)) = self.config_for_scope(Some(u))? {
+                return Ok(data_keys::OwnerConfig {
+                    config,
+                    bytes,
+                    checks,
+                });
             }
+            checks.push(Check::Absent(layout::scope(Some(u))));
         }
-        self.config_for_scope(None)?
-            .ok_or_else(|| Error::new(ErrorKind::NotConfigured))
+        let (config, bytes) = self
+            .config_for_scope(None)?
+            .ok_or_else(|| Error::new(ErrorKind::NotConfigured))?;
+        Ok(data_keys::OwnerConfig {
+            config,
+            bytes,
+            checks,
+        })
     }
 
     /// Creates a configuration: checks the SVM, uniqueness, and that the backend can be reached

@@ -556,7 +556,7 @@ impl Engine {
 
     /// Number of index entries under `prefix`.
     fn count(&self, prefix: &[u8]) -> Result<u64> {
-        Ok(self.scan_all(prefix)?.len() as u64)
+        self.store.count(prefix).map_err(store_failed)
     }
 
     /// [`ErrorKind::KeysOnAdminKeyManager`] when `config` is an SVM's and some of that SVM's

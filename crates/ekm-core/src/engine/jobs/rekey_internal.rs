@@ -116,7 +116,7 @@ impl Engine {
             let result = self.store.rewrite_range(
                 &prefix,
                 cursor.as_deref(),
-                self.rekey_batch,
+                self.rewrap_batch,
                 &mut rewrite,
                 &mut then,
             );
