@@ -563,8 +563,9 @@ impl Engine {
         Ok(held)
     }
 
-    /// Writes the liveness record of every node this process manages: alive, since when, and
-    /// which KEK generations it holds (bound to the process's lease in a shared store).
+    /// Writes the liveness record of every node this process manages: alive, since when,
+    /// which KEK generations it holds, and its KMIP server's state (bound to the process's
+    /// lease in a shared store).
     pub(crate) fn write_liveness(&self) {
         for rt in &self.nodes {
             let keks: Vec<(Uuid, u32)> = rt.keks.read().keys().copied().collect();
@@ -574,6 +575,7 @@ impl Engine {
                 "name": rt.node.name,
                 "updated": now_secs(),
                 "keks": keks,
+                "kmip": self.kmip_server().to_json(),
             });
             let _ = self
                 .store

@@ -399,7 +399,9 @@ async fn serve(
         None => None,
         Some((addr, given)) => {
             let files = ekmd::kmip::ensure_pki(data_dir, given, &addr.ip().to_string())?;
-            let config = ekmd::kmip::server_config(&files)?;
+            let probe = Arc::new(ekmd::kmip::ProbeIdentity::new()?);
+            let config = ekmd::kmip::server_config(&files, Some(&probe))?;
+            let own_cert = ekmd::kmip::own_certificate(&files)?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("--kmip-listen {addr}: {e}"))?;
@@ -409,7 +411,24 @@ async fn serve(
                 files.client_ca.display()
             );
             let server = ekm_kmip::Server::new(state.engine.clone());
-            Some(tokio::spawn(ekmd::kmip::serve(listener, config, server)))
+            let reporting = ekmd::kmip::Reporting {
+                metrics: state.metrics.clone(),
+                audit: state.audit.clone(),
+            };
+            // Not answering until the first probe says otherwise.
+            state
+                .engine
+                .set_kmip_server(ekm_core::KmipServerState::NotAnswering(
+                    "not probed yet (the listener is starting)".into(),
+                ));
+            let serving = tokio::spawn(ekmd::kmip::serve(listener, config, server, reporting));
+            let watching = tokio::spawn(ekmd::kmip::watch(
+                state.engine.clone(),
+                ekmd::kmip::probe_address(bound),
+                own_cert,
+                probe,
+            ));
+            Some((serving, watching))
         }
     };
     // Unlock every node's KEKs in the background, as a rebooted node does; failures show in status.
@@ -488,8 +507,9 @@ async fn serve(
     handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     let _ = server.await;
     sock_task.abort();
-    if let Some(t) = kmip_task {
-        t.abort();
+    if let Some((serving, watching)) = kmip_task {
+        watching.abort();
+        serving.abort();
     }
     let _ = std::fs::remove_file(&sock_path);
     Ok(())
