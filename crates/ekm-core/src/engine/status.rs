@@ -300,3 +300,24 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kmip_state_survives_the_liveness_record() {
+        for s in [
+            KmipServerState::Off,
+            KmipServerState::Answering,
+            KmipServerState::NotAnswering("127.0.0.1:5696 did not answer within 5 s".into()),
+        ] {
+            let record = serde_json::json!({"v": 1, "keks": [], "kmip": s.to_json()});
+            let back: serde_json::Value =
+                serde_json::from_slice(record.to_string().as_bytes()).unwrap();
+            assert_eq!(KmipServerState::from_json(&back["kmip"]), Some(s));
+        }
+        // A record written without a KMIP state (an older ekmd) says nothing about it.
+        assert_eq!(KmipServerState::from_json(&serde_json::Value::Null), None);
+    }
+}
