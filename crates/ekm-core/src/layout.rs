@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `meta/format` | ASCII format version ([`crate::engine::FORMAT_VERSION`]) | the first open |
 //! | `meta/protection-check` | GMAC of a constant under the protection key (shared stores only) | the first process of a cluster |
-//! | `l/<node uuid>` | node liveness (JSON), bound to that process's lease in a shared store | each process, at open and on changes |
+//! | `l/<node uuid>` | node liveness (JSON: KEK generations held, KMIP server state), bound to that process's lease in a shared store | each process, at open and on changes |
 //! | `q/<config uuid>` | a restore request (the job uuid): every process unlocks that KEK on its nodes | restore, in a shared store |
 //! | `c/<config uuid>` | configuration record (JSON, authenticated; `stored.rs`) | create, patch, first KEK, rekeys |
 //! | `s/c`, `s/v<svm uuid>` | the configuration uuid of that scope (uniqueness index) | create, delete |

@@ -46,7 +46,8 @@ pub use codec::KeyOwner;
 pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyExternalRequest};
 pub use crypto::ProtectionKey;
 pub use engine::{
-    DataKeyInfo, Engine, EngineOptions, Job, JobKind, JobState, KekUsage, StatusFields,
+    DataKeyInfo, Engine, EngineOptions, Job, JobKind, JobState, KekUsage, KmipServerState,
+    StatusFields,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};

@@ -7,8 +7,10 @@
 //! request to [`Server::handle`].
 
 pub mod attrs;
+pub mod outcome;
 mod server;
 pub mod tags;
 pub mod ttlv;
 
+pub use outcome::ItemOutcome;
 pub use server::Server;

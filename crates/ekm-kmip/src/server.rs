@@ -6,7 +6,7 @@
 //! message.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ekm_core::store::{Check, StoreError, Transaction};
 use ekm_core::{DataKeyId, DataKeyMaterial, Engine, ErrorKind, KeyOwner, KeyTag, layout};
@@ -14,6 +14,7 @@ use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use crate::attrs::{self, Stored};
+use crate::outcome::ItemOutcome;
 use crate::tags::{self, op, reason, state};
 use crate::ttlv::{self, Item, Value};
 
@@ -137,6 +138,18 @@ impl Server {
     /// Answers one request message (TTLV bytes) from a client acting as `owner`; a client
     /// that names no owner (`None`) may only discover versions and query the server.
     pub fn handle(&self, owner: Option<KeyOwner>, request: &[u8]) -> Zeroizing<Vec<u8>> {
+        self.handle_with_outcomes(owner, request, &mut Vec::new())
+    }
+
+    /// [`Server::handle`], reporting what each answered batch item was into `outcomes` (in
+    /// order) for the embedder's metrics and audit trail. Nothing is added for a message
+    /// refused as a whole (not TTLV, not a request, no batch item: Invalid Message).
+    pub fn handle_with_outcomes(
+        &self,
+        owner: Option<KeyOwner>,
+        request: &[u8],
+        outcomes: &mut Vec<ItemOutcome>,
+    ) -> Zeroizing<Vec<u8>> {
         let msg = match ttlv::decode(request) {
             Ok(m) if m.tag == tags::REQUEST_MESSAGE => m,
             Ok(_) => return invalid_message((1, 0), "Not a KMIP Request Message."),
@@ -177,6 +190,7 @@ impl Server {
         for item in items {
             let operation = item.child(tags::OPERATION).and_then(Item::as_enum);
             let batch_id = item.child(tags::UNIQUE_BATCH_ITEM_ID).cloned();
+            let (started, placeholder) = (Instant::now(), ctx.placeholder.clone());
             let result = match (operation, item.child(tags::REQUEST_PAYLOAD)) {
                 (None, _) => Err(fail(
                     reason::INVALID_MESSAGE,
@@ -192,6 +206,13 @@ impl Server {
                 )),
                 (Some(o), Some(p)) => self.dispatch(&mut ctx, o, p, version),
             };
+            outcomes.push(ItemOutcome::of(
+                operation,
+                item,
+                result.as_deref().map_err(|f| f.reason),
+                placeholder.as_deref(),
+                started.elapsed(),
+            ));
             let mut r = Vec::new();
             if let Some(o) = operation {
                 r.push(Item::enumeration(tags::OPERATION, o));

@@ -178,7 +178,8 @@ fn last_line(file: &mut File) -> std::io::Result<(Option<Vec<u8>>, u64)> {
     let from = len.saturating_sub(1024 * 1024);
     file.seek(SeekFrom::Start(from))?;
     let mut buf = Vec::new();
-    file.read_to_end(&mut buf)?;
+    // No more than the length measured (a device such as /dev/full reads without end).
+    Read::by_ref(file).take(len - from).read_to_end(&mut buf)?;
     let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
         return Ok((None, from));
     };

@@ -11,7 +11,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ekm_core::StatusFields;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -49,18 +48,11 @@ pub fn missing(s: &AppState) -> Vec<Value> {
         if !has_kek {
             continue; // no data key yet: nothing to unlock
         }
-        let status = engine.get_config_with_status(
-            c.uuid,
-            StatusFields {
-                ekmip_reachability: true,
-                ..Default::default()
-            },
-        );
-        match status {
-            Ok(v) => {
-                for n in v.ekmip_reachability.unwrap_or_default() {
-                    if n.node.name == local && !n.reachable {
-                        out.push(json!({"what": "kek", "configuration": c.uuid, "scope": scope, "node": local, "reason": n.message}));
+        match engine.kek_availability(c.uuid) {
+            Ok(nodes) => {
+                for (node, reason) in nodes {
+                    if let (true, Some(r)) = (node.name == local, reason) {
+                        out.push(json!({"what": "kek", "configuration": c.uuid, "scope": scope, "node": local, "reason": format!("embedded KMIP server status unavailable on node. {r}")}));
                     }
                 }
             }

@@ -24,7 +24,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ekm_core::{
     Backend, BackendCall, BackendError, BackendErrorKind, Engine, ErrorKind, JobState, KeyId,
-    KeyMaterial, SecretBytes, StatusFields,
+    KeyMaterial, SecretBytes,
 };
 use parking_lot::Mutex;
 use prometheus_client::collector::Collector;
@@ -563,22 +563,11 @@ impl Collector for EngineCollector {
             age.push((scope.clone(), now.saturating_sub(active.created) as f64));
             seals.push((scope.clone(), active.seals as f64));
             limit.push((scope.clone(), active.seal_limit as f64));
-            let status = engine.get_config_with_status(
-                c.uuid,
-                StatusFields {
-                    ekmip_reachability: true,
-                    ..Default::default()
-                },
-            );
-            for n in status
-                .ok()
-                .and_then(|s| s.ekmip_reachability)
-                .unwrap_or_default()
-            {
+            for (node, reason) in engine.kek_availability(c.uuid).unwrap_or_default() {
                 let mut l = scope.clone();
-                l.push(("node", n.node.name.clone()));
-                l.push(("local", (n.node.name == local).to_string()));
-                avail.push((l, if n.reachable { 1.0 } else { 0.0 }));
+                l.push(("node", node.name.clone()));
+                l.push(("local", (node.name == local).to_string()));
+                avail.push((l, if reason.is_none() { 1.0 } else { 0.0 }));
             }
         }
         gauge(

@@ -502,3 +502,48 @@ fn the_ekm_command_line_drives_ekmd() {
     let (rc, _, _) = ekm(&d, &["show"]);
     assert_eq!(rc, 3);
 }
+
+/// A supervisor that closes ekmd's stdout (it read the line it waited for, or never reads it)
+/// must not kill the daemon: a start-up line that cannot be written is not a crash.
+#[test]
+fn a_closed_stdout_does_not_stop_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, kmip_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ekmd"))
+        .args(["serve", "--plain-http", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--kmip-listen", &format!("127.0.0.1:{kmip_port}")])
+        .env("EKMD_ADMIN_USER", "admin")
+        .env("EKMD_ADMIN_PASSWORD", "admin-pw")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Closed before ekmd prints anything: every start-up line meets a closed pipe.
+    drop(child.stdout.take());
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        let up = client()
+            .get(format!("{url}/api/security/azure-key-vaults"))
+            .basic_auth("admin", Some("admin-pw"))
+            .send()
+            .is_ok_and(|r| r.status() == 200);
+        if up {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ekmd exited after its stdout was closed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "ekmd never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "ekmd is still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -33,7 +33,7 @@ use crate::topology::Topology;
 pub use data_keys::{DataKeyInfo, KekUsage};
 pub use jobs::{Job, JobKind, JobState};
 use nodes::NodeRuntime;
-pub use status::StatusFields;
+pub use status::{KmipServerState, StatusFields};
 
 /// Decodes a node availability record (for the fuzz targets).
 pub(crate) fn decode_node_record(bytes: &[u8]) -> bool {
@@ -165,6 +165,8 @@ pub struct Engine {
     shutting_down: AtomicBool,
     /// Job runner threads, joined by `shutdown`.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// This process's KMIP server as its embedder last found it ([`Engine::set_kmip_server`]).
+    kmip: RwLock<KmipServerState>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -256,6 +258,7 @@ impl Engine {
             job_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
+            kmip: RwLock::new(KmipServerState::Off),
         });
         if engine.store.is_shared() {
             engine.follow_other_processes()?;

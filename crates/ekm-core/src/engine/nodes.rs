@@ -677,8 +677,9 @@ impl Engine {
         Ok(held)
     }
 
-    /// Writes the liveness record of every node this process manages: alive, since when, and
-    /// which KEK generations it holds (bound to the process's lease in a shared store).
+    /// Writes the liveness record of every node this process manages: alive, since when,
+    /// which KEK generations it holds, and its KMIP server's state (bound to the process's
+    /// lease in a shared store).
     pub(crate) fn write_liveness(&self) {
         for rt in &self.nodes {
             let keks: Vec<(Uuid, u32)> = rt.keks.read().keys().copied().collect();
@@ -689,6 +690,7 @@ impl Engine {
                 "updated": now_secs(),
                 "keks": keks,
                 "akv": self.backend_checks_of(rt.node.uuid),
+                "kmip": self.kmip_server().to_json(),
             });
             let _ = self
                 .store

@@ -1,5 +1,11 @@
 //! The advanced status fields of the seed — `state`, `azure_reachability`,
 //! `ekmip_reachability` — computed only when asked for.
+//!
+//! `ekmip_reachability` is each node's embedded KMIP server: the node is up, holds the
+//! configuration's active KEK and — where KMIP is on — its KMIP server answered its last
+//! Discover Versions probe. The probe is the embedder's (ekmd's listener probes itself and
+//! reports with [`Engine::set_kmip_server`]); a node's own report travels to the other nodes
+//! in its liveness record when the store is shared.
 
 use uuid::Uuid;
 
@@ -36,6 +42,49 @@ impl StatusFields {
         self.state || self.azure_reachability || self.ekmip_reachability
     }
 }
+
+/// The KMIP server of the nodes this process manages, as its embedder last found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmipServerState {
+    /// No KMIP listener (ekmd without `--kmip-listen`): the data path is the socket alone.
+    Off,
+    /// The listener answered its last Discover Versions probe.
+    Answering,
+    /// The listener did not answer its last probe: why.
+    NotAnswering(String),
+}
+
+impl KmipServerState {
+    /// The form kept in a liveness record.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        match self {
+            KmipServerState::Off => serde_json::json!({"state": "off"}),
+            KmipServerState::Answering => serde_json::json!({"state": "answering"}),
+            KmipServerState::NotAnswering(m) => {
+                serde_json::json!({"state": "not_answering", "message": m})
+            }
+        }
+    }
+
+    /// Read back from a liveness record (`None` when the record has no KMIP state).
+    pub(crate) fn from_json(v: &serde_json::Value) -> Option<KmipServerState> {
+        Some(match v["state"].as_str()? {
+            "off" => KmipServerState::Off,
+            "answering" => KmipServerState::Answering,
+            _ => KmipServerState::NotAnswering(
+                v["message"]
+                    .as_str()
+                    .unwrap_or("no reason recorded")
+                    .chars()
+                    .take(512)
+                    .collect(),
+            ),
+        })
+    }
+}
+
+/// Message of a reachable node whose KMIP is off.
+pub const KMIP_OFF_MESSAGE: &str = "KMIP is off on this node (ekmd runs without --kmip-listen): its data path is the unix socket alone.";
 
 /// Whether one node holds the current KEK, and why not.
 struct NodeKekStatus {
@@ -85,32 +134,94 @@ impl Engine {
             });
         }
         if fields.ekmip_reachability {
-            view.ekmip_reachability = Some(
-                nodes
-                    .iter()
-                    .map(|n| match &n.reason {
-                        None => EkmipReachability {
+            let mut out = Vec::new();
+            for n in &nodes {
+                out.push(match &n.reason {
+                    Some(r) => EkmipReachability {
+                        node: n.node.clone(),
+                        reachable: false,
+                        code: ErrorKind::AkvUnavailable.code().to_string(),
+                        message: format!("embedded KMIP server status unavailable on node. {r}"),
+                    },
+                    None => match self.kmip_server_of(n.node.uuid)? {
+                        KmipServerState::Answering => EkmipReachability {
                             node: n.node.clone(),
                             reachable: true,
                             code: "0".into(),
                             message: String::new(),
                         },
-                        Some(r) => EkmipReachability {
+                        KmipServerState::Off => EkmipReachability {
+                            node: n.node.clone(),
+                            reachable: true,
+                            code: "0".into(),
+                            message: KMIP_OFF_MESSAGE.into(),
+                        },
+                        KmipServerState::NotAnswering(why) => EkmipReachability {
                             node: n.node.clone(),
                             reachable: false,
                             code: ErrorKind::AkvUnavailable.code().to_string(),
                             message: format!(
-                                "embedded KMIP server status unavailable on node. {r}"
+                                "embedded KMIP server status unavailable on node. Its KMIP server did not answer a Discover Versions probe: {why}"
                             ),
                         },
-                    })
-                    .collect(),
-            );
+                    },
+                });
+            }
+            view.ekmip_reachability = Some(out);
         }
         if fields.azure_reachability {
             view.azure_reachability = Some(self.azure_reachability(&cfg)?);
         }
         Ok(view)
+    }
+
+    /// Records what this process's KMIP server is now (after each self-probe of its
+    /// listener); other processes sharing the store read it from this process's liveness
+    /// record, rewritten when the state changes.
+    pub fn set_kmip_server(&self, state: KmipServerState) {
+        let changed = {
+            let mut cur = self.kmip.write();
+            let changed = *cur != state;
+            *cur = state;
+            changed
+        };
+        if changed && self.store.is_shared() {
+            self.write_liveness();
+        }
+    }
+
+    /// This process's KMIP server as last recorded.
+    pub fn kmip_server(&self) -> KmipServerState {
+        self.kmip.read().clone()
+    }
+
+    /// The KMIP server of `node`: this process's own for the nodes it manages; another
+    /// process's from its liveness record (absent: that process reports no KMIP state, so
+    /// its KMIP is off).
+    fn kmip_server_of(&self, node: Uuid) -> Result<KmipServerState> {
+        if self.nodes.iter().any(|n| n.node.uuid == node) || !self.store.is_shared() {
+            return Ok(self.kmip_server());
+        }
+        let rec = self
+            .store
+            .get(&crate::layout::liveness(node))
+            .map_err(super::store_failed)?;
+        Ok(rec
+            .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+            .and_then(|v| KmipServerState::from_json(&v["kmip"]))
+            .unwrap_or(KmipServerState::Off))
+    }
+
+    /// Per node of the topology: `None` when it is up and holds the active KEK of
+    /// configuration `uuid`, else why not (what readiness and the KEK availability metric
+    /// report, without the KMIP server's state).
+    pub fn kek_availability(&self, uuid: Uuid) -> Result<Vec<(Node, Option<String>)>> {
+        let (cfg, _) = self.load_config(uuid)?;
+        Ok(self
+            .node_kek_status(&cfg)?
+            .into_iter()
+            .map(|n| (n.node, n.reason))
+            .collect())
     }
 
     /// For every node of the topology: does it hold the active KEK? Managed nodes answer from
@@ -303,4 +414,25 @@ pub(crate) struct BackendCheck {
     failure: Option<String>,
     /// Unix seconds.
     checked: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kmip_state_survives_the_liveness_record() {
+        for s in [
+            KmipServerState::Off,
+            KmipServerState::Answering,
+            KmipServerState::NotAnswering("127.0.0.1:5696 did not answer within 5 s".into()),
+        ] {
+            let record = serde_json::json!({"v": 1, "keks": [], "kmip": s.to_json()});
+            let back: serde_json::Value =
+                serde_json::from_slice(record.to_string().as_bytes()).unwrap();
+            assert_eq!(KmipServerState::from_json(&back["kmip"]), Some(s));
+        }
+        // A record written without a KMIP state (an older ekmd) says nothing about it.
+        assert_eq!(KmipServerState::from_json(&serde_json::Value::Null), None);
+    }
 }

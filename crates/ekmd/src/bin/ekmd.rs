@@ -400,17 +400,36 @@ async fn serve(
         None => None,
         Some((addr, given)) => {
             let files = ekmd::kmip::ensure_pki(data_dir, given, &addr.ip().to_string())?;
-            let config = ekmd::kmip::server_config(&files)?;
+            let probe = Arc::new(ekmd::kmip::ProbeIdentity::new()?);
+            let config = ekmd::kmip::server_config(&files, Some(&probe))?;
+            let own_cert = ekmd::kmip::own_certificate(&files)?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("--kmip-listen {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
-            println!(
+            announce(&format!(
                 "ekmd KMIP listening on {bound} (mutual TLS; client CA {})",
                 files.client_ca.display()
-            );
+            ));
             let server = ekm_kmip::Server::new(state.engine.clone());
-            Some(tokio::spawn(ekmd::kmip::serve(listener, config, server)))
+            let reporting = ekmd::kmip::Reporting {
+                metrics: state.metrics.clone(),
+                audit: state.audit.clone(),
+            };
+            // Not answering until the first probe says otherwise.
+            state
+                .engine
+                .set_kmip_server(ekm_core::KmipServerState::NotAnswering(
+                    "not probed yet (the listener is starting)".into(),
+                ));
+            let serving = tokio::spawn(ekmd::kmip::serve(listener, config, server, reporting));
+            let watching = tokio::spawn(ekmd::kmip::watch(
+                state.engine.clone(),
+                ekmd::kmip::probe_address(bound),
+                own_cert,
+                probe,
+            ));
+            Some((serving, watching))
         }
     };
     // Unlock every node's KEKs in the background, as a rebooted node does; failures show in status.
@@ -474,10 +493,10 @@ async fn serve(
             format!("user {user} with the password in {}", f.display())
         }
     };
-    println!(
+    announce(&format!(
         "ekmd listening on {scheme}://{bound} as node {node}; log in with {login}; data-path socket {}{metrics_url}",
         sock_path.display()
-    );
+    ));
     tracing::info!(%bound, node, "ekmd started");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -489,9 +508,19 @@ async fn serve(
     handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     let _ = server.await;
     sock_task.abort();
-    if let Some(t) = kmip_task {
-        t.abort();
+    if let Some((serving, watching)) = kmip_task {
+        watching.abort();
+        serving.abort();
     }
     let _ = std::fs::remove_file(&sock_path);
     Ok(())
+}
+
+/// Prints a start-up line on stdout. A supervisor that read the line it waited for and closed
+/// the pipe must not bring the daemon down: a failed write is ignored (`println!` would panic).
+fn announce(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
