@@ -960,16 +960,20 @@ impl Inner {
             .collect())
     }
 
-    /// The page read ahead for exactly this range and limit, if it is fresh (and forgets it),
-    /// with the end of the window it was read in.
+    /// The page read ahead for exactly this range and limit, if it is fresh, with the end of
+    /// the window it was read in. Every page of the range is forgotten: only the call right
+    /// after the one that read a page may use it, so a page left by an earlier pass (whose
+    /// last call put it) or skipped by a call that could not read ahead (an unknown outcome)
+    /// is never taken for what the range holds now.
     fn take_read_ahead(&self, start: &[u8], end: &[u8], limit: i64) -> Option<(Vec<Kv>, Vec<u8>)> {
         let mut pages = self.read_ahead.lock();
         pages.retain(|p| p.at.elapsed() < READ_AHEAD_FOR);
         let i = pages
             .iter()
-            .position(|p| p.start == start && p.end == end && p.limit == limit)?;
-        let p = pages.swap_remove(i);
-        Some((p.kvs, p.window_end))
+            .position(|p| p.start == start && p.end == end && p.limit == limit);
+        let taken = i.map(|i| pages.swap_remove(i));
+        pages.retain(|p| p.end != end);
+        taken.map(|p| (p.kvs, p.window_end))
     }
 
     fn put_read_ahead(&self, page: ReadAhead) {

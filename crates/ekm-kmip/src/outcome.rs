@@ -67,12 +67,23 @@ impl ItemOutcome {
         }
     }
 
-    /// Whether the item asked for a change of state that the audit trail records: Create,
-    /// Register, Activate, Revoke or Destroy.
+    /// Whether the item asked for a change of stored state, which the audit trail records:
+    /// Create, Register, Activate, Revoke, Destroy, and the attribute changes (Add, Modify,
+    /// Set, Delete Attribute: a past Activation Date set through them activates the key).
     pub fn is_audited(&self) -> bool {
         matches!(
             self.operation,
-            Some(op::CREATE | op::REGISTER | op::ACTIVATE | op::REVOKE | op::DESTROY)
+            Some(
+                op::CREATE
+                    | op::REGISTER
+                    | op::ACTIVATE
+                    | op::REVOKE
+                    | op::DESTROY
+                    | op::ADD_ATTRIBUTE
+                    | op::MODIFY_ATTRIBUTE
+                    | op::SET_ATTRIBUTE
+                    | op::DELETE_ATTRIBUTE
+            )
         )
     }
 

@@ -52,7 +52,7 @@ pub fn missing(s: &AppState) -> Vec<Value> {
             Ok(nodes) => {
                 for (node, reason) in nodes {
                     if let (true, Some(r)) = (node.name == local, reason) {
-                        out.push(json!({"what": "kek", "configuration": c.uuid, "scope": scope, "node": local, "reason": format!("embedded KMIP server status unavailable on node. {r}")}));
+                        out.push(json!({"what": "kek", "configuration": c.uuid, "scope": scope, "node": local, "reason": format!("The KEK is not unlocked on this node. {r}")}));
                     }
                 }
             }

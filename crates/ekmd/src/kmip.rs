@@ -401,10 +401,13 @@ pub fn answer(
     let mut outcomes = Vec::new();
     let resp = server.handle_with_outcomes(client.owner, request, &mut outcomes);
     let m = &reporting.metrics;
-    if outcomes.is_empty() {
+    // The node's own reachability probe (a Discover Versions every few seconds) is not
+    // client traffic: it would drown the series of a quiet node.
+    let counted = &*client.identity != PROBE_CN;
+    if counted && outcomes.is_empty() {
         m.kmip_request("none", "invalid_message");
     }
-    for o in &outcomes {
+    for o in outcomes.iter().filter(|_| counted) {
         m.kmip_request(o.operation_name(), o.result_name());
         if o.is_get() {
             m.key_read("kmip", read_outcome(o), o.took);

@@ -241,7 +241,16 @@ fn kmip_state_changes_are_audited_with_the_client_identity_and_never_the_key() {
         t::REVOCATION_REASON,
         vec![Item::enumeration(t::REVOCATION_REASON_CODE, 6)],
     );
+    let mut add_contact = uid(&id);
+    add_contact.push(Item::structure(
+        t::ATTRIBUTE,
+        vec![
+            Item::text(t::ATTRIBUTE_NAME, "Contact Information"),
+            Item::text(t::ATTRIBUTE_VALUE, "storage-team"),
+        ],
+    ));
     let steps = vec![
+        (op::ADD_ATTRIBUTE, add_contact),
         (op::ACTIVATE, uid(&id)),
         (op::GET, uid(&id)),
         (op::DESTROY, uid(&id)), // refused: the key is Active
@@ -271,6 +280,7 @@ fn kmip_state_changes_are_audited_with_the_client_identity_and_never_the_key() {
         ops,
         [
             ("kmip.register", "0"),
+            ("kmip.add_attribute", "0"),
             ("kmip.activate", "0"),
             ("kmip.destroy", "permission_denied"),
             ("kmip.revoke", "0"),

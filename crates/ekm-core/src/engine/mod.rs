@@ -152,6 +152,8 @@ pub struct Engine {
     seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
     running: Mutex<HashSet<Uuid>>,
+    /// Serializes liveness record writes (each writes a snapshot of this process's state).
+    liveness_writes: Mutex<()>,
     /// The last backend check of each (managed node, configuration), published in the
     /// liveness record.
     backend_checks: Mutex<std::collections::HashMap<(Uuid, Uuid), status::BackendCheck>>,
@@ -254,6 +256,7 @@ impl Engine {
             running: Mutex::new(HashSet::new()),
             restoring: Mutex::new(Default::default()),
             backend_checks: Mutex::new(Default::default()),
+            liveness_writes: Mutex::new(()),
             job_changed: Condvar::new(),
             job_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),
@@ -541,25 +544,33 @@ impl Engine {
         // The gate holds off this process's creates only. In a cluster store, mark the record
         // first: a create in another process that read it fails its check on it, reads it
         // again and sees the mark; so the scan below sees every key that will ever be created.
-        let (stored, bytes) = if self.store.is_shared() {
-            let mut marked = stored.clone();
-            marked.deleting = true;
-            let marked_bytes = marked.encode(&self.protection)?;
-            let mut txn = Transaction::new();
-            txn.check(Check::Equals(layout::config(uuid), bytes.clone()))
-                .put(layout::config(uuid), marked_bytes.clone());
-            self.store.commit(txn).map_err(store_failed)?;
-            if self.has_records(uuid)? {
-                let mut txn = Transaction::new();
-                txn.check(Check::Equals(layout::config(uuid), marked_bytes))
-                    .put(layout::config(uuid), bytes);
-                self.store.commit(txn).map_err(store_failed)?;
-                return Err(Error::new(ErrorKind::KeysExist));
-            }
-            (marked, marked_bytes)
-        } else {
-            (stored, bytes)
+        if !self.store.is_shared() {
+            return self.remove_config(&stored, bytes);
+        }
+        let mut marked = stored.clone();
+        marked.deleting = true;
+        let marked_bytes = marked.encode(&self.protection)?;
+        let mut txn = Transaction::new();
+        txn.check(Check::Equals(layout::config(uuid), bytes))
+            .put(layout::config(uuid), marked_bytes.clone());
+        self.store.commit(txn).map_err(store_failed)?;
+        let removed = match self.has_records(uuid) {
+            Ok(true) => Err(Error::new(ErrorKind::KeysExist)),
+            Ok(false) => self.remove_config(&marked, marked_bytes),
+            Err(e) => Err(e),
         };
+        if removed.is_err() {
+            // Keys exist, a job started, or the store failed: the configuration stays, and
+            // creates must work again (a mark left behind would refuse them all).
+            let _ = self.clear_delete_mark(uuid);
+        }
+        removed
+    }
+
+    /// Deletes configuration `stored` (as `bytes`, checked) with its scope entry, KEK
+    /// generations, seal counters and node records, unless a job holds it.
+    fn remove_config(&self, stored: &StoredConfig, bytes: Vec<u8>) -> Result<()> {
+        let uuid = stored.uuid;
         let cfg_key = layout::config(uuid);
         let mut txn = Transaction::new();
         txn.check(Check::Equals(cfg_key.clone(), bytes))
@@ -581,6 +592,27 @@ impl Engine {
         }
         self.seals.lock().retain(|(c, _), _| *c != uuid);
         Ok(())
+    }
+
+    /// Clears the "being deleted" mark of a configuration whose delete did not happen, on the
+    /// record as it is now (a job may have rewritten it, mark included, meanwhile).
+    fn clear_delete_mark(&self, uuid: Uuid) -> Result<()> {
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let (mut stored, bytes) = self.load_config(uuid)?;
+            if !stored.deleting {
+                return Ok(());
+            }
+            stored.deleting = false;
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(layout::config(uuid), bytes))
+                .put(layout::config(uuid), stored.encode(&self.protection)?);
+            match self.store.commit(txn) {
+                Err(StoreError::Conflict(_)) => continue,
+                r => return r.map_err(store_failed),
+            }
+        }
+        Err(Error::new(ErrorKind::StoreFailed)
+            .with_detail("The configuration kept changing while its delete mark was cleared."))
     }
 }
 

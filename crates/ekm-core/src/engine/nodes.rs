@@ -350,6 +350,13 @@ impl Engine {
                 rt.keks
                     .write()
                     .insert((config.uuid, generation), kek.clone());
+                // Retired or deleted while the backend unwrapped it (another process's watch
+                // event found nothing to forget then): not kept. This caller read the record
+                // before it went, as if it had finished just before.
+                if let Ok(None) = self.store.get(&layout::kek(config.uuid, generation)) {
+                    rt.forget_generation(config.uuid, generation);
+                    return Ok(kek);
+                }
                 if is_active {
                     self.record_node(&rt.node, &wrapped, Some(generation), None);
                 } else if self.store.is_shared() {
@@ -681,6 +688,9 @@ impl Engine {
     /// which KEK generations it holds, and its KMIP server's state (bound to the process's
     /// lease in a shared store).
     pub(crate) fn write_liveness(&self) {
+        // One writer at a time, each snapshot taken under the lock: a snapshot taken before an
+        // unlock must not land after the unlock's own write and hide the KEK it unlocked.
+        let _in_order = self.liveness_writes.lock();
         for rt in &self.nodes {
             let keks: Vec<(Uuid, u32)> = rt.keks.read().keys().copied().collect();
             let rec = serde_json::json!({
