@@ -65,6 +65,7 @@ pub struct EngineOptions {
     rekey_batch: usize,
     resume_jobs: bool,
     job_retry_budget: std::time::Duration,
+    backend_probe_interval: std::time::Duration,
 }
 
 impl EngineOptions {
@@ -86,6 +87,7 @@ impl EngineOptions {
             rekey_batch: DEFAULT_REKEY_BATCH,
             resume_jobs: true,
             job_retry_budget: std::time::Duration::ZERO,
+            backend_probe_interval: status::BACKEND_PROBE_INTERVAL,
         }
     }
 
@@ -114,6 +116,15 @@ impl EngineOptions {
     /// at its first error. ekmd sets 300 s.
     pub fn job_retry_budget(mut self, budget: std::time::Duration) -> Self {
         self.job_retry_budget = budget;
+        self
+    }
+
+    /// In a cluster store, how often this process checks every configuration's vault from its
+    /// nodes for the other nodes' `azure_reachability` (default 30 s; each check is a token, a
+    /// key read and a wrap/unwrap probe). Zero: only at start and when a configuration's
+    /// credentials, proxy or key change.
+    pub fn backend_probe_interval(mut self, every: std::time::Duration) -> Self {
+        self.backend_probe_interval = every;
         self
     }
 
@@ -154,6 +165,8 @@ pub struct Engine {
     running: Mutex<HashSet<Uuid>>,
     /// Serializes liveness record writes (each writes a snapshot of this process's state).
     liveness_writes: Mutex<()>,
+    /// How often the backend probe runs (published in the liveness record).
+    backend_probe_interval: std::time::Duration,
     /// The last backend check of each (managed node, configuration), published in the
     /// liveness record.
     backend_checks: Mutex<std::collections::HashMap<(Uuid, Uuid), status::BackendCheck>>,
@@ -257,6 +270,7 @@ impl Engine {
             restoring: Mutex::new(Default::default()),
             backend_checks: Mutex::new(Default::default()),
             liveness_writes: Mutex::new(()),
+            backend_probe_interval: opts.backend_probe_interval,
             job_changed: Condvar::new(),
             job_lock: Mutex::new(()),
             shutting_down: AtomicBool::new(false),
@@ -266,7 +280,7 @@ impl Engine {
         if engine.store.is_shared() {
             engine.follow_other_processes()?;
             engine.spawn_job_takeover();
-            engine.spawn_backend_probe();
+            engine.spawn_backend_probe(opts.backend_probe_interval);
         }
         if opts.resume_jobs {
             engine.resume_jobs()?;

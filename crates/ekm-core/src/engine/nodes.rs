@@ -700,6 +700,7 @@ impl Engine {
                 "updated": now_secs(),
                 "keks": keks,
                 "akv": self.backend_checks_of(rt.node.uuid),
+                "akv_every": self.backend_probe_interval.as_secs(),
                 "kmip": self.kmip_server().to_json(),
             });
             let _ = self

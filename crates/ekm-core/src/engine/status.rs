@@ -327,6 +327,7 @@ impl Engine {
                 BackendCheck {
                     failure: failure.clone(),
                     checked: super::now_secs(),
+                    revision: cfg.revision,
                 },
             );
             out.push((rt.node.clone(), failure));
@@ -336,7 +337,8 @@ impl Engine {
 
     /// Checks every configuration's backend from every node of this process and publishes the
     /// results in its liveness record, where the other nodes' `azure_reachability` reads them.
-    /// ekmd's cluster mode runs it every [`BACKEND_PROBE_INTERVAL`].
+    /// A cluster store's engine runs it every [`BACKEND_PROBE_INTERVAL`] by default
+    /// ([`crate::EngineOptions::backend_probe_interval`]).
     pub fn probe_backend(&self) {
         let Ok(configs) = self.scan_all(crate::layout::CONFIG) else {
             return;
@@ -351,8 +353,21 @@ impl Engine {
 
     /// Checks the backend of one stored configuration record from this process's nodes and
     /// publishes the result (a configuration created or changed by any process).
+    /// Only when its credentials, proxy or key changed since this process last checked it
+    /// (a rekey-internal's switch rewrites the record too, and is not worth a vault call).
     pub(crate) fn probe_backend_of(&self, record: &[u8]) {
-        if let Ok(cfg) = StoredConfig::decode(record, &self.protection) {
+        let Ok(cfg) = StoredConfig::decode(record, &self.protection) else {
+            return;
+        };
+        let checked = {
+            let checks = self.backend_checks.lock();
+            self.nodes.iter().all(|rt| {
+                checks
+                    .get(&(rt.node.uuid, cfg.uuid))
+                    .is_some_and(|c| c.revision == cfg.revision)
+            })
+        };
+        if !checked {
             let _ = self.check_backend_here(&cfg);
             self.write_liveness();
         }
@@ -375,13 +390,17 @@ impl Engine {
                 .find(|c| c[0].as_str() == Some(config.to_string().as_str()))
         });
         let Some(entry) = entry else {
-            return Ok(Some(format!(
-                "the node has not checked this key vault yet (every node checks every {} s)",
-                BACKEND_PROBE_INTERVAL.as_secs()
-            )));
+            return Ok(Some(
+                "the node has not checked this key vault yet (it checks at start and whenever the configuration's credentials or key change)".to_owned(),
+            ));
         };
+        // A result older than four of the node's own check intervals (at least 120 s) means
+        // its prober is stuck; a node that checks only on changes publishes 0 and never ages.
+        let every = rec["akv_every"]
+            .as_u64()
+            .unwrap_or(BACKEND_PROBE_INTERVAL.as_secs());
         let age = super::now_secs().saturating_sub(entry[2].as_u64().unwrap_or(0));
-        if age > BACKEND_CHECK_STALE.as_secs() {
+        if every > 0 && age > BACKEND_CHECK_STALE.as_secs().max(4 * every) {
             return Ok(Some(format!(
                 "the node's last check of this key vault is {age} s old"
             )));
@@ -401,7 +420,8 @@ impl Engine {
     }
 }
 
-/// How often a process in a cluster checks its backends for the other nodes to see.
+/// How often a process in a cluster checks its backends for the other nodes to see, by
+/// default.
 pub const BACKEND_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A node's reported check older than this counts as failed (its prober is stuck).
@@ -414,6 +434,8 @@ pub(crate) struct BackendCheck {
     failure: Option<String>,
     /// Unix seconds.
     checked: u64,
+    /// The configuration's revision (credentials, proxy, key) when it was checked.
+    revision: u64,
 }
 
 #[cfg(test)]

@@ -131,6 +131,11 @@ struct ServeArgs {
     /// machine share one by naming the same file.
     #[arg(long)]
     fake_vault: Option<PathBuf>,
+    /// With --store etcd: how often this node checks every configuration's vault (a token, a
+    /// key read and a wrap/unwrap probe) for the other nodes' azure_reachability; 0 checks
+    /// only at start and when a configuration's credentials, proxy or key change.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    backend_probe_interval: u64,
     /// Keys rewrapped per transaction by rekey-internal and migrate (default: the engine's).
     /// Hidden: a tuning knob the process tests use to get many durable steps per job.
     #[arg(long, hide = true, value_name = "N")]
@@ -224,6 +229,7 @@ fn main() -> std::process::ExitCode {
         etcd_key,
         protection_key_file,
         fake_vault,
+        backend_probe_interval,
         rekey_batch,
         kmip_listen,
         kmip_server_cert,
@@ -325,6 +331,8 @@ fn main() -> std::process::ExitCode {
         if let Some(n) = rekey_batch {
             options = options.rekey_batch(n);
         }
+        options =
+            options.backend_probe_interval(std::time::Duration::from_secs(backend_probe_interval));
         if store_kind == StoreKind::Etcd {
             // One process per node: this one holds its own node's key table only.
             options = options.managed_nodes(vec![local.uuid]);

@@ -294,18 +294,22 @@ impl Engine {
     }
 
     /// In a cluster store: checks the backends from this process's nodes at once and then
-    /// every [`super::status::BACKEND_PROBE_INTERVAL`], for the other nodes'
-    /// `azure_reachability`. Stops at shutdown.
-    pub(crate) fn spawn_backend_probe(self: &Arc<Self>) {
+    /// every `interval` (never again when zero), for the other nodes' `azure_reachability`.
+    /// Stops at shutdown.
+    pub(crate) fn spawn_backend_probe(self: &Arc<Self>, interval: Duration) {
         let weak = Arc::downgrade(self);
-        let slices = super::status::BACKEND_PROBE_INTERVAL.as_millis() / 100;
+        let slices = interval.as_millis() / 100;
         let spawned = std::thread::Builder::new()
             .name("ekm-backend-probe".into())
             .spawn(move || {
                 loop {
-                    let Some(engine) = weak.upgrade() else { return };
-                    engine.probe_backend();
-                    drop(engine);
+                    match weak.upgrade() {
+                        Some(e) if !e.is_shutting_down() => e.probe_backend(),
+                        _ => return,
+                    }
+                    if slices == 0 {
+                        return;
+                    }
                     for _ in 0..slices {
                         std::thread::sleep(Duration::from_millis(100));
                         match weak.upgrade() {
