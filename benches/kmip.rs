@@ -35,34 +35,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tower::ServiceExt;
 
 fn get_request(uid: &str) -> Vec<u8> {
-    ttlv::encode(&Item::structure(
-        t::REQUEST_MESSAGE,
-        vec![
-            Item::structure(
-                t::REQUEST_HEADER,
-                vec![
-                    Item::structure(
-                        t::PROTOCOL_VERSION,
-                        vec![
-                            Item::int(t::PROTOCOL_VERSION_MAJOR, 1),
-                            Item::int(t::PROTOCOL_VERSION_MINOR, 4),
-                        ],
-                    ),
-                    Item::int(t::BATCH_COUNT, 1),
-                ],
-            ),
-            Item::structure(
-                t::BATCH_ITEM,
-                vec![
-                    Item::enumeration(t::OPERATION, t::op::GET),
-                    Item::structure(
-                        t::REQUEST_PAYLOAD,
-                        vec![Item::text(t::UNIQUE_IDENTIFIER, uid)],
-                    ),
-                ],
-            ),
-        ],
-    ))
+    ekm_kmip::request_message(
+        (1, 4),
+        vec![(t::op::GET, vec![Item::text(t::UNIQUE_IDENTIFIER, uid)])],
+    )
     .to_vec()
 }
 

@@ -695,31 +695,8 @@ pub async fn watch(
 
 /// A KMIP 1.0 Discover Versions request (no versions named: the server lists its own).
 pub fn discover_versions_request() -> zeroize::Zeroizing<Vec<u8>> {
-    use ekm_kmip::tags as t;
-    use ttlv::Item;
-    ttlv::encode(&Item::structure(
-        t::REQUEST_MESSAGE,
-        vec![
-            Item::structure(
-                t::REQUEST_HEADER,
-                vec![
-                    Item::structure(
-                        t::PROTOCOL_VERSION,
-                        vec![
-                            Item::int(t::PROTOCOL_VERSION_MAJOR, 1),
-                            Item::int(t::PROTOCOL_VERSION_MINOR, 0),
-                        ],
-                    ),
-                    Item::int(t::BATCH_COUNT, 1),
-                ],
-            ),
-            Item::structure(
-                t::BATCH_ITEM,
-                vec![
-                    Item::enumeration(t::OPERATION, t::op::DISCOVER_VERSIONS),
-                    Item::structure(t::REQUEST_PAYLOAD, Vec::new()),
-                ],
-            ),
-        ],
-    ))
+    ekm_kmip::request_message(
+        (1, 0),
+        vec![(ekm_kmip::tags::op::DISCOVER_VERSIONS, Vec::new())],
+    )
 }

@@ -207,49 +207,25 @@ fn create_request() -> Vec<u8> {
             vec![Item::text(t::ATTRIBUTE_NAME, name), value],
         )
     };
-    ttlv::encode(&Item::structure(
-        t::REQUEST_MESSAGE,
-        vec![
-            Item::structure(
-                t::REQUEST_HEADER,
-                vec![
-                    Item::structure(
-                        t::PROTOCOL_VERSION,
-                        vec![
-                            Item::int(t::PROTOCOL_VERSION_MAJOR, 1),
-                            Item::int(t::PROTOCOL_VERSION_MINOR, 2),
-                        ],
-                    ),
-                    Item::int(t::BATCH_COUNT, 1),
-                ],
-            ),
-            Item::structure(
-                t::BATCH_ITEM,
-                vec![
-                    Item::enumeration(t::OPERATION, ekm_kmip::tags::op::CREATE),
-                    Item::structure(
-                        t::REQUEST_PAYLOAD,
-                        vec![
-                            Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
-                            Item::structure(
-                                t::TEMPLATE_ATTRIBUTE,
-                                vec![
-                                    attr(
-                                        "Cryptographic Algorithm",
-                                        Item::enumeration(t::ATTRIBUTE_VALUE, t::ALGORITHM_AES),
-                                    ),
-                                    attr(
-                                        "Cryptographic Length",
-                                        Item::int(t::ATTRIBUTE_VALUE, 256),
-                                    ),
-                                ],
-                            ),
-                        ],
-                    ),
-                ],
-            ),
-        ],
-    ))
+    ekm_kmip::request_message(
+        (1, 2),
+        vec![(
+            t::op::CREATE,
+            vec![
+                Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
+                Item::structure(
+                    t::TEMPLATE_ATTRIBUTE,
+                    vec![
+                        attr(
+                            "Cryptographic Algorithm",
+                            Item::enumeration(t::ATTRIBUTE_VALUE, t::ALGORITHM_AES),
+                        ),
+                        attr("Cryptographic Length", Item::int(t::ATTRIBUTE_VALUE, 256)),
+                    ],
+                ),
+            ],
+        )],
+    )
     .to_vec()
 }
 

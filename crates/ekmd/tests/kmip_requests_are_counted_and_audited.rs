@@ -89,29 +89,7 @@ fn client() -> Client {
 }
 
 fn request(items: Vec<(u32, Vec<Item>)>) -> Vec<u8> {
-    let mut children = vec![Item::structure(
-        t::REQUEST_HEADER,
-        vec![
-            Item::structure(
-                t::PROTOCOL_VERSION,
-                vec![
-                    Item::int(t::PROTOCOL_VERSION_MAJOR, 1),
-                    Item::int(t::PROTOCOL_VERSION_MINOR, 4),
-                ],
-            ),
-            Item::int(t::BATCH_COUNT, items.len() as i32),
-        ],
-    )];
-    for (o, payload) in items {
-        children.push(Item::structure(
-            t::BATCH_ITEM,
-            vec![
-                Item::enumeration(t::OPERATION, o),
-                Item::structure(t::REQUEST_PAYLOAD, payload),
-            ],
-        ));
-    }
-    ttlv::encode(&Item::structure(t::REQUEST_MESSAGE, children)).to_vec()
+    ekm_kmip::request_message((1, 4), items).to_vec()
 }
 
 /// (status, reason, uid) of each batch item of an answer.
