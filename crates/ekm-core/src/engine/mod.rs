@@ -605,6 +605,7 @@ impl Engine {
             n.forget_config(uuid);
         }
         self.seals.lock().retain(|(c, _), _| *c != uuid);
+        self.backend_checks.lock().retain(|(_, c), _| *c != uuid);
         Ok(())
     }
 

@@ -550,6 +550,10 @@ impl Engine {
                         for n in &engine.nodes {
                             n.forget_config(config);
                         }
+                        engine
+                            .backend_checks
+                            .lock()
+                            .retain(|(_, c), _| *c != config);
                     }
                 }),
             )
