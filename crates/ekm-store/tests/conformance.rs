@@ -279,10 +279,20 @@ fn a_record_changed_between_pages_is_not_rewritten_from_its_old_value(s: &dyn St
     assert_eq!(s.get(b"p/5").unwrap().as_deref(), Some(&b"5!"[..]));
 }
 
+/// A test's etcd cluster, and its turn: the etcd tests run one at a time (each starts three
+/// members; ten clusters starting at once on a 2-core machine missed their health deadline).
+/// Fields drop in order: the members are killed before the next test's turn comes.
+struct TestCluster {
+    cluster: ekm_etcd::testing::EtcdCluster,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+static ETCD_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 thread_local! {
     /// One 3-member etcd cluster per test (each test runs on its own thread): dropped, so its
-    /// members are killed, when the test's thread ends.
-    static CLUSTER: std::cell::RefCell<Option<ekm_etcd::testing::EtcdCluster>> =
+    /// members are killed and the next etcd test may start, when the test's thread ends.
+    static CLUSTER: std::cell::RefCell<Option<TestCluster>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -292,8 +302,14 @@ fn open_etcd(dir: &Path) -> Arc<dyn Store> {
     let endpoints = CLUSTER.with(|c| {
         c.borrow_mut()
             .get_or_insert_with(|| {
-                ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts")
+                // A test that failed poisons the lock; the next one runs all the same.
+                let turn = ETCD_TURN.lock().unwrap_or_else(|e| e.into_inner());
+                TestCluster {
+                    cluster: ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts"),
+                    _turn: turn,
+                }
             })
+            .cluster
             .endpoints()
     });
     let mut opts = ekm_etcd::EtcdOptions::new(endpoints);
