@@ -400,7 +400,7 @@ impl Engine {
             .as_u64()
             .unwrap_or(BACKEND_PROBE_INTERVAL.as_secs());
         let age = super::now_secs().saturating_sub(entry[2].as_u64().unwrap_or(0));
-        if every > 0 && age > BACKEND_CHECK_STALE.as_secs().max(4 * every) {
+        if every > 0 && age > BACKEND_CHECK_STALE.as_secs().max(every.saturating_mul(4)) {
             return Ok(Some(format!(
                 "the node's last check of this key vault is {age} s old"
             )));
