@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::free_port;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -81,14 +83,6 @@ struct Lab {
     nodes: Vec<Node>,
     /// Extra `ekmd serve` arguments for every node.
     extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Lab {

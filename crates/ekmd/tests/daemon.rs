@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 mod canary;
 mod common;
 
+use common::free_port;
+
 use common::KEY;
 
 const SECRET: &str = "CANARY-daemon-client-secret-4e7d";
@@ -28,14 +30,6 @@ struct Daemon {
     child: Child,
     url: String,
     log: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts ekmd on `dir` with `--rekey-batch batch` (keys rewrapped per transaction).

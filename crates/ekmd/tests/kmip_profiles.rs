@@ -25,6 +25,10 @@
 //! The 3DES cases of the Foundry profile (SKFF-M-4-14, SKFF-M-8-14, SKFF-M-12-14) are not
 //! run: ekm serves AES keys only, and the issue asks for the Foundry profile's AES cases.
 
+mod common;
+
+use common::free_port;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -492,14 +496,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// ekmd serving REST and KMIP on loopback, with one configuration (cluster scope) and a

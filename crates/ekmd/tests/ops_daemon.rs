@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 mod common;
 
+use common::free_port;
+
 use common::KEY;
 
 struct Daemon {
@@ -29,14 +31,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(dir: &Path, log: &str) -> Daemon {

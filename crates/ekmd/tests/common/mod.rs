@@ -133,3 +133,12 @@ pub fn announced_url(line: &str, scheme: &str) -> String {
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned()
 }
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
