@@ -361,17 +361,27 @@ impl Engine {
     }
 
     /// Waits until the job ends or `timeout` passes; returns it as it then is.
+    ///
+    /// The job is read again when a job step here wakes the waiters, or 25 ms after the last
+    /// read (a job run by another process wakes nobody here), but never sooner than 20 ms
+    /// after the last read: a rekey commits a batch every few milliseconds, and on a cluster
+    /// store each read is a round trip to etcd that competes with the job's own commits.
     pub fn wait_job(&self, uuid: Uuid, timeout: Duration) -> Result<Job> {
+        const READ_AT_MOST_EVERY: Duration = Duration::from_millis(20);
+        const READ_AT_LEAST_EVERY: Duration = Duration::from_millis(25);
         let deadline = Instant::now() + timeout;
         let mut guard = self.job_lock.lock();
         loop {
             let job = self.job(uuid)?;
-            let now = Instant::now();
-            if job.state.is_terminal() || now >= deadline {
+            let read_at = Instant::now();
+            if job.state.is_terminal() || read_at >= deadline {
                 return Ok(job);
             }
-            let wait = (deadline - now).min(Duration::from_millis(25));
-            self.job_changed.wait_for(&mut guard, wait);
+            let earliest = (read_at + READ_AT_MOST_EVERY).min(deadline);
+            let latest = (read_at + READ_AT_LEAST_EVERY).min(deadline);
+            while Instant::now() < earliest {
+                self.job_changed.wait_until(&mut guard, latest);
+            }
         }
     }
 
