@@ -1,5 +1,7 @@
 //! Data keys created and deleted while rekey-internal runs: none lost, none left behind on the
-//! old generation, and deleted keys stay deleted.
+//! old generation, and deleted keys stay deleted — on redb, and on a real 3-member etcd
+//! cluster (where a rekey page is fenced by its key span and the configuration's deletion
+//! mark, not record by record).
 
 mod common;
 
@@ -8,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use ekm::core::Store;
+use ekm::core::store::{
+    ChangeCallback, Entry, RangeRewrite, Rewrite, StoreError, Then, Transaction,
+};
 use ekm::core::{DataKeyId, JobState, KeyOwner, KeyTag};
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
@@ -16,18 +22,35 @@ use ekm::store::StoreKind;
 fn creates_and_deletes_during_rekey_internal() {
     let dir = tempfile::tempdir().unwrap();
     let store = ekm::store::open(StoreKind::Redb, &dir.path().join("store")).unwrap();
+    creates_and_deletes(store, dir.path());
+}
+
+#[test]
+fn creates_and_deletes_during_rekey_internal_on_etcd() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts");
+    let store: Arc<dyn Store> =
+        ekm_etcd::EtcdStore::open(ekm_etcd::EtcdOptions::new(cluster.endpoints()))
+            .expect("etcd store opens");
+    creates_and_deletes(store, dir.path());
+}
+
+fn creates_and_deletes(store: Arc<dyn Store>, dir: &std::path::Path) {
     let fake = Arc::new(FakeBackend::in_memory());
     // Small batches make the rekey long enough to overlap with the writers.
-    let e = engine_over(store.clone(), fake.clone(), &dir.path().join("pk"), 50);
+    let e = engine_over(store.clone(), fake.clone(), &dir.join("pk"), 50);
     let config = create(&e, &secret_body(None, "s")).unwrap().uuid;
     let live: Arc<Mutex<HashMap<DataKeyId, Vec<u8>>>> = Arc::default();
     for owner in [KeyOwner::Cluster, KeyOwner::Svm(VS0)] {
-        for id in e
-            .create_data_keys(owner, vec![KeyTag::default(); 1500])
-            .unwrap()
-        {
-            let m = e.read_data_key(&id).unwrap().expose_secret().to_vec();
-            live.lock().unwrap().insert(id, m);
+        // In creates that fit etcd's transactions.
+        for _ in 0..25 {
+            for id in e
+                .create_data_keys(owner, vec![KeyTag::default(); 60])
+                .unwrap()
+            {
+                let m = e.read_data_key(&id).unwrap().expose_secret().to_vec();
+                live.lock().unwrap().insert(id, m);
+            }
         }
     }
     let deleted: Arc<Mutex<Vec<DataKeyId>>> = Arc::default();
@@ -84,7 +107,7 @@ fn creates_and_deletes_during_rekey_internal() {
     e.shutdown();
     drop(e);
     // A fresh process reads everything from the store alone.
-    let e = engine_over(store, fake, &dir.path().join("pk"), 50);
+    let e = engine_over(store, fake, &dir.join("pk"), 50);
     for (id, m) in live.iter() {
         assert_eq!(
             e.read_data_key(id).unwrap().expose_secret().as_slice(),
@@ -98,4 +121,118 @@ fn creates_and_deletes_during_rekey_internal() {
         "{created} keys created and {} deleted during the rekey",
         deleted.lock().unwrap().len()
     );
+}
+
+/// A store that runs a hook once, right after the first `rewrite_range` call returns (the
+/// first rekey page is committed and, on etcd, the second page already read with it).
+struct AfterFirstPage {
+    inner: Arc<dyn Store>,
+    #[allow(clippy::type_complexity)]
+    hook: Mutex<Option<Box<dyn FnOnce(Option<Vec<u8>>) + Send>>>,
+}
+
+impl std::fmt::Debug for AfterFirstPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfterFirstPage").finish_non_exhaustive()
+    }
+}
+
+impl Store for AfterFirstPage {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.inner.get_many(keys)
+    }
+    fn scan(&self, p: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(p, after, limit)
+    }
+    fn count(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        self.inner.count(prefix)
+    }
+    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
+        self.inner.commit(txn)
+    }
+    fn rewrite_range(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+        deletion_mark: Option<&[u8]>,
+        rewrite: Rewrite<'_>,
+        then: Then<'_>,
+    ) -> Result<RangeRewrite, StoreError> {
+        let out =
+            self.inner
+                .rewrite_range(prefix, start_after, limit, deletion_mark, rewrite, then)?;
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook(out.last_key.clone());
+        }
+        Ok(out)
+    }
+    fn engine_name(&self) -> &'static str {
+        self.inner.engine_name()
+    }
+    fn max_ops(&self) -> Option<usize> {
+        self.inner.max_ops()
+    }
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+    fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
+        self.inner.watch(prefix, on_change)
+    }
+    fn put_ephemeral(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_ephemeral(key, value)
+    }
+}
+
+/// The first key of the second rekey page is deleted (through the engine, as a client's
+/// DELETE is) after the first page committed: on etcd that page was read with the first
+/// one's commit, so the rewrite of the second must see the deletion — by the configuration's
+/// deletion mark, the delete's only trace inside the page's span — and not bring it back.
+#[test]
+fn a_key_deleted_between_two_rekey_pages_stays_deleted_on_etcd() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts");
+    let etcd: Arc<dyn Store> =
+        ekm_etcd::EtcdStore::open(ekm_etcd::EtcdOptions::new(cluster.endpoints()))
+            .expect("etcd store opens");
+    let store = Arc::new(AfterFirstPage {
+        inner: etcd.clone(),
+        hook: Mutex::new(None),
+    });
+    let fake = Arc::new(FakeBackend::in_memory());
+    let e = engine_over(store.clone(), fake.clone(), &dir.path().join("pk"), 50);
+    let config = create(&e, &secret_body(None, "s")).unwrap().uuid;
+    for _ in 0..4 {
+        e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 50])
+            .unwrap();
+    }
+    let victim: Arc<Mutex<Option<DataKeyId>>> = Arc::default();
+    {
+        let (e, victim, etcd) = (e.clone(), victim.clone(), etcd.clone());
+        *store.hook.lock().unwrap() = Some(Box::new(move |last: Option<Vec<u8>>| {
+            let records = ekm::core::layout::records(config);
+            let next = etcd
+                .scan(&records, last.as_deref(), 1)
+                .unwrap()
+                .pop()
+                .expect("a second page");
+            let id = ekm::core::layout::id_of_record(&next.0).unwrap();
+            e.delete_data_key(&id).unwrap();
+            *victim.lock().unwrap() = Some(id);
+        }));
+    }
+    let job = e.start_rekey_internal(config).unwrap();
+    let done = e.wait_job(job.uuid, Duration::from_secs(60)).unwrap();
+    assert_eq!(done.state, JobState::Success, "{}", done.message);
+    let victim = victim.lock().unwrap().expect("the hook ran");
+    assert_eq!(e.read_data_key(&victim).unwrap_err().code(), 4);
+    let listed = e.list_data_keys(config).unwrap();
+    assert_eq!(listed.len(), 199, "the deleted key came back");
+    assert!(listed.iter().all(|k| k.key_id != victim));
+    assert!(listed.iter().all(|k| k.kek_generation == 2));
+    e.shutdown();
 }

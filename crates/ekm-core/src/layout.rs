@@ -16,6 +16,7 @@
 //! | `k/<config uuid><gen>` | wrapped KEK record (`codec::WrappedKek`) | first KEK, rekeys |
 //! | `d/<id>` | the key's location: config uuid, owner kind, owner uuid | create, migrate, delete |
 //! | `r/<config uuid><owner><id>` | wrapped data key record (`codec::WrappedDataKey`) | create, rekey-internal, migrate, delete |
+//! | `e/<config uuid>` | deletion mark: empty, rewritten by every transaction that deletes an `r/` record of that configuration (a rekey page on etcd is fenced by its key span and this mark: `Store::rewrite_range`) | delete, migrate |
 //! | `n/<node uuid><config uuid>` | node availability (JSON): wrapped KEK copy, loaded generation, last error | unlocks, restore, rekeys |
 //! | `j/<job uuid>` | job record (JSON) with its journal | every job step |
 //! | `a/<config uuid>` | marker: the uuid of the job working on that configuration | job start and end |
@@ -50,6 +51,9 @@ pub const KEK: &[u8] = b"k/";
 pub const DATA_KEY: &[u8] = b"d/";
 /// Prefix of data key records: `r/<config uuid 16><owner uuid 16 (nil: cluster)><key id 32>`.
 pub const RECORD: &[u8] = b"r/";
+/// Prefix of deletion marks: `e/<config uuid 16>` → empty, rewritten by every deletion of one
+/// of that configuration's `r/` records.
+pub const DELETIONS: &[u8] = b"e/";
 /// Prefix of node records: `n/<node uuid 16><config uuid 16>` → node availability (JSON).
 pub const NODE: &[u8] = b"n/";
 /// Prefix of job records: `j/<job uuid 16>` → job (JSON).
@@ -115,6 +119,19 @@ pub fn record(config: Uuid, owner: KeyOwner, id: &DataKeyId) -> Vec<u8> {
     let mut k = records_of(config, owner);
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// `e/<config uuid>`: the deletion mark of a configuration's records. Every transaction that
+/// deletes an `r/<config>` record writes it, so that a rewrite of a page of those records
+/// can see a deletion it would otherwise miss (`Store::rewrite_range`'s `deletion_mark`).
+pub fn deletions(config: Uuid) -> Vec<u8> {
+    join(DELETIONS, &[config.as_bytes()])
+}
+
+/// The configuration uuid at the start of a record key (`r/<config uuid>...`).
+pub fn config_of_record(key: &[u8]) -> Option<Uuid> {
+    let raw = key.strip_prefix(RECORD)?.get(..16)?;
+    Uuid::from_slice(raw).ok()
 }
 
 /// The key id at the end of a record key.

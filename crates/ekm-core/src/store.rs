@@ -151,17 +151,26 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Rewrites in place up to `limit` records under `prefix` after `start_after`, and commits
     /// the rewrites with the transaction `then` builds, atomically and durably. No record can
-    /// change between being read and rewritten. The default reads, then commits with an
-    /// `Equals` check per rewritten record (a concurrent change is [`StoreError::Conflict`]);
-    /// engines with read-write transactions do both in one transaction.
+    /// change, or be deleted, between being read and rewritten (a concurrent change is
+    /// [`StoreError::Conflict`]; nothing is written). The default reads, then commits with an
+    /// `Equals` check per rewritten record; engines with read-write transactions do both in one
+    /// transaction.
+    ///
+    /// `deletion_mark`: a key that every transaction deleting a record under `prefix` also
+    /// writes (the engine's `e/<config>`). A store may then fence a page with one compare over
+    /// the page's key span plus one on the mark, instead of one per record (etcd: a compare
+    /// over a span cannot see a record that is no longer there; the mark can). Stores that
+    /// check each record need not look at it.
     fn rewrite_range(
         &self,
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
+        deletion_mark: Option<&[u8]>,
         rewrite: Rewrite<'_>,
         then: Then<'_>,
     ) -> Result<RangeRewrite, StoreError> {
+        let _ = deletion_mark;
         let page = self.scan(prefix, start_after, limit)?;
         let mut out = RangeRewrite {
             seen: page.len(),
@@ -206,6 +215,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
         let _ = (prefix, on_change);
         Ok(())
+    }
+
+    /// As [`Store::watch`], for a watcher that acts only on deletions (and [`Change::Resync`]):
+    /// the store may leave the puts out (etcd filters them on the server, so that a create
+    /// does not send an event to every process). The default delivers everything.
+    fn watch_deletes(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
+        self.watch(prefix, on_change)
     }
 
     /// Puts `key` for as long as this process is alive and reaches the store: a cluster store

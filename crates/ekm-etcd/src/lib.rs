@@ -2,11 +2,14 @@
 //!
 //! Every store key of ekm (`ekm_core::layout`) is stored as `<prefix><key>` in etcd; a
 //! [`Store::commit`] is one etcd transaction: its checks become compares (`Absent` →
-//! create_revision = 0, `Present` → create_revision > 0, `Equals` → value =), its writes the
-//! success branch (the last write per key: etcd refuses a key twice in one transaction).
-//! [`Store::rewrite_range`] compares each rewritten record by its revision and reads the next
-//! page in the same transaction (one round trip per page; see its docs). A watch that cannot
-//! replay what it missed (compacted history) delivers [`Change::Resync`].
+//! create_revision = 0, `Present` → create_revision > 0, `Equals` → value =, or mod_revision =
+//! for a long value this store saw at that revision, with the value compared on a retry when
+//! only the revision differs), its writes the success branch (the last write per key: etcd
+//! refuses a key twice in one transaction). [`Store::rewrite_range`] fences a page by the
+//! revision it was read at (one compare over the rewritten span plus the deletion mark, or one
+//! per record without a mark) and reads the next page in the same transaction (one round trip
+//! per page; see its docs). A watch that cannot replay what it missed (compacted history)
+//! delivers [`Change::Resync`].
 //!
 //! Owns: the mapping of ekm's store contract onto etcd, and the one rule for requests whose
 //! outcome is unknown (a timeout, a reset connection, a leader change): they are resolved by
@@ -37,7 +40,7 @@ use ekm_core::store::{
 };
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
-    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchFilterType, WatchOptions,
 };
 use parking_lot::Mutex;
 
@@ -47,13 +50,58 @@ pub const MAX_TXN_OPS: usize = 128;
 /// How long a page read ahead by a rewrite's commit stays usable by the next rewrite.
 const READ_AHEAD_FOR: Duration = Duration::from_secs(1);
 
+/// Values at least this long are remembered with their revision when this store reads or
+/// writes them, so that an `Equals` check on one is sent as a revision compare instead of the
+/// value (a create's check of its ~1 KB configuration record, a job step's check of its job
+/// record); shorter values cost less to send than to remember.
+const REMEMBER_FROM: usize = 128;
+
+/// The most values remembered; past it the memory starts again (a cleared entry costs one
+/// value compare, never a wrong answer).
+const REMEMBER_AT_MOST: usize = 4096;
+
 /// One condition of a transaction: a store check, or (for records read by `rewrite_range`)
 /// that the key is still at the revision it was read at.
 #[derive(Clone)]
 enum Cond {
     Check(Check),
     ModRevision(i64),
+    /// `Check::Equals` on a value this store saw at `revision` (the key's revision of its last
+    /// change then): sent as "the key's revision is still `revision`", which implies the value.
+    /// When that compare fails while the value is still the same (rewritten with the same
+    /// bytes, by another process), the commit is tried again with the value compared
+    /// ([`Inner::commit`]): the check's meaning is the value's, never stricter.
+    Unchanged(Vec<u8>, i64),
+    /// No key of `[key, end)` (only `key` when `end` is `None`) changed after `revision`:
+    /// a rewritten page's key span, and its deletion mark, as of the page's read.
+    NotChangedAfter(Option<Vec<u8>>, i64),
 }
+
+impl Cond {
+    /// The compare sent to etcd; `by_value`: `Unchanged` as the value compare it stands for.
+    fn compare(&self, key: &[u8], by_value: bool) -> Compare {
+        let key = key.to_vec();
+        match self {
+            Cond::Check(Check::Absent(_)) => Compare::create_revision(key, CompareOp::Equal, 0),
+            Cond::Check(Check::Present(_)) => Compare::create_revision(key, CompareOp::Greater, 0),
+            Cond::Check(Check::Equals(_, v)) => Compare::value(key, CompareOp::Equal, v.clone()),
+            Cond::Unchanged(v, _) if by_value => Compare::value(key, CompareOp::Equal, v.clone()),
+            Cond::Unchanged(_, r) | Cond::ModRevision(r) => {
+                Compare::mod_revision(key, CompareOp::Equal, *r)
+            }
+            Cond::NotChangedAfter(end, r) => {
+                let c = Compare::mod_revision(key, CompareOp::Less, r.saturating_add(1));
+                match end {
+                    Some(end) => c.with_range(end.clone()),
+                    None => c,
+                }
+            }
+        }
+    }
+}
+
+/// A value as seen at a revision (the key's revision of its last change then).
+type Seen = (Vec<u8>, i64);
 
 /// A record as read from etcd: full key, value, revision of its last change.
 type Kv = (Vec<u8>, Vec<u8>, i64);
@@ -67,16 +115,20 @@ struct ReadAhead {
     /// The end of what was read: `end`, or a nearer key (see [`window_end`]).
     window_end: Vec<u8>,
     kvs: Vec<Kv>,
+    /// The revision the page was read at (the reading transaction's).
+    revision: i64,
     at: std::time::Instant,
 }
 
 /// Where to stop reading the page after `first..=last` (a page in key order) within a range
-/// ending at `end`: about four times as far past `last` as the page spans, counted on the eight
-/// bytes after the two keys' common prefix. etcd 3.4 walks the whole of a range in its index
-/// even for a read of a few keys, so reading each page of a 100,000-key range up to the range's
-/// end costs a walk of the rest of the range per page; a window about four pages wide costs a
-/// walk of about four pages. Keys are only ever read in order from the page's start, so the
-/// window decides how many a page holds, never which are seen.
+/// ending at `end`: one and a half times as far past `last` as the page spans, counted on the
+/// eight bytes after the two keys' common prefix. etcd 3.4 walks the whole of a range in its
+/// index even for a read of a few keys, so reading each page of a 100,000-key range up to the
+/// range's end costs a walk of the rest of the range per page; a window one and a half pages
+/// wide costs a walk of that much, and with keys spread as random ids holds a full page but
+/// for a chance of several standard deviations (a short page is only a smaller batch). Keys
+/// are only ever read in order from the page's start, so the window decides how many a page
+/// holds, never which are seen.
 fn window_end(first: &[u8], last: &[u8], end: &[u8]) -> Vec<u8> {
     let common = first.iter().zip(last).take_while(|(a, b)| a == b).count();
     if common >= last.len() {
@@ -91,8 +143,8 @@ fn window_end(first: &[u8], last: &[u8], end: &[u8]) -> Vec<u8> {
     };
     let (a, b) = (number(first), number(last));
     let span = b.saturating_sub(a).max(1);
-    // last + 4 spans, in big-endian arithmetic over the common prefix and those eight bytes.
-    let sum = u128::from(b) + 4 * u128::from(span);
+    // last + 1.5 spans, in big-endian arithmetic over the common prefix and those eight bytes.
+    let sum = u128::from(b) + u128::from(span) + u128::from(span) / 2;
     let mut carry = sum >> 64;
     let mut head = last[..common].to_vec();
     for byte in head.iter_mut().rev() {
@@ -237,6 +289,11 @@ struct Inner {
     ephemeral: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     /// Pages read ahead by rewrite commits, for the rewrites that continue them.
     read_ahead: Mutex<Vec<ReadAhead>>,
+    /// Long values as last read or written here, with their revision (full key → value,
+    /// revision): what turns an `Equals` check into a revision compare ([`Cond::Unchanged`]).
+    /// An entry is true of that revision for ever, so a stale one is never wrong, only
+    /// useless (its compare fails and the commit compares the value instead).
+    remembered: Mutex<HashMap<Vec<u8>, Seen>>,
 }
 
 /// The etcd store. See the crate docs.
@@ -258,12 +315,35 @@ impl EtcdStore {
     /// from a revision that was compacted meanwhile).
     #[doc(hidden)]
     pub fn watch_from_revision(&self, prefix: &[u8], revision: i64, on_change: ChangeCallback) {
+        self.watch_with(prefix, revision, false, on_change);
+    }
+
+    /// Watches `prefix` from `revision` on; `deletes_only`: puts filtered out by etcd.
+    fn watch_with(
+        &self,
+        prefix: &[u8],
+        revision: i64,
+        deletes_only: bool,
+        on_change: ChangeCallback,
+    ) {
         let inner = self.inner.clone();
         let full = self.key(prefix);
         let strip = self.inner.opts.prefix.len();
         self.rt.spawn(async move {
-            inner.watch_loop(full, strip, revision, on_change).await;
+            inner
+                .watch_loop(full, strip, revision, deletes_only, on_change)
+                .await;
         });
+    }
+
+    /// The cluster's current revision (read under `prefix`).
+    fn current_revision(&self, prefix: &[u8]) -> Result<i64, StoreError> {
+        let full = self.key(prefix);
+        let resp = self.block(self.inner.read(|mut c| {
+            let full = full.clone();
+            async move { c.get(full, Some(GetOptions::new().with_limit(1))).await }
+        }))?;
+        Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 
     /// Connects (lazily: the first call dials) and starts this process's lease keeper.
@@ -289,6 +369,7 @@ impl EtcdStore {
             lease: Mutex::new(None),
             ephemeral: Mutex::new(HashMap::new()),
             read_ahead: Mutex::new(Vec::new()),
+            remembered: Mutex::new(HashMap::new()),
         });
         let store = Arc::new(EtcdStore { rt, inner });
         // Prove the cluster answers, and hold a lease, before anything relies on them.
@@ -307,22 +388,20 @@ impl EtcdStore {
         Ok(store)
     }
 
-    /// Runs `fut` on the store's runtime and waits for it from any thread (including a
-    /// blocking thread of another runtime).
-    fn block<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        // The task always sends unless the runtime shuts down, which only Drop does.
-        rx.recv().unwrap_or_else(|_| unreachable_runtime())
+    /// Runs `fut` to its end on the calling thread (any thread, including a blocking thread of
+    /// another runtime), with the store's runtime driving its I/O and timers: no hand-off to a
+    /// runtime thread and back, one thread wake-up less per call.
+    fn block<T>(&self, fut: impl Future<Output = T>) -> T {
+        let _runtime = self.rt.enter();
+        futures_executor::block_on(fut)
     }
 
     fn key(&self, k: &[u8]) -> Vec<u8> {
         [self.inner.opts.prefix.as_slice(), k].concat()
     }
 
-    /// Store checks as transaction conditions on the prefixed keys.
+    /// Store checks as transaction conditions on the prefixed keys: an `Equals` on a value
+    /// remembered with its revision becomes a revision compare.
     fn conds(&self, checks: Vec<Check>) -> Vec<(Vec<u8>, Cond)> {
         checks
             .into_iter()
@@ -330,15 +409,17 @@ impl EtcdStore {
                 let k = match &c {
                     Check::Absent(k) | Check::Present(k) | Check::Equals(k, _) => self.key(k),
                 };
-                (k, Cond::Check(c))
+                let cond = match c {
+                    Check::Equals(key, v) => match self.inner.remembered_revision(&k, &v) {
+                        Some(r) => Cond::Unchanged(v, r),
+                        None => Cond::Check(Check::Equals(key, v)),
+                    },
+                    other => Cond::Check(other),
+                };
+                (k, cond)
             })
             .collect()
     }
-}
-
-fn unreachable_runtime<T>() -> T {
-    // Only reachable if the runtime was shut down while a caller waited: a bug, not an input.
-    panic!("the etcd client runtime stopped")
 }
 
 impl Inner {
@@ -403,6 +484,27 @@ impl Inner {
         }
     }
 
+    /// Remembers a long `value` of `key` as of `revision`, the key's revision of its last
+    /// change (see `remembered`).
+    fn remember(&self, key: &[u8], value: &[u8], revision: i64) {
+        if value.len() < REMEMBER_FROM {
+            return;
+        }
+        let mut remembered = self.remembered.lock();
+        if remembered.len() >= REMEMBER_AT_MOST && !remembered.contains_key(key) {
+            remembered.clear();
+        }
+        remembered.insert(key.to_vec(), (value.to_vec(), revision));
+    }
+
+    /// The revision at which `key` was seen holding `value`, if remembered.
+    fn remembered_revision(&self, key: &[u8], value: &[u8]) -> Option<i64> {
+        match self.remembered.lock().get(key) {
+            Some((v, revision)) if v == value => Some(*revision),
+            _ => None,
+        }
+    }
+
     fn observe(&self, f: impl FnOnce(&dyn EtcdObserver)) {
         if let Some(o) = &self.opts.observer {
             f(o.as_ref());
@@ -462,7 +564,10 @@ impl Inner {
                 async move { c.get(key, None).await }
             })
             .await?;
-        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+        Ok(resp.kvs().first().map(|kv| {
+            self.remember(kv.key(), kv.value(), kv.mod_revision());
+            kv.value().to_vec()
+        }))
     }
 
     /// Whether every write of `writes` is visible: how an unknown outcome is resolved.
@@ -572,9 +677,10 @@ impl Store for EtcdStore {
             })?;
             for op in resp.op_responses() {
                 match op {
-                    etcd_client::TxnOpResponse::Get(g) => {
-                        out.push(g.kvs().first().map(|kv| kv.value().to_vec()))
-                    }
+                    etcd_client::TxnOpResponse::Get(g) => out.push(g.kvs().first().map(|kv| {
+                        self.inner.remember(kv.key(), kv.value(), kv.mod_revision());
+                        kv.value().to_vec()
+                    })),
                     _ => return Err(StoreError::Io("etcd: unexpected transaction answer".into())),
                 }
             }
@@ -616,7 +722,10 @@ impl Store for EtcdStore {
             .kvs()
             .iter()
             .filter(|kv| kv.key().len() >= strip)
-            .map(|kv| (kv.key()[strip..].to_vec(), kv.value().to_vec()))
+            .map(|kv| {
+                self.inner.remember(kv.key(), kv.value(), kv.mod_revision());
+                (kv.key()[strip..].to_vec(), kv.value().to_vec())
+            })
             .collect())
     }
 
@@ -675,8 +784,13 @@ impl Store for EtcdStore {
         result
     }
 
-    /// One page of records rewritten in one etcd transaction, each compared by the revision it
-    /// was read at (a record changed since, even back to the same bytes, is a conflict). The
+    /// One page of records rewritten in one etcd transaction, fenced against any change since
+    /// the page was read (a record changed since, even back to the same bytes, is a conflict):
+    /// with a `deletion_mark`, by two compares — no key in the span of the rewritten records
+    /// changed (or appeared) after the read's revision, and neither did the mark, which every
+    /// deletion writes (a deleted record is not in the span any more) — and without one, by
+    /// each record's own revision. etcd evaluates every compare as a read of its keys: one
+    /// compare over the span costs much less than one per record. The
     /// transaction also reads the next page of the range, so that a pass over a range costs
     /// one round trip per page instead of two: the next call for the page right after this one
     /// (same range, same limit, within a second) uses it instead of reading again. The records
@@ -689,6 +803,7 @@ impl Store for EtcdStore {
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
+        deletion_mark: Option<&[u8]>,
         rewrite: Rewrite<'_>,
         then: Then<'_>,
     ) -> Result<RangeRewrite, StoreError> {
@@ -700,14 +815,10 @@ impl Store for EtcdStore {
         let end = ekm_core::store::prefix_end(&full_prefix).unwrap_or_else(|| vec![0]);
         let limit = i64::try_from(limit.clamp(1, MAX_TXN_OPS)).unwrap_or(1);
         let strip = self.inner.opts.prefix.len();
-        let page = match self.inner.take_read_ahead(&start, &end, limit) {
+        let (page, read_at) = match self.inner.take_read_ahead(&start, &end, limit) {
             // An empty window short of the range's end says nothing of what lies after it.
-            Some((kvs, window_end)) if !kvs.is_empty() || window_end == end => kvs,
-            _ => {
-                let inner = self.inner.clone();
-                let (start, end) = (start.clone(), end.clone());
-                self.block(async move { inner.range(start, end, limit).await })?
-            }
+            Some(p) if !p.kvs.is_empty() || p.window_end == end => (p.kvs, p.revision),
+            _ => self.block(self.inner.range_at(start.clone(), end.clone(), limit))?,
         };
         let mut out = RangeRewrite {
             seen: page.len(),
@@ -716,12 +827,24 @@ impl Store for EtcdStore {
         };
         let mut conds: Vec<(Vec<u8>, Cond)> = Vec::new();
         let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut span: Option<(&[u8], &[u8])> = None;
         for (k, v, revision) in &page {
             if let Some(new) = rewrite(&k[strip..], v).map_err(StoreError::Aborted)? {
-                conds.push((k.clone(), Cond::ModRevision(*revision)));
+                match deletion_mark {
+                    Some(_) => span = Some((span.map_or(k.as_slice(), |s| s.0), k.as_slice())),
+                    None => conds.push((k.clone(), Cond::ModRevision(*revision))),
+                }
                 writes.push((k.clone(), Some(new)));
                 out.rewritten += 1;
             }
+        }
+        if let (Some(mark), Some((first, last))) = (deletion_mark, span) {
+            let after_last = [last, &[0]].concat();
+            conds.push((
+                first.to_vec(),
+                Cond::NotChangedAfter(Some(after_last), read_at),
+            ));
+            conds.push((self.key(mark), Cond::NotChangedAfter(None, read_at)));
         }
         let extra = then(&out);
         conds.extend(self.conds(extra.checks));
@@ -760,14 +883,16 @@ impl Store for EtcdStore {
                 TxnOp::get(n.clone(), Some(opts))
             })
             .collect();
-        let inner = self.inner.clone();
         let started = std::time::Instant::now();
-        let resp = self.block(async move { inner.commit(conds, writes, reads).await });
+        let resp = self.block(self.inner.commit(conds, writes, reads));
         self.inner
             .observe(|o| o.request("txn", started.elapsed(), outcome_of(&resp)));
         let resp = resp?;
         if let (Some((next, window_end)), Some(resp)) = (next, resp) {
-            if let Some(TxnOpResponse::Get(g)) = resp.op_responses().last() {
+            let revision = resp.header().map(|h| h.revision());
+            if let (Some(TxnOpResponse::Get(g)), Some(revision)) =
+                (resp.op_responses().last(), revision)
+            {
                 let kvs = g
                     .kvs()
                     .iter()
@@ -779,6 +904,7 @@ impl Store for EtcdStore {
                     limit,
                     window_end,
                     kvs,
+                    revision,
                     at: std::time::Instant::now(),
                 });
             }
@@ -800,23 +926,14 @@ impl Store for EtcdStore {
 
     fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
         // Start from the current revision so nothing committed after this call is missed.
-        let revision = self
-            .block({
-                let inner = self.inner.clone();
-                let full = self.key(prefix);
-                async move {
-                    inner
-                        .read(|mut c| {
-                            let full = full.clone();
-                            async move { c.get(full, Some(GetOptions::new().with_limit(1))).await }
-                        })
-                        .await
-                }
-            })?
-            .header()
-            .map(|h| h.revision())
-            .unwrap_or(0);
-        self.watch_from_revision(prefix, revision + 1, on_change);
+        let revision = self.current_revision(prefix)?;
+        self.watch_with(prefix, revision + 1, false, on_change);
+        Ok(())
+    }
+
+    fn watch_deletes(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
+        let revision = self.current_revision(prefix)?;
+        self.watch_with(prefix, revision + 1, true, on_change);
         Ok(())
     }
 
@@ -840,27 +957,16 @@ impl Store for EtcdStore {
 impl Inner {
     /// Commits `conds` → `writes`, then `reads`, in one transaction. Returns the answer when
     /// the transaction ran (`None` when an unknown outcome was resolved by reading back).
+    ///
+    /// A transaction whose compares failed only because a key compared by revision
+    /// ([`Cond::Unchanged`]) was rewritten with the same bytes is tried once more with those
+    /// values compared: a check fails only when what it says does not hold.
     async fn commit(
         &self,
         checks: Vec<(Vec<u8>, Cond)>,
         writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         reads: Vec<TxnOp>,
     ) -> Result<Option<TxnResponse>, StoreError> {
-        let compares: Vec<Compare> = checks
-            .iter()
-            .map(|(k, c)| match c {
-                Cond::Check(Check::Absent(_)) => {
-                    Compare::create_revision(k.clone(), CompareOp::Equal, 0)
-                }
-                Cond::Check(Check::Present(_)) => {
-                    Compare::create_revision(k.clone(), CompareOp::Greater, 0)
-                }
-                Cond::Check(Check::Equals(_, v)) => {
-                    Compare::value(k.clone(), CompareOp::Equal, v.clone())
-                }
-                Cond::ModRevision(r) => Compare::mod_revision(k.clone(), CompareOp::Equal, *r),
-            })
-            .collect();
         let ops: Vec<TxnOp> = writes
             .iter()
             .map(|(k, v)| match v {
@@ -869,8 +975,48 @@ impl Inner {
             })
             .chain(reads)
             .collect();
+        let by_revision = checks.iter().any(|(_, c)| matches!(c, Cond::Unchanged(..)));
+        let mut by_value = false;
+        loop {
+            let compares = checks.iter().map(|(k, c)| c.compare(k, by_value)).collect();
+            match self.commit_with(compares, &ops, &writes).await {
+                Ok(Some(resp)) => {
+                    if let Some(revision) = resp.header().map(|h| h.revision()) {
+                        for (k, v) in &writes {
+                            if let Some(v) = v {
+                                self.remember(k, v, revision);
+                            }
+                        }
+                    }
+                    return Ok(Some(resp));
+                }
+                Err(StoreError::Conflict(_)) if by_revision && !by_value => {
+                    match self.first_failing(&checks).await {
+                        Some(i) => return Err(StoreError::Conflict(i)),
+                        None => by_value = true,
+                    }
+                }
+                Err(StoreError::Conflict(_)) => {
+                    return Err(StoreError::Conflict(
+                        self.first_failing(&checks).await.unwrap_or(0),
+                    ));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One commit of `compares` → `ops`, failing over between members; an unknown outcome is
+    /// resolved by reading back `writes`. A failed compare is `Conflict(0)`: the caller finds
+    /// which check failed.
+    async fn commit_with(
+        &self,
+        compares: Vec<Compare>,
+        ops: &[TxnOp],
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<Option<TxnResponse>, StoreError> {
         let call = |mut c: Client| {
-            let txn = Txn::new().when(compares.clone()).and_then(ops.clone());
+            let txn = Txn::new().when(compares.clone()).and_then(ops.to_vec());
             async move { c.txn(txn).await }
         };
         let mut last = String::new();
@@ -881,10 +1027,10 @@ impl Inner {
                 Ok(resp) if resp.succeeded() => return Ok(Some(resp)),
                 // After an unknown outcome, the retry's checks may fail against the first
                 // attempt's own writes, applied late: then it did commit.
-                Ok(_) if outcome_unknown && !writes.is_empty() && self.applied(&writes).await? => {
+                Ok(_) if outcome_unknown && !writes.is_empty() && self.applied(writes).await? => {
                     return Ok(None);
                 }
-                Ok(_) => return Err(StoreError::Conflict(self.first_failing(&checks).await)),
+                Ok(_) => return Err(StoreError::Conflict(0)),
                 Err(CallError::Refused(m)) => return Err(StoreError::Io(format!("etcd: {m}"))),
                 Err(CallError::NotSent(m)) => {
                     last = m;
@@ -897,7 +1043,7 @@ impl Inner {
                     // the commit is tried again; its checks guard against a late apply.
                     last = m;
                     self.rotate(idx);
-                    match self.applied(&writes).await {
+                    match self.applied(writes).await {
                         Ok(true) if !writes.is_empty() => return Ok(None),
                         Ok(_) => {}
                         Err(e) => {
@@ -914,35 +1060,57 @@ impl Inner {
         )))
     }
 
-    /// The index of the first check that does not hold now (what `Conflict` carries).
-    async fn first_failing(&self, checks: &[(Vec<u8>, Cond)]) -> usize {
+    /// The index of the first check that does not hold now (what `Conflict` carries); `None`
+    /// when every check holds (a `Cond::Unchanged` whose key was rewritten with the same bytes,
+    /// or a change undone since the commit).
+    async fn first_failing(&self, checks: &[(Vec<u8>, Cond)]) -> Option<usize> {
         for (i, (k, c)) in checks.iter().enumerate() {
             let holds = match c {
                 Cond::ModRevision(r) => match self.range(k.clone(), Vec::new(), 1).await {
                     Ok(kvs) => kvs.first().map(|kv| kv.2) == Some(*r),
                     Err(_) => false,
                 },
-                Cond::Check(c) => {
+                Cond::NotChangedAfter(end, r) => {
+                    let end = end.clone().unwrap_or_default();
+                    match self.range(k.clone(), end, 0).await {
+                        Ok(kvs) => kvs.iter().all(|kv| kv.2 <= *r),
+                        Err(_) => false,
+                    }
+                }
+                Cond::Check(_) | Cond::Unchanged(..) => {
                     let Ok(v) = self.get(k.clone()).await else {
-                        return i;
+                        return Some(i);
                     };
                     match c {
-                        Check::Absent(_) => v.is_none(),
-                        Check::Present(_) => v.is_some(),
-                        Check::Equals(_, want) => v.as_ref() == Some(want),
+                        Cond::Check(Check::Absent(_)) => v.is_none(),
+                        Cond::Check(Check::Present(_)) => v.is_some(),
+                        Cond::Check(Check::Equals(_, want)) | Cond::Unchanged(want, _) => {
+                            v.as_ref() == Some(want)
+                        }
+                        Cond::ModRevision(_) | Cond::NotChangedAfter(..) => false,
                     }
                 }
             };
             if !holds {
-                return i;
+                return Some(i);
             }
         }
-        0
+        None
     }
 
     /// Up to `limit` records of `[start, end)` (only `start` when `end` is empty), in key
     /// order, with their revisions.
     async fn range(&self, start: Vec<u8>, end: Vec<u8>, limit: i64) -> Result<Vec<Kv>, StoreError> {
+        self.range_at(start, end, limit).await.map(|(kvs, _)| kvs)
+    }
+
+    /// As [`Inner::range`], with the revision the records were read at.
+    async fn range_at(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: i64,
+    ) -> Result<(Vec<Kv>, i64), StoreError> {
         let resp = self
             .read(|mut c| {
                 let mut opts = GetOptions::new().with_limit(limit);
@@ -953,11 +1121,16 @@ impl Inner {
                 async move { c.get(start, Some(opts)).await }
             })
             .await?;
-        Ok(resp
+        let revision = resp
+            .header()
+            .map(|h| h.revision())
+            .ok_or_else(|| StoreError::Io("etcd: an answer without a revision".into()))?;
+        let kvs = resp
             .kvs()
             .iter()
             .map(|kv| (kv.key().to_vec(), kv.value().to_vec(), kv.mod_revision()))
-            .collect())
+            .collect();
+        Ok((kvs, revision))
     }
 
     /// The page read ahead for exactly this range and limit, if it is fresh, with the end of
@@ -965,7 +1138,7 @@ impl Inner {
     /// after the one that read a page may use it, so a page left by an earlier pass (whose
     /// last call put it) or skipped by a call that could not read ahead (an unknown outcome)
     /// is never taken for what the range holds now.
-    fn take_read_ahead(&self, start: &[u8], end: &[u8], limit: i64) -> Option<(Vec<Kv>, Vec<u8>)> {
+    fn take_read_ahead(&self, start: &[u8], end: &[u8], limit: i64) -> Option<ReadAhead> {
         let mut pages = self.read_ahead.lock();
         pages.retain(|p| p.at.elapsed() < READ_AHEAD_FOR);
         let i = pages
@@ -973,7 +1146,7 @@ impl Inner {
             .position(|p| p.start == start && p.end == end && p.limit == limit);
         let taken = i.map(|i| pages.swap_remove(i));
         pages.retain(|p| p.end != end);
-        taken.map(|p| (p.kvs, p.window_end))
+        taken
     }
 
     fn put_read_ahead(&self, page: ReadAhead) {
@@ -993,6 +1166,7 @@ impl Inner {
         prefix: Vec<u8>,
         strip: usize,
         mut from: i64,
+        deletes_only: bool,
         on_change: ChangeCallback,
     ) {
         loop {
@@ -1006,7 +1180,14 @@ impl Inner {
                 }
             };
             let mut client = client;
-            let opts = WatchOptions::new().with_prefix().with_start_revision(from);
+            let mut opts = WatchOptions::new().with_prefix().with_start_revision(from);
+            if deletes_only {
+                // Progress notifications move `from` on while only puts happen, so that a
+                // restarted watch does not replay (or find compacted) the history they made.
+                opts = opts
+                    .with_filters([WatchFilterType::NoPut])
+                    .with_progress_notify();
+            }
             let Ok(mut stream) = client.watch(prefix.clone(), Some(opts)).await else {
                 *self.clients[idx].lock().await = None;
                 self.rotate(idx);
@@ -1033,6 +1214,14 @@ impl Inner {
                                 tokio::time::sleep(Duration::from_millis(200)).await;
                             }
                             break;
+                        }
+                        if resp.events().is_empty() && !resp.created() && deletes_only {
+                            // A progress notification: every change up to its revision has
+                            // been delivered.
+                            if let Some(h) = resp.header() {
+                                from = from.max(h.revision() + 1);
+                            }
+                            continue;
                         }
                         if let (Some(h), Some(last)) = (resp.header(), resp.events().last()) {
                             let behind = h.revision() - last.kv().map_or(0, |kv| kv.mod_revision());
@@ -1074,15 +1263,15 @@ mod tests {
         let w = window_end(b"r/\x10\x00", b"r/\x10\x01", &end);
         assert!(w.as_slice() > &b"r/\x10\x01"[..]);
         assert!(w < end);
-        // Four spans past the last key, on the eight bytes after the common prefix.
+        // One and a half spans past the last key, on the eight bytes after the common prefix.
         assert_eq!(
             w,
-            [&b"r/\x10"[..], &0x0500_0000_0000_0000u64.to_be_bytes()].concat()
+            [&b"r/\x10"[..], &0x0280_0000_0000_0000u64.to_be_bytes()].concat()
         );
-        // Four spans past the last key carry into the common prefix (0xf0 + 4 * 0xf0 = 0x4b0).
+        // 1.5 spans past the last key carry into the common prefix (0xf0 + 0x168 = 0x258).
         assert_eq!(
             window_end(b"r/\x10\x00", b"r/\x10\xf0", &end),
-            [&b"r/\x14"[..], &0xb000_0000_0000_0000u64.to_be_bytes()].concat()
+            [&b"r/\x12"[..], &0x5800_0000_0000_0000u64.to_be_bytes()].concat()
         );
         // A one-key page, and a window that would pass the range's end: the range's end.
         assert_eq!(window_end(b"r/a", b"r/a", &end), end);

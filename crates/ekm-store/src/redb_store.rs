@@ -86,6 +86,7 @@ impl Store for RedbStore {
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
+        _deletion_mark: Option<&[u8]>,
         rewrite: Rewrite<'_>,
         then: Then<'_>,
     ) -> Result<RangeRewrite, StoreError> {

@@ -528,11 +528,14 @@ impl Engine {
         let _gate = self.gate.read();
         for _ in 0..CREATE_ATTEMPTS {
             let (_, record_key, bytes) = self.load_data_key(id)?;
+            let config = layout::config_of_record(&record_key)
+                .ok_or_else(|| Error::corrupt("A record key is malformed."))?;
             let mut txn = Transaction::new();
             txn.check(Check::Equals(record_key.clone(), bytes))
                 .delete(record_key)
                 .delete(layout::data_key(id))
-                .delete(layout::kmip_attributes(id));
+                .delete(layout::kmip_attributes(id))
+                .put(layout::deletions(config), Vec::new());
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {

@@ -242,7 +242,8 @@ impl Engine {
         check_format(&*opts.store)?;
         check_protection_key(&*opts.store, &opts.protection_key)?;
         // A store with a transaction size limit (etcd) gets batches that fit: a migrate page
-        // writes three records per key plus the job and the seal count; a rekey-internal page
+        // writes three records per key plus the job, the seal count and the source's deletion
+        // mark; a rekey-internal page
         // one per key plus the job and the seal count, and may read the next page (etcd).
         let (rekey_batch, rewrap_batch) = match opts.store.max_ops() {
             Some(max) => (
@@ -590,7 +591,8 @@ impl Engine {
         txn.check(Check::Equals(cfg_key.clone(), bytes))
             .check(Check::Absent(layout::marker(uuid)))
             .delete(cfg_key)
-            .delete(layout::scope(stored.svm_uuid()));
+            .delete(layout::scope(stored.svm_uuid()))
+            .delete(layout::deletions(uuid));
         for (k, _) in self.scan_all(&layout::kek_prefix(uuid))? {
             txn.delete(k);
         }

@@ -465,7 +465,7 @@ impl Engine {
     pub(crate) fn follow_other_processes(self: &Arc<Self>) -> Result<()> {
         let weak = Arc::downgrade(self);
         self.store
-            .watch(
+            .watch_deletes(
                 layout::DATA_KEY,
                 Box::new(move |change| {
                     let Some(engine) = weak.upgrade() else { return };
@@ -494,7 +494,7 @@ impl Engine {
             .map_err(store_failed)?;
         let weak = Arc::downgrade(self);
         self.store
-            .watch(
+            .watch_deletes(
                 layout::KEK,
                 Box::new(move |change| {
                     let Some(engine) = weak.upgrade() else { return };

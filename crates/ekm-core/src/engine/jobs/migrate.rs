@@ -75,6 +75,7 @@ impl Engine {
                 .put(layout::data_key(&id), location.encode());
             moved.push(id);
         }
+        txn.put(layout::deletions(src.uuid), Vec::new());
         let seals = self.count_seals(dest, new.generation(), moved.len() as u64)?;
         txn.put(
             self.own_seals_key(dest, new.generation()),

@@ -64,6 +64,7 @@ impl Engine {
         let old = self.unlock_on(self.local, &cfg, from)?;
         let new = self.unlock_on(self.local, &cfg, to)?;
         let prefix = layout::records(cfg.uuid);
+        let deletions = layout::deletions(cfg.uuid);
         // Every key on `from` existed at the switch; keys created since are on `to`. One pass
         // over the configuration's records, in order, from the journaled cursor, visits each.
         loop {
@@ -117,6 +118,7 @@ impl Engine {
                 &prefix,
                 cursor.as_deref(),
                 self.rewrap_batch,
+                Some(&deletions),
                 &mut rewrite,
                 &mut then,
             );
