@@ -25,13 +25,45 @@ fn creates_and_deletes_during_rekey_internal() {
     creates_and_deletes(store, dir.path());
 }
 
+/// The etcd tests of this file take turns: each starts three members, and clusters starting
+/// at once on a 2-core machine can miss their health deadline.
+static ETCD_TURN: Mutex<()> = Mutex::new(());
+
+/// Counts the rewrite transactions etcd refused (a fence did not hold).
+#[derive(Debug, Default)]
+struct Conflicts(std::sync::atomic::AtomicU64);
+
+impl ekm_etcd::EtcdObserver for Conflicts {
+    fn request(&self, kind: &'static str, _took: Duration, outcome: &'static str) {
+        if kind == "txn" && outcome == "conflict" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn failover(&self) {}
+    fn watch_restart(&self, _reason: &'static str) {}
+    fn watch_revisions_behind(&self, _behind: u64) {}
+}
+
+/// A 3-member etcd cluster (taking this file's turn) and a store on it counting conflicts.
+fn etcd() -> (
+    std::sync::MutexGuard<'static, ()>,
+    ekm_etcd::testing::EtcdCluster,
+    Arc<dyn Store>,
+    Arc<Conflicts>,
+) {
+    let turn = ETCD_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts");
+    let conflicts = Arc::new(Conflicts::default());
+    let mut opts = ekm_etcd::EtcdOptions::new(cluster.endpoints());
+    opts.observer = Some(conflicts.clone());
+    let store: Arc<dyn Store> = ekm_etcd::EtcdStore::open(opts).expect("etcd store opens");
+    (turn, cluster, store, conflicts)
+}
+
 #[test]
 fn creates_and_deletes_during_rekey_internal_on_etcd() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts");
-    let store: Arc<dyn Store> =
-        ekm_etcd::EtcdStore::open(ekm_etcd::EtcdOptions::new(cluster.endpoints()))
-            .expect("etcd store opens");
+    let (_turn, _cluster, store, _) = etcd();
     creates_and_deletes(store, dir.path());
 }
 
@@ -183,22 +215,29 @@ impl Store for AfterFirstPage {
     fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
         self.inner.watch(prefix, on_change)
     }
+    fn watch_deletes(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
+        self.inner.watch_deletes(prefix, on_change)
+    }
     fn put_ephemeral(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.inner.put_ephemeral(key, value)
     }
 }
 
-/// The first key of the second rekey page is deleted (through the engine, as a client's
-/// DELETE is) after the first page committed: on etcd that page was read with the first
-/// one's commit, so the rewrite of the second must see the deletion — by the configuration's
-/// deletion mark, the delete's only trace inside the page's span — and not bring it back.
-#[test]
-fn a_key_deleted_between_two_rekey_pages_stays_deleted_on_etcd() {
+/// How the hook deletes the victim.
+enum DeletedBy {
+    /// `Engine::delete_data_key`, as a client's DELETE or KMIP Destroy is.
+    ThisBuild,
+    /// A process of the earlier build (format 5), alive meanwhile: its delete writes no
+    /// deletion mark.
+    EarlierBuild,
+}
+
+/// Rekeys 200 keys in pages of 50; after the first page committed (on etcd the second page
+/// was read with it), the first key of the second page is deleted. Returns whether it stayed
+/// deleted, and how many rewrite transactions etcd refused.
+fn delete_between_two_rekey_pages(by: DeletedBy) -> (bool, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts");
-    let etcd: Arc<dyn Store> =
-        ekm_etcd::EtcdStore::open(ekm_etcd::EtcdOptions::new(cluster.endpoints()))
-            .expect("etcd store opens");
+    let (_turn, _cluster, etcd, conflicts) = etcd();
     let store = Arc::new(AfterFirstPage {
         inner: etcd.clone(),
         hook: Mutex::new(None),
@@ -210,18 +249,37 @@ fn a_key_deleted_between_two_rekey_pages_stays_deleted_on_etcd() {
         e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 50])
             .unwrap();
     }
+    if let DeletedBy::EarlierBuild = by {
+        // Its liveness record, as that build writes it (no "marks_deletions").
+        let old = serde_json::json!({"v": 1, "node": uuid::Uuid::from_u128(77), "keks": []});
+        etcd.put_ephemeral(
+            &ekm::core::layout::liveness(uuid::Uuid::from_u128(77)),
+            old.to_string().as_bytes(),
+        )
+        .unwrap();
+    }
     let victim: Arc<Mutex<Option<DataKeyId>>> = Arc::default();
     {
         let (e, victim, etcd) = (e.clone(), victim.clone(), etcd.clone());
         *store.hook.lock().unwrap() = Some(Box::new(move |last: Option<Vec<u8>>| {
             let records = ekm::core::layout::records(config);
-            let next = etcd
+            let (key, value) = etcd
                 .scan(&records, last.as_deref(), 1)
                 .unwrap()
                 .pop()
                 .expect("a second page");
-            let id = ekm::core::layout::id_of_record(&next.0).unwrap();
-            e.delete_data_key(&id).unwrap();
+            let id = ekm::core::layout::id_of_record(&key).unwrap();
+            match by {
+                DeletedBy::ThisBuild => e.delete_data_key(&id).unwrap(),
+                DeletedBy::EarlierBuild => {
+                    let mut txn = Transaction::new();
+                    txn.check(ekm::core::Check::Equals(key.clone(), value))
+                        .delete(key)
+                        .delete(ekm::core::layout::data_key(&id))
+                        .delete(ekm::core::layout::kmip_attributes(&id));
+                    etcd.commit(txn).unwrap();
+                }
+            }
             *victim.lock().unwrap() = Some(id);
         }));
     }
@@ -231,8 +289,35 @@ fn a_key_deleted_between_two_rekey_pages_stays_deleted_on_etcd() {
     let victim = victim.lock().unwrap().expect("the hook ran");
     assert_eq!(e.read_data_key(&victim).unwrap_err().code(), 4);
     let listed = e.list_data_keys(config).unwrap();
-    assert_eq!(listed.len(), 199, "the deleted key came back");
-    assert!(listed.iter().all(|k| k.key_id != victim));
     assert!(listed.iter().all(|k| k.kek_generation == 2));
+    let stayed = listed.len() == 199 && listed.iter().all(|k| k.key_id != victim);
     e.shutdown();
+    let conflicts = conflicts.0.load(std::sync::atomic::Ordering::SeqCst);
+    (stayed, conflicts)
+}
+
+/// The first key of the second rekey page is deleted (through the engine, as a client's
+/// DELETE is) after the first page committed: on etcd that page was read with the first
+/// one's commit, so the rewrite of the second must see the deletion — by the configuration's
+/// deletion mark, the delete's only trace inside the page's span — and not bring it back.
+#[test]
+fn a_key_deleted_between_two_rekey_pages_stays_deleted_on_etcd() {
+    let (stayed, conflicts) = delete_between_two_rekey_pages(DeletedBy::ThisBuild);
+    assert!(stayed, "the deleted key came back");
+    assert!(
+        conflicts >= 1,
+        "the page read before the delete was refused"
+    );
+}
+
+/// As above, the delete done by a live process of the earlier build, which writes no
+/// deletion mark: while its liveness record is there, rekey pages are fenced record by record.
+#[test]
+fn a_key_deleted_by_an_earlier_build_during_a_rekey_stays_deleted_on_etcd() {
+    let (stayed, conflicts) = delete_between_two_rekey_pages(DeletedBy::EarlierBuild);
+    assert!(stayed, "the deleted key came back");
+    assert!(
+        conflicts >= 1,
+        "the page read before the delete was refused"
+    );
 }

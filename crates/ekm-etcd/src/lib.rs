@@ -50,15 +50,18 @@ pub const MAX_TXN_OPS: usize = 128;
 /// How long a page read ahead by a rewrite's commit stays usable by the next rewrite.
 const READ_AHEAD_FOR: Duration = Duration::from_secs(1);
 
-/// Values at least this long are remembered with their revision when this store reads or
-/// writes them, so that an `Equals` check on one is sent as a revision compare instead of the
+/// Values at least this long are remembered with their revision when this store reads one
+/// key (`get`, `get_many`) or writes them, so that an `Equals` check on one is sent as a revision compare instead of the
 /// value (a create's check of its ~1 KB configuration record, a job step's check of its job
 /// record); shorter values cost less to send than to remember.
 const REMEMBER_FROM: usize = 128;
 
-/// The most values remembered; past it the memory starts again (a cleared entry costs one
-/// value compare, never a wrong answer).
-const REMEMBER_AT_MOST: usize = 4096;
+/// Values remembered in each of the memory's two generations: when the young one is full it
+/// becomes the old one and the old one is dropped; a value used from the old one moves back to
+/// the young one, so the values checked again and again (a configuration every create checks)
+/// stay while data records read once pass through. A dropped entry costs one value compare,
+/// never a wrong answer.
+const REMEMBER_PER_GENERATION: usize = 2048;
 
 /// One condition of a transaction: a store check, or (for records read by `rewrite_range`)
 /// that the key is still at the revision it was read at.
@@ -102,6 +105,33 @@ impl Cond {
 
 /// A value as seen at a revision (the key's revision of its last change then).
 type Seen = (Vec<u8>, i64);
+
+/// Long values with their revisions, in two generations (see [`REMEMBER_PER_GENERATION`]).
+#[derive(Default)]
+struct Remembered {
+    young: HashMap<Vec<u8>, Seen>,
+    old: HashMap<Vec<u8>, Seen>,
+}
+
+impl Remembered {
+    fn insert(&mut self, key: Vec<u8>, seen: Seen) {
+        if self.young.len() >= REMEMBER_PER_GENERATION && !self.young.contains_key(&key) {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.old.remove(&key);
+        self.young.insert(key, seen);
+    }
+
+    fn revision_of(&mut self, key: &[u8], value: &[u8]) -> Option<i64> {
+        if let Some(seen) = self.old.remove(key) {
+            self.insert(key.to_vec(), seen);
+        }
+        match self.young.get(key) {
+            Some((v, revision)) if v == value => Some(*revision),
+            _ => None,
+        }
+    }
+}
 
 /// A record as read from etcd: full key, value, revision of its last change.
 type Kv = (Vec<u8>, Vec<u8>, i64);
@@ -293,7 +323,7 @@ struct Inner {
     /// revision): what turns an `Equals` check into a revision compare ([`Cond::Unchanged`]).
     /// An entry is true of that revision for ever, so a stale one is never wrong, only
     /// useless (its compare fails and the commit compares the value instead).
-    remembered: Mutex<HashMap<Vec<u8>, Seen>>,
+    remembered: Mutex<Remembered>,
 }
 
 /// The etcd store. See the crate docs.
@@ -369,7 +399,7 @@ impl EtcdStore {
             lease: Mutex::new(None),
             ephemeral: Mutex::new(HashMap::new()),
             read_ahead: Mutex::new(Vec::new()),
-            remembered: Mutex::new(HashMap::new()),
+            remembered: Mutex::new(Remembered::default()),
         });
         let store = Arc::new(EtcdStore { rt, inner });
         // Prove the cluster answers, and hold a lease, before anything relies on them.
@@ -490,19 +520,14 @@ impl Inner {
         if value.len() < REMEMBER_FROM {
             return;
         }
-        let mut remembered = self.remembered.lock();
-        if remembered.len() >= REMEMBER_AT_MOST && !remembered.contains_key(key) {
-            remembered.clear();
-        }
-        remembered.insert(key.to_vec(), (value.to_vec(), revision));
+        self.remembered
+            .lock()
+            .insert(key.to_vec(), (value.to_vec(), revision));
     }
 
     /// The revision at which `key` was seen holding `value`, if remembered.
     fn remembered_revision(&self, key: &[u8], value: &[u8]) -> Option<i64> {
-        match self.remembered.lock().get(key) {
-            Some((v, revision)) if v == value => Some(*revision),
-            _ => None,
-        }
+        self.remembered.lock().revision_of(key, value)
     }
 
     fn observe(&self, f: impl FnOnce(&dyn EtcdObserver)) {
@@ -722,10 +747,7 @@ impl Store for EtcdStore {
             .kvs()
             .iter()
             .filter(|kv| kv.key().len() >= strip)
-            .map(|kv| {
-                self.inner.remember(kv.key(), kv.value(), kv.mod_revision());
-                (kv.key()[strip..].to_vec(), kv.value().to_vec())
-            })
+            .map(|kv| (kv.key()[strip..].to_vec(), kv.value().to_vec()))
             .collect())
     }
 
@@ -785,19 +807,23 @@ impl Store for EtcdStore {
     }
 
     /// One page of records rewritten in one etcd transaction, fenced against any change since
-    /// the page was read (a record changed since, even back to the same bytes, is a conflict):
-    /// with a `deletion_mark`, by two compares — no key in the span of the rewritten records
-    /// changed (or appeared) after the read's revision, and neither did the mark, which every
-    /// deletion writes (a deleted record is not in the span any more) — and without one, by
-    /// each record's own revision. etcd evaluates every compare as a read of its keys: one
-    /// compare over the span costs much less than one per record. The
-    /// transaction also reads the next page of the range, so that a pass over a range costs
+    /// the page was read (a record changed since, even back to the same bytes, or deleted, is a
+    /// conflict). With a `deletion_mark` the fence is two compares — no key in the span of the
+    /// rewritten records changed or appeared after the read's revision, and neither did the
+    /// mark, which every deletion writes (a deleted record is no longer in the span) — and, when
+    /// they fail, the same transaction once more fenced by each rewritten record's own revision
+    /// (a change elsewhere in the span or a deletion elsewhere in the configuration then costs
+    /// one more round trip, not a re-read of the page). Without a mark, by each record's own
+    /// revision. etcd evaluates every compare as a read of its keys: one compare over the span
+    /// costs much less than one per record.
+    ///
+    /// The transaction also reads the next page of the range, so that a pass over a range costs
     /// one round trip per page instead of two: the next call for the page right after this one
     /// (same range, same limit, within a second) uses it instead of reading again. The records
-    /// it holds are as of this commit; each is still compared by revision when rewritten, and
-    /// a record added to the range after that commit is the same as one added just after a
-    /// fresh read — not part of this pass (rekey-internal, the one caller, rewraps only records
-    /// that existed when it switched generations).
+    /// it holds are as of this commit, and fenced by its revision when rewritten; a record added
+    /// to the range after that commit outside the rewritten span is the same as one added just
+    /// after a fresh read — not part of this pass (rekey-internal, the one caller, rewraps only
+    /// records that existed when it switched generations).
     fn rewrite_range(
         &self,
         prefix: &[u8],
@@ -825,29 +851,31 @@ impl Store for EtcdStore {
             last_key: page.last().map(|(k, _, _)| k[strip..].to_vec()),
             rewritten: 0,
         };
-        let mut conds: Vec<(Vec<u8>, Cond)> = Vec::new();
         let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        // Each rewritten record's own revision: the fence without a mark, and the fallback
+        // when the span fence fails.
+        let mut per_record: Vec<(Vec<u8>, Cond)> = Vec::new();
         let mut span: Option<(&[u8], &[u8])> = None;
         for (k, v, revision) in &page {
             if let Some(new) = rewrite(&k[strip..], v).map_err(StoreError::Aborted)? {
-                match deletion_mark {
-                    Some(_) => span = Some((span.map_or(k.as_slice(), |s| s.0), k.as_slice())),
-                    None => conds.push((k.clone(), Cond::ModRevision(*revision))),
-                }
+                per_record.push((k.clone(), Cond::ModRevision(*revision)));
+                span = Some((span.map_or(k.as_slice(), |s| s.0), k.as_slice()));
                 writes.push((k.clone(), Some(new)));
                 out.rewritten += 1;
             }
         }
-        if let (Some(mark), Some((first, last))) = (deletion_mark, span) {
-            let after_last = [last, &[0]].concat();
-            conds.push((
-                first.to_vec(),
-                Cond::NotChangedAfter(Some(after_last), read_at),
-            ));
-            conds.push((self.key(mark), Cond::NotChangedAfter(None, read_at)));
-        }
+        let by_span = match (deletion_mark, span) {
+            (Some(mark), Some((first, last))) => Some(vec![
+                (
+                    first.to_vec(),
+                    Cond::NotChangedAfter(Some([last, &[0]].concat()), read_at),
+                ),
+                (self.key(mark), Cond::NotChangedAfter(None, read_at)),
+            ]),
+            _ => None,
+        };
         let extra = then(&out);
-        conds.extend(self.conds(extra.checks));
+        let extra_conds = self.conds(extra.checks);
         for w in extra.writes {
             let (k, v) = match w {
                 Write::Put(k, v) => (self.key(&k), Some(v)),
@@ -859,10 +887,21 @@ impl Store for EtcdStore {
                 None => writes.push((k, v)),
             }
         }
-        if conds.len() > MAX_TXN_OPS || writes.len() > MAX_TXN_OPS {
+        let conds: Vec<(Vec<u8>, Cond)> = match &by_span {
+            Some(fence) => fence.iter().chain(&extra_conds).cloned().collect(),
+            None => per_record.iter().chain(&extra_conds).cloned().collect(),
+        };
+        // A span fence fails on any change in the span or any deletion in the configuration,
+        // not only on one of this page's records (a key created or deleted elsewhere while a
+        // busy volume churns): then the page is tried once more fenced record by record, on the
+        // same read, before the caller reads it again.
+        let fallback: Option<Vec<(Vec<u8>, Cond)>> = by_span
+            .is_some()
+            .then(|| per_record.into_iter().chain(extra_conds).collect());
+        let longest = fallback.as_ref().map_or(conds.len(), Vec::len);
+        if longest > MAX_TXN_OPS || writes.len() > MAX_TXN_OPS {
             return Err(StoreError::Io(format!(
-                "a rewrite of {} checks and {} writes exceeds etcd's {MAX_TXN_OPS} operations",
-                conds.len(),
+                "a rewrite of {longest} checks and {} writes exceeds etcd's {MAX_TXN_OPS} operations",
                 writes.len()
             )));
         }
@@ -884,7 +923,18 @@ impl Store for EtcdStore {
             })
             .collect();
         let started = std::time::Instant::now();
-        let resp = self.block(self.inner.commit(conds, writes, reads));
+        let resp = match fallback {
+            None => self.block(self.inner.commit(conds, writes, reads)),
+            Some(per_record) => {
+                let first = self.block(self.inner.commit(conds, writes.clone(), reads.clone()));
+                match first {
+                    Err(StoreError::Conflict(_)) => {
+                        self.block(self.inner.commit(per_record, writes, reads))
+                    }
+                    other => other,
+                }
+            }
+        };
         self.inner
             .observe(|o| o.request("txn", started.elapsed(), outcome_of(&resp)));
         let resp = resp?;

@@ -78,6 +78,33 @@ impl EtcdCluster {
     /// `--quota-backend-bytes`, `--auto-compaction-retention`), and waits until every one
     /// answers.
     pub fn start_with_args(n: usize, extra_args: &[&str]) -> std::io::Result<EtcdCluster> {
+        // A port picked free may be taken by another test before its member binds it (the
+        // member then exits): such a start is abandoned and tried again on other ports.
+        let mut last = None;
+        for _ in 0..3 {
+            let mut cluster = EtcdCluster::new(n, extra_args)?;
+            for i in 0..n {
+                cluster.spawn(i, "new")?;
+            }
+            match cluster.wait_healthy(Duration::from_secs(45)) {
+                Ok(()) => return Ok(cluster),
+                Err(e) => {
+                    let exited = cluster.exited_members();
+                    if exited.is_empty() {
+                        return Err(e);
+                    }
+                    last = Some(std::io::Error::other(format!(
+                        "{e}; members that exited: {}",
+                        exited.join(", ")
+                    )));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("etcd cluster did not start")))
+    }
+
+    /// `n` members on ports free now, none started.
+    fn new(n: usize, extra_args: &[&str]) -> std::io::Result<EtcdCluster> {
         let dir = tempfile_dir::Dir::new()?;
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
@@ -92,17 +119,31 @@ impl EtcdCluster {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = EtcdCluster {
+        Ok(EtcdCluster {
             dir,
             members,
             initial_cluster,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
-        };
-        for i in 0..n {
-            cluster.spawn(i, "new")?;
+        })
+    }
+
+    /// The names of started members whose process has exited, with the end of their log.
+    fn exited_members(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for i in 0..self.members.len() {
+            let exited = match self.members[i].child.as_mut() {
+                Some(c) => matches!(c.try_wait(), Ok(Some(_))),
+                None => false,
+            };
+            if exited {
+                let name = self.members[i].name.clone();
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                    .unwrap_or_default();
+                let tail: String = log.lines().rev().take(2).collect::<Vec<_>>().join(" / ");
+                out.push(format!("{name} ({tail})"));
+            }
         }
-        cluster.wait_healthy(Duration::from_secs(30))?;
-        Ok(cluster)
+        out
     }
 
     fn spawn(&mut self, i: usize, state: &str) -> std::io::Result<()> {

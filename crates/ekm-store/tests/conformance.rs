@@ -342,6 +342,25 @@ fn a_record_deleted_between_pages_stays_deleted_with_a_deletion_mark(s: &dyn Sto
     }
 }
 
+/// A deletion elsewhere under the same mark (another record of the configuration, outside the
+/// page) does not refuse the page: a store that fences by span and mark falls back to the
+/// page's own records, so a rekey keeps going while a busy volume deletes keys.
+fn a_deletion_elsewhere_does_not_refuse_a_page(s: &dyn Store, _dir: &Path) {
+    let mark: &[u8] = b"gone/p";
+    for i in 0..9u8 {
+        put(s, &[b'p', b'/', b'0' + i], &[b'0' + i]);
+    }
+    let first = rewrite_page_marked(s, None, 3, Some(mark)).unwrap();
+    let mut t = Transaction::new();
+    t.delete(b"p/8".to_vec()).put(mark, b"".to_vec());
+    s.commit(t).unwrap();
+    let second = rewrite_page_marked(s, first.last_key.as_deref(), 3, Some(mark))
+        .expect("the page's own records did not change");
+    assert_eq!(second.rewritten, 3);
+    assert_eq!(s.get(b"p/4").unwrap().as_deref(), Some(&b"4!"[..]));
+    assert_eq!(s.get(b"p/8").unwrap(), None);
+}
+
 /// A test's etcd cluster, and its turn: the etcd tests run one at a time (each starts three
 /// members; ten clusters starting at once on a 2-core machine missed their health deadline).
 /// Fields drop in order: the members are killed before the next test's turn comes.
@@ -444,6 +463,11 @@ macro_rules! suite {
                 with_store(
                     super::a_record_changed_between_pages_is_not_rewritten_from_its_old_value,
                 );
+            }
+
+            #[test]
+            fn a_deletion_elsewhere_does_not_refuse_a_page() {
+                with_store(super::a_deletion_elsewhere_does_not_refuse_a_page);
             }
 
             #[test]

@@ -43,7 +43,11 @@ pub(crate) fn decode_node_record(bytes: &[u8]) -> bool {
 /// The on-disk format version this build writes and reads. 4: configuration records are
 /// authenticated whole; 5: wrapped KEK records (and the nodes' copies) are too. Older stores
 /// are refused: their records could have been changed by anyone who could write the database.
-pub const FORMAT_VERSION: &[u8] = b"5";
+pub const FORMAT_VERSION: &[u8] = b"6";
+
+/// The previous format, upgraded in place at open: format 6 only adds the deletion marks
+/// (`e/`), which format 5 stores lack and need not have.
+const PREVIOUS_FORMAT_VERSION: &[u8] = b"5";
 
 /// How often a conditional write is retried when what it was based on changed meanwhile.
 pub(crate) const CONDITIONAL_ATTEMPTS: usize = 4;
@@ -700,6 +704,17 @@ fn check_protection_key(store: &dyn Store, pk: &ProtectionKey) -> Result<()> {
 fn check_format(store: &dyn Store) -> Result<()> {
     match store.get(layout::FORMAT).map_err(store_failed)? {
         Some(v) if v == FORMAT_VERSION => Ok(()),
+        Some(v) if v == PREVIOUS_FORMAT_VERSION => {
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(layout::FORMAT.to_vec(), v))
+                .put(layout::FORMAT, FORMAT_VERSION);
+            match store.commit(txn) {
+                // Another process upgraded it first: read what it wrote.
+                Ok(()) => Ok(()),
+                Err(StoreError::Conflict(_)) => check_format(store),
+                Err(e) => Err(store_failed(e)),
+            }
+        }
         Some(v) => Err(Error::corrupt(&format!(
             "The store has format version {:?}; this build reads {:?}.",
             String::from_utf8_lossy(&v),

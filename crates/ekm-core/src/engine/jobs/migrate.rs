@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | 1 | job (queued) + markers on source and destination | the job resumes; nothing else changed; rekeys of the SVM are refused (65537547) until done |
 //! | 2 | job running | as 1 |
-//! | 3.. | per page: `Equals(destination config)` and `Equals(record)` per key; each record deleted under the source, put under the destination, its location `d/<id>` moved, the destination's seal count, the job's progress | every key is under exactly one configuration at every point; the next page is read again from the source |
+//! | 3.. | per page: `Equals(destination config)` and `Equals(record)` per key; each record deleted under the source, put under the destination, its location `d/<id>` moved, the source's deletion mark `e/<source>`, the destination's seal count, the job's progress | every key is under exactly one configuration at every point; the next page is read again from the source |
 //! | last | job success, markers removed | done |
 
 use std::sync::Arc;

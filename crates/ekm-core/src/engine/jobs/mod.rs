@@ -363,12 +363,16 @@ impl Engine {
     /// Waits until the job ends or `timeout` passes; returns it as it then is.
     ///
     /// The job is read again when a job step here wakes the waiters, or 25 ms after the last
-    /// read (a job run by another process wakes nobody here), but never sooner than 20 ms
-    /// after the last read: a rekey commits a batch every few milliseconds, and on a cluster
-    /// store each read is a round trip to etcd that competes with the job's own commits.
+    /// read (a job run by another process wakes nobody here); on a cluster store never sooner
+    /// than 20 ms after the last read: a rekey commits a batch every few milliseconds, and
+    /// there each read is a round trip to etcd that competes with the job's own commits.
     pub fn wait_job(&self, uuid: Uuid, timeout: Duration) -> Result<Job> {
-        const READ_AT_MOST_EVERY: Duration = Duration::from_millis(20);
         const READ_AT_LEAST_EVERY: Duration = Duration::from_millis(25);
+        let read_at_most_every = if self.store.is_shared() {
+            Duration::from_millis(20)
+        } else {
+            Duration::ZERO
+        };
         let deadline = Instant::now() + timeout;
         let mut guard = self.job_lock.lock();
         loop {
@@ -377,10 +381,13 @@ impl Engine {
             if job.state.is_terminal() || read_at >= deadline {
                 return Ok(job);
             }
-            let earliest = (read_at + READ_AT_MOST_EVERY).min(deadline);
+            let earliest = (read_at + read_at_most_every).min(deadline);
             let latest = (read_at + READ_AT_LEAST_EVERY).min(deadline);
-            while Instant::now() < earliest {
+            loop {
                 self.job_changed.wait_until(&mut guard, latest);
+                if Instant::now() >= earliest {
+                    break;
+                }
             }
         }
     }

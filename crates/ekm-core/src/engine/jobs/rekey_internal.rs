@@ -65,6 +65,11 @@ impl Engine {
         let new = self.unlock_on(self.local, &cfg, to)?;
         let prefix = layout::records(cfg.uuid);
         let deletions = layout::deletions(cfg.uuid);
+        // Checked once per pass: a process of an earlier build cannot join meanwhile (it
+        // refuses the store's format).
+        let mark = self
+            .every_live_process_marks_deletions()
+            .then_some(deletions.as_slice());
         // Every key on `from` existed at the switch; keys created since are on `to`. One pass
         // over the configuration's records, in order, from the journaled cursor, visits each.
         loop {
@@ -118,7 +123,7 @@ impl Engine {
                 &prefix,
                 cursor.as_deref(),
                 self.rewrap_batch,
-                Some(&deletions),
+                mark,
                 &mut rewrite,
                 &mut then,
             );
