@@ -61,3 +61,46 @@ fn an_unknown_format_is_refused() {
         assert_eq!(store.get(layout::FORMAT).unwrap().as_deref(), Some(v));
     }
 }
+
+/// On etcd, a format 5 store is not upgraded while a process of the earlier build is alive
+/// (its liveness record lacks "marks_deletions"): it deletes records without the deletion
+/// mark. Once it is gone, the store opens and is marked 6.
+#[test]
+fn a_format_5_cluster_is_not_upgraded_while_an_earlier_build_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = ekm_etcd::testing::EtcdCluster::start(3).expect("etcd cluster starts");
+    let store: std::sync::Arc<dyn ekm::core::Store> =
+        ekm_etcd::EtcdStore::open(ekm_etcd::EtcdOptions::new(cluster.endpoints())).unwrap();
+    let mut txn = Transaction::new();
+    txn.put(layout::FORMAT, b"5".to_vec());
+    store.commit(txn).unwrap();
+    let old = layout::liveness(uuid::Uuid::from_u128(77));
+    store.put_ephemeral(&old, br#"{"v":1,"keks":[]}"#).unwrap();
+    let pk =
+        ekm::store::protection_key::load_or_create(&tmp.path().join("protection.key")).unwrap();
+    let open = || {
+        ekm::core::Engine::open(ekm::core::EngineOptions::new(
+            store.clone(),
+            std::sync::Arc::new(ekm::fake::FakeBackend::in_memory()),
+            topology(),
+            ekm::core::ProtectionKey::from_material(pk.material().clone()),
+        ))
+    };
+    let err = open()
+        .map(drop)
+        .expect_err("refused while the earlier build runs");
+    assert!(err.message().contains("earlier build"), "{err}");
+    assert_eq!(
+        store.get(layout::FORMAT).unwrap().as_deref(),
+        Some(&b"5"[..])
+    );
+    let mut txn = Transaction::new();
+    txn.delete(old);
+    store.commit(txn).unwrap();
+    let e = open().expect("opens once it is gone");
+    assert_eq!(
+        store.get(layout::FORMAT).unwrap().as_deref(),
+        Some(&b"6"[..])
+    );
+    e.shutdown();
+}

@@ -813,7 +813,7 @@ impl Store for EtcdStore {
     /// mark, which every deletion writes (a deleted record is no longer in the span) — and, when
     /// they fail, the same transaction once more fenced by each rewritten record's own revision
     /// (a change elsewhere in the span or a deletion elsewhere in the configuration then costs
-    /// one more round trip, not a re-read of the page). Without a mark, by each record's own
+    /// a read of what failed and one more transaction, not a re-read of the page). Without a mark, by each record's own
     /// revision. etcd evaluates every compare as a read of its keys: one compare over the span
     /// costs much less than one per record.
     ///
@@ -928,7 +928,9 @@ impl Store for EtcdStore {
             Some(per_record) => {
                 let first = self.block(self.inner.commit(conds, writes.clone(), reads.clone()));
                 match first {
-                    Err(StoreError::Conflict(_)) => {
+                    // The span or the mark (the first two checks) failed; a failed check of the
+                    // caller's (the job's fence) would fail again.
+                    Err(StoreError::Conflict(i)) if i < 2 => {
                         self.block(self.inner.commit(per_record, writes, reads))
                     }
                     other => other,

@@ -243,8 +243,9 @@ impl Engine {
             .iter()
             .position(|n| n.node.uuid == local_uuid)
             .unwrap_or(0);
-        check_format(&*opts.store)?;
+        // The key first: a process that is refused must not have upgraded the format.
         check_protection_key(&*opts.store, &opts.protection_key)?;
+        check_format(&*opts.store)?;
         // A store with a transaction size limit (etcd) gets batches that fit: a migrate page
         // writes three records per key plus the job, the seal count and the source's deletion
         // mark; a rekey-internal page
@@ -701,10 +702,31 @@ fn check_protection_key(store: &dyn Store, pk: &ProtectionKey) -> Result<()> {
     }
 }
 
+/// Whether a liveness record in the store lacks `"marks_deletions": true` (a live process of
+/// the earlier build).
+fn earlier_build_alive(store: &dyn Store) -> Result<bool> {
+    let records = store
+        .scan(layout::LIVENESS, None, 4096)
+        .map_err(store_failed)?;
+    Ok(records.iter().any(|(_, v)| {
+        !serde_json::from_slice::<serde_json::Value>(v)
+            .is_ok_and(|rec| rec["marks_deletions"].as_bool() == Some(true))
+    }))
+}
+
 fn check_format(store: &dyn Store) -> Result<()> {
     match store.get(layout::FORMAT).map_err(store_failed)? {
         Some(v) if v == FORMAT_VERSION => Ok(()),
         Some(v) if v == PREVIOUS_FORMAT_VERSION => {
+            // Processes of the earlier build delete records without the deletion mark: the
+            // upgrade waits until none is alive (they refuse the new format once it is there).
+            if store.is_shared() && earlier_build_alive(store)? {
+                return Err(Error::new(ErrorKind::StoreFailed).with_detail(
+                    "ekmd processes of the earlier build (store format 5) are still running on \
+                     this cluster: stop every one of them, then start this build (it marks the \
+                     store format 6, which the earlier build refuses).",
+                ));
+            }
             let mut txn = Transaction::new();
             txn.check(Check::Equals(layout::FORMAT.to_vec(), v))
                 .put(layout::FORMAT, FORMAT_VERSION);
@@ -725,7 +747,9 @@ fn check_format(store: &dyn Store) -> Result<()> {
             txn.check(Check::Absent(layout::FORMAT.to_vec()))
                 .put(layout::FORMAT, FORMAT_VERSION);
             match store.commit(txn) {
-                Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+                Ok(()) => Ok(()),
+                // Another process wrote it first: check what it wrote.
+                Err(StoreError::Conflict(_)) => check_format(store),
                 Err(e) => Err(store_failed(e)),
             }
         }
