@@ -731,8 +731,8 @@ fn check_format(store: &dyn Store) -> Result<()> {
             txn.check(Check::Equals(layout::FORMAT.to_vec(), v))
                 .put(layout::FORMAT, FORMAT_VERSION);
             match store.commit(txn) {
-                // Another process upgraded it first: read what it wrote.
                 Ok(()) => Ok(()),
+                // Another process upgraded it first: read what it wrote.
                 Err(StoreError::Conflict(_)) => check_format(store),
                 Err(e) => Err(store_failed(e)),
             }
