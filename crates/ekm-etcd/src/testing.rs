@@ -86,7 +86,19 @@ impl EtcdCluster {
             for i in 0..n {
                 cluster.spawn(i, "new")?;
             }
-            match cluster.wait_healthy(Duration::from_secs(45)) {
+            // Waited for in short turns, so that a member that exited is noticed at once; one
+            // that exited while another etcd answered on its port is caught as well.
+            let deadline = Instant::now() + Duration::from_secs(45);
+            let healthy = loop {
+                match cluster.wait_healthy(Duration::from_secs(1)) {
+                    Ok(()) if cluster.exited_members().is_empty() => break Ok(()),
+                    Ok(()) => break Err(std::io::Error::other("a member exited")),
+                    Err(e) if Instant::now() > deadline => break Err(e),
+                    Err(e) if !cluster.exited_members().is_empty() => break Err(e),
+                    Err(_) => {}
+                }
+            };
+            match healthy {
                 Ok(()) => return Ok(cluster),
                 Err(e) => {
                     let exited = cluster.exited_members();
