@@ -51,9 +51,9 @@ pub const MAX_TXN_OPS: usize = 128;
 const READ_AHEAD_FOR: Duration = Duration::from_secs(1);
 
 /// Values at least this long are remembered with their revision when this store reads one
-/// key (`get`, `get_many`) or writes them, so that an `Equals` check on one is sent as a revision compare instead of the
-/// value (a create's check of its ~1 KB configuration record, a job step's check of its job
-/// record); shorter values cost less to send than to remember.
+/// key (`get`, `get_many`) or writes them, so that an `Equals` check on one is sent as a
+/// revision compare instead of the value (a create's check of its ~1 KB configuration record,
+/// a job step's check of its job record); shorter values cost less to send than to remember.
 const REMEMBER_FROM: usize = 128;
 
 /// Values remembered in each of the memory's two generations: when the young one is full it
@@ -525,6 +525,12 @@ impl Inner {
             .insert(key.to_vec(), (value.to_vec(), revision));
     }
 
+    /// The value of a key read on its own, remembered with its revision.
+    fn seen_value(&self, kv: &etcd_client::KeyValue) -> Vec<u8> {
+        self.remember(kv.key(), kv.value(), kv.mod_revision());
+        kv.value().to_vec()
+    }
+
     /// The revision at which `key` was seen holding `value`, if remembered.
     fn remembered_revision(&self, key: &[u8], value: &[u8]) -> Option<i64> {
         self.remembered.lock().revision_of(key, value)
@@ -589,10 +595,7 @@ impl Inner {
                 async move { c.get(key, None).await }
             })
             .await?;
-        Ok(resp.kvs().first().map(|kv| {
-            self.remember(kv.key(), kv.value(), kv.mod_revision());
-            kv.value().to_vec()
-        }))
+        Ok(resp.kvs().first().map(|kv| self.seen_value(kv)))
     }
 
     /// Whether every write of `writes` is visible: how an unknown outcome is resolved.
@@ -702,10 +705,9 @@ impl Store for EtcdStore {
             })?;
             for op in resp.op_responses() {
                 match op {
-                    etcd_client::TxnOpResponse::Get(g) => out.push(g.kvs().first().map(|kv| {
-                        self.inner.remember(kv.key(), kv.value(), kv.mod_revision());
-                        kv.value().to_vec()
-                    })),
+                    etcd_client::TxnOpResponse::Get(g) => {
+                        out.push(g.kvs().first().map(|kv| self.inner.seen_value(kv)))
+                    }
                     _ => return Err(StoreError::Io("etcd: unexpected transaction answer".into())),
                 }
             }
@@ -796,10 +798,9 @@ impl Store for EtcdStore {
                 writes.len()
             )));
         }
-        let inner = self.inner.clone();
         let started = std::time::Instant::now();
         let result = self
-            .block(async move { inner.commit(checks, writes, Vec::new()).await })
+            .block(self.inner.commit(checks, &writes, &[]))
             .map(drop);
         self.inner
             .observe(|o| o.request("txn", started.elapsed(), outcome_of(&result)));
@@ -813,9 +814,9 @@ impl Store for EtcdStore {
     /// mark, which every deletion writes (a deleted record is no longer in the span) — and, when
     /// they fail, the same transaction once more fenced by each rewritten record's own revision
     /// (a change elsewhere in the span or a deletion elsewhere in the configuration then costs
-    /// a read of what failed and one more transaction, not a re-read of the page). Without a mark, by each record's own
-    /// revision. etcd evaluates every compare as a read of its keys: one compare over the span
-    /// costs much less than one per record.
+    /// a read of what failed and one more transaction, not a re-read of the page). Without a
+    /// mark, by each record's own revision. etcd evaluates every compare as a read of its keys:
+    /// one compare over the span costs much less than one per record.
     ///
     /// The transaction also reads the next page of the range, so that a pass over a range costs
     /// one round trip per page instead of two: the next call for the page right after this one
@@ -913,7 +914,7 @@ impl Store for EtcdStore {
             )),
             _ => None,
         };
-        let reads = next
+        let reads: Vec<TxnOp> = next
             .iter()
             .map(|(n, window)| {
                 let opts = GetOptions::new()
@@ -924,14 +925,14 @@ impl Store for EtcdStore {
             .collect();
         let started = std::time::Instant::now();
         let resp = match fallback {
-            None => self.block(self.inner.commit(conds, writes, reads)),
+            None => self.block(self.inner.commit(conds, &writes, &reads)),
             Some(per_record) => {
-                let first = self.block(self.inner.commit(conds, writes.clone(), reads.clone()));
+                let first = self.block(self.inner.commit(conds, &writes, &reads));
                 match first {
                     // The span or the mark (the first two checks) failed; a failed check of the
                     // caller's (the job's fence) would fail again.
                     Err(StoreError::Conflict(i)) if i < 2 => {
-                        self.block(self.inner.commit(per_record, writes, reads))
+                        self.block(self.inner.commit(per_record, &writes, &reads))
                     }
                     other => other,
                 }
@@ -1016,8 +1017,8 @@ impl Inner {
     async fn commit(
         &self,
         checks: Vec<(Vec<u8>, Cond)>,
-        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-        reads: Vec<TxnOp>,
+        writes: &[(Vec<u8>, Option<Vec<u8>>)],
+        reads: &[TxnOp],
     ) -> Result<Option<TxnResponse>, StoreError> {
         let ops: Vec<TxnOp> = writes
             .iter()
@@ -1025,16 +1026,16 @@ impl Inner {
                 Some(v) => TxnOp::put(k.clone(), v.clone(), None),
                 None => TxnOp::delete(k.clone(), None),
             })
-            .chain(reads)
+            .chain(reads.iter().cloned())
             .collect();
         let by_revision = checks.iter().any(|(_, c)| matches!(c, Cond::Unchanged(..)));
         let mut by_value = false;
         loop {
             let compares = checks.iter().map(|(k, c)| c.compare(k, by_value)).collect();
-            match self.commit_with(compares, &ops, &writes).await {
+            match self.commit_with(compares, &ops, writes).await {
                 Ok(Some(resp)) => {
                     if let Some(revision) = resp.header().map(|h| h.revision()) {
-                        for (k, v) in &writes {
+                        for (k, v) in writes {
                             if let Some(v) = v {
                                 self.remember(k, v, revision);
                             }
@@ -1129,19 +1130,20 @@ impl Inner {
                         Err(_) => false,
                     }
                 }
-                Cond::Check(_) | Cond::Unchanged(..) => {
+                Cond::Check(check) => {
                     let Ok(v) = self.get(k.clone()).await else {
                         return Some(i);
                     };
-                    match c {
-                        Cond::Check(Check::Absent(_)) => v.is_none(),
-                        Cond::Check(Check::Present(_)) => v.is_some(),
-                        Cond::Check(Check::Equals(_, want)) | Cond::Unchanged(want, _) => {
-                            v.as_ref() == Some(want)
-                        }
-                        Cond::ModRevision(_) | Cond::NotChangedAfter(..) => false,
+                    match check {
+                        Check::Absent(_) => v.is_none(),
+                        Check::Present(_) => v.is_some(),
+                        Check::Equals(_, want) => v.as_ref() == Some(want),
                     }
                 }
+                Cond::Unchanged(want, _) => match self.get(k.clone()).await {
+                    Ok(v) => v.as_ref() == Some(want),
+                    Err(_) => false,
+                },
             };
             if !holds {
                 return Some(i);

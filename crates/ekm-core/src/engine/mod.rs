@@ -248,8 +248,8 @@ impl Engine {
         check_format(&*opts.store)?;
         // A store with a transaction size limit (etcd) gets batches that fit: a migrate page
         // writes three records per key plus the job, the seal count and the source's deletion
-        // mark; a rekey-internal page
-        // one per key plus the job and the seal count, and may read the next page (etcd).
+        // mark; a rekey-internal page one per key plus the job and the seal count, and may
+        // read the next page (etcd).
         let (rekey_batch, rewrap_batch) = match opts.store.max_ops() {
             Some(max) => (
                 opts.rekey_batch.min(max.saturating_sub(4) / 3).max(1),
@@ -484,19 +484,7 @@ impl Engine {
 
     /// Every record under `prefix`, page by page.
     pub(crate) fn scan_all(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        loop {
-            let after = out.last().map(|(k, _)| k.clone());
-            let page = self
-                .store
-                .scan(prefix, after.as_deref(), SCAN_PAGE)
-                .map_err(store_failed)?;
-            let done = page.len() < SCAN_PAGE;
-            out.extend(page);
-            if done {
-                return Ok(out);
-            }
-        }
+        scan_all(&*self.store, prefix)
     }
 
     /// One configuration; [`ErrorKind::EntryNotFound`] for an unknown uuid.
@@ -702,17 +690,34 @@ fn check_protection_key(store: &dyn Store, pk: &ProtectionKey) -> Result<()> {
     }
 }
 
-/// Whether a liveness record in the store lacks `"marks_deletions": true` (a live process of
-/// the earlier build).
-fn earlier_build_alive(store: &dyn Store) -> Result<bool> {
-    let records = store
-        .scan(layout::LIVENESS, None, 4096)
-        .map_err(store_failed)?;
-    Ok(records.iter().any(|(_, v)| {
-        !serde_json::from_slice::<serde_json::Value>(v)
-            .is_ok_and(|rec| rec["marks_deletions"].as_bool() == Some(true))
+/// Every record under `prefix`, page by page.
+fn scan_all(store: &dyn Store, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    loop {
+        let after = out.last().map(|(k, _)| k.clone());
+        let page = store
+            .scan(prefix, after.as_deref(), SCAN_PAGE)
+            .map_err(store_failed)?;
+        let done = page.len() < SCAN_PAGE;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// Whether every liveness record in `store` says its process writes deletion marks
+/// (`layout::deletions`); a process of the earlier build (format 5) does not, and an
+/// unreadable record counts as one.
+fn live_processes_mark_deletions(store: &dyn Store) -> Result<bool> {
+    Ok(scan_all(store, layout::LIVENESS)?.iter().all(|(_, v)| {
+        serde_json::from_slice::<serde_json::Value>(v)
+            .is_ok_and(|rec| rec[MARKS_DELETIONS].as_bool() == Some(true))
     }))
 }
+
+/// The liveness record field by which a process says it writes deletion marks.
+pub(crate) const MARKS_DELETIONS: &str = "marks_deletions";
 
 fn check_format(store: &dyn Store) -> Result<()> {
     match store.get(layout::FORMAT).map_err(store_failed)? {
@@ -720,7 +725,7 @@ fn check_format(store: &dyn Store) -> Result<()> {
         Some(v) if v == PREVIOUS_FORMAT_VERSION => {
             // Processes of the earlier build delete records without the deletion mark: the
             // upgrade waits until none is alive (they refuse the new format once it is there).
-            if store.is_shared() && earlier_build_alive(store)? {
+            if store.is_shared() && !live_processes_mark_deletions(store)? {
                 return Err(Error::new(ErrorKind::StoreFailed).with_detail(
                     "ekmd processes of the earlier build (store format 5) are still running on \
                      this cluster: stop every one of them, then start this build (it marks the \

@@ -709,7 +709,7 @@ impl Engine {
                 // This build writes a configuration's deletion mark with every record it
                 // deletes: a rekey may fence its pages by span only while every live process
                 // says so (`Engine::every_live_process_marks_deletions`).
-                "marks_deletions": true,
+                (super::MARKS_DELETIONS): true,
             });
             let _ = self
                 .store
@@ -720,18 +720,10 @@ impl Engine {
     /// Whether every live process sharing the store writes deletion marks (`layout::deletions`)
     /// — always in a store no other process shares. A process of an earlier build (format 5)
     /// deletes records without the mark; while one is alive, rekey pages are fenced record by
-    /// record. An unreadable liveness record counts as an earlier build.
+    /// record. A store that cannot be read counts as holding one.
     pub(crate) fn every_live_process_marks_deletions(&self) -> bool {
-        if !self.store.is_shared() {
-            return true;
-        }
-        let Ok(records) = self.scan_all(layout::LIVENESS) else {
-            return false;
-        };
-        records.iter().all(|(_, v)| {
-            serde_json::from_slice::<serde_json::Value>(v)
-                .is_ok_and(|rec| rec["marks_deletions"].as_bool() == Some(true))
-        })
+        !self.store.is_shared()
+            || matches!(super::live_processes_mark_deletions(&*self.store), Ok(true))
     }
 
     /// Whether the process running `node` is alive: always for nodes of this process; in a

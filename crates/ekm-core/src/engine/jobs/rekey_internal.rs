@@ -65,8 +65,8 @@ impl Engine {
         let new = self.unlock_on(self.local, &cfg, to)?;
         let prefix = layout::records(cfg.uuid);
         let deletions = layout::deletions(cfg.uuid);
-        // Checked once per pass: a process of an earlier build cannot join meanwhile (it
-        // refuses the store's format).
+        // Checked once per pass. An earlier build cannot start meanwhile (it refuses format 6);
+        // the upgrade itself is done with every earlier-build process stopped (`check_format`).
         let mark = self
             .every_live_process_marks_deletions()
             .then_some(deletions.as_slice());
