@@ -12,23 +12,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::hooked::{Call, Hooked};
 use common::{NODE1, NODE2, create, engine_over, secret_body};
-use ekm::core::store::Entry;
-use ekm::core::{DataKeyId, ErrorKind, KeyOwner, KeyTag, Store, StoreError, Transaction};
+use ekm::core::{DataKeyId, ErrorKind, KeyOwner, KeyTag};
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
 
-/// Delays reads of configuration records (`c/...`) and scans of data key records (`r/...`)
-/// while `slow` is set, counting how many such delays have begun.
-#[derive(Debug)]
-struct SlowConfigReads {
-    inner: Arc<dyn Store>,
+/// While `slow` is set, the store delays reads of configuration records (`c/...`) and scans of
+/// data key records (`r/...`), counting how many such delays have begun.
+#[derive(Default)]
+struct Slowness {
     slow: AtomicBool,
     config_reads: AtomicUsize,
     record_scans: AtomicUsize,
 }
 
-impl SlowConfigReads {
+impl Slowness {
     fn delay(&self, count: &AtomicUsize) {
         if self.slow.load(Ordering::SeqCst) {
             count.fetch_add(1, Ordering::SeqCst);
@@ -44,48 +43,21 @@ fn wait_for(count: &AtomicUsize, n: usize) {
     }
 }
 
-impl Store for SlowConfigReads {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let v = self.inner.get(key);
-        if key.starts_with(b"c/") {
-            self.delay(&self.config_reads);
-        }
-        v
-    }
-
-    fn scan(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let v = self.inner.scan(prefix, start_after, limit);
-        if prefix.starts_with(b"r/") {
-            self.delay(&self.record_scans);
-        }
-        v
-    }
-
-    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
-        self.inner.commit(txn)
-    }
-
-    fn engine_name(&self) -> &'static str {
-        "slow-config-reads"
-    }
-}
-
-fn setup(dir: &std::path::Path) -> (Arc<ekm::core::Engine>, Arc<SlowConfigReads>) {
+fn setup(dir: &std::path::Path) -> (Arc<ekm::core::Engine>, Arc<Slowness>) {
     let inner = ekm::store::open(StoreKind::Redb, &dir.join("store")).expect("store");
-    let store = Arc::new(SlowConfigReads {
-        inner,
-        slow: AtomicBool::new(false),
-        config_reads: AtomicUsize::new(0),
-        record_scans: AtomicUsize::new(0),
+    let slowness = Arc::new(Slowness::default());
+    let s = slowness.clone();
+    let store = Hooked::new("slow-config-reads", inner, move |call| {
+        match call {
+            Call::Read(key) if key.starts_with(b"c/") => s.delay(&s.config_reads),
+            Call::Scanned(prefix) if prefix.starts_with(b"r/") => s.delay(&s.record_scans),
+            _ => {}
+        }
+        Ok(())
     });
     let fake = Arc::new(FakeBackend::open(&dir.join("fake-vault.json")).expect("vault"));
-    let engine = engine_over(store.clone(), fake, &dir.join("protection.key"), 64);
-    (engine, store)
+    let engine = engine_over(Arc::new(store), fake, &dir.join("protection.key"), 64);
+    (engine, slowness)
 }
 
 fn is_gone(r: ekm::core::Result<ekm::core::KeyMaterial>) -> bool {

@@ -10,76 +10,56 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::hooked::{Call, Hooked};
 use common::{KEY_ID_2, create, secret_body, topology};
-use ekm::core::store::Entry;
 use ekm::core::{
     Engine, EngineOptions, ErrorKind, JobState, KeyId, KeyOwner, KeyTag, ProtectionKey, Store,
-    StoreError, Transaction, Write,
+    StoreError, Write,
 };
 use ekm::fake::{FakeBackend, Fault, Op};
 
-/// Fails with an I/O error the next `left` commits that rewrite data key records.
-#[derive(Debug)]
-struct FailingRewrites {
-    inner: Arc<dyn Store>,
-    left: AtomicUsize,
-}
-
-impl Store for FailingRewrites {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-
-    fn scan(&self, p: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(p, after, limit)
-    }
-
-    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
-        let rewrites = txn
-            .writes
-            .iter()
-            .any(|w| matches!(w, Write::Put(k, _) if k.starts_with(b"r/")));
+/// Fails with an I/O error the next `left` commits that rewrite data key records (a commit
+/// putting `r/...`, or a rewritten page under `r/`).
+fn failing_rewrites(inner: Arc<dyn Store>, left: Arc<AtomicUsize>) -> Hooked {
+    Hooked::new("failing-rewrites", inner, move |call| {
+        let rewrites = match call {
+            Call::Commit(txn) => txn
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::Put(k, _) if k.starts_with(b"r/"))),
+            Call::Rewrite(prefix) => prefix.starts_with(b"r/"),
+            _ => false,
+        };
         if rewrites
-            && self
-                .left
+            && left
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
         {
             return Err(StoreError::Io("injected: no space left on device".into()));
         }
-        self.inner.commit(txn)
-    }
-
-    fn engine_name(&self) -> &'static str {
-        "failing-rewrites"
-    }
+        Ok(())
+    })
 }
 
 struct Lab {
     _dir: tempfile::TempDir,
     engine: Arc<Engine>,
     fake: Arc<FakeBackend>,
-    store: Arc<FailingRewrites>,
+    /// How many more rewrites fail.
+    fail_rewrites: Arc<AtomicUsize>,
     config: uuid::Uuid,
 }
 
 fn lab(budget: Duration) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let inner = ekm::store::open(ekm::store::StoreKind::Redb, &dir.path().join("store")).unwrap();
-    let store = Arc::new(FailingRewrites {
-        inner,
-        left: AtomicUsize::new(0),
-    });
+    let fail_rewrites = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(failing_rewrites(inner, fail_rewrites.clone()));
     let fake = Arc::new(FakeBackend::in_memory());
     let engine = Engine::open(
-        EngineOptions::new(
-            store.clone(),
-            fake.clone(),
-            topology(),
-            ProtectionKey::generate(),
-        )
-        .rekey_batch(8)
-        .job_retry_budget(budget),
+        EngineOptions::new(store, fake.clone(), topology(), ProtectionKey::generate())
+            .rekey_batch(8)
+            .job_retry_budget(budget),
     )
     .unwrap();
     let config = create(&engine, &secret_body(None, "s3cret")).unwrap().uuid;
@@ -90,7 +70,7 @@ fn lab(budget: Duration) -> Lab {
         _dir: dir,
         engine,
         fake,
-        store,
+        fail_rewrites,
         config,
     }
 }
@@ -201,7 +181,7 @@ fn a_store_io_error_fails_the_job_cleanly_and_frees_the_configuration() {
         .into_iter()
         .map(|k| (k.key_id, l.engine.read_data_key(&k.key_id).unwrap()))
         .collect();
-    l.store.left.store(1, Ordering::SeqCst);
+    l.fail_rewrites.store(1, Ordering::SeqCst);
     let job = l.engine.start_rekey_internal(l.config).unwrap();
     let (job, _) = watch(&l.engine, job.uuid);
     assert_eq!(

@@ -9,11 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::hooked::{Call, Hooked};
 use common::*;
 use ekm::core::Store;
-use ekm::core::store::{
-    ChangeCallback, Entry, RangeRewrite, Rewrite, StoreError, Then, Transaction,
-};
+use ekm::core::store::Transaction;
 use ekm::core::{DataKeyId, JobState, KeyOwner, KeyTag};
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
@@ -155,72 +154,21 @@ fn creates_and_deletes(store: Arc<dyn Store>, dir: &std::path::Path) {
     );
 }
 
-/// A store that runs a hook once, right after the first `rewrite_range` call returns (the
-/// first rekey page is committed and, on etcd, the second page already read with it).
-struct AfterFirstPage {
-    inner: Arc<dyn Store>,
-    #[allow(clippy::type_complexity)]
-    hook: Mutex<Option<Box<dyn FnOnce(Option<Vec<u8>>) + Send>>>,
-}
+/// What runs once, right after the first `rewrite_range` call returns (the first rekey page is
+/// committed and, on etcd, the second page already read with it), given the page's last key.
+type AfterFirstPage = Arc<Mutex<Option<Box<dyn FnOnce(Option<Vec<u8>>) + Send>>>>;
 
-impl std::fmt::Debug for AfterFirstPage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AfterFirstPage").finish_non_exhaustive()
-    }
-}
-
-impl Store for AfterFirstPage {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.inner.get_many(keys)
-    }
-    fn scan(&self, p: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(p, after, limit)
-    }
-    fn count(&self, prefix: &[u8]) -> Result<u64, StoreError> {
-        self.inner.count(prefix)
-    }
-    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
-        self.inner.commit(txn)
-    }
-    fn rewrite_range(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-        deletion_mark: Option<&[u8]>,
-        rewrite: Rewrite<'_>,
-        then: Then<'_>,
-    ) -> Result<RangeRewrite, StoreError> {
-        let out =
-            self.inner
-                .rewrite_range(prefix, start_after, limit, deletion_mark, rewrite, then)?;
-        let hook = self.hook.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook(out.last_key.clone());
+/// `inner`, running `after` once after the first rewritten page.
+fn after_first_page(inner: Arc<dyn Store>, after: AfterFirstPage) -> Hooked {
+    Hooked::new("after-first-page", inner, move |call| {
+        if let Call::Rewrote(out) = call {
+            let hook = after.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook(out.last_key.clone());
+            }
         }
-        Ok(out)
-    }
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
-    }
-    fn max_ops(&self) -> Option<usize> {
-        self.inner.max_ops()
-    }
-    fn is_shared(&self) -> bool {
-        self.inner.is_shared()
-    }
-    fn watch(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
-        self.inner.watch(prefix, on_change)
-    }
-    fn watch_deletes(&self, prefix: &[u8], on_change: ChangeCallback) -> Result<(), StoreError> {
-        self.inner.watch_deletes(prefix, on_change)
-    }
-    fn put_ephemeral(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_ephemeral(key, value)
-    }
+        Ok(())
+    })
 }
 
 /// How the hook deletes the victim.
@@ -238,12 +186,10 @@ enum DeletedBy {
 fn delete_between_two_rekey_pages(by: DeletedBy) -> (bool, u64) {
     let dir = tempfile::tempdir().unwrap();
     let (_turn, _cluster, etcd, conflicts) = etcd();
-    let store = Arc::new(AfterFirstPage {
-        inner: etcd.clone(),
-        hook: Mutex::new(None),
-    });
+    let after: AfterFirstPage = Arc::default();
+    let store = Arc::new(after_first_page(etcd.clone(), after.clone()));
     let fake = Arc::new(FakeBackend::in_memory());
-    let e = engine_over(store.clone(), fake.clone(), &dir.path().join("pk"), 50);
+    let e = engine_over(store, fake.clone(), &dir.path().join("pk"), 50);
     let config = create(&e, &secret_body(None, "s")).unwrap().uuid;
     for _ in 0..4 {
         e.create_data_keys(KeyOwner::Cluster, vec![KeyTag::default(); 50])
@@ -261,7 +207,7 @@ fn delete_between_two_rekey_pages(by: DeletedBy) -> (bool, u64) {
     let victim: Arc<Mutex<Option<DataKeyId>>> = Arc::default();
     {
         let (e, victim, etcd) = (e.clone(), victim.clone(), etcd.clone());
-        *store.hook.lock().unwrap() = Some(Box::new(move |last: Option<Vec<u8>>| {
+        *after.lock().unwrap() = Some(Box::new(move |last: Option<Vec<u8>>| {
             let records = ekm::core::layout::records(config);
             let (key, value) = etcd
                 .scan(&records, last.as_deref(), 1)

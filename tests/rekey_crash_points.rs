@@ -112,7 +112,7 @@ fn every_crash_point(
         let w = world();
         prepare(&w);
         let crashing = CrashingStore::new(w.store.clone(), n);
-        let e = engine_over(crashing.clone(), w.fake.clone(), &w.pk, BATCH);
+        let e = engine_over(crashing.store.clone(), w.fake.clone(), &w.pk, BATCH);
         let started = start(&e, &w);
         let finished = match &started {
             Ok(job) => settle(&e, &crashing, job.uuid),

@@ -7,58 +7,37 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::hooked::{Call, Hooked};
 use common::{create, engine_over, secret_body};
-use ekm::core::store::Entry;
-use ekm::core::{KeyOwner, KeyTag, Store, StoreError, Transaction, Write};
+use ekm::core::{KeyOwner, KeyTag, Store, StoreError, Write};
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
 
-/// Answers `Conflict` to the next `n` commits that write a seal counter (`x/...`), as if a
+/// Answers `Conflict` to the next `left` commits that write a seal counter (`x/...`), as if a
 /// rekey had switched generations at that moment.
-#[derive(Debug)]
-struct ConflictOnSealWrites {
-    inner: Arc<dyn Store>,
-    left: AtomicUsize,
-}
-
-impl Store for ConflictOnSealWrites {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-
-    fn scan(&self, p: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(p, after, limit)
-    }
-
-    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
-        let writes_count = txn
-            .writes
-            .iter()
-            .any(|w| matches!(w, Write::Put(k, _) if k.starts_with(b"x/")));
-        if writes_count
-            && self
-                .left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
+fn conflict_on_seal_writes(inner: Arc<dyn Store>, left: Arc<AtomicUsize>) -> Hooked {
+    Hooked::new("conflict-on-seal-writes", inner, move |call| match call {
+        Call::Commit(txn)
+            if txn
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::Put(k, _) if k.starts_with(b"x/")))
+                && left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok() =>
         {
-            return Err(StoreError::Conflict(0));
+            Err(StoreError::Conflict(0))
         }
-        self.inner.commit(txn)
-    }
-
-    fn engine_name(&self) -> &'static str {
-        "conflict-on-seal-writes"
-    }
+        _ => Ok(()),
+    })
 }
 
 #[test]
 fn a_retried_create_does_not_leave_the_stored_count_behind() {
     let dir = tempfile::tempdir().unwrap();
     let inner = ekm::store::open(StoreKind::Redb, &dir.path().join("store")).unwrap();
-    let store = Arc::new(ConflictOnSealWrites {
-        inner: inner.clone(),
-        left: AtomicUsize::new(0),
-    });
+    let left = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(conflict_on_seal_writes(inner.clone(), left.clone()));
     let fake = Arc::new(FakeBackend::open(&dir.path().join("fake-vault.json")).unwrap());
     let pk = dir.path().join("protection.key");
     let engine = engine_over(store.clone(), fake.clone(), &pk, 64);
@@ -66,7 +45,7 @@ fn a_retried_create_does_not_leave_the_stored_count_behind() {
     // Every create that writes the counter meets one conflict first, and is retried.
     let creates = 300;
     for i in 0..creates {
-        store.left.store(1, Ordering::SeqCst);
+        left.store(1, Ordering::SeqCst);
         engine
             .create_data_key(KeyOwner::Cluster, KeyTag::parse(&format!("v{i}")).unwrap())
             .unwrap();

@@ -6,43 +6,24 @@ mod common;
 
 use std::sync::Arc;
 
+use common::hooked::{Call, Hooked};
 use common::{create, engine_over, secret_body};
-use ekm::core::store::Entry;
-use ekm::core::{ErrorKind, KeyOwner, KeyTag, Store, StoreError, Transaction};
+use ekm::core::{ErrorKind, KeyOwner, KeyTag, Store, StoreError};
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
 
 /// etcd's limit, enforced as etcd does: checks and writes counted apart.
 const LIMIT: usize = 128;
 
-#[derive(Debug)]
-struct Limited(Arc<dyn Store>);
-
-impl Store for Limited {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(key)
-    }
-
-    fn scan(&self, p: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.0.scan(p, after, limit)
-    }
-
-    fn commit(&self, txn: Transaction) -> Result<(), StoreError> {
-        if txn.checks.len() > LIMIT || txn.writes.len() > LIMIT {
-            return Err(StoreError::Io(
-                "too many operations in one transaction".into(),
-            ));
-        }
-        self.0.commit(txn)
-    }
-
-    fn engine_name(&self) -> &'static str {
-        "limited"
-    }
-
-    fn max_ops(&self) -> Option<usize> {
-        Some(LIMIT)
-    }
+/// Refuses, as etcd does, a commit of more than [`LIMIT`] checks or writes.
+fn limited(inner: Arc<dyn Store>) -> Hooked {
+    Hooked::new("limited", inner, |call| match call {
+        Call::Commit(txn) if txn.checks.len() > LIMIT || txn.writes.len() > LIMIT => Err(
+            StoreError::Io("too many operations in one transaction".into()),
+        ),
+        _ => Ok(()),
+    })
+    .max_ops(LIMIT)
 }
 
 #[test]
@@ -51,7 +32,7 @@ fn a_create_larger_than_a_transaction_is_refused_and_one_that_fits_commits() {
     let inner = ekm::store::open(StoreKind::Redb, &dir.path().join("store")).unwrap();
     let fake = Arc::new(FakeBackend::open(&dir.path().join("fake-vault.json")).unwrap());
     let engine = engine_over(
-        Arc::new(Limited(inner.clone())),
+        Arc::new(limited(inner.clone())),
         fake,
         &dir.path().join("protection.key"),
         64,

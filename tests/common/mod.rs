@@ -3,8 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod hooked;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use base64::Engine as _;
 use ekm::core::{
@@ -13,6 +17,8 @@ use ekm::core::{
 use ekm::fake::FakeBackend;
 use ekm::store::{StoreKind, protection_key};
 use uuid::Uuid;
+
+use hooked::{Call, Hooked};
 
 pub const KEY_ID: &str =
     "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
@@ -135,67 +141,38 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A store that makes the first `allowed` commits durable and fails every later one, as if the
-/// process died right after its `allowed`-th durable write (redb's CrashBackend pattern).
-/// Reads keep working: they cannot change what a crash leaves behind.
+/// process died right after its `allowed`-th durable write (redb's CrashBackend pattern). A
+/// rewritten page is one commit. Reads keep working: they cannot change what a crash leaves
+/// behind.
 pub struct CrashingStore {
-    inner: Arc<dyn Store>,
-    allowed: std::sync::atomic::AtomicUsize,
-    pub crashed: std::sync::atomic::AtomicBool,
+    pub store: Arc<Hooked>,
+    crashed: Arc<AtomicBool>,
 }
 
 impl CrashingStore {
-    pub fn new(inner: Arc<dyn Store>, allowed: usize) -> Arc<Self> {
-        Arc::new(CrashingStore {
-            inner,
-            allowed: std::sync::atomic::AtomicUsize::new(allowed),
-            crashed: Default::default(),
-        })
+    pub fn new(inner: Arc<dyn Store>, allowed: usize) -> CrashingStore {
+        let left = AtomicUsize::new(allowed);
+        let crashed = Arc::new(AtomicBool::new(false));
+        let flag = crashed.clone();
+        let store = Hooked::new("crashing", inner, move |call| match call {
+            Call::Commit(_) | Call::Rewrite(_)
+                if left
+                    .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                    .is_err() =>
+            {
+                flag.store(true, SeqCst);
+                Err(ekm::core::StoreError::Io("simulated crash".into()))
+            }
+            _ => Ok(()),
+        });
+        CrashingStore {
+            store: Arc::new(store),
+            crashed,
+        }
     }
 
     pub fn has_crashed(&self) -> bool {
-        self.crashed.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl std::fmt::Debug for CrashingStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CrashingStore")
-    }
-}
-
-impl Store for CrashingStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ekm::core::StoreError> {
-        self.inner.get(key)
-    }
-
-    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ekm::core::StoreError> {
-        self.inner.get_many(keys)
-    }
-
-    fn scan(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<ekm::core::store::Entry>, ekm::core::StoreError> {
-        self.inner.scan(prefix, start_after, limit)
-    }
-
-    fn commit(&self, txn: ekm::core::Transaction) -> Result<(), ekm::core::StoreError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let ok = self
-            .allowed
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if !ok {
-            self.crashed.store(true, SeqCst);
-            return Err(ekm::core::StoreError::Io("simulated crash".into()));
-        }
-        self.inner.commit(txn)
-    }
-
-    fn engine_name(&self) -> &'static str {
-        "crashing"
+        self.crashed.load(SeqCst)
     }
 }
 
