@@ -104,14 +104,14 @@ impl Client {
         found
             .and_then(|r| r["uuid"].as_str().map(str::to_owned))
             .ok_or_else(|| {
+                let code = ekm_core::ErrorKind::NotConfigured.code();
                 Failure::Api(match &t.vserver {
                     Some(v) => format!(
-                        "Error: Azure Key Vault is not configured for SVM \"{v}\" (code 65537120)."
+                        "Error: Azure Key Vault is not configured for SVM \"{v}\" (code {code})."
                     ),
-                    None => {
-                        "Error: Azure Key Vault is not configured for the cluster (code 65537120)."
-                            .into()
-                    }
+                    None => format!(
+                        "Error: Azure Key Vault is not configured for the cluster (code {code})."
+                    ),
                 })
             })
     }
