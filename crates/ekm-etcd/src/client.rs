@@ -118,6 +118,18 @@ impl Cluster {
         [self.opts.prefix.as_slice(), k].concat()
     }
 
+    /// The etcd keys `[start, end)` of the records under store prefix `prefix`, strictly after
+    /// store key `start_after` when given.
+    pub(crate) fn range_of(&self, prefix: &[u8], start_after: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) {
+        let full_prefix = self.key(prefix);
+        let end = ekm_core::store::prefix_end(&full_prefix).unwrap_or_else(|| vec![0]);
+        let start = match start_after {
+            Some(a) => [self.key(a).as_slice(), &[0]].concat(),
+            None => full_prefix,
+        };
+        (start, end)
+    }
+
     /// The length of the prefix every etcd key of ekm starts with.
     pub(crate) fn prefix_len(&self) -> usize {
         self.opts.prefix.len()

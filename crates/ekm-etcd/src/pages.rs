@@ -156,12 +156,7 @@ impl Etcd<'_> {
         rewrite: Rewrite<'_>,
         then: Then<'_>,
     ) -> Result<RangeRewrite, StoreError> {
-        let full_prefix = self.cluster.key(prefix);
-        let start = match start_after {
-            Some(a) => [self.cluster.key(a).as_slice(), &[0]].concat(),
-            None => full_prefix.clone(),
-        };
-        let end = ekm_core::store::prefix_end(&full_prefix).unwrap_or_else(|| vec![0]);
+        let (start, end) = self.cluster.range_of(prefix, start_after);
         let limit = i64::try_from(limit.clamp(1, MAX_TXN_OPS)).unwrap_or(1);
         let strip = self.cluster.prefix_len();
         let (page, read_at) = match pages.take(&start, &end, limit) {

@@ -84,12 +84,7 @@ impl Etcd<'_> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let full_prefix = self.cluster.key(prefix);
-        let start = match start_after {
-            Some(a) => [self.cluster.key(a).as_slice(), &[0]].concat(),
-            None => full_prefix.clone(),
-        };
-        let end = ekm_core::store::prefix_end(&full_prefix).unwrap_or_else(|| vec![0]);
+        let (start, end) = self.cluster.range_of(prefix, start_after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let strip = self.cluster.prefix_len();
         let resp = self
@@ -110,8 +105,7 @@ impl Etcd<'_> {
 
     /// How many records lie under store prefix `prefix`: one round trip, no values sent.
     pub(crate) async fn count(&self, prefix: &[u8]) -> Result<u64, StoreError> {
-        let start = self.cluster.key(prefix);
-        let end = ekm_core::store::prefix_end(&start).unwrap_or_else(|| vec![0]);
+        let (start, end) = self.cluster.range_of(prefix, None);
         let resp = self
             .cluster
             .read(|mut c| {
