@@ -3,12 +3,21 @@
 //! Owns: the KEK type, the node-local protection key type, nonce generation.
 //! Must never: reuse a nonce on purpose, return partial plaintext, or say why an open failed
 //! (the error is deliberately opaque). Swapping the AEAD implementation happens here only.
+//!
+//! | type | key | seals |
+//! |---|---|---|
+//! | [`AeadKey`] | any 256-bit [`KeyMaterial`] | `nonce 12 \| ciphertext \| tag 16` ([`AeadKey::seal_vec`]) or in place |
+//! | [`Kek`] | one configuration's KEK, one generation | data keys (`hierarchy.rs` decides the AAD) |
+//! | [`ProtectionKey`] | the node-local key file | configuration secrets and record macs (`stored.rs`, `codec`) |
 
 use std::fmt;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
+// Its home is `random.rs`; named here too because other crates call
+// `ekm_core::crypto::fill_random`.
+pub use crate::random::fill_random;
 use crate::secret::{KEY_LEN, KeyMaterial};
 
 /// Nonce length of AES-GCM in bytes.
@@ -19,13 +28,6 @@ pub const TAG_LEN: usize = 16;
 /// Seals per KEK generation after which status advises rekey-internal (NIST SP 800-38D caps
 /// random-nonce GCM at 2^32 invocations per key; we warn at 2^31).
 pub const SEAL_WARN_LIMIT: u64 = 1 << 31;
-
-/// Fills `buf` from the OS RNG (fork-safe; no user-space state to duplicate).
-pub fn fill_random(buf: &mut [u8]) {
-    // The OS RNG failing is not a recoverable condition for a key manager: continuing would
-    // create predictable keys. getrandom only fails on exotic platforms without an entropy source.
-    getrandom::fill(buf).expect("the OS random number generator failed");
-}
 
 /// Random nonces drawn from the OS RNG 256 at a time, for bulk rewraps: one system call per
 /// 256 seals instead of one per seal. Lives on the stack of one operation; never shared.

@@ -30,10 +30,10 @@
 use uuid::Uuid;
 
 use crate::backend::{Backend, BackendCall, akv_failed, transient_if};
-use crate::codec::{DataKeyFormat, KekState, KeyOwner, WrappedDataKey, WrappedKek};
+use crate::codec::{DataKeyFormat, KekState, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{DataKeyId, KeyId, KeyTag};
+use crate::ids::{DataKeyId, KeyId, KeyOwner, KeyTag};
 use crate::secret::{DataKeyMaterial, KEY_LEN, KeyMaterial};
 
 /// The constant sealed under every KEK as its check value.

@@ -1,12 +1,22 @@
-//! Identifiers that are valid by construction: AKV key ids, vault URLs, data key ids, key tags.
+//! Identifiers that are valid by construction: AKV key ids, vault URLs, data key ids, key tags,
+//! key owners.
 //!
 //! Owns: parsing of every identifier that arrives from outside.
 //! Must never: panic on any input; accept a key id without a version.
+//!
+//! | type | what | example |
+//! |---|---|---|
+//! | [`KeyId`] | an AKV key with its version | `https://v.vault.azure.net/keys/k1/a8e6…2a74` |
+//! | [`VaultUrl`] | a vault (`name` in the seed) | `https://myvault.vault.azure.net/` |
+//! | [`DataKeyId`] | a data key: 32 random bytes | 64 hex characters |
+//! | [`KeyTag`] | the caller's label of a data key | `vol1` |
+//! | [`KeyOwner`] | whose data key it is | the cluster, or one SVM by uuid |
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
+use uuid::Uuid;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -193,7 +203,7 @@ impl DataKeyId {
     /// A fresh random id.
     pub fn random() -> Self {
         let mut b = [0u8; DATA_KEY_ID_LEN];
-        crate::crypto::fill_random(&mut b);
+        crate::random::fill_random(&mut b);
         DataKeyId(b)
     }
 
@@ -268,6 +278,26 @@ impl KeyTag {
 impl fmt::Debug for KeyTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyTag({:?})", self.0)
+    }
+}
+
+/// Who a data key belongs to: the cluster, or one SVM. Its record form (kind byte and uuid) is
+/// written and read by `codec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyOwner {
+    /// The cluster (admin SVM).
+    Cluster,
+    /// A data SVM.
+    Svm(Uuid),
+}
+
+impl KeyOwner {
+    /// The SVM uuid, if any.
+    pub fn svm(self) -> Option<Uuid> {
+        match self {
+            KeyOwner::Cluster => None,
+            KeyOwner::Svm(u) => Some(u),
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! The store layout: every key ekm writes, in one table. The cluster store (etcd) maps these
 //! keys one to one under its prefix, so this list must be complete.
 //!
+//! Owns: the name of every store key and prefix, and how each is built from its parts.
+//! Must never: build a store key anywhere else; give two tables the same prefix.
+//!
 //! All keys are bytes: a one-letter table name and a `/`, then fixed-width binary parts —
 //! `uuid` the 16 raw bytes, `gen` a big-endian u32, `id` the 32 raw bytes of a data key id,
 //! `owner` the SVM uuid (nil for the cluster).
@@ -29,8 +32,7 @@
 
 use uuid::Uuid;
 
-use crate::codec::KeyOwner;
-use crate::ids::DataKeyId;
+use crate::ids::{DataKeyId, KeyOwner};
 
 /// Format marker: `meta/format` → ASCII version.
 pub const FORMAT: &[u8] = b"meta/format";

@@ -18,6 +18,7 @@ pub mod hierarchy;
 pub mod ids;
 pub mod layout;
 pub mod pkcs12;
+mod random;
 pub mod secret;
 pub mod store;
 mod stored;
@@ -37,12 +38,11 @@ pub mod fuzzing {
 
     /// Decodes a node availability record; `true` when it is well-formed.
     pub fn decode_node_record(bytes: &[u8]) -> bool {
-        crate::engine::decode_node_record(bytes)
+        crate::engine::node_records::decode_node_record(bytes)
     }
 }
 
 pub use backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind};
-pub use codec::KeyOwner;
 pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyExternalRequest};
 pub use crypto::ProtectionKey;
 pub use engine::{
@@ -50,7 +50,7 @@ pub use engine::{
     StatusFields,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use ids::{DataKeyId, KeyId, KeyTag, VaultUrl};
+pub use ids::{DataKeyId, KeyId, KeyOwner, KeyTag, VaultUrl};
 pub use secret::{DataKeyMaterial, KeyMaterial, SecretBytes};
 pub use store::{
     Change, ChangeCallback, Check, RangeRewrite, Store, StoreError, Transaction, Write,

@@ -3,6 +3,13 @@
 //! Owns: the types that hold plaintext key material and credentials in memory.
 //! Must never: implement `Serialize`, show bytes in `Debug`/`Display`, or outlive their use without
 //! being wiped. A secret becomes visible only through a method named `expose_secret`.
+//!
+//! | type | holds |
+//! |---|---|
+//! | [`KeyMaterial`] | 32 bytes ([`KEY_LEN`]): a KEK, a protection key, a data key's sealed form |
+//! | [`DataKeyMaterial`] | a data key: 32 bytes of material, of which the first 1 to 32 are served |
+//! | [`SecretBytes`] | variable-length secret bytes (a PKCS#12 file, an unwrapped blob) |
+//! | [`SecretString`], [`SecretBox`] | credentials (from `secrecy`) |
 
 use std::fmt;
 
@@ -21,7 +28,7 @@ impl KeyMaterial {
     /// Fresh random material from the OS RNG.
     pub fn random() -> Self {
         let mut bytes = [0u8; KEY_LEN];
-        crate::crypto::fill_random(&mut bytes);
+        crate::random::fill_random(&mut bytes);
         KeyMaterial(bytes)
     }
 
@@ -87,7 +94,7 @@ impl DataKeyMaterial {
     /// any other length.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let mut padded = Zeroizing::new([0u8; KEY_LEN]);
-        crate::crypto::fill_random(&mut padded[..]);
+        crate::random::fill_random(&mut padded[..]);
         padded.get_mut(..bytes.len())?.copy_from_slice(bytes);
         Self::prefix(KeyMaterial::from_array(*padded), bytes.len())
     }

@@ -1,19 +1,30 @@
 //! Data keys: create (durable before the id is returned), read (node key table, then store),
 //! delete, list; the lazy creation of a scope's first KEK; seal counting per generation.
+//!
+//! Owns: the `d/`, `r/` and `x/` records of data keys, and filling the node key tables.
+//! Must never: return an id before its key is durable; serve a key whose record did not
+//! authenticate; let a create commit on a configuration that is no longer current.
+//!
+//! | operation | reads | commits |
+//! |---|---|---|
+//! | create / import | the owner's configuration (cached, `OwnerConfig`) | `d/<id>`, `r/...`, seal count every 64 |
+//! | read | the node key table, else `d/<id>` and `r/...` | nothing |
+//! | delete | `d/<id>`, `r/...` | both and `m/<id>` removed, `e/<config>` rewritten |
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::nodes::TableEntry;
-use super::{CONDITIONAL_ATTEMPTS, Engine, now_secs, store_failed};
+use super::Engine;
+use super::helpers::{CONDITIONAL_ATTEMPTS, now_secs, store_failed};
+use super::key_table::TableEntry;
 use crate::backend::BackendCall;
-use crate::codec::{KekState, KeyLocation, KeyOwner, WrappedDataKey, WrappedKek};
+use crate::codec::{KekState, KeyLocation, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource, SEAL_WARN_LIMIT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy::{self, open_data_key, seal_data_key};
-use crate::ids::{DataKeyId, KeyTag};
+use crate::ids::{DataKeyId, KeyOwner, KeyTag};
 use crate::layout;
 use crate::secret::{DataKeyMaterial, KeyMaterial};
 use crate::store::{Check, StoreError, Transaction};

@@ -6,10 +6,22 @@
 //! Discover Versions probe. The probe is the embedder's (ekmd's listener probes itself and
 //! reports with [`Engine::set_kmip_server`]); a node's own report travels to the other nodes
 //! in its liveness record when the store is shared.
+//!
+//! Owns: the status fields and the backend checks behind `azure_reachability` (the periodic
+//! probe included).
+//! Must never: change a key, a KEK or a configuration; count a node's stale backend check as
+//! passed.
+//!
+//! | field | says |
+//! |---|---|
+//! | `state` | whether every node holds the configuration's active KEK; those lacking it, and why |
+//! | `azure_reachability` | whether the configuration's vault answered each node's last check |
+//! | `ekmip_reachability` | per node: up, holds the active KEK, and its KMIP server answered (or KMIP is off) |
 
 use uuid::Uuid;
 
 use super::Engine;
+use super::helpers::{now_secs, store_failed};
 use crate::backend::BackendCall;
 use crate::config::{AzureKeyVault, AzureReachability, EkmipReachability, KekStatus};
 use crate::error::{ErrorKind, Result};
@@ -205,7 +217,7 @@ impl Engine {
         let rec = self
             .store
             .get(&crate::layout::liveness(node))
-            .map_err(super::store_failed)?;
+            .map_err(store_failed)?;
         Ok(rec
             .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
             .and_then(|v| KmipServerState::from_json(&v["kmip"]))
@@ -326,7 +338,7 @@ impl Engine {
                 (rt.node.uuid, cfg.uuid),
                 BackendCheck {
                     failure: failure.clone(),
-                    checked: super::now_secs(),
+                    checked: now_secs(),
                     revision: cfg.revision,
                 },
             );
@@ -379,7 +391,7 @@ impl Engine {
         let Some(raw) = self
             .store
             .get(&crate::layout::liveness(node))
-            .map_err(super::store_failed)?
+            .map_err(store_failed)?
         else {
             return Ok(None);
         };
@@ -399,7 +411,7 @@ impl Engine {
         let every = rec["akv_every"]
             .as_u64()
             .unwrap_or(BACKEND_PROBE_INTERVAL.as_secs());
-        let age = super::now_secs().saturating_sub(entry[2].as_u64().unwrap_or(0));
+        let age = now_secs().saturating_sub(entry[2].as_u64().unwrap_or(0));
         if every > 0 && age > BACKEND_CHECK_STALE.as_secs().max(every.saturating_mul(4)) {
             return Ok(Some(format!(
                 "the node's last check of this key vault is {age} s old"

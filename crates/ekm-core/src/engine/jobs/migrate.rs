@@ -10,18 +10,22 @@
 //! | 2 | job running | as 1 |
 //! | 3.. | per page: `Equals(destination config)` and `Equals(record)` per key; each record deleted under the source, put under the destination, its location `d/<id>` moved, the source's deletion mark `e/<source>`, the destination's seal count, the job's progress | every key is under exactly one configuration at every point; the next page is read again from the source |
 //! | last | job success, markers removed | done |
+//!
+//! Owns: the steps of a migrate job.
+//! Must never: leave a key under both configurations, or under neither.
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::{Job, JobKind, Stop, not_found};
-use crate::codec::{KeyLocation, KeyOwner, WrappedDataKey};
+use crate::codec::{KeyLocation, WrappedDataKey};
 use crate::crypto::{Kek, NonceSource};
-use crate::engine::{Engine, store_failed};
+use crate::engine::Engine;
+use crate::engine::helpers::store_failed;
 use crate::error::{Error, Result};
 use crate::hierarchy::{open_data_key, seal_data_key};
-use crate::ids::DataKeyId;
+use crate::ids::{DataKeyId, KeyOwner};
 use crate::layout;
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;

@@ -4,6 +4,17 @@
 //! A job holds a marker (`a/<config uuid>`) on every configuration it changes, written with
 //! the job in one transaction and removed with its final state in another: one lifecycle job
 //! per configuration at a time, and the markers are how `open` finds unfinished jobs.
+//!
+//! Owns: the `j/` records and the `a/` markers; starting, running, retrying and resuming jobs.
+//! Must never: start a job on a configuration another job holds; leave a marker behind a job
+//! in a final state.
+//!
+//! ```text
+//! queued ──► running ──► success
+//!               │  └───► failure (the error kept in the job)
+//!               └── crash or shutdown: resumed at the next open (or taken over by another
+//!                   process of a shared store)
+//! ```
 
 mod migrate;
 mod rekey_external;
@@ -16,9 +27,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Engine, now_secs, store_failed};
-use crate::codec::{KeyOwner, WrappedKek};
+use super::Engine;
+use super::helpers::{now_secs, store_failed};
+use crate::codec::WrappedKek;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::KeyOwner;
 use crate::layout;
 use crate::store::{Check, Transaction};
 use crate::stored::StoredConfig;

@@ -11,14 +11,18 @@
 //!
 //! Backend calls before step 3: a check of the new key, then per generation one unwrap as this
 //! node (skipped when unlocked) and one wrap with the new key.
+//!
+//! Owns: the steps of a rekey-external job.
+//! Must never: commit a wrapping by the new key without every generation rewrapped by it.
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::{Job, JobKind, Stop, not_found};
-use crate::backend::BackendCall;
-use crate::engine::{Engine, akv_failed, store_failed};
+use crate::backend::{BackendCall, akv_failed};
+use crate::engine::Engine;
+use crate::engine::helpers::store_failed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::KeyId;
 use crate::layout;

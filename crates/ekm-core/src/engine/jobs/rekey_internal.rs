@@ -16,6 +16,9 @@
 //! existed at the switch, and one ordered pass over `r/<config>` from the cursor visits it.
 //! A rekey-internal started while an earlier one is unfinished adopts it (finishes draining the
 //! retiring generation instead of adding another).
+//!
+//! Owns: the steps of a rekey-internal job.
+//! Must never: retire a generation that still wraps a data key.
 
 use std::sync::Arc;
 
@@ -24,7 +27,8 @@ use uuid::Uuid;
 use super::{Job, JobKind, Stop, not_found};
 use crate::codec::{KekState, WrappedDataKey};
 use crate::crypto::{Kek, NonceSource};
-use crate::engine::{Engine, store_failed};
+use crate::engine::Engine;
+use crate::engine::helpers::store_failed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy::{open_data_key, seal_data_key};
 use crate::ids::DataKeyId;

@@ -9,6 +9,9 @@
 //! | 2 | job running, with the count of nodes lacking the KEK | as 1 |
 //! | 3.. | per node: its availability record (`n/<node><config>`), then the job's progress | nodes restored stay restored (in the store; a restarted process unlocks again on first use); the rest are done on resume |
 //! | last | job success, or failure 65537515 naming each failed node and why; marker removed | a re-run completes the nodes that failed |
+//!
+//! Owns: the steps of a restore job.
+//! Must never: call the backend as one node on behalf of another.
 
 use std::sync::Arc;
 
@@ -16,8 +19,10 @@ use uuid::Uuid;
 
 use super::{Job, JobKind, Stop, not_found};
 use crate::codec::WrappedDataKey;
-use crate::engine::nodes::{NodeRecord, TableEntry};
-use crate::engine::{Engine, store_failed};
+use crate::engine::Engine;
+use crate::engine::helpers::store_failed;
+use crate::engine::key_table::TableEntry;
+use crate::engine::node_records::NodeRecord;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::store::Transaction;
