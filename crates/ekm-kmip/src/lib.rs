@@ -7,6 +7,8 @@
 //! request to [`Server::handle`].
 
 pub mod attrs;
+mod batch;
+mod ops;
 pub mod outcome;
 mod server;
 pub mod tags;

@@ -1,0 +1,134 @@
+//! The KMIP operations, one file per family, and what they share: the lookup of a key for
+//! its owner and the conditional update of its KMIP attributes record.
+//!
+//! Owns: [`find`] (a key is Item Not Found unless it exists and belongs to the client's
+//! owner), [`update`] (read, change, write conditional on what was read; retried on conflict),
+//! the mapping of engine errors onto Result Reasons, and the server's clock ([`now`]).
+//! Must never: act on a key of another owner; write an attributes record over a concurrent
+//! change.
+//!
+//! | family | operations |
+//! |---|---|
+//! | [`discover`] | Discover Versions, Query (the versions and operations served) |
+//! | [`lifecycle`] | Create, Register, Activate, Revoke, Destroy |
+//! | [`get`] | Get |
+//! | [`locate`] | Locate |
+//! | [`attributes`] | Get Attributes, Get Attribute List, Add / Set / Modify / Delete Attribute, and which attributes a client may change |
+//! | [`attr_items`] | (attributes as request and response items, KMIP 1.x and 2.0 forms) |
+
+pub(crate) mod attr_items;
+pub(crate) mod attributes;
+pub(crate) mod discover;
+pub(crate) mod get;
+pub(crate) mod lifecycle;
+pub(crate) mod locate;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ekm_core::store::{Check, StoreError, Transaction};
+use ekm_core::{DataKeyId, DataKeyMaterial, Engine, ErrorKind, KeyOwner, layout};
+
+use crate::attrs::Stored;
+use crate::batch::{Ctx, Failure, OpResult, fail};
+use crate::tags::reason;
+use crate::ttlv::Item;
+
+/// Item Not Found: the answer for a key that is absent or of another owner.
+pub(crate) fn not_found() -> Failure {
+    fail(reason::ITEM_NOT_FOUND, "Object not found.")
+}
+
+/// The Result Reason of an engine error.
+pub(crate) fn engine_failure(e: ekm_core::Error) -> Failure {
+    match e.kind() {
+        ErrorKind::EntryNotFound => not_found(),
+        _ => fail(reason::GENERAL_FAILURE, e.message()),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A key as found for its owner.
+pub(crate) struct Found {
+    pub(crate) id: DataKeyId,
+    pub(crate) uid: String,
+    pub(crate) tag: String,
+    /// Bytes of the object (1 to 32), as its data key record says.
+    pub(crate) len: usize,
+    pub(crate) meta: Stored,
+    /// The `m/` record as read (`None`: absent).
+    pub(crate) meta_bytes: Option<Vec<u8>>,
+}
+
+/// The key `uid` if it exists and belongs to the owner: anything else is Item Not Found.
+pub(crate) fn find(engine: &Engine, owner: Option<KeyOwner>, uid: &str) -> Result<Found, Failure> {
+    let owner = owner.ok_or_else(not_found)?;
+    let id = DataKeyId::parse(uid).map_err(|_| not_found())?;
+    let info = engine.data_key_info(&id).map_err(engine_failure)?;
+    if info.svm_uuid != owner.svm() {
+        return Err(not_found());
+    }
+    let tag = info.key_tag.as_str().to_owned();
+    let meta_bytes = engine
+        .store()
+        .get(&layout::kmip_attributes(&id))
+        .map_err(|e| fail(reason::GENERAL_FAILURE, format!("Store failure: {e}")))?;
+    let meta = meta_bytes
+        .as_deref()
+        .and_then(Stored::decode)
+        .unwrap_or_else(|| Stored::default_for(&tag));
+    Ok(Found {
+        id,
+        uid: uid.to_owned(),
+        tag,
+        len: info.key_len,
+        meta,
+        meta_bytes,
+    })
+}
+
+/// Reads, changes and writes a key's attributes, conditional on what was read.
+pub(crate) fn update(
+    engine: &Engine,
+    ctx: &mut Ctx,
+    p: &Item,
+    mut change: impl FnMut(&mut Found) -> OpResult,
+) -> OpResult {
+    let uid = ctx.uid(p)?;
+    for _ in 0..8 {
+        let mut f = find(engine, ctx.owner, &uid)?;
+        let out = change(&mut f)?;
+        f.meta.last_change_date = Some(now());
+        let key = layout::kmip_attributes(&f.id);
+        let mut txn = Transaction::new();
+        txn.check(Check::Present(layout::data_key(&f.id)));
+        match &f.meta_bytes {
+            Some(b) => txn.check(Check::Equals(key.clone(), b.clone())),
+            None => txn.check(Check::Absent(key.clone())),
+        };
+        txn.put(key, f.meta.encode());
+        match engine.store().commit(txn) {
+            Ok(()) => {
+                ctx.set_placeholder(uid.clone());
+                return Ok(out);
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(fail(reason::GENERAL_FAILURE, format!("Store failure: {e}"))),
+        }
+    }
+    Err(fail(
+        reason::GENERAL_FAILURE,
+        "The object kept changing; retry.",
+    ))
+}
+
+/// The object's bytes as served (from the node's key table when it holds the key).
+pub(crate) fn material(engine: &Engine, f: &Found) -> Result<DataKeyMaterial, Failure> {
+    engine.read_served_key(&f.id).map_err(engine_failure)
+}
