@@ -121,7 +121,7 @@ impl Raw {
             .build()
             .expect("runtime");
         let timeout = EtcdOptions::new(vec![]).call_timeout;
-        // As `ekm-etcd` connects (crates/ekm-etcd/src/lib.rs, `Inner::client`).
+        // As `ekm-etcd` connects (crates/ekm-etcd/src/client.rs, `Cluster`).
         let options = ConnectOptions::new()
             .with_connect_timeout(timeout)
             .with_timeout(timeout)

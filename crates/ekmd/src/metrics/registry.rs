@@ -1,47 +1,44 @@
-//! Prometheus metrics (`GET /metrics`), on the official `prometheus-client` crate.
+//! The series registry: every series ekmd counts as things happen (REST, data path, backend,
+//! audit, KMIP, etcd), with its name, help and labels, and the registry that exposes them and
+//! the engine's scrape-time series.
 //!
-//! Two kinds of series:
-//! - **counted as they happen**: REST requests by route template, method and status (with a
-//!   latency histogram), data-path key reads by path and outcome, backend calls by operation
-//!   and outcome (through [`MeteredBackend`], a decorator of the real backend, so `ekm-core`
-//!   stays free of metrics), throttled backend calls and the waits the vault asked for, audit
-//!   records and the time their write and fsync took, KMIP requests (a hook for the KMIP server);
-//! - **read at scrape time** from the engine's public API ([`EngineCollector`]): configurations,
-//!   jobs by kind and state, running jobs' progress, data keys per owner (counted at most once
-//!   every [`KEY_COUNT_TTL`]: a count walks every key record), KEK generation age, seals against
-//!   the advised limit, and per-node KEK availability.
-//!
-//! Owns: every metric name, its help and its labels.
+//! Owns: every metric name, its help and its labels (the engine's scrape-time series are in
+//! `engine.rs`), the bounded set of route labels.
 //! Must never: label a series with a key id, a job uuid, a user name or anything a request
-//! sent (routes are the templates axum matched, methods a fixed set): labels stay bounded by
-//! the code and the topology.
+//! sent (routes are the templates axum matched, methods a fixed set).
+//!
+//! | series | kind | labels |
+//! |---|---|---|
+//! | `ekm_http_requests` | counter | `route`, `method`, `status` |
+//! | `ekm_http_request_duration_seconds` | histogram | `route`, `method` |
+//! | `ekm_datapath_key_reads` | counter | `path` (socket, kmip), `outcome` |
+//! | `ekm_datapath_key_read_duration_seconds` | histogram | `path` |
+//! | `ekm_backend_calls` | counter | `operation` (wrap, unwrap, check), `outcome` |
+//! | `ekm_backend_call_duration_seconds` | histogram | `operation` |
+//! | `ekm_backend_throttled` | counter | `operation` |
+//! | `ekm_backend_throttle_wait_seconds` | counter | — |
+//! | `ekm_audit_records` | counter | `result` (written, failed) |
+//! | `ekm_audit_write_duration_seconds` | histogram | — |
+//! | `ekm_kmip_requests` | counter | `operation`, `result` |
+//! | `ekm_etcd_requests` (cluster mode) | counter | `kind` (txn, read), `outcome` |
+//! | `ekm_etcd_request_duration_seconds` | histogram | `kind` |
+//! | `ekm_etcd_failovers` | counter | — |
+//! | `ekm_etcd_watch_restarts` | counter | `reason` (error, compacted) |
+//! | `ekm_etcd_watch_revisions_behind` | gauge | — |
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use ekm_core::{
-    Backend, BackendCall, BackendError, BackendErrorKind, Engine, ErrorKind, JobState, KeyId,
-    KeyMaterial, SecretBytes,
-};
+use axum::http::{Method, StatusCode};
+use ekm_core::{BackendError, BackendErrorKind, Engine, ErrorKind};
 use parking_lot::Mutex;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::MetricType;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::AppState;
-
-/// The content type of the Prometheus text exposition format 0.0.4.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// How long a count of data keys per owner is reused before it is counted again.
-pub const KEY_COUNT_TTL: Duration = Duration::from_secs(30);
+use super::engine::EngineCollector;
 
 type L2 = [(&'static str, String); 2];
 
@@ -276,7 +273,12 @@ impl Metrics {
         }
     }
 
-    fn backend_call<T>(&self, op: &'static str, started: Instant, r: &Result<T, BackendError>) {
+    pub(super) fn backend_call<T>(
+        &self,
+        op: &'static str,
+        started: Instant,
+        r: &Result<T, BackendError>,
+    ) {
         let outcome = match r {
             Ok(_) => "ok",
             Err(e) => backend_outcome(e.kind),
@@ -337,281 +339,6 @@ pub fn read_outcome(kind: ErrorKind) -> &'static str {
         ErrorKind::KekUnavailable => "kek_locked",
         _ => "error",
     }
-}
-
-/// A [`Backend`] that counts and times every call of the one it wraps.
-#[derive(Debug)]
-pub struct MeteredBackend {
-    inner: Arc<dyn Backend>,
-    metrics: Arc<Metrics>,
-}
-
-impl MeteredBackend {
-    /// `inner`, measured into `metrics`.
-    pub fn new(inner: Arc<dyn Backend>, metrics: Arc<Metrics>) -> Self {
-        MeteredBackend { inner, metrics }
-    }
-}
-
-impl Backend for MeteredBackend {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn algorithm(&self) -> &'static str {
-        self.inner.algorithm()
-    }
-
-    fn wrap_kek(
-        &self,
-        call: &BackendCall<'_>,
-        key: &KeyId,
-        kek: &KeyMaterial,
-    ) -> Result<Vec<u8>, BackendError> {
-        let t = Instant::now();
-        let r = self.inner.wrap_kek(call, key, kek);
-        self.metrics.backend_call("wrap", t, &r);
-        r
-    }
-
-    fn unwrap_kek(
-        &self,
-        call: &BackendCall<'_>,
-        key: &KeyId,
-        wrapped: &[u8],
-    ) -> Result<SecretBytes, BackendError> {
-        let t = Instant::now();
-        let r = self.inner.unwrap_kek(call, key, wrapped);
-        self.metrics.backend_call("unwrap", t, &r);
-        r
-    }
-
-    fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError> {
-        let t = Instant::now();
-        let r = self.inner.check(call, key);
-        self.metrics.backend_call("check", t, &r);
-        r
-    }
-}
-
-/// The series read from the engine at scrape time.
-#[derive(Debug)]
-struct EngineCollector {
-    engine: Arc<Mutex<Option<Weak<Engine>>>>,
-    key_counts: Mutex<Option<(Instant, KeyCounts)>>,
-}
-
-/// Data keys per owner name.
-type KeyCounts = Vec<(String, u64)>;
-
-/// One gauge family: name, help, and (labels, value) rows.
-type Rows = Vec<(Vec<(&'static str, String)>, f64)>;
-
-fn gauge(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: &Rows,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, v) in rows {
-        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-fn scope_labels(engine: &Engine, svm: Option<uuid::Uuid>) -> Vec<(&'static str, String)> {
-    match svm {
-        None => vec![("scope", "cluster".into()), ("svm", String::new())],
-        Some(u) => vec![
-            ("scope", "svm".into()),
-            (
-                "svm",
-                engine
-                    .topology()
-                    .svm_by_uuid(u)
-                    .map(|s| s.name().to_owned())
-                    .unwrap_or_else(|| "unknown".into()),
-            ),
-        ],
-    }
-}
-
-impl EngineCollector {
-    fn key_counts(&self, engine: &Engine) -> Vec<(String, u64)> {
-        let mut cache = self.key_counts.lock();
-        if let Some((at, counts)) = cache.as_ref() {
-            if at.elapsed() < KEY_COUNT_TTL {
-                return counts.clone();
-            }
-        }
-        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-        for c in engine.list_configs().unwrap_or_default() {
-            for k in engine.list_data_keys(c.uuid).unwrap_or_default() {
-                let owner = match k.svm_uuid {
-                    None => "cluster".to_owned(),
-                    Some(u) => engine
-                        .topology()
-                        .svm_by_uuid(u)
-                        .map(|s| s.name().to_owned())
-                        .unwrap_or_else(|| "unknown".into()),
-                };
-                *counts.entry(owner).or_default() += 1;
-            }
-        }
-        let counts: Vec<(String, u64)> = counts.into_iter().collect();
-        *cache = Some((Instant::now(), counts.clone()));
-        counts
-    }
-}
-
-impl Collector for EngineCollector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(engine) = self.engine.lock().as_ref().and_then(Weak::upgrade) else {
-            return Ok(());
-        };
-        let configs = match engine.list_configs() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(code = e.code(), "metrics: configurations unreadable");
-                Vec::new()
-            }
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        gauge(
-            &mut enc,
-            "ekm_configurations",
-            "Key manager configurations",
-            &vec![(vec![], configs.len() as f64)],
-        )?;
-
-        // Jobs by kind and state; running jobs' progress summed by kind.
-        let jobs = engine.list_jobs().unwrap_or_default();
-        let mut by_state: std::collections::BTreeMap<(String, &'static str), u64> =
-            Default::default();
-        let mut running: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-        for j in &jobs {
-            let kind = serde_json::to_value(j.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            *by_state
-                .entry((kind.clone(), j.state.as_str()))
-                .or_default() += 1;
-            if matches!(j.state, JobState::Running | JobState::Queued) {
-                let e = running.entry(kind).or_default();
-                e.0 += j.processed;
-                e.1 += j.total;
-            }
-        }
-        let rows = by_state
-            .iter()
-            .map(|((k, s), n)| {
-                (
-                    vec![("kind", k.clone()), ("state", (*s).to_owned())],
-                    *n as f64,
-                )
-            })
-            .collect();
-        gauge(&mut enc, "ekm_jobs", "Jobs by kind and state", &rows)?;
-        let processed = running
-            .iter()
-            .map(|(k, (p, _))| (vec![("kind", k.clone())], *p as f64))
-            .collect();
-        gauge(
-            &mut enc,
-            "ekm_jobs_running_processed",
-            "Units done by the queued and running jobs, by kind",
-            &processed,
-        )?;
-        let total = running
-            .iter()
-            .map(|(k, (_, t))| (vec![("kind", k.clone())], *t as f64))
-            .collect();
-        gauge(
-            &mut enc,
-            "ekm_jobs_running_units",
-            "Units to do in all by the queued and running jobs, by kind",
-            &total,
-        )?;
-
-        let rows = self
-            .key_counts(&engine)
-            .into_iter()
-            .map(|(owner, n)| (vec![("owner", owner)], n as f64))
-            .collect();
-        gauge(
-            &mut enc,
-            "ekm_data_keys",
-            "Data keys per owner (cluster or SVM name); counted at most every 30 s",
-            &rows,
-        )?;
-
-        // KEKs: age and seals of the active generation; availability per node.
-        let (mut age, mut seals, mut limit, mut avail) =
-            (Rows::new(), Rows::new(), Rows::new(), Rows::new());
-        let local = engine.local_node().name.clone();
-        for c in &configs {
-            let scope = scope_labels(&engine, c.svm.as_ref().map(|s| s.uuid()));
-            let usage = engine.kek_usage(c.uuid).unwrap_or_default();
-            let Some(active) = usage.iter().find(|u| u.state == "active") else {
-                continue;
-            };
-            age.push((scope.clone(), now.saturating_sub(active.created) as f64));
-            seals.push((scope.clone(), active.seals as f64));
-            limit.push((scope.clone(), active.seal_limit as f64));
-            for (node, reason) in engine.kek_availability(c.uuid).unwrap_or_default() {
-                let mut l = scope.clone();
-                l.push(("node", node.name.clone()));
-                l.push(("local", (node.name == local).to_string()));
-                avail.push((l, if reason.is_none() { 1.0 } else { 0.0 }));
-            }
-        }
-        gauge(
-            &mut enc,
-            "ekm_kek_generation_age_seconds",
-            "Age of the active KEK generation of each key manager",
-            &age,
-        )?;
-        gauge(
-            &mut enc,
-            "ekm_kek_seals",
-            "Seals under the active KEK generation (since the last rekey-internal)",
-            &seals,
-        )?;
-        gauge(
-            &mut enc,
-            "ekm_kek_seal_limit",
-            "Seals at which rekey-internal is advised",
-            &limit,
-        )?;
-        gauge(
-            &mut enc,
-            "ekm_kek_available",
-            "1 when the node holds the active KEK generation of the key manager, else 0",
-            &avail,
-        )?;
-        Ok(())
-    }
-}
-
-/// `GET /metrics`: the exposition (read on a blocking thread: engine series read the store).
-pub async fn scrape(State(s): State<AppState>) -> Response {
-    let m = s.metrics.clone();
-    match tokio::task::spawn_blocking(move || m.encode()).await {
-        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
-/// The router of `--metrics-listen`: `/metrics` only, without authentication.
-pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(scrape))
-        .with_state(state)
 }
 
 /// The etcd store's series (cluster mode only): requests (transactions and reads) by outcome

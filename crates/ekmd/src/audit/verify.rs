@@ -1,0 +1,148 @@
+//! Verification of an audit trail (`ekm audit verify`): the files given, in order, as one
+//! chain from record 1.
+//!
+//! Owns: what counts as a broken trail and how the first bad record is named (file, line, what).
+//! Must never: change a file it checks; call a trail intact when a line was edited, deleted,
+//! inserted, reordered or cut.
+//!
+//! | found | reported as |
+//! |---|---|
+//! | a byte edited | `FILE: line N: its hash does not match its contents (edited)` |
+//! | a line deleted, inserted or reordered; a file missing | `FILE: line N: record S does not follow record P ...` |
+//! | a `seq` out of its run | `FILE: line N: record S where record E was expected` |
+//! | the file cut inside a record | `FILE: line N: the file ends inside a record (truncated)` |
+//! | a line that is not a record | `FILE: line N: not UTF-8` / `no hash field ...` / `not a complete JSON record ...` |
+//!
+//! What the chain cannot show without a copy kept elsewhere: the newest records removed from
+//! the end, or a whole trail rewritten with fresh hashes by someone with write access to it.
+
+use std::path::PathBuf;
+
+use super::record::{GENESIS, check_line};
+
+/// A verified trail.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// Records checked.
+    pub records: u64,
+    /// The last record's hash.
+    pub last_hash: String,
+}
+
+/// Checks `files` in order as one chain starting at record 1. The error names the file, the
+/// line and what is wrong with the first bad record.
+pub fn verify_files(files: &[PathBuf]) -> Result<Verified, String> {
+    let mut prev = GENESIS.to_owned();
+    let mut expect_seq = 1u64;
+    for f in files {
+        let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        if !data.is_empty() && !data.ends_with(b"\n") {
+            let n = data.iter().filter(|b| **b == b'\n').count() + 1;
+            return Err(format!(
+                "{}: line {n}: the file ends inside a record (truncated)",
+                f.display()
+            ));
+        }
+        let body = data.strip_suffix(b"\n").unwrap_or(&data);
+        if body.is_empty() {
+            continue;
+        }
+        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+            let at = format!("{}: line {}", f.display(), i + 1);
+            let (seq, p, hash) = check_line(line).map_err(|e| format!("{at}: {e}"))?;
+            if p != prev {
+                return Err(format!(
+                    "{at}: record {seq} does not follow record {} (a record was deleted, inserted or reordered before it)",
+                    expect_seq - 1
+                ));
+            }
+            if seq != expect_seq {
+                return Err(format!(
+                    "{at}: record {seq} where record {expect_seq} was expected"
+                ));
+            }
+            prev = hash;
+            expect_seq += 1;
+        }
+    }
+    Ok(Verified {
+        records: expect_seq - 1,
+        last_hash: prev,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::record::seal;
+    use super::super::record::tests::ev;
+    use super::*;
+
+    /// A trail of `n` records, written line by line as the audit file writes them.
+    fn trail(n: usize) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let (mut text, mut prev) = (String::new(), GENESIS.to_owned());
+        for i in 0..n {
+            let (line, hash) = seal(i as u64 + 1, "node1", &ev(&format!("op{i}")), &prev).unwrap();
+            text.push_str(&line);
+            prev = hash;
+        }
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn write_lines(p: &Path, l: &[String]) {
+        std::fs::write(p, l.join("\n") + "\n").unwrap();
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_found_with_the_first_bad_record() {
+        let (_d, p) = trail(6);
+        let orig = lines(&p);
+        let check = |l: Vec<String>, want: &str| {
+            write_lines(&p, &l);
+            let e = verify_files(std::slice::from_ref(&p)).unwrap_err();
+            assert!(e.contains(want), "{e} lacks {want}");
+        };
+        // An edited byte (inside a field, JSON still valid).
+        let mut l = orig.clone();
+        l[2] = l[2].replace("\"op2\"", "\"op9\"");
+        check(l, "line 3: its hash does not match");
+        // An edited byte in the last record too (no successor to catch it).
+        let mut l = orig.clone();
+        l[5] = l[5].replace("node1", "node2");
+        check(l, "line 6: its hash does not match");
+        // A deleted line.
+        let mut l = orig.clone();
+        l.remove(3);
+        check(l, "line 4: record 5 does not follow record 3");
+        // Two lines swapped.
+        let mut l = orig.clone();
+        l.swap(1, 2);
+        check(l, "line 2: record 3 does not follow record 1");
+        // A truncation in the middle: bytes cut from inside record 3 to inside record 5.
+        let all = orig.join("\n") + "\n";
+        let a = orig[..2].iter().map(|s| s.len() + 1).sum::<usize>() + 20;
+        let b = orig[..4].iter().map(|s| s.len() + 1).sum::<usize>() + 20;
+        std::fs::write(&p, format!("{}{}", &all[..a], &all[b..])).unwrap();
+        let e = verify_files(std::slice::from_ref(&p)).unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        // The file cut inside its last record.
+        std::fs::write(&p, &all[..all.len() - 10]).unwrap();
+        let e = verify_files(std::slice::from_ref(&p)).unwrap_err();
+        assert!(e.contains("line 6: the file ends inside a record"), "{e}");
+        // Restored, it verifies again.
+        write_lines(&p, &orig);
+        verify_files(&[p]).unwrap();
+    }
+}
