@@ -14,8 +14,8 @@ mod server;
 pub mod tags;
 pub mod ttlv;
 
-pub use outcome::ItemOutcome;
-pub use server::Server;
+pub use outcome::{ItemOutcome, changes_state};
+pub use server::{Server, changing_operations, refuse_all};
 
 /// Encodes a KMIP request message of protocol `version` (major, minor) with one batch item per
 /// `(operation, payload items)`: what a client sends (ekmd's self-probe, the tests and the

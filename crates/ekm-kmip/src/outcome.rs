@@ -71,20 +71,7 @@ impl ItemOutcome {
     /// Create, Register, Activate, Revoke, Destroy, and the attribute changes (Add, Modify,
     /// Set, Delete Attribute: a past Activation Date set through them activates the key).
     pub fn is_audited(&self) -> bool {
-        matches!(
-            self.operation,
-            Some(
-                op::CREATE
-                    | op::REGISTER
-                    | op::ACTIVATE
-                    | op::REVOKE
-                    | op::DESTROY
-                    | op::ADD_ATTRIBUTE
-                    | op::MODIFY_ATTRIBUTE
-                    | op::SET_ATTRIBUTE
-                    | op::DELETE_ATTRIBUTE
-            )
-        )
+        self.operation.is_some_and(changes_state)
     }
 
     /// Whether the item was a Get (a data-path key read).
@@ -162,6 +149,24 @@ pub fn reason_name(r: u32) -> &'static str {
         0x100 => "general_failure",
         _ => "other_failure",
     }
+}
+
+/// Whether operation `op` asks for a change of stored state: Create, Register, Activate,
+/// Revoke, Destroy, and the attribute changes (Add, Modify, Set, Delete Attribute: a past
+/// Activation Date set through them activates the key).
+pub fn changes_state(op: u32) -> bool {
+    matches!(
+        op,
+        op::CREATE
+            | op::REGISTER
+            | op::ACTIVATE
+            | op::REVOKE
+            | op::DESTROY
+            | op::ADD_ATTRIBUTE
+            | op::MODIFY_ATTRIBUTE
+            | op::SET_ATTRIBUTE
+            | op::DELETE_ATTRIBUTE
+    )
 }
 
 #[cfg(test)]

@@ -83,21 +83,7 @@ impl Server {
         let Some(header) = msg.child(tags::REQUEST_HEADER) else {
             return invalid_message((1, 0), "The request has no Request Header.");
         };
-        let version = header
-            .child(tags::PROTOCOL_VERSION)
-            .and_then(|v| {
-                Some((
-                    v.child(tags::PROTOCOL_VERSION_MAJOR)?.as_int()?,
-                    v.child(tags::PROTOCOL_VERSION_MINOR)?.as_int()?,
-                ))
-            })
-            .unwrap_or((1, 0));
-        // Answer in the version asked for when served, else the highest served below it.
-        let version = VERSIONS
-            .iter()
-            .copied()
-            .find(|v| *v <= version)
-            .unwrap_or((1, 0));
+        let version = answered_version(header);
         let ctx = Ctx::new(owner, version.0 >= 2);
         let answered = batch::run(
             &msg,
@@ -154,6 +140,72 @@ impl Server {
             )),
         }
     }
+}
+
+/// The version a request of `header` is answered in: the one asked for when served, else the
+/// highest served below it.
+fn answered_version(header: &Item) -> (i32, i32) {
+    let asked = header
+        .child(tags::PROTOCOL_VERSION)
+        .and_then(|v| {
+            Some((
+                v.child(tags::PROTOCOL_VERSION_MAJOR)?.as_int()?,
+                v.child(tags::PROTOCOL_VERSION_MINOR)?.as_int()?,
+            ))
+        })
+        .unwrap_or((1, 0));
+    VERSIONS
+        .iter()
+        .copied()
+        .find(|v| *v <= asked)
+        .unwrap_or((1, 0))
+}
+
+/// The operations of a request message's batch items that change stored state
+/// ([`crate::outcome::changes_state`]), in order; none for a message that is not a readable
+/// request. For an embedder that records an intent before the change.
+pub fn changing_operations(request: &[u8]) -> Vec<u32> {
+    let Ok(msg) = ttlv::decode(request) else {
+        return Vec::new();
+    };
+    msg.all(tags::BATCH_ITEM)
+        .filter_map(|i| i.child(tags::OPERATION).and_then(Item::as_enum))
+        .filter(|o| crate::outcome::changes_state(*o))
+        .collect()
+}
+
+/// The answer that refuses every batch item of `request` with General Failure and `message`,
+/// carrying none out (the embedder could not record the request's intent).
+pub fn refuse_all(request: &[u8], message: &str) -> Zeroizing<Vec<u8>> {
+    let Some(msg) = ttlv::decode(request).ok() else {
+        return invalid_message((1, 0), "Malformed message.");
+    };
+    let version = msg
+        .child(tags::REQUEST_HEADER)
+        .map_or((1, 0), answered_version);
+    let items = msg
+        .all(tags::BATCH_ITEM)
+        .map(|i| {
+            let mut r = Vec::new();
+            if let Some(o) = i.child(tags::OPERATION) {
+                r.push(o.clone());
+            }
+            if let Some(b) = i.child(tags::UNIQUE_BATCH_ITEM_ID) {
+                r.push(b.clone());
+            }
+            r.push(Item::enumeration(
+                tags::RESULT_STATUS,
+                tags::status::OPERATION_FAILED,
+            ));
+            r.push(Item::enumeration(
+                tags::RESULT_REASON,
+                reason::GENERAL_FAILURE,
+            ));
+            r.push(Item::text(tags::RESULT_MESSAGE, message));
+            Item::structure(tags::BATCH_ITEM, r)
+        })
+        .collect();
+    response(version, items)
 }
 
 fn response(version: (i32, i32), items: Vec<Item>) -> Zeroizing<Vec<u8>> {

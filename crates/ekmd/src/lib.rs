@@ -138,14 +138,26 @@ async fn require_auth(
     let now = Instant::now();
     let creds = auth::check(&state, req.headers());
     if creds != auth::Credentials::Missing {
-        // Locked out: answered without looking at the credentials, so guessing stays slow.
-        if let Some(wait) = throttle.locked(ip, now) {
+        // Refused unchecked (locked-out address, or the node-wide bound reached), so guessing
+        // stays slow.
+        if let Some((wait, why)) = throttle.locked(ip, now) {
             let secs = wait.as_secs() + 1;
-            tracing::warn!(%ip, retry_after = secs, "login refused: too many failed logins");
+            let (reason, message) = match why {
+                auth::Refusal::LockedOut => (
+                    "locked_out",
+                    format!("Too many failed logins from this address; retry in {secs} s."),
+                ),
+                auth::Refusal::RateLimited => (
+                    "rate_limited",
+                    format!("Too many failed logins to this node; retry in {secs} s."),
+                ),
+            };
+            state.metrics.login_refused(reason);
+            tracing::warn!(%ip, retry_after = secs, reason, "login refused unchecked: too many failed logins");
             let mut r = error_response(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorKind::NotAuthorized,
-                &format!("Too many failed logins from this address; retry in {secs} s."),
+                &message,
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
@@ -155,10 +167,11 @@ async fn require_auth(
         }
     }
     match creds {
-        auth::Credentials::Valid => throttle.succeeded(ip),
+        auth::Credentials::Valid => throttle.succeeded(ip, now),
         auth::Credentials::Missing | auth::Credentials::Invalid => {
             if creds == auth::Credentials::Invalid {
                 let lockout = throttle.failed(ip, now);
+                state.metrics.login_refused("wrong_credentials");
                 // Never the password, nor the user name (people type passwords there).
                 tracing::warn!(%ip, path = req.uri().path(), lockout_ms = lockout.map(|d| d.as_millis() as u64), "login failed");
             }
@@ -178,9 +191,20 @@ async fn require_auth(
             return r;
         }
     }
+    // No intent in the trail, no change: a trail that cannot be written refuses it here.
+    let intent = match audit::intent_of(&state, &req) {
+        None => None,
+        Some((log, ev)) => match audit::write_intent(log, ev).await {
+            Ok(i) => Some(i),
+            Err(refused) => return refused,
+        },
+    };
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    if let Some(i) = intent {
+        resp.extensions_mut().insert(i);
+    }
     tracing::info!(%method, path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     resp
 }

@@ -244,7 +244,30 @@ fn kmip_state_changes_are_audited_with_the_client_identity_and_never_the_key() {
         &c,
         &request(vec![(op::REVOKE, revoke_payload), (op::DESTROY, uid(&id))]),
     );
-    let records = audit_records(&e.audit_path);
+    let all = audit_records(&e.audit_path);
+    // Each change's intent came first; its outcome names it.
+    let intents: Vec<&Value> = all.iter().filter(|r| r["phase"] == "intent").collect();
+    let records: Vec<Value> = all
+        .iter()
+        .filter(|r| r["phase"] != "intent")
+        .cloned()
+        .collect();
+    for r in &records {
+        let i = intents
+            .iter()
+            .find(|i| i["seq"] == r["intent"])
+            .unwrap_or_else(|| panic!("no intent before {r}"));
+        assert!(i["seq"].as_u64() < r["seq"].as_u64());
+        assert!(
+            i["operation"] == r["operation"] || i["operation"] == "kmip.batch",
+            "{i} {r}"
+        );
+    }
+    assert_eq!(
+        intents.len(),
+        5,
+        "one intent per message asking for a change: {intents:#?}"
+    );
     let ops: Vec<(&str, &str)> = records
         .iter()
         .map(|r| {
@@ -271,7 +294,8 @@ fn kmip_state_changes_are_audited_with_the_client_identity_and_never_the_key() {
         assert_eq!(r["source"], "192.0.2.7", "{r}");
         assert_eq!(r["key_id"], id.as_str(), "{r}");
     }
-    assert!(ekmd::audit::verify_files(std::slice::from_ref(&e.audit_path)).is_ok());
+    let v = ekmd::audit::verify_files(std::slice::from_ref(&e.audit_path)).unwrap();
+    assert!(v.unresolved_intents.is_empty(), "{v:?}");
     // The canary, in every encoding a careless record could carry it in.
     let trail = std::fs::read(&e.audit_path).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -290,7 +314,7 @@ fn kmip_state_changes_are_audited_with_the_client_identity_and_never_the_key() {
 }
 
 #[test]
-fn nothing_is_acknowledged_that_the_trail_cannot_hold() {
+fn a_change_the_trail_cannot_hold_is_refused_before_it_is_made() {
     // Every write to /dev/full fails (ENOSPC).
     let e = env(Some(std::path::Path::new("/dev/full")));
     let resp = answer(&e.server, &e.reporting, &client(), &register_canary());
@@ -310,6 +334,20 @@ fn nothing_is_acknowledged_that_the_trail_cannot_hold() {
         .unwrap()
         .to_owned();
     assert!(text.contains("audit trail"), "{text}");
+    // Refused before it was made: no key exists (a Locate, a read, is still answered).
+    let r = results(&answer(
+        &e.server,
+        &e.reporting,
+        &client(),
+        &request(vec![(op::LOCATE, vec![])]),
+    ));
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        r[0].0,
+        t::status::SUCCESS,
+        "a read is not refused for the trail"
+    );
+    assert_eq!(r[0].2, None, "the refused Register created a key");
     // A read changes nothing: it is answered without the trail.
     let r = results(&answer(
         &e.server,

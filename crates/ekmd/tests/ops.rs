@@ -421,6 +421,26 @@ async fn the_audit_trail_records_changes_logins_and_job_ends_and_no_secret() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
+    // Each change's intent came first and its outcome names it; the rest of this test reads
+    // the outcomes.
+    let intents: Vec<Value> = recs
+        .iter()
+        .filter(|r| r["phase"] == "intent")
+        .cloned()
+        .collect();
+    let recs: Vec<Value> = recs
+        .into_iter()
+        .filter(|r| r["phase"] != "intent")
+        .collect();
+    for r in recs.iter().filter(|r| r["user"] == "admin") {
+        let i = intents
+            .iter()
+            .find(|i| i["seq"] == r["intent"])
+            .unwrap_or_else(|| panic!("no intent before {r}"));
+        assert_eq!(i["operation"], r["operation"]);
+        assert_eq!(i["result"], "pending");
+        assert!(i["seq"].as_u64() < r["seq"].as_u64());
+    }
     let ops: Vec<(&str, &str)> = recs
         .iter()
         .map(|r| {
@@ -494,5 +514,6 @@ async fn the_audit_trail_records_changes_logins_and_job_ends_and_no_secret() {
         assert!(!raw.contains(canary), "{canary} in the audit trail");
     }
     let v = ekmd::audit::verify_files(std::slice::from_ref(&e.audit_path)).unwrap();
-    assert_eq!(v.records as usize, recs.len());
+    assert_eq!(v.records as usize, recs.len() + intents.len());
+    assert!(v.unresolved_intents.is_empty(), "{v:?}");
 }

@@ -9,7 +9,12 @@
 //! `hash` is the SHA-256 (hex) of the line's bytes before `,"hash":`; `prev` is the previous
 //! record's `hash` ([`GENESIS`] for record 1), so an edited byte breaks its own hash, and a
 //! deleted, inserted or reordered line breaks the next record's `prev` (and the `seq` run).
-//! `key_id`, `status` and `state` are left out when empty.
+//! `key_id`, `status`, `state`, `phase`, `intent` and `count` are left out when empty.
+//!
+//! A change is recorded twice: an *intent* (`"phase":"intent"`, `"result":"pending"`) written
+//! and fsync'd before the change is attempted, and its *outcome* (`"intent":<seq of the
+//! intent>`, the status and result) after. An intent with no outcome is a change whose result
+//! the trail does not know (ekmd died, or the outcome could not be written): look at the object.
 //!
 //! Owns: the fields of a record, their order, and how a line is hashed and checked.
 //! Must never: hold a secret, a password, a certificate, key material, a request body or an
@@ -43,6 +48,14 @@ pub struct Event {
     pub job: Option<String>,
     /// A job's final state.
     pub state: Option<String>,
+    /// `"intent"` on the record written *before* a change is attempted (its `result` is
+    /// `"pending"`); absent on every other record.
+    pub phase: Option<&'static str>,
+    /// On the outcome of a change: the `seq` of its intent record.
+    pub intent: Option<u64>,
+    /// On a refused-login summary: how many refusals of this kind from this address it
+    /// stands for (absent: one).
+    pub count: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -62,15 +75,37 @@ struct Line<'a> {
     job: &'a Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phase: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    intent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
     prev: &'a str,
 }
 
-/// The chain fields of a stored record.
+/// The chain fields of a stored record, and what pairs an intent with its outcome.
 #[derive(Deserialize)]
 struct Chain {
     seq: u64,
     prev: String,
     hash: String,
+    #[serde(default)]
+    phase: Option<String>,
+    #[serde(default)]
+    intent: Option<u64>,
+}
+
+/// What [`check_line`] reads of a record.
+#[derive(Debug)]
+pub(super) struct Checked {
+    pub(super) seq: u64,
+    pub(super) prev: String,
+    pub(super) hash: String,
+    /// The record is an intent (written before its change).
+    pub(super) is_intent: bool,
+    /// The record is the outcome of the intent of this `seq`.
+    pub(super) outcome_of: Option<u64>,
 }
 
 fn hex_sha256(b: &[u8]) -> String {
@@ -101,6 +136,9 @@ pub(super) fn seal(
         result: &ev.result,
         job: &ev.job,
         state: &ev.state,
+        phase: ev.phase,
+        intent: ev.intent,
+        count: ev.count,
         prev,
     })
     .map_err(std::io::Error::other)?;
@@ -110,8 +148,8 @@ pub(super) fn seal(
     Ok((line, hash))
 }
 
-/// Checks one line: its own hash, and returns (seq, prev, hash).
-pub(super) fn check_line(line: &[u8]) -> Result<(u64, String, String), String> {
+/// Checks one line's own hash, and returns its chain fields.
+pub(super) fn check_line(line: &[u8]) -> Result<Checked, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
     let at = text
         .rfind(HASH_FIELD)
@@ -122,7 +160,13 @@ pub(super) fn check_line(line: &[u8]) -> Result<(u64, String, String), String> {
     if computed != chain.hash || !text.ends_with(&format!("{HASH_FIELD}{}\"}}", chain.hash)) {
         return Err("its hash does not match its contents (edited)".into());
     }
-    Ok((chain.seq, chain.prev, chain.hash))
+    Ok(Checked {
+        seq: chain.seq,
+        prev: chain.prev,
+        hash: chain.hash,
+        is_intent: chain.phase.as_deref() == Some("intent"),
+        outcome_of: chain.intent,
+    })
 }
 
 #[cfg(test)]

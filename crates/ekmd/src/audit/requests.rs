@@ -8,13 +8,22 @@
 //! | `POST .../{uuid}/rekey-external`, `rekey-internal`, `restore` | `rekey_external`, `rekey_internal`, `restore` | uuid, job |
 //! | `POST /api/security/key-managers/{uuid}/migrate` | `migrate` | uuid, job |
 //! | another changing request | `METHOD /route/template` | as above when found |
-//! | credentials refused | `login.failed` or `login.locked_out` | `METHOD /route/template` |
+//! | credentials refused | `login.failed` or `login.locked_out` (bounded: `logins.rs`) | `METHOD /route/template` |
 //!
-//! A job started by a request also gets a `job.end` record when it ends (`jobs.rs`).
+//! Each changing request is recorded twice: its intent (`"phase":"intent"`, `"result":"pending"`)
+//! before it is carried out, and its outcome (`"intent":<seq>`) after. A job started by a
+//! request also gets a `job.end` record when it ends (`jobs.rs`).
+//!
+//! ```text
+//!  request ─► auth ok ─► intent record (fsync) ──failed──► 503, nothing changed
+//!                              │ok
+//!                              ▼
+//!                       handler (the change) ─► outcome record (fsync) ─► answer
+//! ```
 //!
 //! Owns: which requests are recorded, and which codes and identifiers their records carry.
-//! Must never: acknowledge a change that the trail does not hold, or record a request body, a
-//! user name that was refused, or an error message.
+//! Must never: carry out a change whose intent the trail does not hold, or record a request
+//! body, a user name that was refused, or an error message.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,6 +38,7 @@ use ekm_core::ErrorKind;
 
 use super::jobs::watch_job;
 use super::record::Event;
+use super::writer::AuditLog;
 use crate::AppState;
 
 /// What a state-changing request is called in the trail.
@@ -56,25 +66,101 @@ pub struct LoginFailed {
     pub locked_out: bool,
 }
 
+/// Marks a request (and then its response) whose intent record was written: the `seq` of that
+/// record, which the outcome record names.
+#[derive(Debug, Clone, Copy)]
+pub struct Intent(pub u64);
+
 /// Largest response body the audit layer reads for its codes and ids.
 const MAX_READ: usize = 1024 * 1024;
 
+/// Whether a request of `method` may change state (and so is recorded).
+pub(crate) fn is_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The route template of a request, as counted and recorded.
+fn route_of(req: &Request) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str())
+        .unwrap_or("unmatched")
+}
+
+/// The configuration uuid and data key id a request path names:
+/// `/api/security/{azure-key-vaults|key-managers}/{uuid}[/keys/{key_id}]`.
+fn path_ids(path: &str) -> (Option<String>, Option<String>) {
+    let segs: Vec<&str> = path.split('/').collect();
+    let target = segs
+        .get(4)
+        .filter(|t| uuid::Uuid::parse_str(t).is_ok())
+        .map(|t| t.to_string());
+    let key_id = segs
+        .get(6)
+        .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|k| k.to_string());
+    (target, key_id)
+}
+
+/// The intent record of an authenticated state-changing request, and the trail to write it to
+/// (`None`: nothing to record, a read or no trail).
+pub(crate) fn intent_of(s: &AppState, req: &Request) -> Option<(Arc<AuditLog>, Event)> {
+    let audit = s.audit.clone()?;
+    if !is_changing(req.method()) {
+        return None;
+    }
+    let (target, key_id) = path_ids(req.uri().path());
+    let ev = Event {
+        user: Some(s.admin_user.to_string()),
+        source: Some(crate::client_ip(req).to_string()),
+        operation: operation(req.method(), route_of(req)),
+        target,
+        key_id,
+        result: "pending".into(),
+        phase: Some("intent"),
+        ..Default::default()
+    };
+    Some((audit, ev))
+}
+
+/// Writes (and fsyncs) an intent record ([`intent_of`]) before its request is carried out;
+/// called by the authentication layer once the credentials are good. `Err`: the trail cannot
+/// be written (its disk is full, say), and the request is refused with this answer *before*
+/// anything changes.
+pub(crate) async fn write_intent(audit: Arc<AuditLog>, ev: Event) -> Result<Intent, Response> {
+    match tokio::task::spawn_blocking(move || audit.append(&ev)).await {
+        Ok(Ok(seq)) => Ok(Intent(seq)),
+        Ok(Err(e)) => {
+            tracing::error!("audit intent record not written, request refused: {e}");
+            Err(crate::error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::StoreFailed,
+                "The audit trail cannot be written (is its disk full?); the request was refused and nothing was changed.",
+            ))
+        }
+        Err(_) => Err(crate::error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::StoreFailed,
+            "The audit trail could not be written; nothing was changed.",
+        )),
+    }
+}
+
 /// The operations layer of the REST router (one layer, for the cost of one): counts every
-/// request in the metrics by its route template, and — after the handler answers a
-/// state-changing request (any method but GET/HEAD/OPTIONS, once authenticated) or a login is
-/// refused — appends its audit record and fsyncs it before the response leaves. If the record
-/// cannot be written the answer is a 500 saying so: nothing is acknowledged that the trail
-/// does not hold.
+/// request in the metrics by its route template, and records in the audit trail:
+///
+/// - an authenticated state-changing request (any method but GET/HEAD/OPTIONS): its intent
+///   before it is carried out ([`write_intent`], from the authentication layer: no intent, no
+///   change), and its outcome, naming the intent, after. If the outcome cannot be written the
+///   client still gets the real answer (the change is made; the trail's intent shows it was
+///   attempted) and ekmd logs the failure;
+/// - a refused login, bounded per address and window (`logins.rs`), without an fsync per
+///   refusal.
 pub async fn layer(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = s.metrics.route(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str())
-            .unwrap_or("unmatched"),
-    );
+    let route = s.metrics.route(route_of(&req));
     let method = req.method().clone();
     let started = Instant::now();
-    let changing = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let changing = is_changing(&method);
     let path = if changing && s.audit.is_some() {
         req.uri().path().to_owned()
     } else {
@@ -88,8 +174,15 @@ pub async fn layer(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
     let Some(audit) = s.audit.clone() else {
         return resp;
     };
-    let failed = resp.extensions().get::<LoginFailed>().copied();
-    if failed.is_none() && (!changing || status == StatusCode::UNAUTHORIZED) {
+    if let Some(f) = resp.extensions().get::<LoginFailed>().copied() {
+        let target = format!("{} {}", method.as_str(), route);
+        // Counted, and at most a few records per address and window: the refusal is answered
+        // without waiting for them.
+        tokio::task::spawn_blocking(move || audit.refused_login(ip, f.locked_out, target));
+        return resp;
+    }
+    let intent = resp.extensions().get::<Intent>().copied();
+    if intent.is_none() && (!changing || status == StatusCode::UNAUTHORIZED) {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -97,8 +190,9 @@ pub async fn layer(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
         .await
         .unwrap_or_default();
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let mut ev = Event {
-        user: failed.is_none().then(|| s.admin_user.to_string()),
+    let (target, key_id) = path_ids(&path);
+    let ev = Event {
+        user: Some(s.admin_user.to_string()),
         source: Some(ip.to_string()),
         status: Some(status.as_u16()),
         result: v["error"]["code"]
@@ -111,59 +205,30 @@ pub async fn layer(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
                     status.as_u16().to_string()
                 }
             }),
+        operation: operation(&method, route),
+        target: target.or_else(|| {
+            parts
+                .headers
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| l.rsplit('/').next())
+                .filter(|t| uuid::Uuid::parse_str(t).is_ok())
+                .map(str::to_owned)
+        }),
+        key_id: key_id.or_else(|| v["key_id"].as_str().map(str::to_owned)),
+        job: v["job"]["uuid"].as_str().map(str::to_owned),
+        intent: intent.map(|i| i.0),
         ..Default::default()
     };
-    if let Some(f) = failed {
-        ev.operation = if f.locked_out {
-            "login.locked_out".into()
-        } else {
-            "login.failed".into()
-        };
-        ev.target = Some(format!("{} {}", method_name(&method), route));
-    } else {
-        ev.operation = operation(&method, route);
-        let segs: Vec<&str> = path.split('/').collect();
-        // /api/security/{azure-key-vaults|key-managers}/{uuid}[/keys/{key_id}]
-        ev.target = segs
-            .get(4)
-            .filter(|t| uuid::Uuid::parse_str(t).is_ok())
-            .map(|t| t.to_string())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| l.rsplit('/').next())
-                    .filter(|t| uuid::Uuid::parse_str(t).is_ok())
-                    .map(str::to_owned)
-            });
-        ev.key_id = segs
-            .get(6)
-            .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(|k| k.to_string())
-            .or_else(|| v["key_id"].as_str().map(str::to_owned));
-        ev.job = v["job"]["uuid"].as_str().map(str::to_owned);
-    }
     let job = ev.job.clone();
     let a = audit.clone();
-    let written = tokio::task::spawn_blocking(move || a.append(&ev)).await;
-    match written {
+    match tokio::task::spawn_blocking(move || a.append(&ev)).await {
         Ok(Ok(seq)) => tracing::debug!(seq, "audit record written"),
-        Ok(Err(e)) => {
-            tracing::error!("audit record not written: {e}");
-            return crate::error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorKind::StoreFailed,
-                "The request was carried out but could not be recorded in the audit trail; see ekmd's log.",
-            );
-        }
-        Err(_) => {
-            return crate::error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorKind::StoreFailed,
-                "The audit trail could not be written.",
-            );
-        }
+        Ok(Err(e)) => tracing::error!(
+            intent = intent.map(|i| i.0),
+            "audit outcome record not written (the change was made; its intent record shows it): {e}"
+        ),
+        Err(_) => tracing::error!("audit outcome record not written: the writer stopped"),
     }
     if let Some(job) = job.and_then(|j| uuid::Uuid::parse_str(&j).ok()) {
         if status.is_success() {
@@ -171,8 +236,4 @@ pub async fn layer(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
         }
     }
     Response::from_parts(parts, Body::from(bytes))
-}
-
-fn method_name(m: &Method) -> &str {
-    m.as_str()
 }

@@ -1,5 +1,6 @@
 //! Verification of an audit trail (`ekm audit verify`): the files given, in order, as one
-//! chain from record 1.
+//! chain from record 1 — or from the first record kept, when retention (`--audit-keep`)
+//! removed the oldest files.
 //!
 //! Owns: what counts as a broken trail and how the first bad record is named (file, line, what).
 //! Must never: change a file it checks; call a trail intact when a line was edited, deleted,
@@ -14,7 +15,9 @@
 //! | a line that is not a record | `FILE: line N: not UTF-8` / `no hash field ...` / `not a complete JSON record ...` |
 //!
 //! What the chain cannot show without a copy kept elsewhere: the newest records removed from
-//! the end, or a whole trail rewritten with fresh hashes by someone with write access to it.
+//! the end, the oldest removed from the start (indistinguishable from retention: the report
+//! says where the kept part starts), or a whole trail rewritten with fresh hashes by someone
+//! with write access to it.
 
 use std::path::PathBuf;
 
@@ -25,15 +28,25 @@ use super::record::{GENESIS, check_line};
 pub struct Verified {
     /// Records checked.
     pub records: u64,
+    /// The `seq` of the first record kept: 1, unless older files were removed by retention
+    /// (`--audit-keep`).
+    pub first: u64,
     /// The last record's hash.
     pub last_hash: String,
+    /// The intents with no outcome in the files given (oldest first): changes whose result the
+    /// trail does not know (ekmd died or could not write the outcome; the newest may still be
+    /// in flight).
+    pub unresolved_intents: Vec<u64>,
 }
 
-/// Checks `files` in order as one chain starting at record 1. The error names the file, the
-/// line and what is wrong with the first bad record.
+/// Checks `files` in order as one chain. It starts at record 1 (`prev` of 64 zeros), or, when
+/// retention removed older files, at whatever record the first file starts with: from there
+/// on every record must follow the one before it. The error names the file, the line and what
+/// is wrong with the first bad record.
 pub fn verify_files(files: &[PathBuf]) -> Result<Verified, String> {
-    let mut prev = GENESIS.to_owned();
-    let mut expect_seq = 1u64;
+    let mut prev: Option<String> = None;
+    let (mut first, mut expect_seq) = (1u64, 1u64);
+    let mut open = std::collections::BTreeSet::new();
     for f in files {
         let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
         if !data.is_empty() && !data.ends_with(b"\n") {
@@ -49,25 +62,45 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Verified, String> {
         }
         for (i, line) in body.split(|b| *b == b'\n').enumerate() {
             let at = format!("{}: line {}", f.display(), i + 1);
-            let (seq, p, hash) = check_line(line).map_err(|e| format!("{at}: {e}"))?;
-            if p != prev {
+            let r = check_line(line).map_err(|e| format!("{at}: {e}"))?;
+            match &prev {
+                // The first record kept: record 1, or where retention cut the trail.
+                None if r.seq == 1 && r.prev != GENESIS => {
+                    return Err(format!(
+                        "{at}: record 1 does not start a chain (its prev is not 64 zeros)"
+                    ));
+                }
+                None => (first, expect_seq) = (r.seq, r.seq),
+                Some(p) if *p != r.prev => {
+                    return Err(format!(
+                        "{at}: record {} does not follow record {} (a record was deleted, inserted or reordered before it)",
+                        r.seq,
+                        expect_seq - 1
+                    ));
+                }
+                Some(_) => {}
+            }
+            if r.seq != expect_seq {
                 return Err(format!(
-                    "{at}: record {seq} does not follow record {} (a record was deleted, inserted or reordered before it)",
-                    expect_seq - 1
+                    "{at}: record {} where record {expect_seq} was expected",
+                    r.seq
                 ));
             }
-            if seq != expect_seq {
-                return Err(format!(
-                    "{at}: record {seq} where record {expect_seq} was expected"
-                ));
+            if r.is_intent {
+                open.insert(r.seq);
             }
-            prev = hash;
+            if let Some(i) = r.outcome_of {
+                open.remove(&i);
+            }
+            prev = Some(r.hash);
             expect_seq += 1;
         }
     }
     Ok(Verified {
-        records: expect_seq - 1,
-        last_hash: prev,
+        records: expect_seq - first,
+        first,
+        last_hash: prev.unwrap_or_else(|| GENESIS.to_owned()),
+        unresolved_intents: open.into_iter().collect(),
     })
 }
 
@@ -75,8 +108,8 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Verified, String> {
 mod tests {
     use std::path::Path;
 
-    use super::super::record::seal;
     use super::super::record::tests::ev;
+    use super::super::record::{Event, seal};
     use super::*;
 
     /// A trail of `n` records, written line by line as the audit file writes them.
@@ -144,5 +177,35 @@ mod tests {
         // Restored, it verifies again.
         write_lines(&p, &orig);
         verify_files(&[p]).unwrap();
+    }
+
+    #[test]
+    fn an_intent_without_an_outcome_is_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let mut text = String::new();
+        let mut prev = GENESIS.to_owned();
+        let intent = |op: &str| Event {
+            phase: Some("intent"),
+            result: "pending".into(),
+            ..ev(op)
+        };
+        let outcome = |op: &str, of: u64| Event {
+            intent: Some(of),
+            ..ev(op)
+        };
+        for (seq, e) in [
+            (1, intent("key.create")),
+            (2, outcome("key.create", 1)),
+            (3, intent("key.delete")),
+        ] {
+            let (line, hash) = seal(seq, "node1", &e, &prev).unwrap();
+            text.push_str(&line);
+            prev = hash;
+        }
+        std::fs::write(&p, text).unwrap();
+        let v = verify_files(&[p]).unwrap();
+        assert_eq!(v.unresolved_intents, vec![3]);
+        assert_eq!((v.first, v.records), (1, 3));
     }
 }

@@ -8,26 +8,34 @@
 //! ```
 //!
 //! When a record would take the file past `max_bytes`, the file is renamed to the next
-//! `FILE.NNNNNN` and a new one started; the chain continues across the rename.
+//! `FILE.NNNNNN` and a new one started; the chain continues across the rename. Only the newest
+//! `keep` rotated files are kept ([`DEFAULT_KEEP`], `--audit-keep`): the oldest beyond them are
+//! deleted at rotation, and `ekm audit verify` then reports where the kept part starts.
 //!
-//! Owns: the file (mode 0600), its fsyncs, rotation, the cut of a partial last line at open.
+//! Owns: the file (mode 0600), its fsyncs, rotation and retention, the cut of a partial last
+//! line at open, and the hand-off of refused logins to their bounded records (`logins.rs`).
 //! Must never: acknowledge a record before it is fsync'd, or leave a partial line for the next
 //! record to follow.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::logins::Tally;
 use super::record::{Event, GENESIS, check_line, seal};
 use crate::metrics::Metrics;
 
 /// Default size at which the trail rotates.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Default number of rotated files kept (the oldest beyond it are deleted at rotation): with
+/// [`DEFAULT_MAX_BYTES`], the trail takes at most 9 × 64 MiB.
+pub const DEFAULT_KEEP: usize = 8;
 
 struct Tail {
     file: File,
@@ -41,8 +49,10 @@ pub struct AuditLog {
     path: PathBuf,
     node: String,
     max_bytes: u64,
+    keep: usize,
     metrics: Option<Arc<Metrics>>,
     tail: Mutex<Tail>,
+    logins: Mutex<Tally>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -151,20 +161,22 @@ impl AuditLog {
         let (seq, last) = match line {
             None => (0, GENESIS.to_owned()),
             Some(l) => {
-                let (seq, _, hash) = check_line(&l).map_err(|e| {
+                let c = check_line(&l).map_err(|e| {
                     format!(
                         "audit log {}: the last record is damaged: {e}; run `ekm audit verify` and move the file aside",
                         path.display()
                     )
                 })?;
-                (seq, hash)
+                (c.seq, c.hash)
             }
         };
         Ok(AuditLog {
             path: path.to_owned(),
             node: node.to_owned(),
             max_bytes: max_bytes.max(1),
+            keep: DEFAULT_KEEP,
             metrics: None,
+            logins: Mutex::new(Tally::new(Instant::now())),
             tail: Mutex::new(Tail {
                 file,
                 size: complete,
@@ -178,6 +190,61 @@ impl AuditLog {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Keeps at most `keep` rotated files: at each rotation the oldest beyond it are deleted,
+    /// so the trail takes at most `(keep + 1) × max_bytes` (plus one record).
+    pub fn with_keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Records a refused login from `ip` of request `target` (`locked_out`: refused without
+    /// checking), bounded: see `logins.rs`. Never fails the request it records (a refusal
+    /// changes nothing); a record that cannot be written is logged and counted. Blocking
+    /// (fsyncs at most a few records per address and window).
+    pub fn refused_login(&self, ip: IpAddr, locked_out: bool, target: String) {
+        let (over, now) = self
+            .logins
+            .lock()
+            .note(ip, locked_out, target, Instant::now());
+        for ev in over.iter().chain(now.iter()) {
+            if let Err(e) = self.append(ev) {
+                tracing::error!("audit record of refused logins not written: {e}");
+            }
+        }
+    }
+
+    /// Writes the summaries of refused logins of a window that is over (called every few
+    /// seconds by [`AuditLog::summarize_logins_every`], so a quiet address's count is not held
+    /// back until its next refusal). Blocking.
+    pub fn flush_login_summaries(&self) {
+        let over = self.logins.lock().take_if_over(Instant::now());
+        for ev in &over {
+            if let Err(e) = self.append(ev) {
+                tracing::error!("audit record of refused logins not written: {e}");
+            }
+        }
+    }
+
+    /// Starts a thread that writes due refused-login summaries every `every`, for as long as
+    /// the trail is open.
+    pub fn summarize_logins_every(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("audit-logins".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    let Some(log) = weak.upgrade() else { return };
+                    log.flush_login_summaries();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(
+                "audit: refused-login summaries will be written only with the next refusal: {e}"
+            );
+        }
     }
 
     /// The trail's file.
@@ -226,6 +293,17 @@ impl AuditLog {
         std::fs::rename(&self.path, PathBuf::from(name))?;
         t.file = open_append(&self.path)?;
         t.size = 0;
+        let kept = rotated(&self.path);
+        for (_, old) in kept.iter().take(kept.len().saturating_sub(self.keep)) {
+            match std::fs::remove_file(old) {
+                Ok(()) => {
+                    tracing::info!(file = %old.display(), "audit: rotated file removed (--audit-keep)")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %old.display(), "audit: rotated file not removed: {e}")
+                }
+            }
+        }
         sync_dir(&self.path);
         Ok(())
     }
@@ -260,7 +338,9 @@ mod tests {
     fn rotation_continues_the_chain_across_files() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("audit.log");
-        let a = AuditLog::open(&p, "node1", 1000).unwrap();
+        let a = AuditLog::open(&p, "node1", 1000)
+            .unwrap()
+            .with_keep(usize::MAX);
         for i in 0..20 {
             a.append(&ev(&format!("op{i}"))).unwrap();
         }
@@ -272,7 +352,9 @@ mod tests {
         // continues from the newest rotated file.
         drop(a);
         std::fs::write(&p, "").unwrap();
-        let a = AuditLog::open(&p, "node1", 1000).unwrap();
+        let a = AuditLog::open(&p, "node1", 1000)
+            .unwrap()
+            .with_keep(usize::MAX);
         // The current file's records were lost by the write above: start again from the
         // rotated ones only.
         let mut only_rotated: Vec<PathBuf> = rotated(&p).into_iter().map(|(_, f)| f).collect();
@@ -289,6 +371,32 @@ mod tests {
                 .unwrap_err()
                 .contains("does not follow")
         );
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_rotated_files_and_the_kept_part_verifies() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        let a = AuditLog::open(&p, "node1", 1000).unwrap().with_keep(2);
+        for i in 0..60 {
+            a.append(&ev(&format!("op{i}"))).unwrap();
+        }
+        let kept = rotated(&p);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        let mut files: Vec<PathBuf> = kept.into_iter().map(|(_, f)| f).collect();
+        files.push(p.clone());
+        let total: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum();
+        assert!(total <= 3 * 1000, "{total} bytes kept");
+        let v = verify_files(&files).unwrap();
+        assert!(v.first > 1, "older records were removed: {v:?}");
+        assert_eq!(v.first + v.records - 1, 60);
+        // The kept part without its first file is still caught as a gap.
+        files.remove(0);
+        files.insert(0, p.clone());
+        assert!(verify_files(&files).is_err());
     }
 
     #[test]

@@ -162,6 +162,9 @@ struct ServeArgs {
     /// Size at which the audit trail rotates to FILE.000001, FILE.000002, ... (the chain continues).
     #[arg(long, default_value_t = ekmd::audit::DEFAULT_MAX_BYTES)]
     audit_max_bytes: u64,
+    /// Rotated audit files kept; older ones are deleted at rotation, so the trail takes at most (N + 1) x --audit-max-bytes.
+    #[arg(long, value_name = "N", default_value_t = ekmd::audit::DEFAULT_KEEP)]
+    audit_keep: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -238,6 +241,7 @@ fn main() -> std::process::ExitCode {
         metrics_listen,
         audit_log,
         audit_max_bytes,
+        audit_keep,
     } = *args;
     let result = (|| -> Result<(), String> {
         if plain_http && !listen.ip().is_loopback() && !plain_http_on_non_loopback {
@@ -300,8 +304,10 @@ fn main() -> std::process::ExitCode {
         let audit_path = audit_log.unwrap_or_else(|| data_dir.join("audit.log"));
         let audit = Arc::new(
             ekmd::audit::AuditLog::open(&audit_path, &local.name, audit_max_bytes)?
+                .with_keep(audit_keep)
                 .with_metrics(metrics.clone()),
         );
+        audit.summarize_logins_every(std::time::Duration::from_secs(5));
         let store: Arc<dyn ekm_core::Store> = match store_kind {
             StoreKind::Redb | StoreKind::Sled => {
                 let kind = if store_kind == StoreKind::Redb {

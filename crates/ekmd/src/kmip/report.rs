@@ -8,18 +8,21 @@
 //! | a message with no item that could be read | `ekm_kmip_requests{operation="none", result="invalid_message"}` | — |
 //! | the self-probe's ([`PROBE_CN`]) | not counted | as above |
 //!
-//! Records are fsync'd before the answer is written to the socket.
+//! A message that asks for a change first gets an intent record (`kmip.<operation>`, or
+//! `kmip.batch` for several, `"phase":"intent"`), fsync'd before any item is carried out; its
+//! items' outcome records name it. Records are fsync'd before the answer is written to the
+//! socket. A message whose intent cannot be written is refused whole (General Failure for
+//! every item, nothing done); reads are never refused for the trail's sake.
 //!
-//! Owns: the metrics and audit records of KMIP traffic, and the answer that replaces one the
-//! trail could not record.
-//! Must never: acknowledge a change the trail does not hold, or label a series with anything a
-//! client sent (only the fixed operation and result names).
+//! Owns: the metrics and audit records of KMIP traffic, and the refusal of a change whose
+//! intent the trail cannot hold.
+//! Must never: carry out a change whose intent the trail does not hold, or label a series with
+//! anything a client sent (only the fixed operation and result names).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ekm_core::KeyOwner;
-use ekm_kmip::ttlv::{self, Item};
 use ekm_kmip::{ItemOutcome, Server, tags};
 
 use super::probe::PROBE_CN;
@@ -47,22 +50,40 @@ pub struct Client {
     pub owner: Option<KeyOwner>,
 }
 
-/// Answers one request message from `client`: counts it, and appends (and fsyncs) the audit
-/// records of its state-changing items before returning the answer. When a record cannot be
-/// written, every item of the answer becomes a General Failure saying so: nothing is
-/// acknowledged that the trail does not hold. Blocking.
+/// Answers one request message from `client`: when it asks for a change, first appends (and
+/// fsyncs) an intent record, and refuses every item with General Failure, carrying none out,
+/// when that cannot be written; then answers it, counts it, and appends the outcome record of
+/// each state-changing item, naming the intent. An outcome that cannot be written is logged
+/// (the intent shows the change was attempted); the client still gets the real answer.
+/// Blocking.
 pub fn answer(
     server: &Server,
     reporting: &Reporting,
     client: &Client,
     request: &[u8],
 ) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut outcomes = Vec::new();
-    let resp = server.handle_with_outcomes(client.owner, request, &mut outcomes);
     let m = &reporting.metrics;
     // The node's own reachability probe (a Discover Versions every few seconds) is not
     // client traffic: it would drown the series of a quiet node.
     let counted = &*client.identity != PROBE_CN;
+    let intent = match &reporting.audit {
+        Some(audit) => match write_intent(audit, client, request) {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!("audit intent record not written, KMIP request refused: {e}");
+                if counted {
+                    m.kmip_request("none", "audit_unavailable");
+                }
+                return ekm_kmip::refuse_all(
+                    request,
+                    "The audit trail cannot be written (is its disk full?); nothing was done.",
+                );
+            }
+        },
+        None => None,
+    };
+    let mut outcomes = Vec::new();
+    let resp = server.handle_with_outcomes(client.owner, request, &mut outcomes);
     if counted && outcomes.is_empty() {
         m.kmip_request("none", "invalid_message");
     }
@@ -85,20 +106,39 @@ pub fn answer(
                 None => "0".into(),
                 Some(_) => o.result_name().into(),
             },
+            intent,
             ..Default::default()
         };
         match audit.append(&ev) {
             Ok(seq) => tracing::info!(seq, operation = %ev.operation, "audit record written"),
-            Err(e) => {
-                tracing::error!(
-                    operation = %ev.operation,
-                    "audit record could not be written ({e}); the KMIP answer says so"
-                );
-                return unacknowledged(&resp, &outcomes);
-            }
+            Err(e) => tracing::error!(
+                operation = %ev.operation,
+                intent,
+                "audit outcome record not written (the intent record shows the attempt): {e}"
+            ),
         }
     }
     resp
+}
+
+/// Appends the intent record of `request` when it asks for a change: `Ok(None)` when it does
+/// not, `Ok(Some(seq))` once written.
+fn write_intent(audit: &AuditLog, client: &Client, request: &[u8]) -> std::io::Result<Option<u64>> {
+    let changing = ekm_kmip::changing_operations(request);
+    let operation = match changing.as_slice() {
+        [] => return Ok(None),
+        [one] => format!("kmip.{}", ekm_kmip::outcome::operation_name(*one)),
+        _ => "kmip.batch".to_owned(),
+    };
+    let ev = Event {
+        user: Some(client.identity.to_string()),
+        source: Some(client.source.to_string()),
+        operation,
+        result: "pending".into(),
+        phase: Some("intent"),
+        ..Default::default()
+    };
+    audit.append(&ev).map(Some)
 }
 
 /// The data-path outcome label of a Get.
@@ -108,34 +148,4 @@ fn read_outcome(o: &ItemOutcome) -> &'static str {
         Some(tags::reason::ITEM_NOT_FOUND) => "not_found",
         Some(_) => "error",
     }
-}
-
-/// `resp` with every batch item replaced by a General Failure: the audit trail could not
-/// record what was done.
-fn unacknowledged(resp: &[u8], outcomes: &[ItemOutcome]) -> zeroize::Zeroizing<Vec<u8>> {
-    let header = ttlv::decode(resp)
-        .ok()
-        .and_then(|m| m.child(tags::RESPONSE_HEADER).cloned())
-        .unwrap_or_else(|| Item::structure(tags::RESPONSE_HEADER, Vec::new()));
-    let mut children = vec![header];
-    for o in outcomes {
-        let mut item = Vec::new();
-        if let Some(op) = o.operation {
-            item.push(Item::enumeration(tags::OPERATION, op));
-        }
-        item.push(Item::enumeration(
-            tags::RESULT_STATUS,
-            tags::status::OPERATION_FAILED,
-        ));
-        item.push(Item::enumeration(
-            tags::RESULT_REASON,
-            tags::reason::GENERAL_FAILURE,
-        ));
-        item.push(Item::text(
-            tags::RESULT_MESSAGE,
-            "The audit trail could not record this request; its outcome is not acknowledged.",
-        ));
-        children.push(Item::structure(tags::BATCH_ITEM, item));
-    }
-    ttlv::encode(&Item::structure(tags::RESPONSE_MESSAGE, children))
 }

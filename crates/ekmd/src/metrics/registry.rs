@@ -20,6 +20,7 @@
 //! | `ekm_audit_records` | counter | `result` (written, failed) |
 //! | `ekm_audit_write_duration_seconds` | histogram | — |
 //! | `ekm_kmip_requests` | counter | `operation`, `result` |
+//! | `ekm_logins_refused` | counter | `reason` (wrong_credentials, locked_out, rate_limited) |
 //! | `ekm_etcd_requests` (cluster mode) | counter | `kind` (txn, read), `outcome` |
 //! | `ekm_etcd_request_duration_seconds` | histogram | `kind` |
 //! | `ekm_etcd_failovers` | counter | — |
@@ -74,6 +75,7 @@ pub struct Metrics {
     backend_throttle_wait: Counter<f64, std::sync::atomic::AtomicU64>,
     audit_records: Family<L1, Counter>,
     audit_write_duration: Histogram,
+    logins_refused: Family<L1, Counter>,
     kmip_requests: Family<L2, Counter>,
 }
 
@@ -164,6 +166,12 @@ impl Metrics {
             "Time to append and fsync one audit record",
             audit_write_duration.clone(),
         );
+        let logins_refused = Family::<L1, Counter>::default();
+        registry.register(
+            "ekm_logins_refused",
+            "REST logins refused, by reason (wrong_credentials; locked_out, refused unchecked while the address is locked out; rate_limited, refused unchecked while the node-wide failed-login bound is reached)",
+            logins_refused.clone(),
+        );
         let kmip_requests = Family::<L2, Counter>::default();
         registry.register(
             "ekm_kmip_requests",
@@ -189,6 +197,7 @@ impl Metrics {
             backend_throttle_wait,
             audit_records,
             audit_write_duration,
+            logins_refused,
             kmip_requests,
         })
     }
@@ -259,6 +268,14 @@ impl Metrics {
                 ("operation", operation.to_owned()),
                 ("result", result.to_owned()),
             ])
+            .inc();
+    }
+
+    /// Counts one refused REST login by `reason` (`wrong_credentials`, `locked_out`,
+    /// `rate_limited`).
+    pub fn login_refused(&self, reason: &'static str) {
+        self.logins_refused
+            .get_or_create(&[("reason", reason.into())])
             .inc();
     }
 

@@ -68,14 +68,21 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// `ekm audit verify FILE...`: the chain of the files, oldest first; exit 5 naming the first
-/// bad record.
+/// bad record. Says where the kept part starts when retention removed older files, and which
+/// changes have an intent but no outcome.
 fn audit_verify(files: &[std::path::PathBuf], json: bool) -> Result<(), Failure> {
     match ekmd::audit::verify_files(files) {
         Ok(v) => {
+            let last = v.first + v.records.saturating_sub(1);
             if json {
-                print_json(
-                    &serde_json::json!({"intact": true, "records": v.records, "last_hash": v.last_hash}),
-                );
+                print_json(&serde_json::json!({
+                    "intact": true,
+                    "records": v.records,
+                    "first_seq": v.first,
+                    "last_seq": last,
+                    "last_hash": v.last_hash,
+                    "unresolved_intents": v.unresolved_intents,
+                }));
             } else {
                 println!(
                     "audit trail intact: {} records in {} file(s); last hash {}",
@@ -83,6 +90,19 @@ fn audit_verify(files: &[std::path::PathBuf], json: bool) -> Result<(), Failure>
                     files.len(),
                     v.last_hash
                 );
+                if v.first > 1 {
+                    println!(
+                        "the kept part starts at record {} (records 1 to {} were removed by retention, --audit-keep); it runs to record {last}",
+                        v.first,
+                        v.first - 1
+                    );
+                }
+                if !v.unresolved_intents.is_empty() {
+                    println!(
+                        "changes with an intent but no outcome recorded (ekmd stopped or could not write the outcome; look at the objects): records {:?}",
+                        v.unresolved_intents
+                    );
+                }
             }
             Ok(())
         }
