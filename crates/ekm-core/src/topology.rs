@@ -87,7 +87,8 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Checks the topology is usable: at least one node, no duplicate names or uuids.
+    /// Checks the topology is usable: at least one node, no duplicate names or uuids, and no
+    /// SVM named like the cluster.
     pub fn validate(&self) -> Result<()> {
         let bad = |why: &str| Err(Error::invalid_value("topology", why));
         if self.nodes.is_empty() {
@@ -104,6 +105,17 @@ impl Topology {
         for s in &self.svms {
             if !uuids.insert(s.uuid) || !names.insert(("svm", s.name.as_str())) {
                 return bad("SVM names and uuids must be unique.");
+            }
+            // A KMIP client certificate names its owner by CN: a CN that is both the cluster's
+            // and an SVM's name would be ambiguous (and was mapped to the cluster's keys).
+            if s.name == self.cluster.name {
+                return Err(Error::invalid_value(
+                    "topology",
+                    &format!(
+                        "SVM \"{}\" has the cluster's name; KMIP client certificates name their owner by that name, so it must be the cluster's or one SVM's: rename the SVM or the cluster.",
+                        s.name.escape_debug()
+                    ),
+                ));
             }
         }
         Ok(())
@@ -237,6 +249,15 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::SvmNotFound);
         assert!(e.message().contains("\"vs9\""));
+    }
+
+    #[test]
+    fn an_svm_named_like_the_cluster_is_refused() {
+        let mut t = topo();
+        t.svms[1].name = t.cluster.name.clone();
+        let e = t.validate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        assert!(e.message().contains("cluster's name"), "{}", e.message());
     }
 
     #[test]

@@ -541,3 +541,61 @@ fn a_closed_stdout_does_not_stop_the_daemon() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_topology_with_an_svm_named_like_the_cluster_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = common::topology().cluster.name;
+    let topo = dir.path().join("topology.toml");
+    // vs1 renamed to the cluster's name: a KMIP certificate of that CN would be ambiguous.
+    std::fs::write(
+        &topo,
+        common::topology_toml().replace("name = \"vs1\"", &format!("name = \"{cluster}\"")),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(&topo)
+            .unwrap()
+            .matches(&cluster)
+            .count()
+            >= 2
+    );
+    let err = dir.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ekmd"))
+        .args(["serve", "--plain-http", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--topology",
+        ])
+        .arg(&topo)
+        .env("EKMD_ADMIN_USER", "admin")
+        .env("EKMD_ADMIN_PASSWORD", "admin-pw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "ekmd started with an ambiguous topology: {stderr}"
+    );
+    assert!(stderr.contains("cluster's name"), "{stderr}");
+    assert!(
+        stderr.contains("topology.toml"),
+        "the message names the file: {stderr}"
+    );
+}
