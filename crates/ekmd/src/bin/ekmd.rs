@@ -165,6 +165,35 @@ struct ServeArgs {
     /// Rotated audit files kept; older ones are deleted at rotation, so the trail takes at most (N + 1) x --audit-max-bytes.
     #[arg(long, value_name = "N", default_value_t = ekmd::audit::DEFAULT_KEEP)]
     audit_keep: usize,
+    #[command(flatten)]
+    connections: ConnectionFlags,
+}
+
+/// The bounds of the TCP listeners (see `crates/ekmd/src/connections.rs`): the defaults keep
+/// ekmd's descriptors under a 1,024 open-file limit whatever clients do.
+#[derive(clap::Args, Clone, Copy)]
+struct ConnectionFlags {
+    /// Most REST connections open; when full, the one idle the longest is closed for a new one.
+    #[arg(long, value_name = "N", default_value_t = ekmd::connections::DEFAULT_MAX_CONNECTIONS)]
+    rest_max_connections: usize,
+    /// Seconds a REST connection may stay without a byte moved before it is closed (above the 130 s request timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 150)]
+    rest_idle_timeout: u64,
+    /// Seconds a REST client has to complete its TLS handshake.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    rest_handshake_timeout: u64,
+    /// Most KMIP connections open; when full, the one idle the longest is closed for a new one.
+    #[arg(long, value_name = "N", default_value_t = ekmd::connections::DEFAULT_MAX_CONNECTIONS)]
+    kmip_max_connections: usize,
+    /// Most KMIP connections open with one client certificate (its subject CN).
+    #[arg(long, value_name = "N", default_value_t = ekmd::kmip::DEFAULT_MAX_PER_CLIENT)]
+    kmip_max_connections_per_client: usize,
+    /// Seconds a KMIP connection may stay without a byte moved before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = ekmd::kmip::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    kmip_idle_timeout: u64,
+    /// Seconds a KMIP client has to complete its TLS handshake.
+    #[arg(long, value_name = "SECS", default_value_t = ekmd::kmip::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
+    kmip_handshake_timeout: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -242,6 +271,7 @@ fn main() -> std::process::ExitCode {
         audit_log,
         audit_max_bytes,
         audit_keep,
+        connections,
     } = *args;
     let result = (|| -> Result<(), String> {
         if plain_http && !listen.ip().is_loopback() && !plain_http_on_non_loopback {
@@ -382,6 +412,7 @@ fn main() -> std::process::ExitCode {
                 };
                 (addr, given)
             }),
+            connections,
         ))?;
         engine.shutdown();
         tracing::info!("stopped; running jobs resume at the next start");
@@ -408,7 +439,9 @@ async fn serve(
     user: &str,
     source: CredentialSource,
     kmip: Option<(SocketAddr, Option<ekmd::kmip::PkiFiles>)>,
+    bounds: ConnectionFlags,
 ) -> Result<(), String> {
+    let secs = std::time::Duration::from_secs;
     let engine = state.engine.clone();
     let kmip_task = match kmip {
         None => None,
@@ -436,7 +469,19 @@ async fn serve(
                 .set_kmip_server(ekm_core::KmipServerState::NotAnswering(
                     "not probed yet (the listener is starting)".into(),
                 ));
-            let serving = tokio::spawn(ekmd::kmip::serve(listener, config, server, reporting));
+            let limits = ekmd::kmip::Limits {
+                connections: ekmd::connections::Limiter::new(
+                    "kmip",
+                    bounds.kmip_max_connections,
+                    secs(bounds.kmip_idle_timeout),
+                    Some(state.metrics.clone()),
+                ),
+                per_client: bounds.kmip_max_connections_per_client.max(1),
+                handshake: secs(bounds.kmip_handshake_timeout),
+            };
+            let serving = tokio::spawn(ekmd::kmip::serve(
+                listener, config, server, reporting, limits,
+            ));
             let watching = tokio::spawn(ekmd::kmip::watch(
                 state.engine.clone(),
                 ekmd::kmip::probe_address(bound),
@@ -460,22 +505,34 @@ async fn serve(
     let handle = axum_server::Handle::new();
     let app = ekmd::router(state.clone());
     let scheme = if plain_http { "http" } else { "https" };
+    let rest_limit = ekmd::connections::Limiter::new(
+        "rest",
+        bounds.rest_max_connections,
+        secs(bounds.rest_idle_timeout),
+        Some(state.metrics.clone()),
+    );
+    rest_limit.start_sweeper();
+    let limit = ekmd::connections::LimitAcceptor::new(rest_limit);
     let server = if plain_http {
         tokio::spawn(
             axum_server::bind(listen)
+                .acceptor(limit)
                 .handle(handle.clone())
                 .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
         )
     } else {
         let (cert, key) = tls::ensure_cert(data_dir, tls_files, &listen.ip().to_string())?;
         let config = tls::server_config(&cert, &key)?;
+        let tls = axum_server::tls_rustls::RustlsAcceptor::new(
+            axum_server::tls_rustls::RustlsConfig::from_config(config),
+        )
+        .handshake_timeout(secs(bounds.rest_handshake_timeout))
+        .acceptor(limit);
         tokio::spawn(
-            axum_server::bind_rustls(
-                listen,
-                axum_server::tls_rustls::RustlsConfig::from_config(config),
-            )
-            .handle(handle.clone())
-            .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+            axum_server::bind(listen)
+                .acceptor(tls)
+                .handle(handle.clone())
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
         )
     };
     let bound = handle

@@ -1,22 +1,31 @@
-//! The KMIP listener: mutual TLS, one task per connection, one message answered at a time.
+//! The KMIP listener: mutual TLS, one task per connection, one message answered at a time,
+//! every connection bounded.
 //!
 //! ```text
-//! accept ─► TLS handshake (10 s; TLS 1.2 or 1.3; a client certificate that chains to the
-//!   │       client CA or the self-probe's CA)
+//! accept ─► Limiter::admit (at most --kmip-max-connections open: the one idle the longest
+//!   │       is closed to make room; closed after --kmip-idle-timeout without a byte)
+//!   ▼
+//! TLS handshake (--kmip-handshake-timeout; TLS 1.2 or 1.3; a client certificate that chains
+//!   │           to the client CA or the self-probe's CA)
 //!   ▼
 //! Client { identity: subject CN, source: peer address, owner: Server::owner_of(CN) }
-//!   │
-//!   └─► loop: read the 8-byte header ─► message length ─► read the rest
-//!              ─► report::answer on a blocking thread ─► write the answer
+//!   │   more than --kmip-max-connections-per-client open with this CN: closed
+//!   └─► loop: read the 8-byte header ─► message length ─► read the rest (within
+//!              MESSAGE_TIMEOUT) ─► report::answer on a blocking thread ─► write the answer
 //!       (a close between messages ends it; a malformed header is answered once, then closed)
 //! ```
 //!
-//! Owns: the TLS configuration of the listener, the accept loop, the framing of messages.
-//! Must never: answer a client without a verified certificate, or read a message into memory
-//! it does not zeroize.
+//! Blocking work is bounded by the connections: each has at most one message being answered.
+//!
+//! Owns: the TLS configuration of the listener, the accept loop, the connection bounds, the
+//! framing of messages.
+//! Must never: answer a client without a verified certificate, hold more connections than its
+//! bounds, or read a message into memory it does not zeroize.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ekm_kmip::Server;
 use ekm_kmip::ttlv;
@@ -27,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::pki::{PkiFiles, load_certs, subject_cn};
 use super::probe::ProbeIdentity;
 use super::report::{Client, Reporting, answer};
+use crate::connections::Limiter;
 
 /// The rustls configuration: TLS 1.2 and 1.3, a client certificate required and verified
 /// against the client CA.
@@ -67,14 +77,55 @@ pub fn server_config(
 /// How a client certificate without a subject CN is named in the audit trail.
 const NO_CN: &str = "(client certificate without a CN)";
 
-/// Serves KMIP on `listener` until the task is aborted.
+/// Longest a client may take to send the rest of a message once its header arrived.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default most connections open with one client certificate's CN.
+pub const DEFAULT_MAX_PER_CLIENT: usize = 64;
+/// Default idle timeout of a KMIP connection.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default TLS handshake timeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection bounds of the KMIP listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// All connections (and their idle timeout).
+    pub connections: Arc<Limiter>,
+    /// Most connections open with one certificate CN.
+    pub per_client: usize,
+    /// Longest TLS handshake.
+    pub handshake: Duration,
+}
+
+/// Counts the open connections of one CN while alive.
+struct ClientSlot {
+    counts: Arc<parking_lot::Mutex<HashMap<Arc<str>, usize>>>,
+    cn: Arc<str>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock();
+        if let Some(n) = c.get_mut(&self.cn) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.cn);
+            }
+        }
+    }
+}
+
+/// Serves KMIP on `listener` until the task is aborted, within `limits`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Arc<rustls::ServerConfig>,
     server: Server,
     reporting: Reporting,
+    limits: Limits,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let per_client = Arc::new(parking_lot::Mutex::new(HashMap::<Arc<str>, usize>::new()));
+    limits.connections.start_sweeper();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -84,17 +135,14 @@ pub async fn serve(
                 continue;
             }
         };
+        let _ = tcp.set_nodelay(true);
+        let tcp = limits.connections.admit(tcp);
         let acceptor = acceptor.clone();
         let server = server.clone();
         let reporting = reporting.clone();
+        let (per_client, limits) = (per_client.clone(), limits.clone());
         tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let tls = match tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                acceptor.accept(tcp),
-            )
-            .await
-            {
+            let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::info!(%peer, "KMIP TLS handshake refused: {e}");
@@ -108,9 +156,25 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|c| subject_cn(c));
+            let identity: Arc<str> = Arc::from(cn.as_deref().unwrap_or(NO_CN));
+            let _slot = {
+                let mut counts = per_client.lock();
+                let n = counts.entry(identity.clone()).or_insert(0);
+                if *n >= limits.per_client {
+                    drop(counts);
+                    tracing::warn!(%peer, client = %identity, cap = limits.per_client, "KMIP connection closed: too many open with this client certificate");
+                    tls.get_ref().0.close("client_cap");
+                    return;
+                }
+                *n += 1;
+                ClientSlot {
+                    counts: per_client.clone(),
+                    cn: identity.clone(),
+                }
+            };
             let owner = cn.as_deref().and_then(|cn| server.owner_of(cn));
             let client = Client {
-                identity: Arc::from(cn.as_deref().unwrap_or(NO_CN)),
+                identity,
                 source: peer.ip(),
                 owner,
             };
@@ -145,8 +209,13 @@ async fn connection<S>(
         };
         let mut msg = zeroize::Zeroizing::new(vec![0u8; total]);
         msg[..8].copy_from_slice(&header);
-        if s.read_exact(&mut msg[8..]).await.is_err() {
-            return;
+        match tokio::time::timeout(MESSAGE_TIMEOUT, s.read_exact(&mut msg[8..])).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::info!(%peer, "KMIP: a message's body did not arrive in time; connection closed");
+                return;
+            }
         }
         let (srv, rep, cl) = (server.clone(), reporting.clone(), client.clone());
         let resp = match tokio::task::spawn_blocking(move || answer(&srv, &rep, &cl, &msg)).await {

@@ -21,7 +21,10 @@ mod pki;
 mod probe;
 mod report;
 
-pub use listener::{serve, server_config};
+pub use listener::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PER_CLIENT, Limits,
+    MESSAGE_TIMEOUT, serve, server_config,
+};
 pub use pki::{
     PkiFiles, ensure_pki, issue_client_cert, own_certificate, subject_cn, write_client_cert,
 };

@@ -21,6 +21,8 @@
 //! | `ekm_audit_write_duration_seconds` | histogram | — |
 //! | `ekm_kmip_requests` | counter | `operation`, `result` |
 //! | `ekm_logins_refused` | counter | `reason` (wrong_credentials, locked_out, rate_limited) |
+//! | `ekm_connections_open` | gauge | `listener` (rest, kmip) |
+//! | `ekm_connections_closed` | counter | `listener`, `reason` (evicted, idle, client_cap) |
 //! | `ekm_etcd_requests` (cluster mode) | counter | `kind` (txn, read), `outcome` |
 //! | `ekm_etcd_request_duration_seconds` | histogram | `kind` |
 //! | `ekm_etcd_failovers` | counter | — |
@@ -76,6 +78,8 @@ pub struct Metrics {
     audit_records: Family<L1, Counter>,
     audit_write_duration: Histogram,
     logins_refused: Family<L1, Counter>,
+    connections_open: Family<L1, prometheus_client::metrics::gauge::Gauge>,
+    connections_closed: Family<L2, Counter>,
     kmip_requests: Family<L2, Counter>,
 }
 
@@ -172,6 +176,18 @@ impl Metrics {
             "REST logins refused, by reason (wrong_credentials; locked_out, refused unchecked while the address is locked out; rate_limited, refused unchecked while the node-wide failed-login bound is reached)",
             logins_refused.clone(),
         );
+        let connections_open = Family::<L1, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "ekm_connections_open",
+            "TCP connections open, by listener (rest, kmip)",
+            connections_open.clone(),
+        );
+        let connections_closed = Family::<L2, Counter>::default();
+        registry.register(
+            "ekm_connections_closed",
+            "Connections ekmd closed itself, by listener and reason (evicted: the listener was full and it was idle the longest; idle: idle past the timeout; client_cap: over the per-client-certificate cap)",
+            connections_closed.clone(),
+        );
         let kmip_requests = Family::<L2, Counter>::default();
         registry.register(
             "ekm_kmip_requests",
@@ -198,6 +214,8 @@ impl Metrics {
             audit_records,
             audit_write_duration,
             logins_refused,
+            connections_open,
+            connections_closed,
             kmip_requests,
         })
     }
@@ -276,6 +294,20 @@ impl Metrics {
     pub fn login_refused(&self, reason: &'static str) {
         self.logins_refused
             .get_or_create(&[("reason", reason.into())])
+            .inc();
+    }
+
+    /// Sets the connections open on `listener`.
+    pub fn connections_open(&self, listener: &'static str, open: usize) {
+        self.connections_open
+            .get_or_create(&[("listener", listener.into())])
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one connection ekmd closed on `listener` for `reason`.
+    pub fn connection_closed(&self, listener: &'static str, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&[("listener", listener.into()), ("reason", reason.into())])
             .inc();
     }
 
