@@ -196,6 +196,7 @@ fn sessions(c: &mut Criterion) {
         server_config,
         ekm_kmip::Server::new(state.engine.clone()),
         reporting,
+        ekmd::kmip::Limits::defaults(Some(state.metrics.clone())),
     ));
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

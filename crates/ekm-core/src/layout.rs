@@ -68,6 +68,10 @@ pub const SEALS: &[u8] = b"x/";
 
 /// Prefix of KMIP attribute records: `m/<key id 32>` → JSON (`ekm-kmip`).
 pub const KMIP: &[u8] = b"m/";
+/// Prefix of pending erases: `g/<key id 32>` → the erase record (JSON: the nodes that must
+/// evict, the job tracking it), and `g/<key id 32><node uuid 16>` → empty, that node's
+/// acknowledgement that it evicted the key.
+pub const ERASE: &[u8] = b"g/";
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -194,6 +198,17 @@ pub fn liveness(node: Uuid) -> Vec<u8> {
 /// `q/<config uuid>`: a restore request for that configuration.
 pub fn restore_request(config: Uuid) -> Vec<u8> {
     join(RESTORE_REQUEST, &[config.as_bytes()])
+}
+
+/// `g/<key id>`: the erase record of a deleted data key (and, as a prefix, its
+/// acknowledgements).
+pub fn erase(id: &DataKeyId) -> Vec<u8> {
+    join(ERASE, &[id.as_bytes()])
+}
+
+/// `g/<key id><node>`: `node`'s acknowledgement that it evicted deleted key `id`.
+pub fn erase_ack(id: &DataKeyId, node: Uuid) -> Vec<u8> {
+    join(ERASE, &[id.as_bytes(), node.as_bytes()])
 }
 
 /// `m/<key id>`: the KMIP attributes and state of a data key.

@@ -47,7 +47,7 @@ pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyEx
 pub use crypto::ProtectionKey;
 pub use engine::{
     DataKeyInfo, Engine, EngineOptions, Job, JobKind, JobState, KekUsage, KmipServerState,
-    StatusFields,
+    StatusFields, erase_pending_message,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyOwner, KeyTag, VaultUrl};

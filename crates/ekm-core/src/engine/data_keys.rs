@@ -547,6 +547,7 @@ impl Engine {
                 .delete(layout::data_key(id))
                 .delete(layout::kmip_attributes(id))
                 .put(layout::deletions(config), Vec::new());
+            self.put_erase(&mut txn, id, config);
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {

@@ -1,5 +1,7 @@
 //! Following the other processes that share the store (one per node): a key deleted anywhere
-//! is evicted here (crypto-erase holds cluster-wide), a retired KEK generation or a deleted
+//! is evicted here and the eviction acknowledged (the delete's erase completes once every node
+//! has: `erase.rs`; a node cut off from the store keeps serving until it is back, and until
+//! then the erase names it as pending), a retired KEK generation or a deleted
 //! configuration is forgotten, a changed configuration's vault is checked again, and a restore
 //! another node asked for is carried out on this process's nodes.
 //!
@@ -9,12 +11,12 @@
 //!
 //! | watched | change | done here |
 //! |---|---|---|
-//! | `d/` | delete | the key evicted from every node table |
+//! | `d/` | delete | the key evicted from every node table, then the eviction acknowledged (`erase.rs`) |
 //! | `k/` | delete | that KEK generation forgotten on every node |
 //! | `c/` | put | the vault checked again (`status.rs`) |
 //! | `c/` | delete | the configuration forgotten, its backend checks dropped |
 //! | `q/` | put | restore here: unlock the active KEK on every node lacking it |
-//! | any | resync (changes lost) | tables cleared / what is gone forgotten / every request honoured |
+//! | any | resync (changes lost) | tables cleared and every pending erase acknowledged / what is gone forgotten / every request honoured |
 
 use std::sync::Arc;
 
@@ -29,7 +31,7 @@ use crate::store::{Change, ChangeCallback};
 
 impl Engine {
     /// In a store shared with other processes (one per node): follows what they change — a key
-    /// deleted anywhere is evicted here (crypto-erase holds cluster-wide), a retired KEK
+    /// deleted anywhere is evicted here and the eviction acknowledged (`erase.rs`), a retired KEK
     /// generation or a deleted configuration is forgotten — and keeps this process's liveness
     /// record, bound to its lease, so that other nodes see it alive.
     pub(crate) fn follow_other_processes(self: &Arc<Self>) -> Result<()> {
@@ -46,6 +48,13 @@ impl Engine {
             Engine::on_restore_request,
         )?;
         self.write_liveness();
+        // Starting, this process holds no deleted key: acknowledge every pending erase, and
+        // carry on the erase jobs whose runner may be gone.
+        let engine = self.clone();
+        std::thread::spawn(move || {
+            engine.acknowledge_every_erase();
+            engine.resume_erase_jobs();
+        });
         Ok(())
     }
 
@@ -74,10 +83,13 @@ impl Engine {
         let k = match change {
             Change::Delete(k) => k,
             // Deletes may have been missed: every table refills from the store.
+            // The tables hold nothing deleted now: every pending erase is acknowledged (off
+            // the watch thread: it writes the store).
             Change::Resync => {
                 for n in &self.nodes {
                     n.table.clear();
                 }
+                std::thread::spawn(move || self.acknowledge_every_erase());
                 return;
             }
             Change::Put(..) => return,
@@ -90,6 +102,8 @@ impl Engine {
             for n in &self.nodes {
                 n.table.evict(&id);
             }
+            // Evicted everywhere here: say so, so that the delete's erase can complete.
+            std::thread::spawn(move || self.acknowledge_erase(&id));
         }
     }
 

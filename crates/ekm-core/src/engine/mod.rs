@@ -24,6 +24,7 @@
 
 mod configs;
 mod data_keys;
+mod erase;
 mod following;
 mod helpers;
 mod jobs;
@@ -52,6 +53,7 @@ use key_table::NodeRuntime;
 use store_checks::{check_format, check_protection_key};
 
 pub use data_keys::{DataKeyInfo, KekUsage};
+pub use erase::pending_message as erase_pending_message;
 pub use jobs::{Job, JobKind, JobState};
 pub use options::{DEFAULT_REKEY_BATCH, EngineOptions};
 pub use status::{KmipServerState, StatusFields};

@@ -86,24 +86,68 @@ pub(super) async fn list(State(s): State<AppState>, Path(uuid): Path<String>) ->
     let uuid = uuid_of(&uuid)?;
     let engine = s.engine.clone();
     let keys = blocking(move || engine.list_data_keys(uuid)).await?;
-    let topo = s.engine.topology().clone();
-    let records: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            let mut r = json!({"key_id": k.key_id.to_hex(), "key_tag": k.key_tag.as_str(), "kek_generation": k.kek_generation, "owner": if k.svm_uuid.is_some() {"svm"} else {"cluster"}});
-            if let Some(u) = k.svm_uuid {
-                let name = topo.svm_by_uuid(u).map(|s| s.name().to_owned()).unwrap_or_default();
-                r["svm"] = json!({"uuid": u, "name": name});
-            }
-            r
-        })
-        .collect();
+    let topo = s.engine.topology();
+    let records: Vec<Value> = keys.iter().map(|k| render_key(k, topo)).collect();
     Ok(ok_json(
         StatusCode::OK,
         json!({"num_records": records.len(), "records": records}),
     ))
 }
 
+/// How long a DELETE waits for every node to evict the key before answering 202 with the
+/// erase job instead of 200.
+pub const ERASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The key as a record: its id, tag, KEK generation and owner.
+fn render_key(k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
+    let mut r = json!({"key_id": k.key_id.to_hex(), "key_tag": k.key_tag.as_str(), "kek_generation": k.kek_generation, "owner": if k.svm_uuid.is_some() {"svm"} else {"cluster"}});
+    if let Some(u) = k.svm_uuid {
+        let name = topo
+            .svm_by_uuid(u)
+            .map(|s| s.name().to_owned())
+            .unwrap_or_default();
+        r["svm"] = json!({"uuid": u, "name": name});
+    }
+    r
+}
+
+/// `GET .../keys/{key_id}`: the key's record; for a deleted key whose erase some node has not
+/// acknowledged yet, `"state": "erase_pending"` with the nodes still holding it.
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    Path((uuid, key_id)): Path<(String, String)>,
+) -> ApiResult {
+    let uuid = uuid_of(&uuid)?;
+    let id = DataKeyId::parse(&key_id)
+        .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("key_id")))?;
+    let engine = s.engine.clone();
+    let found = blocking(move || match engine.data_key_info(&id) {
+        Ok(k) if k.config_uuid == uuid => Ok(Ok(k)),
+        Ok(_) => Err(Error::new(ErrorKind::EntryNotFound).with_target("key_id")),
+        Err(e) if e.kind() == ErrorKind::EntryNotFound => match engine.erase_pending(&id)? {
+            Some(nodes) => Ok(Err(nodes)),
+            None => Err(e.with_target("key_id")),
+        },
+        Err(e) => Err(e),
+    })
+    .await?;
+    Ok(match found {
+        Ok(k) => ok_json(StatusCode::OK, render_key(&k, s.engine.topology())),
+        Err(nodes) => ok_json(
+            StatusCode::OK,
+            json!({
+                "key_id": id.to_hex(),
+                "state": "erase_pending",
+                "pending_nodes": nodes,
+                "message": ekm_core::erase_pending_message(&nodes),
+            }),
+        ),
+    })
+}
+
+/// `DELETE .../keys/{key_id}`: the key is deleted at once (no node serves it once it has seen
+/// the delete); 200 once every node of the topology has evicted it, else, after
+/// [`ERASE_WAIT`], 202 with the erase job naming the nodes still holding it.
 pub(super) async fn delete(
     State(s): State<AppState>,
     Path((uuid, key_id)): Path<(String, String)>,
@@ -112,12 +156,19 @@ pub(super) async fn delete(
     let id = DataKeyId::parse(&key_id)
         .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("key_id")))?;
     let engine = s.engine.clone();
-    blocking(move || {
+    let job = blocking(move || {
         if engine.data_key_info(&id)?.config_uuid != uuid {
             return Err(Error::new(ErrorKind::EntryNotFound).with_target("key_id"));
         }
-        engine.delete_data_key(&id)
+        engine.delete_data_key(&id)?;
+        if engine.wait_erased(&id, ERASE_WAIT)?.is_none() {
+            return Ok(None);
+        }
+        engine.start_erase_job(&id)
     })
     .await?;
-    Ok(ok_json(StatusCode::OK, json!({})))
+    Ok(match job {
+        None => ok_json(StatusCode::OK, json!({})),
+        Some(job) => ok_json(StatusCode::ACCEPTED, super::render::job_link(&job)),
+    })
 }

@@ -19,7 +19,7 @@ mod render;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use ekm_core::{Error, ErrorKind};
 use serde_json::Value;
 use uuid::Uuid;
@@ -63,7 +63,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/api/security/azure-key-vaults/{uuid}/keys/{key_id}",
-            delete(keys::delete),
+            get(keys::get_one).delete(keys::delete),
         )
         .route(
             "/api/security/key-managers/{uuid}/migrate",

@@ -49,6 +49,11 @@ pub fn render_job(j: &Job) -> Value {
         JobKind::Migrate => {
             format!("POST /api/security/key-managers/{}/migrate", j.config)
         }
+        JobKind::Erase => format!(
+            "DELETE {BASE}/{}/keys/{}",
+            j.config,
+            j.key_id.as_deref().unwrap_or_default()
+        ),
     };
     json!({
         "uuid": j.uuid,

@@ -97,6 +97,23 @@ pub struct Limits {
     pub handshake: Duration,
 }
 
+impl Limits {
+    /// The default bounds (`--kmip-max-connections` and the rest unset), counted into
+    /// `metrics` when given.
+    pub fn defaults(metrics: Option<Arc<crate::metrics::Metrics>>) -> Limits {
+        Limits {
+            connections: Limiter::new(
+                "kmip",
+                crate::connections::DEFAULT_MAX_CONNECTIONS,
+                DEFAULT_IDLE_TIMEOUT,
+                metrics,
+            ),
+            per_client: DEFAULT_MAX_PER_CLIENT,
+            handshake: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
 /// Counts the open connections of one CN while alive.
 struct ClientSlot {
     counts: Arc<parking_lot::Mutex<HashMap<Arc<str>, usize>>>,

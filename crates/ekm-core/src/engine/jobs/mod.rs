@@ -48,6 +48,9 @@ pub enum JobKind {
     Restore,
     /// Move an SVM's keys from the cluster's key manager to its own.
     Migrate,
+    /// Wait until every node has evicted a deleted data key (`key_id`); holds no
+    /// configuration marker (`erase.rs`).
+    Erase,
 }
 
 /// Where a job is.
@@ -180,6 +183,9 @@ impl Job {
 
     /// The configurations whose markers this job holds.
     pub(crate) fn markers(&self) -> Vec<Uuid> {
+        if self.kind == JobKind::Erase {
+            return Vec::new();
+        }
         let mut m = vec![self.config];
         m.extend(self.destination);
         m
@@ -491,6 +497,7 @@ impl Engine {
                 JobKind::RekeyExternal => self.run_rekey_external(&mut job),
                 JobKind::Restore => self.run_restore(&mut job),
                 JobKind::Migrate => self.run_migrate(&mut job),
+                JobKind::Erase => self.run_erase(&mut job),
             };
             let Err(Stop::Failed(e)) = outcome else {
                 return;
