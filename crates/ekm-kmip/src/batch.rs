@@ -6,19 +6,23 @@
 //! the items (one response item and one [`ItemOutcome`] each, stopping at the first failure
 //! unless the client asked to continue); a refused item's Result Reason and Message
 //! ([`Failure`]).
-//! Must never: let a failed item change the ID Placeholder (operations set it only once they
-//! have succeeded); run an item after a failed one unless the option is Continue.
+//! Must never: let a later item act on an older object through the ID Placeholder after an
+//! item failed or a Locate found nothing (the placeholder is then spoiled, and the items that
+//! would use it fail with Item Not Found); run an item after a failed one unless the option
+//! is Continue.
 //!
 //! ```text
 //!   item 1 ──ok──► response item (Success, payload)    ID Placeholder := the UID it acted on
 //!   item 2 ──(no Unique Identifier: the ID Placeholder)──► ...
 //!   item n ──failed──► response item (Operation Failed, Result Reason, Result Message)
+//!             │        ID Placeholder spoiled: an item relying on it fails (Item Not Found)
 //!             └─ Batch Error Continuation Option = Continue (1) ? next item : stop here
 //! ```
 //!
 //! The ID Placeholder is set by Create, Register, Get, Get Attributes, Get Attribute List,
 //! Add / Set / Modify / Delete Attribute, Activate, Revoke, Destroy (the object acted on) and
-//! Locate (the first object of its answer); Query and Discover Versions leave it.
+//! Locate (the first object of its answer); Query and Discover Versions leave it. A failed item
+//! and a Locate that finds nothing spoil it (KMIP 1.4 §2.1.10: no usable placeholder).
 
 use std::time::Instant;
 
@@ -54,7 +58,19 @@ pub(crate) struct Ctx {
     pub(crate) owner: Option<KeyOwner>,
     /// Whether the message is answered in KMIP 2.0.
     pub(crate) v2: bool,
-    placeholder: Option<String>,
+    placeholder: Placeholder,
+}
+
+/// The ID Placeholder between batch items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placeholder {
+    /// No item set it yet.
+    Unset,
+    /// The object the last item that set it acted on.
+    Set(String),
+    /// An item failed, or a Locate found nothing: no object to carry on with (KMIP 1.4
+    /// §2.1.10), so the items that would use it fail too rather than act on an older object.
+    Spoiled(&'static str),
 }
 
 impl Ctx {
@@ -64,7 +80,7 @@ impl Ctx {
         Ctx {
             owner,
             v2,
-            placeholder: None,
+            placeholder: Placeholder::Unset,
         }
     }
 
@@ -75,18 +91,36 @@ impl Ctx {
                 .as_text()
                 .map(str::to_owned)
                 .ok_or_else(|| fail(reason::INVALID_FIELD, "Unique Identifier is not text.")),
-            None => self.placeholder.clone().ok_or_else(|| {
-                fail(
+            None => match &self.placeholder {
+                Placeholder::Set(uid) => Ok(uid.clone()),
+                Placeholder::Unset => Err(fail(
                     reason::MISSING_DATA,
                     "No Unique Identifier and no ID Placeholder.",
-                )
-            }),
+                )),
+                Placeholder::Spoiled(why) => Err(fail(
+                    reason::ITEM_NOT_FOUND,
+                    format!("No Unique Identifier, and no ID Placeholder: {why}."),
+                )),
+            },
         }
     }
 
     /// Sets the ID Placeholder to `uid`, the object a succeeding item acted on.
     pub(crate) fn set_placeholder(&mut self, uid: String) {
-        self.placeholder = Some(uid);
+        self.placeholder = Placeholder::Set(uid);
+    }
+
+    /// Leaves no usable ID Placeholder, for the reason `why` (an item failed, a Locate found
+    /// nothing).
+    pub(crate) fn spoil_placeholder(&mut self, why: &'static str) {
+        self.placeholder = Placeholder::Spoiled(why);
+    }
+
+    fn placeholder_uid(&self) -> Option<&str> {
+        match &self.placeholder {
+            Placeholder::Set(uid) => Some(uid),
+            _ => None,
+        }
     }
 }
 
@@ -112,8 +146,11 @@ pub(crate) fn run(
     for item in items {
         let operation = item.child(tags::OPERATION).and_then(Item::as_enum);
         let batch_id = item.child(tags::UNIQUE_BATCH_ITEM_ID).cloned();
-        let (started, placeholder) = (Instant::now(), ctx.placeholder.clone());
+        let (started, placeholder) = (Instant::now(), ctx.placeholder_uid().map(str::to_owned));
         let result = answer(&mut ctx, operation, item.child(tags::REQUEST_PAYLOAD));
+        if result.is_err() {
+            ctx.spoil_placeholder("the item that would have set it failed");
+        }
         outcomes.push(ItemOutcome::of(
             operation,
             item,

@@ -71,8 +71,9 @@ pub(crate) fn locate(engine: &Engine, ctx: &mut Ctx, p: &Item, version: (i32, i3
         .take(max.map_or(usize::MAX, |m| m as usize))
         .map(|(_, u)| u)
         .collect();
-    if let Some(first) = page.first() {
-        ctx.set_placeholder(first.clone());
+    match page.first() {
+        Some(first) => ctx.set_placeholder(first.clone()),
+        None => ctx.spoil_placeholder("the Locate before it found nothing"),
     }
     let mut out = Vec::new();
     // Located Items (1.3+) tells a client paging with Maximum / Offset Items how many
