@@ -116,8 +116,20 @@ impl Stored {
     }
 
     /// From JSON.
+    /// The state follows the dates (KMIP 1.4 §3.22): a Pre-Active object whose Activation
+    /// Date has come is Active, whether or not anything wrote it since.
     pub fn decode(bytes: &[u8]) -> Option<Stored> {
-        serde_json::from_slice(bytes).ok()
+        let mut s: Stored = serde_json::from_slice(bytes).ok()?;
+        s.settle(crate::ops::now());
+        Some(s)
+    }
+
+    /// Applies the dates to the state at time `now` (Unix seconds): Pre-Active with an
+    /// Activation Date not after `now` is Active.
+    pub fn settle(&mut self, now: i64) {
+        if self.state == state::PRE_ACTIVE && self.activation_date.is_some_and(|d| d <= now) {
+            self.state = state::ACTIVE;
+        }
     }
 
     /// Whether the object is a symmetric key (else Secret Data).

@@ -59,6 +59,9 @@ pub(crate) struct Ctx {
     /// Whether the message is answered in KMIP 2.0.
     pub(crate) v2: bool,
     placeholder: Placeholder,
+    /// A Result Message for the succeeding item being answered (a Destroy whose erase is
+    /// pending on a node says so).
+    pub(crate) note: Option<String>,
 }
 
 /// The ID Placeholder between batch items.
@@ -81,6 +84,7 @@ impl Ctx {
             owner,
             v2,
             placeholder: Placeholder::Unset,
+            note: None,
         }
     }
 
@@ -172,6 +176,9 @@ pub(crate) fn run(
                     tags::RESULT_STATUS,
                     tags::status::SUCCESS,
                 ));
+                if let Some(note) = ctx.note.take() {
+                    r.push(Item::text(tags::RESULT_MESSAGE, note));
+                }
                 r.push(Item::structure(tags::RESPONSE_PAYLOAD, payload));
             }
             Err(f) => {

@@ -534,35 +534,6 @@ impl Engine {
         )))
     }
 
-    /// Deletes a data key durably, then drops it from every node key table.
-    pub fn delete_data_key(&self, id: &DataKeyId) -> Result<()> {
-        let _gate = self.gate.read();
-        for _ in 0..CREATE_ATTEMPTS {
-            let (_, record_key, bytes) = self.load_data_key(id)?;
-            let config = layout::config_of_record(&record_key)
-                .ok_or_else(|| Error::corrupt("A record key is malformed."))?;
-            let mut txn = Transaction::new();
-            txn.check(Check::Equals(record_key.clone(), bytes))
-                .delete(record_key)
-                .delete(layout::data_key(id))
-                .delete(layout::kmip_attributes(id))
-                .put(layout::deletions(config), Vec::new());
-            self.put_erase(&mut txn, id, config);
-            match self.store.commit(txn) {
-                Ok(()) => {
-                    for n in &self.nodes {
-                        n.table.evict(id);
-                    }
-                    return Ok(());
-                }
-                // Rewrapped or migrated meanwhile: delete what is there now.
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_failed(e)),
-            }
-        }
-        Err(Error::new(ErrorKind::StoreFailed).with_detail("The key kept changing; retry."))
-    }
-
     /// What is known of one data key (never its material).
     pub fn data_key_info(&self, id: &DataKeyId) -> Result<DataKeyInfo> {
         let (r, _, _) = self.load_data_key(id)?;

@@ -16,7 +16,7 @@
 //!   (no configuration marker: it blocks no rekey) tracks it until they acknowledge
 //! ```
 //!
-//! Owns: the `g/` records, the acknowledgements, the erase job.
+//! Owns: the delete of a data key, the `g/` records, the acknowledgements, the erase job.
 //! Must never: call a key erased while a node of the topology has not acknowledged evicting
 //! it; acknowledge for a node before its table has evicted the key.
 
@@ -30,10 +30,10 @@ use uuid::Uuid;
 use super::Engine;
 use super::helpers::{scan_all, store_failed};
 use super::jobs::{Job, JobKind, Stop};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::ids::DataKeyId;
 use crate::layout;
-use crate::store::{Check, Transaction};
+use crate::store::{Check, StoreError, Transaction};
 
 /// How often a waiting erase (its job, or a caller of [`Engine::wait_erased`]) looks again.
 const POLL: Duration = Duration::from_millis(50);
@@ -50,7 +50,61 @@ struct EraseRecord {
     job: Option<Uuid>,
 }
 
+/// Tries of a delete whose records keep changing under it (rewrapped, migrated).
+const DELETE_ATTEMPTS: usize = 8;
+
 impl Engine {
+    /// Deletes a data key durably, then drops it from every node key table of this process;
+    /// the other nodes' evictions complete its erase ([`Engine::erase_pending`]).
+    pub fn delete_data_key(&self, id: &DataKeyId) -> Result<()> {
+        self.delete_data_key_if(id, None).map(|_| ())
+    }
+
+    /// [`Engine::delete_data_key`], only while the store holds `expect` at `condition.0`
+    /// (`None`: that key absent): false, and nothing deleted, once it does not (a KMIP Destroy
+    /// checks the state it read has not changed, an Activate on another connection meanwhile).
+    pub fn delete_data_key_if(
+        &self,
+        id: &DataKeyId,
+        condition: Option<(&[u8], Option<&[u8]>)>,
+    ) -> Result<bool> {
+        let _gate = self.gate.read();
+        for _ in 0..DELETE_ATTEMPTS {
+            let (_, record_key, bytes) = self.load_data_key(id)?;
+            let config = layout::config_of_record(&record_key)
+                .ok_or_else(|| Error::corrupt("A record key is malformed."))?;
+            let mut txn = Transaction::new();
+            if let Some((key, expect)) = condition {
+                let now = self.store.get(key).map_err(store_failed)?;
+                if now.as_deref() != expect {
+                    return Ok(false);
+                }
+                txn.check(match expect {
+                    Some(v) => Check::Equals(key.to_vec(), v.to_vec()),
+                    None => Check::Absent(key.to_vec()),
+                });
+            }
+            txn.check(Check::Equals(record_key.clone(), bytes))
+                .delete(record_key)
+                .delete(layout::data_key(id))
+                .delete(layout::kmip_attributes(id))
+                .put(layout::deletions(config), Vec::new());
+            self.put_erase(&mut txn, id, config);
+            match self.store.commit(txn) {
+                Ok(()) => {
+                    for n in &self.nodes {
+                        n.table.evict(id);
+                    }
+                    return Ok(true);
+                }
+                // Rewrapped, migrated or the condition changed meanwhile: look again.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_failed(e)),
+            }
+        }
+        Err(Error::new(ErrorKind::StoreFailed).with_detail("The key kept changing; retry."))
+    }
+
     /// Adds to `txn`, the delete of key `id` of `config`, its erase record and the
     /// acknowledgements of this process's nodes (the caller evicts them once committed).
     /// Nothing is added when this process runs every node of the topology (an embedded

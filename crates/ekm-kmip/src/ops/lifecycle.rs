@@ -12,9 +12,14 @@
 //! | Activate | Pre-Active | Active | any other state: Permission Denied |
 //! | Revoke, Key Compromise | any | Compromised | |
 //! | Revoke, another reason | any but Compromised | Deactivated | Compromised: Permission Denied |
-//! | Destroy | any but Active | (deleted) | Active: Permission Denied |
+//! | Destroy | any but Active (as read when the delete commits) | (deleted; Result Message while its erase is pending on a node) | Active: Permission Denied |
+//!
+//! The state follows the dates: a Pre-Active object whose Activation Date has come is Active
+//! (`Stored::decode`), so it cannot be destroyed either.
 
-use ekm_core::{DataKeyMaterial, Engine, KeyTag};
+use std::sync::Arc;
+
+use ekm_core::{DataKeyMaterial, Engine, KeyTag, layout};
 
 use super::attr_items::{Attr, request_attributes};
 use super::attributes::set_attribute_value;
@@ -272,18 +277,45 @@ pub(crate) fn revoke(engine: &Engine, ctx: &mut Ctx, p: &Item) -> OpResult {
     })
 }
 
-/// Destroy.
-pub(crate) fn destroy(engine: &Engine, ctx: &mut Ctx, p: &Item) -> OpResult {
+/// How long a Destroy waits for every node to evict the key before answering that its erase
+/// is pending (Success, with a Result Message naming the nodes and the erase job).
+pub const DESTROY_ERASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Destroy: refused while the object is Active, as read when the delete commits (an Activate
+/// on another connection in between makes it look again); then waits up to
+/// [`DESTROY_ERASE_WAIT`] for every node to evict the key.
+pub(crate) fn destroy(engine: &Arc<Engine>, ctx: &mut Ctx, p: &Item) -> OpResult {
     let uid = ctx.uid(p)?;
-    let f = find(engine, ctx.owner, &uid)?;
-    if f.meta.state == state::ACTIVE {
-        return Err(fail(
-            reason::PERMISSION_DENIED,
-            "An Active object cannot be destroyed: revoke it first.",
-        ));
+    let mut deleted = None;
+    for _ in 0..8 {
+        let f = find(engine, ctx.owner, &uid)?;
+        if f.meta.state == state::ACTIVE {
+            return Err(fail(
+                reason::PERMISSION_DENIED,
+                "An Active object cannot be destroyed: revoke it first.",
+            ));
+        }
+        let key = layout::kmip_attributes(&f.id);
+        let condition = Some((key.as_slice(), f.meta_bytes.as_deref()));
+        if engine
+            .delete_data_key_if(&f.id, condition)
+            .map_err(engine_failure)?
+        {
+            deleted = Some(f.id);
+            break;
+        }
     }
-    engine.delete_data_key(&f.id).map_err(engine_failure)?;
-    let _ = &f.tag;
+    let id =
+        deleted.ok_or_else(|| fail(reason::GENERAL_FAILURE, "The object kept changing; retry."))?;
+    if engine
+        .wait_erased(&id, DESTROY_ERASE_WAIT)
+        .map_err(engine_failure)?
+        .is_some()
+    {
+        if let Some(job) = engine.start_erase_job(&id).map_err(engine_failure)? {
+            ctx.note = Some(format!("Destroyed; {} (job {}).", job.message, job.uuid));
+        }
+    }
     ctx.set_placeholder(uid.clone());
     Ok(vec![Item::text(tags::UNIQUE_IDENTIFIER, uid)])
 }

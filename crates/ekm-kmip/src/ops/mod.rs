@@ -58,7 +58,6 @@ pub(crate) fn now() -> i64 {
 pub(crate) struct Found {
     pub(crate) id: DataKeyId,
     pub(crate) uid: String,
-    pub(crate) tag: String,
     /// Bytes of the object (1 to 32), as its data key record says.
     pub(crate) len: usize,
     pub(crate) meta: Stored,
@@ -86,7 +85,6 @@ pub(crate) fn find(engine: &Engine, owner: Option<KeyOwner>, uid: &str) -> Resul
     Ok(Found {
         id,
         uid: uid.to_owned(),
-        tag,
         len: info.key_len,
         meta,
         meta_bytes,
