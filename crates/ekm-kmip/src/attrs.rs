@@ -62,6 +62,23 @@ pub struct Stored {
     pub custom: Vec<(String, String)>,
 }
 
+/// Longest value of a client-set text or byte-string attribute (a Name, an Object Group,
+/// Contact Information, a Revocation Message, a custom attribute as encoded), in bytes.
+pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
+/// Most client-set attribute instances one object may carry (Names, Object Groups, Contact
+/// Information and custom attributes together).
+pub const MAX_CLIENT_ATTRIBUTES: usize = 64;
+
+/// Why a record is over its bounds: too long a value (Invalid Field), or too many instances
+/// (Permission Denied: a server policy, which KMIP 1.4 has no more precise reason for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverBound {
+    /// An attribute value longer than [`MAX_ATTRIBUTE_BYTES`] (its name).
+    TooLong(String),
+    /// More than [`MAX_CLIENT_ATTRIBUTES`] client-set instances.
+    TooMany(usize),
+}
+
 fn symmetric_key() -> u32 {
     tags::OBJECT_SYMMETRIC_KEY
 }
@@ -130,6 +147,42 @@ impl Stored {
         if self.state == state::PRE_ACTIVE && self.activation_date.is_some_and(|d| d <= now) {
             self.state = state::ACTIVE;
         }
+    }
+
+    /// Checks the record against [`MAX_ATTRIBUTE_BYTES`] and [`MAX_CLIENT_ATTRIBUTES`]; every
+    /// record is checked before it is written.
+    pub fn check_bounds(&self) -> Result<(), OverBound> {
+        let texts = self
+            .names
+            .iter()
+            .map(|n| ("Name", n.len()))
+            .chain(self.object_groups.iter().map(|g| ("Object Group", g.len())))
+            .chain(
+                self.contact
+                    .iter()
+                    .map(|c| ("Contact Information", c.len())),
+            )
+            .chain(
+                self.revocation
+                    .iter()
+                    .filter_map(|(_, m)| m.as_ref())
+                    .map(|m| ("Revocation Message", m.len())),
+            )
+            // Stored as hex: half of it is the encoded value.
+            .chain(self.custom.iter().map(|(n, v)| (n.as_str(), v.len() / 2)));
+        for (name, len) in texts {
+            if len > MAX_ATTRIBUTE_BYTES {
+                return Err(OverBound::TooLong(name.to_owned()));
+            }
+        }
+        let instances = self.names.len()
+            + self.object_groups.len()
+            + usize::from(self.contact.is_some())
+            + self.custom.len();
+        if instances > MAX_CLIENT_ATTRIBUTES {
+            return Err(OverBound::TooMany(instances));
+        }
+        Ok(())
     }
 
     /// Whether the object is a symmetric key (else Secret Data).

@@ -361,8 +361,10 @@ impl Engine {
                 Some(r) => r,
                 None => self.config_for_owner(owner)?,
             };
+            self.check_owner_room(read.config.uuid, owner, tags.len())?;
             match self.try_insert(owner, &tags, &materials, attributes.as_ref(), read) {
                 Ok(Some((ids, used))) => {
+                    self.owner_keys_changed(used.config.uuid, owner, ids.len() as i64);
                     self.owner_configs.lock().insert(owner, used);
                     return Ok(ids);
                 }
@@ -548,6 +550,20 @@ impl Engine {
             let id = layout::id_of_record(&k)
                 .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
             out.push(DataKeyInfo::of(id, WrappedDataKey::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// The data keys of `owner`, under every configuration: a read of the owner's own records
+    /// (`r/<config><owner>/`), not of every key in the store.
+    pub fn list_data_keys_of(&self, owner: KeyOwner) -> Result<Vec<DataKeyInfo>> {
+        let mut out = Vec::new();
+        for c in self.list_configs()? {
+            for (k, v) in self.scan_all(&layout::records_of(c.uuid, owner))? {
+                let id = layout::id_of_record(&k)
+                    .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
+                out.push(DataKeyInfo::of(id, WrappedDataKey::decode(&v)?));
+            }
         }
         Ok(out)
     }

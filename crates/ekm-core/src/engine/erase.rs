@@ -70,7 +70,7 @@ impl Engine {
     ) -> Result<bool> {
         let _gate = self.gate.read();
         for _ in 0..DELETE_ATTEMPTS {
-            let (_, record_key, bytes) = self.load_data_key(id)?;
+            let (record, record_key, bytes) = self.load_data_key(id)?;
             let config = layout::config_of_record(&record_key)
                 .ok_or_else(|| Error::corrupt("A record key is malformed."))?;
             let mut txn = Transaction::new();
@@ -95,6 +95,7 @@ impl Engine {
                     for n in &self.nodes {
                         n.table.evict(id);
                     }
+                    self.owner_keys_changed(config, record.owner, -1);
                     return Ok(true);
                 }
                 // Rewrapped, migrated or the condition changed meanwhile: look again.

@@ -32,6 +32,7 @@ mod key_table;
 mod liveness;
 pub(crate) mod node_records;
 mod options;
+mod owner_limits;
 mod status;
 mod store_checks;
 mod unlock;
@@ -56,6 +57,7 @@ pub use data_keys::{DataKeyInfo, KekUsage};
 pub use erase::pending_message as erase_pending_message;
 pub use jobs::{Job, JobKind, JobState};
 pub use options::{DEFAULT_REKEY_BATCH, EngineOptions};
+pub use owner_limits::{DEFAULT_MAX_KEYS_PER_OWNER, LIMIT_TARGET};
 pub use status::{KmipServerState, StatusFields};
 pub use store_checks::FORMAT_VERSION;
 
@@ -83,6 +85,11 @@ pub struct Engine {
     /// current: a create commits on it without reading the store first, and reads afresh only
     /// when a check fails (`data_keys::OwnerConfig`).
     owner_configs: Mutex<std::collections::HashMap<KeyOwner, data_keys::OwnerConfig>>,
+    /// Data keys per (configuration, owner), for the bound on keys per owner
+    /// (`owner_limits.rs`).
+    owner_counts: Mutex<std::collections::HashMap<(Uuid, KeyOwner), owner_limits::OwnerCount>>,
+    /// Most data keys one owner may have.
+    max_keys_per_owner: u64,
     /// Seal counts by (configuration, generation), loaded lazily from the store.
     seals: Mutex<std::collections::HashMap<(Uuid, u32), data_keys::SealCount>>,
     /// Jobs with a runner in this process.
@@ -178,6 +185,8 @@ impl Engine {
             first_kek: Mutex::new(()),
             gate: RwLock::new(()),
             owner_configs: Mutex::new(Default::default()),
+            owner_counts: Mutex::new(Default::default()),
+            max_keys_per_owner: opts.max_keys_per_owner,
             seals: Mutex::new(Default::default()),
             running: Mutex::new(HashSet::new()),
             restoring: Mutex::new(Default::default()),

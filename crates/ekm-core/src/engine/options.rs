@@ -12,6 +12,7 @@
 //! | `job_retry_budget` | zero: a job fails at its first error |
 //! | `backend_probe_interval` | 30 s (shared stores only) |
 //! | `resume_jobs` | true |
+//! | `max_keys_per_owner` | [`super::DEFAULT_MAX_KEYS_PER_OWNER`] (100,000) |
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub struct EngineOptions {
     pub(super) resume_jobs: bool,
     pub(super) job_retry_budget: std::time::Duration,
     pub(super) backend_probe_interval: std::time::Duration,
+    pub(super) max_keys_per_owner: u64,
 }
 
 impl EngineOptions {
@@ -60,6 +62,7 @@ impl EngineOptions {
             resume_jobs: true,
             job_retry_budget: std::time::Duration::ZERO,
             backend_probe_interval: status::BACKEND_PROBE_INTERVAL,
+            max_keys_per_owner: super::owner_limits::DEFAULT_MAX_KEYS_PER_OWNER,
         }
     }
 
@@ -73,6 +76,13 @@ impl EngineOptions {
     /// Other nodes are run by other processes sharing the store.
     pub fn managed_nodes(mut self, nodes: Vec<Uuid>) -> Self {
         self.managed_nodes = Some(nodes);
+        self
+    }
+
+    /// Most data keys one owner (the cluster, or one SVM) may have under its configuration
+    /// (default [`super::DEFAULT_MAX_KEYS_PER_OWNER`]); a create past it is refused.
+    pub fn max_keys_per_owner(mut self, n: u64) -> Self {
+        self.max_keys_per_owner = n;
         self
     }
 

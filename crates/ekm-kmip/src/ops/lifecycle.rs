@@ -23,7 +23,7 @@ use ekm_core::{DataKeyMaterial, Engine, KeyTag, layout};
 
 use super::attr_items::{Attr, request_attributes};
 use super::attributes::set_attribute_value;
-use super::{engine_failure, find, not_found, now, update};
+use super::{engine_failure, find, not_found, now, update, within_bounds};
 use crate::attrs::Stored;
 use crate::batch::{Ctx, Failure, OpResult, fail};
 use crate::tags::{self, reason, state};
@@ -209,6 +209,7 @@ fn store_new(
             _ => set_attribute_value(&mut meta, &a, true)?,
         }
     }
+    within_bounds(&meta)?;
     let tag_text = meta.names.first().cloned().unwrap_or_default();
     let tag = KeyTag::parse(&tag_text)
         .map_err(|_| fail(reason::INVALID_FIELD, "The Name is not a valid key tag."))?;

@@ -1,7 +1,9 @@
 //! Locate: the client's owner's objects that match every attribute given, newest first.
 //!
 //! Owns: the matching of attribute filters (a Name by its text, any other attribute by its
-//! value) and the paging by Maximum Items and Offset Items.
+//! value) and the paging by Maximum Items and Offset Items. A Locate reads the owner's own
+//! records (`Engine::list_data_keys_of`) and their attributes: it costs what the owner's keys
+//! cost, whatever other tenants hold.
 //! Must never: list an object of another owner.
 //!
 //! | request | answer |
@@ -20,17 +22,14 @@ use crate::batch::{Ctx, Failure, OpResult, fail};
 use crate::tags::{self, reason};
 use crate::ttlv::{Item, Value};
 
-/// The owner's keys: every configuration's keys whose owner is `owner`.
+/// The owner's keys, read from its own records only (never another owner's).
 fn keys_of(engine: &Engine, owner: KeyOwner) -> Result<Vec<(DataKeyId, String, usize)>, Failure> {
-    let mut out = Vec::new();
-    for c in engine.list_configs().map_err(engine_failure)? {
-        for k in engine.list_data_keys(c.uuid).map_err(engine_failure)? {
-            if k.svm_uuid == owner.svm() {
-                out.push((k.key_id, k.key_tag.as_str().to_owned(), k.key_len));
-            }
-        }
-    }
-    Ok(out)
+    Ok(engine
+        .list_data_keys_of(owner)
+        .map_err(engine_failure)?
+        .into_iter()
+        .map(|k| (k.key_id, k.key_tag.as_str().to_owned(), k.key_len))
+        .collect())
 }
 
 /// Locate.

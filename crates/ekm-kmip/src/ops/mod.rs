@@ -38,12 +38,33 @@ pub(crate) fn not_found() -> Failure {
     fail(reason::ITEM_NOT_FOUND, "Object not found.")
 }
 
-/// The Result Reason of an engine error.
+/// The Result Reason of an engine error: the bound on keys per owner is a server policy
+/// (Permission Denied).
 pub(crate) fn engine_failure(e: ekm_core::Error) -> Failure {
     match e.kind() {
         ErrorKind::EntryNotFound => not_found(),
+        _ if e.target() == Some(ekm_core::LIMIT_TARGET) => {
+            fail(reason::PERMISSION_DENIED, e.message())
+        }
         _ => fail(reason::GENERAL_FAILURE, e.message()),
     }
+}
+
+/// Refuses a record over its bounds (`attrs::check_bounds`) with the Result Reason for it.
+pub(crate) fn within_bounds(meta: &Stored) -> Result<(), Failure> {
+    use crate::attrs::{MAX_ATTRIBUTE_BYTES, MAX_CLIENT_ATTRIBUTES, OverBound};
+    meta.check_bounds().map_err(|o| match o {
+        OverBound::TooLong(name) => fail(
+            reason::INVALID_FIELD,
+            format!("The {name} value is longer than {MAX_ATTRIBUTE_BYTES} bytes."),
+        ),
+        OverBound::TooMany(n) => fail(
+            reason::PERMISSION_DENIED,
+            format!(
+                "An object carries at most {MAX_CLIENT_ATTRIBUTES} client-set attribute instances ({n} asked)."
+            ),
+        ),
+    })
 }
 
 /// Seconds since the Unix epoch.
@@ -102,6 +123,7 @@ pub(crate) fn update(
     for _ in 0..8 {
         let mut f = find(engine, ctx.owner, &uid)?;
         let out = change(&mut f)?;
+        within_bounds(&f.meta)?;
         f.meta.last_change_date = Some(now());
         let key = layout::kmip_attributes(&f.id);
         let mut txn = Transaction::new();

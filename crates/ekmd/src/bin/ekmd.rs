@@ -140,6 +140,9 @@ struct ServeArgs {
     /// Hidden: a tuning knob the process tests use to get many durable steps per job.
     #[arg(long, hide = true, value_name = "N")]
     rekey_batch: Option<usize>,
+    /// Most data keys one owner (the cluster, or one SVM) may have; a create past it is refused (REST 65537504, KMIP Permission Denied).
+    #[arg(long, value_name = "N", default_value_t = ekm_core::DEFAULT_MAX_KEYS_PER_OWNER)]
+    max_keys_per_owner: u64,
     /// Serve KMIP (binary TTLV over mutual TLS) on this address; off without it.
     #[arg(long, value_name = "HOST:PORT")]
     kmip_listen: Option<SocketAddr>,
@@ -263,6 +266,7 @@ fn main() -> std::process::ExitCode {
         fake_vault,
         backend_probe_interval,
         rekey_batch,
+        max_keys_per_owner,
         kmip_listen,
         kmip_server_cert,
         kmip_server_key,
@@ -363,7 +367,8 @@ fn main() -> std::process::ExitCode {
             .map_err(|e| format!("protection key {}: {e}", pk_file.display()))?;
         let mut options = EngineOptions::new(store, backend, topology.clone(), pk)
             .local_node(local.uuid)
-            .job_retry_budget(std::time::Duration::from_secs(300));
+            .job_retry_budget(std::time::Duration::from_secs(300))
+            .max_keys_per_owner(max_keys_per_owner);
         if let Some(n) = rekey_batch {
             options = options.rekey_batch(n);
         }
