@@ -221,8 +221,11 @@ impl Engine {
     /// Starts (or finds) the job that tracks key `id`'s pending erase until every node has
     /// acknowledged it; `None` when it is already complete.
     pub fn start_erase_job(self: &Arc<Self>, id: &DataKeyId) -> Result<Option<Job>> {
-        let Some((mut rec, _)) = self.erase_state(id)? else {
+        let Some(read) = self.store.get(&layout::erase(id)).map_err(store_failed)? else {
             return Ok(None);
+        };
+        let Ok(mut rec) = serde_json::from_slice::<EraseRecord>(&read) else {
+            return Err(Error::corrupt("An erase record is malformed."));
         };
         if let Some(uuid) = rec.job {
             return self.job(uuid).map(Some);
@@ -237,14 +240,25 @@ impl Engine {
         job.message = pending_message(&pending);
         rec.job = Some(job.uuid);
         let mut txn = Transaction::new();
-        // Only while the erase is still recorded as it was read.
-        txn.check(Check::Present(layout::erase(id)));
+        // Only while the erase is still recorded as it was read: a second caller (a REST
+        // DELETE and a KMIP Destroy at once) finds the first one's job instead.
+        txn.check(Check::Equals(layout::erase(id), read));
         txn.put(
             layout::erase(id),
             serde_json::to_vec(&rec).unwrap_or_default(),
         );
         job.put(&mut txn);
-        self.store.commit(txn).map_err(store_failed)?;
+        match self.store.commit(txn) {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return match self.erase_state(id)?.and_then(|(r, _)| r.job) {
+                    Some(uuid) => self.job(uuid).map(Some),
+                    // Completed and cleaned up meanwhile.
+                    None => Ok(None),
+                };
+            }
+            Err(e) => return Err(store_failed(e)),
+        }
         job.committed();
         self.spawn_job(job.uuid);
         Ok(Some(job))

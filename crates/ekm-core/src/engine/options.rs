@@ -12,7 +12,7 @@
 //! | `job_retry_budget` | zero: a job fails at its first error |
 //! | `backend_probe_interval` | 30 s (shared stores only) |
 //! | `resume_jobs` | true |
-//! | `max_keys_per_owner` | [`super::DEFAULT_MAX_KEYS_PER_OWNER`] (100,000) |
+//! | `max_keys_per_owner` | [`super::DEFAULT_MAX_KEYS_PER_OWNER`] (1,000,000) |
 
 use std::sync::Arc;
 

@@ -26,7 +26,7 @@ use crate::ids::KeyOwner;
 use crate::layout;
 
 /// Default most data keys one owner may have ([`crate::EngineOptions::max_keys_per_owner`]).
-pub const DEFAULT_MAX_KEYS_PER_OWNER: u64 = 100_000;
+pub const DEFAULT_MAX_KEYS_PER_OWNER: u64 = 1_000_000;
 /// How long a count read from the store is used before it is read again.
 pub const COUNT_FRESH: Duration = Duration::from_secs(30);
 

@@ -305,6 +305,8 @@ impl Engine {
                     }
                     let Some(engine) = weak.upgrade() else { return };
                     let _ = engine.resume_jobs();
+                    // Erase jobs hold no marker: found through their erase records.
+                    engine.resume_erase_jobs();
                 }
             });
         if let Ok(handle) = spawned {
