@@ -437,7 +437,10 @@ async fn the_audit_trail_records_changes_logins_and_job_ends_and_no_secret() {
             .iter()
             .find(|i| i["seq"] == r["intent"])
             .unwrap_or_else(|| panic!("no intent before {r}"));
-        assert_eq!(i["operation"], r["operation"]);
+        assert_eq!(
+            i["operation"].as_str().unwrap(),
+            format!("{}.intent", r["operation"].as_str().unwrap())
+        );
         assert_eq!(i["result"], "pending");
         assert!(i["seq"].as_u64() < r["seq"].as_u64());
     }

@@ -195,7 +195,10 @@ fn acknowledged_changes_survive_sigkill_in_the_audit_trail_and_verify_catches_ta
             "acknowledged {op} {id} is not in the audit trail"
         );
     }
-    assert!(recs[0]["operation"] == "config.create" && recs[0]["target"] == cfg.as_str());
+    // The first change's intent, then its outcome.
+    assert_eq!(recs[0]["operation"], "config.create.intent", "{}", recs[0]);
+    assert!(recs[1]["operation"] == "config.create" && recs[1]["target"] == cfg.as_str());
+    assert_eq!(recs[1]["intent"], recs[0]["seq"]);
     // Logs were JSON lines.
     let log = std::fs::read_to_string(dir.path().join("ekmd-1.log")).unwrap();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -216,6 +219,37 @@ fn acknowledged_changes_survive_sigkill_in_the_audit_trail_and_verify_catches_ta
     )
     .unwrap();
     assert_eq!(s, 200);
+    // Every key the store holds is in the trail: its create's outcome, or — killed between
+    // the commit and the outcome — an intent without one.
+    let (s, keys) = call(
+        &client(),
+        &d.url,
+        reqwest::Method::GET,
+        &format!("{BASE}/{cfg}/keys"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s, 200);
+    let recs = records(&trail);
+    let outcomes: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["operation"] == "key.create")
+        .collect();
+    let unresolved = recs
+        .iter()
+        .filter(|r| r["operation"] == "key.create.intent")
+        .filter(|i| !recs.iter().any(|o| o["intent"] == i["seq"]))
+        .count();
+    let unrecorded = keys["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| !outcomes.iter().any(|o| o["key_id"] == k["key_id"]))
+        .count();
+    assert!(
+        unrecorded <= unresolved,
+        "{unrecorded} keys in the store have no create outcome, and only {unresolved} create intents have none"
+    );
     drop(d);
     let (code, out) = ekm_verify(std::slice::from_ref(&trail));
     assert_eq!(code, 0, "{out}");
@@ -234,8 +268,15 @@ fn acknowledged_changes_survive_sigkill_in_the_audit_trail_and_verify_catches_ta
     };
     let join = |l: &[&str]| l.join("\n") + "\n";
     let mut edited: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-    edited[4] = edited[4].replacen("\"result\":\"0\"", "\"result\":\"1\"", 1);
-    tamper(edited.join("\n") + "\n", "line 5: its hash does not match");
+    // An outcome's result (the intents say "pending").
+    let at = (4..edited.len())
+        .find(|i| edited[*i].contains("\"result\":\"0\""))
+        .unwrap();
+    edited[at] = edited[at].replacen("\"result\":\"0\"", "\"result\":\"1\"", 1);
+    tamper(
+        edited.join("\n") + "\n",
+        &format!("line {}: its hash does not match", at + 1),
+    );
     let mut deleted = lines.clone();
     deleted.remove(6);
     tamper(join(&deleted), "line 7: record 8 does not follow record 6");

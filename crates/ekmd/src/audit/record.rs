@@ -11,7 +11,8 @@
 //! deleted, inserted or reordered line breaks the next record's `prev` (and the `seq` run).
 //! `key_id`, `status`, `state`, `phase`, `intent` and `count` are left out when empty.
 //!
-//! A change is recorded twice: an *intent* (`"phase":"intent"`, `"result":"pending"`) written
+//! A change is recorded twice: an *intent* (`"operation":"<op>.intent"`, `"phase":"intent"`,
+//! `"result":"pending"`) written
 //! and fsync'd before the change is attempted, and its *outcome* (`"intent":<seq of the
 //! intent>`, the status and result) after. An intent with no outcome is a change whose result
 //! the trail does not know (ekmd died, or the outcome could not be written): look at the object.

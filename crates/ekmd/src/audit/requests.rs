@@ -10,8 +10,9 @@
 //! | another changing request | `METHOD /route/template` | as above when found |
 //! | credentials refused | `login.failed` or `login.locked_out` (bounded: `logins.rs`) | `METHOD /route/template` |
 //!
-//! Each changing request is recorded twice: its intent (`"phase":"intent"`, `"result":"pending"`)
-//! before it is carried out, and its outcome (`"intent":<seq>`) after. A job started by a
+//! Each changing request is recorded twice: its intent (`"operation":"<operation>.intent"`,
+//! `"phase":"intent"`, `"result":"pending"`) before it is carried out, and its outcome
+//! (`"intent":<seq>`) after. A job started by a
 //! request also gets a `job.end` record when it ends (`jobs.rs`).
 //!
 //! ```text
@@ -113,7 +114,8 @@ pub(crate) fn intent_of(s: &AppState, req: &Request) -> Option<(Arc<AuditLog>, E
     let ev = Event {
         user: Some(s.admin_user.to_string()),
         source: Some(crate::client_ip(req).to_string()),
-        operation: operation(req.method(), route_of(req)),
+        // Named apart from the outcome, so a reader looking for `key.create` finds outcomes.
+        operation: format!("{}.intent", operation(req.method(), route_of(req))),
         target,
         key_id,
         result: "pending".into(),

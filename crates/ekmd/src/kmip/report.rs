@@ -8,8 +8,8 @@
 //! | a message with no item that could be read | `ekm_kmip_requests{operation="none", result="invalid_message"}` | — |
 //! | the self-probe's ([`PROBE_CN`]) | not counted | as above |
 //!
-//! A message that asks for a change first gets an intent record (`kmip.<operation>`, or
-//! `kmip.batch` for several, `"phase":"intent"`), fsync'd before any item is carried out; its
+//! A message that asks for a change first gets an intent record (`kmip.<operation>.intent`,
+//! or `kmip.batch.intent` for several, `"phase":"intent"`), fsync'd before any item is carried out; its
 //! items' outcome records name it. Records are fsync'd before the answer is written to the
 //! socket. A message whose intent cannot be written is refused whole (General Failure for
 //! every item, nothing done); reads are never refused for the trail's sake.
@@ -127,8 +127,8 @@ fn write_intent(audit: &AuditLog, client: &Client, request: &[u8]) -> std::io::R
     let changing = ekm_kmip::changing_operations(request);
     let operation = match changing.as_slice() {
         [] => return Ok(None),
-        [one] => format!("kmip.{}", ekm_kmip::outcome::operation_name(*one)),
-        _ => "kmip.batch".to_owned(),
+        [one] => format!("kmip.{}.intent", ekm_kmip::outcome::operation_name(*one)),
+        _ => "kmip.batch.intent".to_owned(),
     };
     let ev = Event {
         user: Some(client.identity.to_string()),
