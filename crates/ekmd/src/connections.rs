@@ -12,9 +12,11 @@
 //! ```
 //!
 //! A closed connection's next read or write fails, so its task ends and the descriptor is
-//! released. With both listeners bounded, ekmd's descriptors stay under
-//! `rest max + kmip max + a few dozen` whatever clients do; the defaults (256 each) fit a
-//! 1,024 open-file soft limit.
+//! released; until then it still counts, and once `max / CLOSING_SLACK` closed connections
+//! are waiting for their tasks a new connection is refused at once. So each listener holds at
+//! most `max + max / 4` descriptors, and ekmd's stay under `1.25 × (rest max + kmip max)` plus
+//! a few dozen of its own whatever clients do; the defaults (256 each) fit a 1,024 open-file
+//! soft limit.
 //!
 //! Owns: the per-listener count of open connections, eviction, the idle timeout.
 //! Must never: let a listener hold more than `max` connections it has admitted, or close a
@@ -36,6 +38,9 @@ use crate::metrics::Metrics;
 
 /// Default most connections open on one listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// A listener holds at most `max / CLOSING_SLACK` connections beyond `max` that it closed
+/// and whose tasks have not yet let go of them.
+pub const CLOSING_SLACK: usize = 4;
 
 /// One admitted connection's shared state.
 #[derive(Debug)]
@@ -90,8 +95,11 @@ impl Limiter {
     }
 
     /// Admits `stream`, first closing the connection idle the longest when the listener is
-    /// full.
-    pub fn admit<S>(self: &Arc<Self>, stream: S) -> Limited<S> {
+    /// full. A closed connection counts until its task has dropped it (its descriptor is
+    /// released then); while more than [`CLOSING_SLACK`] of `max` are still closing, a new
+    /// connection is refused instead (`None`: drop it), so the listener never holds more than
+    /// `max + max / CLOSING_SLACK` descriptors.
+    pub fn admit<S>(self: &Arc<Self>, stream: S) -> Option<Limited<S>> {
         let slot = Arc::new(Slot {
             last: AtomicU64::new(self.now_ms()),
             closed: AtomicBool::new(false),
@@ -100,12 +108,21 @@ impl Limiter {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let evicted = {
             let mut slots = self.slots.lock();
-            let evicted = if slots.len() >= self.max {
-                let oldest = slots
-                    .iter()
-                    .min_by_key(|(_, s)| s.last.load(Ordering::Relaxed))
-                    .map(|(k, _)| *k);
-                oldest.and_then(|k| slots.remove(&k))
+            let open = slots
+                .values()
+                .filter(|s| !s.closed.load(Ordering::Relaxed))
+                .count();
+            if slots.len() >= self.max + (self.max / CLOSING_SLACK).max(1) {
+                drop(slots);
+                self.count_closed("refused");
+                return None;
+            }
+            let evicted = if open >= self.max {
+                slots
+                    .values()
+                    .filter(|s| !s.closed.load(Ordering::Relaxed))
+                    .min_by_key(|s| s.last.load(Ordering::Relaxed))
+                    .cloned()
             } else {
                 None
             };
@@ -117,39 +134,37 @@ impl Limiter {
             self.count_closed("evicted");
         }
         self.report_open();
-        Limited {
+        Some(Limited {
             inner: stream,
             slot,
             id,
             limiter: self.clone(),
-        }
+        })
     }
 
-    /// Connections open now.
+    /// Connections held now (open, or closed and not yet dropped by their tasks).
     pub fn open(&self) -> usize {
         self.slots.lock().len()
     }
 
-    /// Closes every connection idle past the timeout; returns how many.
+    /// Closes every connection idle past the timeout; returns how many. They stay counted
+    /// until their tasks drop them.
     pub fn close_idle(&self) -> usize {
         let cutoff = self
             .now_ms()
             .saturating_sub(u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX));
-        let idle: Vec<Arc<Slot>> = {
-            let mut slots = self.slots.lock();
-            let ids: Vec<u64> = slots
-                .iter()
-                .filter(|(_, s)| s.last.load(Ordering::Relaxed) < cutoff)
-                .map(|(k, _)| *k)
-                .collect();
-            ids.iter().filter_map(|k| slots.remove(k)).collect()
-        };
+        let idle: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .values()
+            .filter(|s| {
+                !s.closed.load(Ordering::Relaxed) && s.last.load(Ordering::Relaxed) < cutoff
+            })
+            .cloned()
+            .collect();
         for s in &idle {
             s.close();
             self.count_closed("idle");
-        }
-        if !idle.is_empty() {
-            self.report_open();
         }
         idle.len()
     }
@@ -202,11 +217,11 @@ impl<S> Limited<S> {
         &self.inner
     }
 
-    /// Closes the connection (its next read or write fails) and frees its place.
+    /// Closes the connection (its next read or write fails); its place is freed when it is
+    /// dropped.
     pub fn close(&self, reason: &'static str) {
         self.slot.close();
         self.limiter.count_closed(reason);
-        self.limiter.release(self.id);
     }
 
     fn touched(&self) {
@@ -297,7 +312,13 @@ impl<I, S> axum_server::accept::Accept<I, S> for LimitAcceptor {
     type Future = std::future::Ready<io::Result<(Limited<I>, S)>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
-        std::future::ready(Ok((self.limiter.admit(stream), service)))
+        std::future::ready(match self.limiter.admit(stream) {
+            Some(s) => Ok((s, service)),
+            // Dropped here: its descriptor is closed at once.
+            None => Err(io::Error::other(
+                "the listener is full of closing connections",
+            )),
+        })
     }
 }
 
@@ -312,21 +333,22 @@ mod tests {
         let (a, mut a_peer) = tokio::io::duplex(64);
         let (b, _b_peer) = tokio::io::duplex(64);
         let (c, _c_peer) = tokio::io::duplex(64);
-        let mut a = l.admit(a);
+        let mut a = l.admit(a).unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let b = l.admit(b);
+        let b = l.admit(b).unwrap();
         // a moves a byte: b is now the one idle the longest.
         tokio::time::sleep(Duration::from_millis(5)).await;
         a_peer.write_all(b"x").await.unwrap();
         let mut buf = [0u8; 1];
         a.read_exact(&mut buf).await.unwrap();
-        let mut c = l.admit(c);
-        assert_eq!(l.open(), 2);
+        let mut c = l.admit(c).unwrap();
         let mut b = b;
         assert_eq!(
             b.read(&mut buf).await.unwrap_err().kind(),
             io::ErrorKind::ConnectionAborted
         );
+        // Closed, b still counts until dropped: 2 open + 1 closing.
+        assert_eq!(l.open(), 3);
         a.write_all(b"y").await.unwrap();
         c.write_all(b"z").await.unwrap();
         drop((a, b, c));
@@ -337,7 +359,7 @@ mod tests {
     async fn an_idle_connection_is_closed_and_its_pending_read_ends() {
         let l = Limiter::new("test", 10, Duration::from_millis(1), None);
         let (a, _peer) = tokio::io::duplex(64);
-        let mut a = l.admit(a);
+        let mut a = l.admit(a).unwrap();
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 1];
             a.read(&mut buf).await.map_err(|e| e.kind())
@@ -345,6 +367,19 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(l.close_idle(), 1);
         assert_eq!(reader.await.unwrap(), Err(io::ErrorKind::ConnectionAborted));
+        assert_eq!(l.open(), 0, "dropped by its task: released");
+    }
+
+    #[test]
+    fn closing_connections_count_and_past_the_slack_new_ones_are_refused() {
+        let l = Limiter::new("test", 4, Duration::from_secs(60), None);
+        // Every one admitted evicts another, and none lets go: past max + max/4 the next is
+        // refused, so descriptors stay bounded while evicted tasks are slow to notice.
+        let held: Vec<_> = (0..20).filter_map(|i| l.admit(i)).collect();
+        assert_eq!(held.len(), 4 + (4 / CLOSING_SLACK).max(1));
+        assert_eq!(l.open(), held.len());
+        drop(held);
         assert_eq!(l.open(), 0);
+        assert!(l.admit(0).is_some());
     }
 }

@@ -259,8 +259,9 @@ fn idle_kmip_sessions_and_half_open_rest_connections_leave_ekmd_answering() {
         }
     }
     let fds = open_descriptors(pid);
-    // 256 REST + 256 KMIP connections at most (the defaults), and ekmd's own files.
-    assert!(fds <= 256 + 256 + 100, "ekmd holds {fds} descriptors");
+    // 256 REST + 256 KMIP connections (the defaults), a quarter more of each closing at
+    // most, and ekmd's own files.
+    assert!(fds <= 320 + 320 + 100, "ekmd holds {fds} descriptors");
 
     // Everything still answers.
     let health = TcpStream::connect(("127.0.0.1", d.rest)).unwrap();

@@ -153,7 +153,10 @@ pub async fn serve(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let tcp = limits.connections.admit(tcp);
+        let Some(tcp) = limits.connections.admit(tcp) else {
+            // Full of connections still closing: dropped at once.
+            continue;
+        };
         let acceptor = acceptor.clone();
         let server = server.clone();
         let reporting = reporting.clone();

@@ -22,7 +22,7 @@
 //! | `ekm_kmip_requests` | counter | `operation`, `result` |
 //! | `ekm_logins_refused` | counter | `reason` (wrong_credentials, locked_out, rate_limited) |
 //! | `ekm_connections_open` | gauge | `listener` (rest, kmip) |
-//! | `ekm_connections_closed` | counter | `listener`, `reason` (evicted, idle, client_cap) |
+//! | `ekm_connections_closed` | counter | `listener`, `reason` (evicted, idle, client_cap, refused) |
 //! | `ekm_etcd_requests` (cluster mode) | counter | `kind` (txn, read), `outcome` |
 //! | `ekm_etcd_request_duration_seconds` | histogram | `kind` |
 //! | `ekm_etcd_failovers` | counter | — |
@@ -185,7 +185,7 @@ impl Metrics {
         let connections_closed = Family::<L2, Counter>::default();
         registry.register(
             "ekm_connections_closed",
-            "Connections ekmd closed itself, by listener and reason (evicted: the listener was full and it was idle the longest; idle: idle past the timeout; client_cap: over the per-client-certificate cap)",
+            "Connections ekmd closed itself, by listener and reason (evicted: the listener was full and it was idle the longest; idle: idle past the timeout; client_cap: over the per-client-certificate cap; refused: dropped at accept while a quarter more than the cap were still closing)",
             connections_closed.clone(),
         );
         let kmip_requests = Family::<L2, Counter>::default();
