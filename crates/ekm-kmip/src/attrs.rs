@@ -68,15 +68,21 @@ pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
 /// Most client-set attribute instances one object may carry (Names, Object Groups, Contact
 /// Information and custom attributes together).
 pub const MAX_CLIENT_ATTRIBUTES: usize = 64;
+/// Longest custom attribute name, in bytes.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 128;
+/// Largest attributes record (`m/<key id>`) as stored, in bytes.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
 
 /// Why a record is over its bounds: too long a value (Invalid Field), or too many instances
 /// (Permission Denied: a server policy, which KMIP 1.4 has no more precise reason for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OverBound {
-    /// An attribute value longer than [`MAX_ATTRIBUTE_BYTES`] (its name).
-    TooLong(String),
+    /// An attribute value (or custom name) longer than its bound: what, and the bound.
+    TooLong(String, usize),
     /// More than [`MAX_CLIENT_ATTRIBUTES`] client-set instances.
     TooMany(usize),
+    /// A record larger than [`MAX_RECORD_BYTES`] as stored.
+    TooLarge(usize),
 }
 
 fn symmetric_key() -> u32 {
@@ -149,8 +155,9 @@ impl Stored {
         }
     }
 
-    /// Checks the record against [`MAX_ATTRIBUTE_BYTES`] and [`MAX_CLIENT_ATTRIBUTES`]; every
-    /// record is checked before it is written.
+    /// Checks the record against [`MAX_ATTRIBUTE_BYTES`], [`MAX_ATTRIBUTE_NAME_BYTES`],
+    /// [`MAX_CLIENT_ATTRIBUTES`] and [`MAX_RECORD_BYTES`]; every record is checked before it is
+    /// written (a change that does not grow a record is let through).
     pub fn check_bounds(&self) -> Result<(), OverBound> {
         let texts = self
             .names
@@ -172,7 +179,10 @@ impl Stored {
             .chain(self.custom.iter().map(|(n, v)| (n.as_str(), v.len() / 2)));
         for (name, len) in texts {
             if len > MAX_ATTRIBUTE_BYTES {
-                return Err(OverBound::TooLong(name.to_owned()));
+                return Err(OverBound::TooLong(
+                    format!("{name} value"),
+                    MAX_ATTRIBUTE_BYTES,
+                ));
             }
         }
         let instances = self.names.len()
@@ -181,6 +191,20 @@ impl Stored {
             + self.custom.len();
         if instances > MAX_CLIENT_ATTRIBUTES {
             return Err(OverBound::TooMany(instances));
+        }
+        if self
+            .custom
+            .iter()
+            .any(|(n, _)| n.len() > MAX_ATTRIBUTE_NAME_BYTES)
+        {
+            return Err(OverBound::TooLong(
+                "custom attribute name".into(),
+                MAX_ATTRIBUTE_NAME_BYTES,
+            ));
+        }
+        let bytes = self.encode().len();
+        if bytes > MAX_RECORD_BYTES {
+            return Err(OverBound::TooLarge(bytes));
         }
         Ok(())
     }

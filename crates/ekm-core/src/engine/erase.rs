@@ -90,6 +90,11 @@ impl Engine {
                 .delete(layout::kmip_attributes(id))
                 .put(layout::deletions(config), Vec::new());
             self.put_erase(&mut txn, id, config);
+            // The transaction acknowledges this process's evictions: evicted before it
+            // commits (and again after, for a read that refilled a table meanwhile).
+            for n in &self.nodes {
+                n.table.evict(id);
+            }
             match self.store.commit(txn) {
                 Ok(()) => {
                     for n in &self.nodes {
@@ -154,6 +159,12 @@ impl Engine {
             .filter(|(k, _)| k.len() == layout::ERASE.len() + 32)
         {
             if let Some(id) = key_of(k) {
+                // A table refilled since it was cleared may hold a key deleted meanwhile
+                // (its delete still on its way through the watch): evicted first, so the
+                // acknowledgement is true when it is written.
+                for n in &self.nodes {
+                    n.table.evict(&id);
+                }
                 self.acknowledge_erase(&id);
             }
         }
@@ -269,15 +280,23 @@ impl Engine {
         let Ok(all) = scan_all(&*self.store, layout::ERASE) else {
             return;
         };
-        for (_, v) in all
+        for (k, v) in all
             .iter()
             .filter(|(k, _)| k.len() == layout::ERASE.len() + 32)
         {
-            if let Some(job) = serde_json::from_slice::<EraseRecord>(v)
-                .ok()
-                .and_then(|r| r.job)
-            {
-                self.spawn_job(job);
+            let Ok(rec) = serde_json::from_slice::<EraseRecord>(v) else {
+                continue;
+            };
+            match rec.job {
+                Some(job) if self.running.lock().contains(&job) => {}
+                Some(job) => self.spawn_job(job),
+                // Its deleter stopped before starting the job (or could not): start it, so
+                // the erase is tracked and its records cleaned up when it completes.
+                None => {
+                    if let Some(id) = key_of(k) {
+                        let _ = self.start_erase_job(&id);
+                    }
+                }
             }
         }
     }
@@ -315,7 +334,8 @@ impl Engine {
             if self.is_shutting_down() {
                 return Err(Stop::Interrupted);
             }
-            std::thread::sleep(POLL * 4);
+            // One store scan a second per pending erase.
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
 }

@@ -51,7 +51,7 @@ impl Engine {
         // Starting, this process holds no deleted key: acknowledge every pending erase, and
         // carry on the erase jobs whose runner may be gone.
         let engine = self.clone();
-        std::thread::spawn(move || {
+        off_the_watch(move || {
             engine.acknowledge_every_erase();
             engine.resume_erase_jobs();
         });
@@ -89,7 +89,7 @@ impl Engine {
                 for n in &self.nodes {
                     n.table.clear();
                 }
-                std::thread::spawn(move || self.acknowledge_every_erase());
+                off_the_watch(move || self.acknowledge_every_erase());
                 return;
             }
             Change::Put(..) => return,
@@ -103,7 +103,7 @@ impl Engine {
                 n.table.evict(&id);
             }
             // Evicted everywhere here: say so, so that the delete's erase can complete.
-            std::thread::spawn(move || self.acknowledge_erase(&id));
+            off_the_watch(move || self.acknowledge_erase(&id));
         }
     }
 
@@ -113,7 +113,7 @@ impl Engine {
             Change::Delete(k) => k,
             // Off the watch thread: it reads the store.
             Change::Resync => {
-                std::thread::spawn(move || self.forget_what_is_gone());
+                off_the_watch(move || self.forget_what_is_gone());
                 return;
             }
             Change::Put(..) => return,
@@ -138,14 +138,14 @@ impl Engine {
         let k = match change {
             Change::Delete(k) => k,
             Change::Resync => {
-                std::thread::spawn(move || self.forget_what_is_gone());
+                off_the_watch(move || self.forget_what_is_gone());
                 return;
             }
             // A new or changed configuration (credentials, key): check its vault from here
             // now, for every node's azure_reachability, rather than at the next periodic
             // probe. Off the watch thread: it calls the backend.
             Change::Put(_, v) => {
-                std::thread::spawn(move || self.probe_backend_of(&v));
+                off_the_watch(move || self.probe_backend_of(&v));
                 return;
             }
         };
@@ -166,7 +166,7 @@ impl Engine {
             Change::Put(k, _) => k,
             // A request may have been missed: honour every one still there.
             Change::Resync => {
-                std::thread::spawn(move || {
+                off_the_watch(move || {
                     for config in self.restore_requests() {
                         self.restore_here_in_background(config);
                     }
@@ -230,7 +230,7 @@ impl Engine {
             restoring.insert(config, false);
         }
         let engine = self.clone();
-        std::thread::spawn(move || {
+        off_the_watch(move || {
             loop {
                 engine.restore_here(config);
                 let mut restoring = engine.restoring.lock();
@@ -269,4 +269,26 @@ enum Watched {
     Deletes,
     /// Puts and deletions.
     All,
+}
+
+/// Runs `f` on a thread of its own, off the watch thread (which must not block on the store
+/// or the backend). Never panics: when no thread can be had, `f` runs here after all — late
+/// is better than a watch that dies and stops evicting deleted keys.
+fn off_the_watch(f: impl FnOnce() + Send + 'static) {
+    let f = std::sync::Mutex::new(Some(f));
+    let run = move || {
+        if let Some(f) = f.lock().ok().and_then(|mut g| g.take()) {
+            f();
+        }
+    };
+    let run = std::sync::Arc::new(run);
+    let spawned = {
+        let run = run.clone();
+        std::thread::Builder::new()
+            .name("ekm-follow".into())
+            .spawn(move || run())
+    };
+    if spawned.is_err() {
+        run();
+    }
 }

@@ -308,13 +308,27 @@ pub(crate) fn destroy(engine: &Arc<Engine>, ctx: &mut Ctx, p: &Item) -> OpResult
     }
     let id =
         deleted.ok_or_else(|| fail(reason::GENERAL_FAILURE, "The object kept changing; retry."))?;
-    if engine
-        .wait_erased(&id, DESTROY_ERASE_WAIT)
-        .map_err(engine_failure)?
-        .is_some()
-    {
-        if let Some(job) = engine.start_erase_job(&id).map_err(engine_failure)? {
-            ctx.note = Some(format!("Destroyed; {} (job {}).", job.message, job.uuid));
+    // Destroyed (committed): a success whatever follows; only the note says how the erase
+    // stands.
+    match engine.wait_erased(&id, DESTROY_ERASE_WAIT) {
+        Ok(None) => {}
+        Ok(Some(_)) => match engine.start_erase_job(&id) {
+            Ok(Some(job)) => {
+                ctx.note = Some(format!("Destroyed; {} (job {}).", job.message, job.uuid));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                ctx.note = Some(format!(
+                    "Destroyed; the erase on every node is not confirmed yet: {}",
+                    e.message()
+                ));
+            }
+        },
+        Err(e) => {
+            ctx.note = Some(format!(
+                "Destroyed; the erase on every node is not confirmed yet: {}",
+                e.message()
+            ));
         }
     }
     ctx.set_placeholder(uid.clone());

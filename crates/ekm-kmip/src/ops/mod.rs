@@ -52,11 +52,15 @@ pub(crate) fn engine_failure(e: ekm_core::Error) -> Failure {
 
 /// Refuses a record over its bounds (`attrs::check_bounds`) with the Result Reason for it.
 pub(crate) fn within_bounds(meta: &Stored) -> Result<(), Failure> {
-    use crate::attrs::{MAX_ATTRIBUTE_BYTES, MAX_CLIENT_ATTRIBUTES, OverBound};
+    use crate::attrs::{MAX_CLIENT_ATTRIBUTES, MAX_RECORD_BYTES, OverBound};
     meta.check_bounds().map_err(|o| match o {
-        OverBound::TooLong(name) => fail(
+        OverBound::TooLong(what, max) => fail(
             reason::INVALID_FIELD,
-            format!("The {name} value is longer than {MAX_ATTRIBUTE_BYTES} bytes."),
+            format!("The {what} is longer than {max} bytes."),
+        ),
+        OverBound::TooLarge(n) => fail(
+            reason::PERMISSION_DENIED,
+            format!("An object's attributes take at most {MAX_RECORD_BYTES} bytes ({n} asked)."),
         ),
         OverBound::TooMany(n) => fail(
             reason::PERMISSION_DENIED,
@@ -122,8 +126,13 @@ pub(crate) fn update(
     let uid = ctx.uid(p)?;
     for _ in 0..8 {
         let mut f = find(engine, ctx.owner, &uid)?;
+        let before = f.meta.encode().len();
         let out = change(&mut f)?;
-        within_bounds(&f.meta)?;
+        // A record over the bounds (written before they were) may still shrink or change
+        // state (a Revoke): only a change that grows it is refused.
+        if f.meta.encode().len() > before {
+            within_bounds(&f.meta)?;
+        }
         f.meta.last_change_date = Some(now());
         let key = layout::kmip_attributes(&f.id);
         let mut txn = Transaction::new();

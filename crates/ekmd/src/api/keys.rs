@@ -161,10 +161,17 @@ pub(super) async fn delete(
             return Err(Error::new(ErrorKind::EntryNotFound).with_target("key_id"));
         }
         engine.delete_data_key(&id)?;
-        if engine.wait_erased(&id, ERASE_WAIT)?.is_none() {
-            return Ok(None);
+        // Committed: the answer is a success whatever follows (a store error while waiting
+        // leaves the erase to the job that the takeover loop starts for it).
+        match engine.wait_erased(&id, ERASE_WAIT) {
+            Ok(None) => return Ok(None),
+            Ok(Some(_)) => {}
+            Err(e) => tracing::warn!(key_id = %id.to_hex(), "erase not confirmed: {}", e.message()),
         }
-        engine.start_erase_job(&id)
+        Ok(engine.start_erase_job(&id).unwrap_or_else(|e| {
+            tracing::warn!(key_id = %id.to_hex(), "erase job not started: {}", e.message());
+            None
+        }))
     })
     .await?;
     Ok(match job {

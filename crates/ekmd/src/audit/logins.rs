@@ -9,7 +9,8 @@
 //! ```
 //!
 //! So a flood of bad logins from any number of addresses costs at most
-//! 2 × [`MAX_ADDRESSES`] + 2 records (and as many fsyncs) per window, not one per request.
+//! 4 × [`MAX_ADDRESSES`] + 2 records (and as many fsyncs) per window — a record at once and a
+//! summary, for each of the two kinds, per address — not one per request.
 //!
 //! Owns: which refused logins become records, and the counts of the others.
 //! Must never: lose the count of a refusal (the summary is written at the window's end or

@@ -14,10 +14,12 @@
 //! | the file cut inside a record | `FILE: line N: the file ends inside a record (truncated)` |
 //! | a line that is not a record | `FILE: line N: not UTF-8` / `no hash field ...` / `not a complete JSON record ...` |
 //!
+//! A trail may start after record 1 only at the head of a rotated file (`FILE.NNNNNN`), as
+//! retention leaves it; the report says where the kept part starts.
+//!
 //! What the chain cannot show without a copy kept elsewhere: the newest records removed from
-//! the end, the oldest removed from the start (indistinguishable from retention: the report
-//! says where the kept part starts), or a whole trail rewritten with fresh hashes by someone
-//! with write access to it.
+//! the end, whole oldest files removed (indistinguishable from retention), or a whole trail
+//! rewritten with fresh hashes by someone with write access to it.
 
 use std::path::PathBuf;
 
@@ -70,6 +72,16 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Verified, String> {
                         "{at}: record 1 does not start a chain (its prev is not 64 zeros)"
                     ));
                 }
+                // Retention removes whole files, oldest first: a trail may start after
+                // record 1 only at the head of a rotated file (FILE.NNNNNN). Anywhere else the
+                // missing head cannot be told from a cut one.
+                None if r.seq > 1 && !is_rotated(f) => {
+                    return Err(format!(
+                        "{at}: the trail starts at record {} but record 1 is missing, and {} is not a rotated file (FILE.NNNNNN) that retention could have left first: its head was cut, or an older file is missing",
+                        r.seq,
+                        f.display()
+                    ));
+                }
                 None => (first, expect_seq) = (r.seq, r.seq),
                 Some(p) if *p != r.prev => {
                     return Err(format!(
@@ -102,6 +114,13 @@ pub fn verify_files(files: &[PathBuf]) -> Result<Verified, String> {
         last_hash: prev.unwrap_or_else(|| GENESIS.to_owned()),
         unresolved_intents: open.into_iter().collect(),
     })
+}
+
+/// Whether `f` is named as a rotated file of the trail (`FILE.NNNNNN`).
+fn is_rotated(f: &std::path::Path) -> bool {
+    f.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.len() == 6 && e.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -177,6 +196,20 @@ mod tests {
         // Restored, it verifies again.
         write_lines(&p, &orig);
         verify_files(&[p]).unwrap();
+    }
+
+    #[test]
+    fn a_cut_head_is_refused_unless_the_trail_starts_with_a_rotated_file() {
+        let (d, p) = trail(6);
+        let l = lines(&p);
+        write_lines(&p, &l[2..]);
+        let e = verify_files(std::slice::from_ref(&p)).unwrap_err();
+        assert!(e.contains("record 1 is missing"), "{e}");
+        // The same lines as the oldest file retention kept: accepted, from record 3.
+        let kept = d.path().join("audit.log.000007");
+        std::fs::rename(&p, &kept).unwrap();
+        let v = verify_files(&[kept]).unwrap();
+        assert_eq!((v.first, v.records), (3, 4));
     }
 
     #[test]

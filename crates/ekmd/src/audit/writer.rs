@@ -286,6 +286,14 @@ impl AuditLog {
     }
 
     fn rotate(&self, t: &mut Tail) -> std::io::Result<()> {
+        // A rotation whose rename succeeded but whose reopen failed (no descriptor, a full
+        // disk): the file is gone already; open it now instead of renaming again.
+        if !self.path.exists() {
+            t.file = open_append(&self.path)?;
+            t.size = 0;
+            sync_dir(&self.path);
+            return Ok(());
+        }
         t.file.sync_all()?;
         let next = rotated(&self.path).last().map(|(n, _)| n + 1).unwrap_or(1);
         let mut name = self.path.as_os_str().to_owned();

@@ -92,7 +92,7 @@ fn audit_verify(files: &[std::path::PathBuf], json: bool) -> Result<(), Failure>
                 );
                 if v.first > 1 {
                     println!(
-                        "the kept part starts at record {} (records 1 to {} were removed by retention, --audit-keep); it runs to record {last}",
+                        "the kept part starts at record {} (records 1 to {} are not in these files: removed by retention, --audit-keep, or with whole older files; compare with a copy kept off the host); it runs to record {last}",
                         v.first,
                         v.first - 1
                     );
