@@ -143,7 +143,7 @@ impl Stored {
     /// Date has come is Active, whether or not anything wrote it since.
     pub fn decode(bytes: &[u8]) -> Option<Stored> {
         let mut s: Stored = serde_json::from_slice(bytes).ok()?;
-        s.settle(crate::ops::now());
+        s.settle(crate::clock::now());
         Some(s)
     }
 

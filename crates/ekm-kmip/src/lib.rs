@@ -8,6 +8,7 @@
 
 pub mod attrs;
 mod batch;
+mod clock;
 mod ops;
 pub mod outcome;
 mod server;

@@ -3,7 +3,7 @@
 //!
 //! Owns: [`find`] (a key is Item Not Found unless it exists and belongs to the client's
 //! owner), [`update`] (read, change, write conditional on what was read; retried on conflict),
-//! the mapping of engine errors onto Result Reasons, and the server's clock ([`now`]).
+//! the mapping of engine errors onto Result Reasons (the server's clock is `clock.rs`).
 //! Must never: act on a key of another owner; write an attributes record over a concurrent
 //! change.
 //!
@@ -22,8 +22,6 @@ pub(crate) mod discover;
 pub(crate) mod get;
 pub(crate) mod lifecycle;
 pub(crate) mod locate;
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ekm_core::store::{Check, StoreError, Transaction};
 use ekm_core::{DataKeyId, DataKeyMaterial, Engine, ErrorKind, KeyOwner, layout};
@@ -71,13 +69,7 @@ pub(crate) fn within_bounds(meta: &Stored) -> Result<(), Failure> {
     })
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::now;
 
 /// A key as found for its owner.
 pub(crate) struct Found {
