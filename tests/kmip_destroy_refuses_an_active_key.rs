@@ -10,82 +10,29 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::hooked::{Call, Hooked};
+use common::kmip::{self, attribute, create_items, uid_of};
 use common::{create, engine_over, secret_body};
 use ekm::core::{DataKeyId, KeyOwner, Write};
 use ekm::fake::FakeBackend;
 use ekm::store::StoreKind;
 use ekm_kmip::Server;
 use ekm_kmip::tags::{self as t, op, reason};
-use ekm_kmip::ttlv::{self, Item, Value};
+use ekm_kmip::ttlv::{Item, Value};
 
-fn attribute(name: &str, value: Value) -> Item {
-    Item::structure(
-        t::ATTRIBUTE,
-        vec![
-            Item::text(t::ATTRIBUTE_NAME, name),
-            Item {
-                tag: t::ATTRIBUTE_VALUE,
-                value,
-            },
-        ],
-    )
+/// `operation` on the object `uid`.
+fn on(uid: &str, operation: u32) -> Vec<(u32, Vec<Item>)> {
+    vec![(operation, vec![Item::text(t::UNIQUE_IDENTIFIER, uid)])]
 }
 
-fn create_request(extra: Vec<Item>) -> Vec<u8> {
-    let mut attrs = vec![
-        attribute(
-            "Cryptographic Algorithm",
-            Value::Enumeration(t::ALGORITHM_AES),
-        ),
-        attribute("Cryptographic Length", Value::Integer(256)),
-        attribute("Cryptographic Usage Mask", Value::Integer(12)),
-    ];
-    attrs.extend(extra);
-    ekm_kmip::request_message(
-        (1, 4),
-        vec![(
-            op::CREATE,
-            vec![
-                Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
-                Item::structure(t::TEMPLATE_ATTRIBUTE, attrs),
-            ],
-        )],
-    )
-    .to_vec()
-}
-
-fn on(uid: &str, operation: u32) -> Vec<u8> {
-    ekm_kmip::request_message(
-        (1, 4),
-        vec![(operation, vec![Item::text(t::UNIQUE_IDENTIFIER, uid)])],
-    )
-    .to_vec()
-}
-
-/// (status, reason, payload) of the first batch item.
-fn answer(server: &Server, req: &[u8]) -> (u32, Option<u32>, Item) {
-    let msg = ttlv::decode(&server.handle(Some(KeyOwner::Cluster), req)).unwrap();
-    let b = msg.child(t::BATCH_ITEM).unwrap();
-    (
-        b.child(t::RESULT_STATUS).and_then(Item::as_enum).unwrap(),
-        b.child(t::RESULT_REASON).and_then(Item::as_enum),
-        b.child(t::RESPONSE_PAYLOAD)
-            .cloned()
-            .unwrap_or(Item::structure(t::RESPONSE_PAYLOAD, vec![])),
-    )
-}
-
-fn uid_of(payload: &Item) -> String {
-    payload
-        .child(t::UNIQUE_IDENTIFIER)
-        .and_then(Item::as_text)
-        .unwrap()
-        .to_owned()
+/// (status, reason, payload) of the one batch item of the answer to `items` (from the
+/// cluster).
+fn answer(server: &Server, items: Vec<(u32, Vec<Item>)>) -> (u32, Option<u32>, Item) {
+    kmip::answer(server, KeyOwner::Cluster, items).remove(0)
 }
 
 fn state_of(server: &Server, uid: &str) -> Option<u32> {
-    let req = ekm_kmip::request_message(
-        (1, 4),
+    let (_, _, p) = answer(
+        server,
         vec![(
             op::GET_ATTRIBUTES,
             vec![
@@ -94,7 +41,6 @@ fn state_of(server: &Server, uid: &str) -> Option<u32> {
             ],
         )],
     );
-    let (_, _, p) = answer(server, &req);
     p.child(t::ATTRIBUTE)?.child(t::ATTRIBUTE_VALUE)?.as_enum()
 }
 
@@ -115,7 +61,7 @@ fn an_activate_between_the_destroys_read_and_its_delete_keeps_the_key() {
                 .any(|w| matches!(w, Write::Delete(k) if k.starts_with(b"d/")));
             if deletes_a_key && arm.swap(false, Ordering::SeqCst) {
                 let uid = tgt.lock().unwrap().clone().unwrap();
-                let (st, _, _) = answer(s.get().unwrap(), &on(&uid, op::ACTIVATE));
+                let (st, _, _) = answer(s.get().unwrap(), on(&uid, op::ACTIVATE));
                 assert_eq!(st, t::status::SUCCESS, "the Activate in between");
             }
         }
@@ -127,13 +73,13 @@ fn an_activate_between_the_destroys_read_and_its_delete_keeps_the_key() {
     let _ = server.set(Server::new(engine.clone()));
     let server = server.get().unwrap();
 
-    let (st, _, p) = answer(server, &create_request(vec![]));
+    let (st, _, p) = answer(server, create_items(vec![]));
     assert_eq!(st, t::status::SUCCESS);
     let uid = uid_of(&p);
     assert_eq!(state_of(server, &uid), Some(t::state::PRE_ACTIVE));
     *target.lock().unwrap() = Some(uid.clone());
     armed.store(true, Ordering::SeqCst);
-    let (st, why, _) = answer(server, &on(&uid, op::DESTROY));
+    let (st, why, _) = answer(server, on(&uid, op::DESTROY));
     assert!(!armed.load(Ordering::SeqCst), "the Activate ran in between");
     assert_eq!(
         (st, why),
@@ -162,7 +108,7 @@ fn a_pre_active_key_whose_activation_date_passed_is_active_and_not_destroyed() {
         .as_secs() as i64;
     let (st, _, p) = answer(
         &server,
-        &create_request(vec![attribute("Activation Date", Value::DateTime(now + 1))]),
+        create_items(vec![attribute("Activation Date", Value::DateTime(now + 1))]),
     );
     assert_eq!(st, t::status::SUCCESS);
     let uid = uid_of(&p);
@@ -173,7 +119,7 @@ fn a_pre_active_key_whose_activation_date_passed_is_active_and_not_destroyed() {
         Some(t::state::ACTIVE),
         "the state follows the Activation Date"
     );
-    let (st, why, _) = answer(&server, &on(&uid, op::DESTROY));
+    let (st, why, _) = answer(&server, on(&uid, op::DESTROY));
     assert_eq!(
         (st, why),
         (t::status::OPERATION_FAILED, Some(reason::PERMISSION_DENIED))

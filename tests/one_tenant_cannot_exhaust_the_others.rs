@@ -7,6 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::hooked::{Call, Hooked};
+use common::kmip::{self, attribute, create_items, uid_of};
 use common::{VS0, VS1, create, secret_body, topology};
 use ekm::core::{Engine, EngineOptions, ErrorKind, KeyOwner, KeyTag, layout};
 use ekm::fake::FakeBackend;
@@ -14,7 +15,7 @@ use ekm::store::StoreKind;
 use ekm_kmip::Server;
 use ekm_kmip::attrs::{MAX_ATTRIBUTE_BYTES, MAX_CLIENT_ATTRIBUTES};
 use ekm_kmip::tags::{self as t, op, reason};
-use ekm_kmip::ttlv::{self, Item, Value};
+use ekm_kmip::ttlv::{Item, Value};
 
 struct Lab {
     _dir: tempfile::TempDir,
@@ -48,65 +49,13 @@ fn lab(max_keys: u64) -> Lab {
     }
 }
 
-fn attribute(name: &str, value: Value) -> Item {
-    Item::structure(
-        t::ATTRIBUTE,
-        vec![
-            Item::text(t::ATTRIBUTE_NAME, name),
-            Item {
-                tag: t::ATTRIBUTE_VALUE,
-                value,
-            },
-        ],
-    )
-}
-
-fn create_items(extra: Vec<Item>) -> Vec<(u32, Vec<Item>)> {
-    let mut attrs = vec![
-        attribute(
-            "Cryptographic Algorithm",
-            Value::Enumeration(t::ALGORITHM_AES),
-        ),
-        attribute("Cryptographic Length", Value::Integer(256)),
-        attribute("Cryptographic Usage Mask", Value::Integer(12)),
-    ];
-    attrs.extend(extra);
-    vec![(
-        op::CREATE,
-        vec![
-            Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
-            Item::structure(t::TEMPLATE_ATTRIBUTE, attrs),
-        ],
-    )]
-}
-
-/// (status, reason, payload) of each batch item.
+/// (status, reason, payload) of each batch item of the answer to `items` from `owner`.
 fn answer(
     lab: &Lab,
     owner: KeyOwner,
     items: Vec<(u32, Vec<Item>)>,
 ) -> Vec<(u32, Option<u32>, Item)> {
-    let req = ekm_kmip::request_message((1, 4), items);
-    ttlv::decode(&lab.server.handle(Some(owner), &req))
-        .unwrap()
-        .all(t::BATCH_ITEM)
-        .map(|b| {
-            (
-                b.child(t::RESULT_STATUS).and_then(Item::as_enum).unwrap(),
-                b.child(t::RESULT_REASON).and_then(Item::as_enum),
-                b.child(t::RESPONSE_PAYLOAD)
-                    .cloned()
-                    .unwrap_or(Item::structure(t::RESPONSE_PAYLOAD, vec![])),
-            )
-        })
-        .collect()
-}
-
-fn uid_of(p: &Item) -> String {
-    p.child(t::UNIQUE_IDENTIFIER)
-        .and_then(Item::as_text)
-        .unwrap()
-        .to_owned()
+    kmip::answer(&lab.server, owner, items)
 }
 
 fn keys_of(lab: &Lab, owner: KeyOwner) -> usize {

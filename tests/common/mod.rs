@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hooked;
+pub mod kmip;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
