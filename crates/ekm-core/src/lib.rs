@@ -46,8 +46,8 @@ pub use backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErro
 pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyExternalRequest};
 pub use crypto::ProtectionKey;
 pub use engine::{
-    DEFAULT_MAX_KEYS_PER_OWNER, DataKeyInfo, Engine, EngineOptions, Job, JobKind, JobState,
-    KekUsage, KmipServerState, LIMIT_TARGET, StatusFields, erase_pending_message,
+    DEFAULT_MAX_KEYS_PER_OWNER, DataKeyInfo, ERASE_WAIT, Engine, EngineOptions, Job, JobKind,
+    JobState, KekUsage, KmipServerState, LIMIT_TARGET, StatusFields, erase_pending_message,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyOwner, KeyTag, VaultUrl};

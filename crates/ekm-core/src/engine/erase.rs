@@ -35,6 +35,10 @@ use crate::ids::DataKeyId;
 use crate::layout;
 use crate::store::{Check, StoreError, Transaction};
 
+/// How long a delete (a REST DELETE, a KMIP Destroy) waits for every node to evict the key
+/// before it answers that the erase is pending, with the job tracking it.
+pub const ERASE_WAIT: Duration = Duration::from_secs(3);
+
 /// How often a waiting erase (its job, or a caller of [`Engine::wait_erased`]) looks again.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -226,6 +230,16 @@ impl Engine {
                 return Ok(pending);
             }
             std::thread::sleep(POLL);
+        }
+    }
+
+    /// After a delete of `id` committed: waits up to [`ERASE_WAIT`] for every node to evict it,
+    /// then, if some has not (or the wait could not tell), starts the job that tracks the
+    /// erase. `None`: erased everywhere.
+    pub fn track_erase(self: &Arc<Self>, id: &DataKeyId) -> Result<Option<Job>> {
+        match self.wait_erased(id, ERASE_WAIT) {
+            Ok(None) => Ok(None),
+            Ok(Some(_)) | Err(_) => self.start_erase_job(id),
         }
     }
 

@@ -54,7 +54,7 @@ use key_table::NodeRuntime;
 use store_checks::{check_format, check_protection_key};
 
 pub use data_keys::{DataKeyInfo, KekUsage};
-pub use erase::pending_message as erase_pending_message;
+pub use erase::{ERASE_WAIT, pending_message as erase_pending_message};
 pub use jobs::{Job, JobKind, JobState};
 pub use options::{DEFAULT_REKEY_BATCH, EngineOptions};
 pub use owner_limits::{DEFAULT_MAX_KEYS_PER_OWNER, LIMIT_TARGET};

@@ -278,13 +278,9 @@ pub(crate) fn revoke(engine: &Engine, ctx: &mut Ctx, p: &Item) -> OpResult {
     })
 }
 
-/// How long a Destroy waits for every node to evict the key before answering that its erase
-/// is pending (Success, with a Result Message naming the nodes and the erase job).
-pub const DESTROY_ERASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// Destroy: refused while the object is Active, as read when the delete commits (an Activate
 /// on another connection in between makes it look again); then waits up to
-/// [`DESTROY_ERASE_WAIT`] for every node to evict the key.
+/// [`ekm_core::ERASE_WAIT`] for every node to evict the key (`Engine::track_erase`).
 pub(crate) fn destroy(engine: &Arc<Engine>, ctx: &mut Ctx, p: &Item) -> OpResult {
     let uid = ctx.uid(p)?;
     let mut deleted = None;
@@ -310,20 +306,11 @@ pub(crate) fn destroy(engine: &Arc<Engine>, ctx: &mut Ctx, p: &Item) -> OpResult
         deleted.ok_or_else(|| fail(reason::GENERAL_FAILURE, "The object kept changing; retry."))?;
     // Destroyed (committed): a success whatever follows; only the note says how the erase
     // stands.
-    match engine.wait_erased(&id, DESTROY_ERASE_WAIT) {
+    match engine.track_erase(&id) {
         Ok(None) => {}
-        Ok(Some(_)) => match engine.start_erase_job(&id) {
-            Ok(Some(job)) => {
-                ctx.note = Some(format!("Destroyed; {} (job {}).", job.message, job.uuid));
-            }
-            Ok(None) => {}
-            Err(e) => {
-                ctx.note = Some(format!(
-                    "Destroyed; the erase on every node is not confirmed yet: {}",
-                    e.message()
-                ));
-            }
-        },
+        Ok(Some(job)) => {
+            ctx.note = Some(format!("Destroyed; {} (job {}).", job.message, job.uuid));
+        }
         Err(e) => {
             ctx.note = Some(format!(
                 "Destroyed; the erase on every node is not confirmed yet: {}",

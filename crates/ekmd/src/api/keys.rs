@@ -94,10 +94,6 @@ pub(super) async fn list(State(s): State<AppState>, Path(uuid): Path<String>) ->
     ))
 }
 
-/// How long a DELETE waits for every node to evict the key before answering 202 with the
-/// erase job instead of 200.
-pub const ERASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// The key as a record: its id, tag, KEK generation and owner.
 fn render_key(k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
     let mut r = json!({"key_id": k.key_id.to_hex(), "key_tag": k.key_tag.as_str(), "kek_generation": k.kek_generation, "owner": if k.svm_uuid.is_some() {"svm"} else {"cluster"}});
@@ -147,7 +143,7 @@ pub(super) async fn get_one(
 
 /// `DELETE .../keys/{key_id}`: the key is deleted at once (no node serves it once it has seen
 /// the delete); 200 once every node of the topology has evicted it, else, after
-/// [`ERASE_WAIT`], 202 with the erase job naming the nodes still holding it.
+/// [`ekm_core::ERASE_WAIT`], 202 with the erase job naming the nodes still holding it.
 pub(super) async fn delete(
     State(s): State<AppState>,
     Path((uuid, key_id)): Path<(String, String)>,
@@ -161,15 +157,10 @@ pub(super) async fn delete(
             return Err(Error::new(ErrorKind::EntryNotFound).with_target("key_id"));
         }
         engine.delete_data_key(&id)?;
-        // Committed: the answer is a success whatever follows (a store error while waiting
-        // leaves the erase to the job that the takeover loop starts for it).
-        match engine.wait_erased(&id, ERASE_WAIT) {
-            Ok(None) => return Ok(None),
-            Ok(Some(_)) => {}
-            Err(e) => tracing::warn!(key_id = %id.to_hex(), "erase not confirmed: {}", e.message()),
-        }
-        Ok(engine.start_erase_job(&id).unwrap_or_else(|e| {
-            tracing::warn!(key_id = %id.to_hex(), "erase job not started: {}", e.message());
+        // Committed: the answer is a success whatever follows (an erase the store could not
+        // track now gets its job from the takeover loop).
+        Ok(engine.track_erase(&id).unwrap_or_else(|e| {
+            tracing::warn!(key_id = %id.to_hex(), "erase not tracked: {}", e.message());
             None
         }))
     })
