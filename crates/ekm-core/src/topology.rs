@@ -1,7 +1,21 @@
 //! The cluster topology given by the embedder: the cluster, its nodes and its SVMs (tenants).
 //!
-//! Owns: name/uuid lookup of SVMs and nodes, and the [`SvmRef`] type that only a lookup makes.
-//! Must never: invent an SVM or node that the embedder did not declare.
+//! Owns: the topology file's TOML form ([`Topology::from_toml`], [`Topology::to_toml`]), the
+//! name/uuid lookup of SVMs and nodes, and the [`SvmRef`] type that only a lookup makes.
+//! Must never: invent an SVM or node that the embedder did not declare, or accept a key it does
+//! not know (a `[[node]]` typo is named, never silently dropped).
+//!
+//! ```toml
+//! [cluster]
+//! name = "cluster1"
+//! uuid = "00000000-0000-0000-0000-000000000001"
+//! [[nodes]]                      # one table per node; the first is the default local node
+//! name = "node1"
+//! uuid = "00000000-0000-0000-0000-000000000011"
+//! [[svms]]                       # optional: the SVMs (tenants)
+//! name = "vs0"
+//! uuid = "00000000-0000-0000-0000-000000000021"
+//! ```
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -10,6 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The cluster itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterInfo {
     /// Cluster name.
     pub name: String,
@@ -19,6 +34,7 @@ pub struct ClusterInfo {
 
 /// One node of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Node {
     /// Node name.
     pub name: String,
@@ -28,6 +44,7 @@ pub struct Node {
 
 /// One SVM (tenant) as the embedder declares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SvmInfo {
     /// SVM name.
     pub name: String,
@@ -76,6 +93,7 @@ pub struct SvmSelector {
 
 /// The whole topology.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Topology {
     /// The cluster.
     pub cluster: ClusterInfo,
@@ -87,6 +105,55 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// Parses and validates a topology file's text (the TOML of the module doc). A key the
+    /// format does not have is refused by name (`unknown field `node`, expected one of
+    /// `cluster`, `nodes`, `svms``), with its line and column.
+    ///
+    /// ```
+    /// let t = ekm_core::Topology::from_toml(
+    ///     "[cluster]\nname = \"c1\"\nuuid = \"00000000-0000-0000-0000-000000000001\"\n\
+    ///      [[nodes]]\nname = \"n1\"\nuuid = \"00000000-0000-0000-0000-000000000011\"\n",
+    /// )?;
+    /// assert_eq!(t.nodes[0].name, "n1");
+    /// let typo = ekm_core::Topology::from_toml("[[node]]\nname = \"n1\"\n").unwrap_err();
+    /// assert!(typo.message().contains("unknown field `node`"));
+    /// # Ok::<(), ekm_core::Error>(())
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Topology> {
+        let topology: Topology = toml::from_str(text).map_err(|e| {
+            Error::new(ErrorKind::InvalidValue)
+                .with_detail(format!("topology: {}", e.to_string().trim_end()))
+                .with_target("topology")
+        })?;
+        topology.validate()?;
+        Ok(topology)
+    }
+
+    /// The topology as the TOML text [`Topology::from_toml`] reads.
+    pub fn to_toml(&self) -> String {
+        // A struct of strings, uuids and arrays of tables always has a TOML form.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A one-node topology with fresh uuids: cluster `cluster1`, node `node1`, SVM `vs0` (what
+    /// ekmd writes on first start).
+    pub fn single_node() -> Topology {
+        Topology {
+            cluster: ClusterInfo {
+                name: "cluster1".into(),
+                uuid: Uuid::new_v4(),
+            },
+            nodes: vec![Node {
+                name: "node1".into(),
+                uuid: Uuid::new_v4(),
+            }],
+            svms: vec![SvmInfo {
+                name: "vs0".into(),
+                uuid: Uuid::new_v4(),
+            }],
+        }
+    }
+
     /// Checks the topology is usable: at least one node, no duplicate names or uuids, and no
     /// SVM named like the cluster.
     pub fn validate(&self) -> Result<()> {
@@ -258,6 +325,19 @@ mod tests {
         let e = t.validate().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidValue);
         assert!(e.message().contains("cluster's name"), "{}", e.message());
+    }
+
+    #[test]
+    fn the_toml_form_round_trips_and_names_unknown_keys() {
+        let t = topo();
+        assert_eq!(Topology::from_toml(&t.to_toml()).unwrap(), t);
+        let mut text = t.to_toml().replace("[[nodes]]", "[[node]]");
+        let e = Topology::from_toml(&text).unwrap_err();
+        assert!(e.message().contains("unknown field `node`"), "{}", e.message());
+        assert!(e.message().contains("line "), "{}", e.message());
+        text = t.to_toml().replacen("name = \"n1\"", "nmae = \"n1\"", 1);
+        let e = Topology::from_toml(&text).unwrap_err();
+        assert!(e.message().contains("unknown field `nmae`"), "{}", e.message());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`protection_key`]: the node-local key file (mode 0600) that seals configuration secrets.
 //! - [`secret_file`]: the one writer and reader of files that hold a secret (atomic, fsync'd,
 //!   mode 0600, never empty).
+//! - [`topology_file`]: the topology file (`DATA_DIR/topology.toml`), read and checked, or
+//!   written with the one-node default on first start.
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +14,7 @@ pub mod protection_key;
 mod redb_store;
 pub mod secret_file;
 mod sled_store;
+pub mod topology_file;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,9 +3,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use ekm_core::{ClusterInfo, Node, SvmInfo, Topology};
+use ekm_core::Topology;
 use secrecy::SecretString;
-use uuid::Uuid;
 
 /// Creates the data directory (mode 0700) if needed.
 pub fn data_dir(path: &Path) -> Result<(), String> {
@@ -15,38 +14,15 @@ pub fn data_dir(path: &Path) -> Result<(), String> {
 }
 
 /// The topology from `file`, or the default (`cluster1`, one node `node1`, one SVM `vs0`)
-/// written to `DATA_DIR/topology.toml` on first start.
+/// written to `DATA_DIR/topology.toml` on first start ([`ekm_store::topology_file`]).
 pub fn topology(data_dir: &Path, file: Option<&Path>) -> Result<Topology, String> {
-    let path = match file {
-        Some(f) => f.to_owned(),
-        None => {
-            let p = data_dir.join("topology.toml");
-            if !p.exists() {
-                let t = Topology {
-                    cluster: ClusterInfo {
-                        name: "cluster1".into(),
-                        uuid: Uuid::new_v4(),
-                    },
-                    nodes: vec![Node {
-                        name: "node1".into(),
-                        uuid: Uuid::new_v4(),
-                    }],
-                    svms: vec![SvmInfo {
-                        name: "vs0".into(),
-                        uuid: Uuid::new_v4(),
-                    }],
-                };
-                let text = toml::to_string_pretty(&t).map_err(|e| e.to_string())?;
-                std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
-            }
-            p
-        }
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let t: Topology = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    t.validate()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(t)
+    match file {
+        Some(f) => ekm_store::topology_file::load(f),
+        None => ekm_store::topology_file::load_or_create(&ekm_store::topology_file::default_path(
+            data_dir,
+        )),
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Where the admin credentials came from, for the start-up banner.
