@@ -5,6 +5,60 @@
 //! in a [`Store`] and reaches the root of trust through a [`Backend`].
 //!
 //! This crate does no network and no file I/O: both happen behind the two traits.
+//!
+//! # Start here
+//!
+//! An [`Engine`] is opened over four parts ([`EngineOptions::new`]): a [`Store`] (`ekm-store`'s
+//! redb or sled, or `ekm-etcd`), a [`Backend`] (`ekm-azure`, or `ekm-fake` in tests), the
+//! [`Topology`] (cluster, nodes, SVMs; [`Topology::from_toml`] reads the topology file) and the
+//! node's [`ProtectionKey`], which seals configuration secrets at rest. Then:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use ekm_core::{CreateRequest, Engine, EngineOptions, JobState, KeyOwner, KeyTag, Topology};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let engine = Engine::open(EngineOptions::new(
+//!     ekm_store::open(ekm_store::StoreKind::Redb, dir.path())?,
+//!     Arc::new(ekm_fake::FakeBackend::in_memory()),
+//!     Topology::single_node(), // cluster1, node1 and SVM vs0
+//!     ekm_store::protection_key::load_or_create(&dir.path().join("protection.key"))?,
+//! ))?;
+//!
+//! // A configuration for the cluster: ONTAP's POST body, checked by the seed's rules.
+//! let cfg = engine.create_config(CreateRequest::from_json(br#"{
+//!     "client_id": "client1", "tenant_id": "tenant1",
+//!     "name": "https://myvault.vault.azure.net/",
+//!     "key_id": "https://myvault.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74",
+//!     "client_secret": "..." }"#)?)?;
+//!
+//! // A data key, durable when the call returns, then read back (zeroized on drop).
+//! let id = engine.create_data_key(KeyOwner::Cluster, KeyTag::parse("vol1")?)?;
+//! let key = engine.read_data_key(&id)?;
+//!
+//! // A rekey-internal: a new KEK generation, every key rewrapped; a job that resumes after a
+//! // crash. The key itself does not change.
+//! let job = engine.start_rekey_internal(cfg.uuid)?;
+//! assert_eq!(engine.wait_job(job.uuid, Duration::from_secs(60))?.state, JobState::Success);
+//! assert!(engine.read_data_key(&id)? == key);
+//!
+//! // Every refusal carries the seed's ONTAP code and HTTP status.
+//! let err = engine.create_config(CreateRequest::from_json(br#"{
+//!     "client_id": "client1", "tenant_id": "tenant1",
+//!     "name": "https://myvault.vault.azure.net/",
+//!     "key_id": "https://myvault.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74",
+//!     "client_secret": "..." }"#)?).unwrap_err();
+//! assert_eq!(err.kind().http_status(), 409); // the cluster already has a key manager
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Where to go next: [`engine`] (every operation, its crash rules and its errors), [`config`]
+//! (the request and record model), [`hierarchy`] and [`layout`] (what is stored, and where),
+//! [`store`] and [`backend`] (the two traits to implement for another store or root of trust).
 
 #![forbid(unsafe_code)]
 

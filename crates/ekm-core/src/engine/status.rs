@@ -349,7 +349,7 @@ impl Engine {
 
     /// Checks every configuration's backend from every node of this process and publishes the
     /// results in its liveness record, where the other nodes' `azure_reachability` reads them.
-    /// A cluster store's engine runs it every [`BACKEND_PROBE_INTERVAL`] by default
+    /// A cluster store's engine runs it every 30 s by default (`BACKEND_PROBE_INTERVAL`)
     /// ([`crate::EngineOptions::backend_probe_interval`]).
     pub fn probe_backend(&self) {
         let Ok(configs) = self.scan_all(crate::layout::CONFIG) else {
