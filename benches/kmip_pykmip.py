@@ -102,7 +102,7 @@ def main():
         r = requests.post(f"http://127.0.0.1:{rest}/api/security/azure-key-vaults",
                           auth=(USER, PASSWORD),
                           json={"client_id": "c", "tenant_id": "t",
-                                "name": "https://v.vault.azure.net/", "key_id": KEY,
+                                "name": "https://keyvault-bench.vault.azure.net/", "key_id": KEY,
                                 "client_secret": "s"})
         assert r.status_code in (201, 202), r.text
         out = os.path.join(base, "client")

@@ -56,10 +56,16 @@ fn invalid_key_id_is_65537523() {
 #[test]
 fn any_https_host_with_port_is_a_valid_key_id() {
     let (_d, e, _f, _s) = setup();
-    let body = secret_body(None, "s3cret").replace(
-        KEY_ID,
-        "https://myvault.vault.localhost:8443/keys/key-1/A8E619FD8F234DB3B0B95C59540E2A74",
-    );
+    // The key and the vault that holds it (`name` must name the key's vault).
+    let body = secret_body(None, "s3cret")
+        .replace(
+            KEY_ID,
+            "https://myvault.vault.localhost:8443/keys/key-1/A8E619FD8F234DB3B0B95C59540E2A74",
+        )
+        .replace(
+            &format!(r#""name":"{VAULT}""#),
+            r#""name":"https://myvault.vault.localhost:8443/""#,
+        );
     let cfg = create(&e, &body).unwrap();
     assert_eq!(
         cfg.key_id.as_str(),
@@ -240,7 +246,9 @@ fn unexpected_and_malformed_fields() {
     assert_eq!(err.target(), Some("svm.colour"));
     refused(&*s, 262_197, || create(&e, "not json"));
     refused(&*s, 262_197, || {
-        create(&e, &secret_body(None, "s").replace(VAULT, "ftp://v/"))
+        let body =
+            secret_body(None, "s").replace(&format!(r#""name":"{VAULT}""#), r#""name":"ftp://v/""#);
+        create(&e, &body)
     });
     let no_tenant = secret_body(None, "s").replace(r#""tenant_id":"tenant1","#, "");
     let err = refused(&*s, 262_197, || create(&e, &no_tenant));
@@ -292,6 +300,28 @@ fn data_keys_need_a_configuration() {
     refused(&*s, ErrorKind::SvmNotFound.code(), || {
         e.create_data_key(KeyOwner::Svm(Uuid::from_u128(7)), KeyTag::default())
     });
+}
+
+#[test]
+fn a_data_key_without_a_configuration_names_the_cluster_or_the_svm() {
+    let (_d, e, _f, s) = setup();
+    let err = refused(&*s, 65_537_120, || {
+        e.create_data_key(KeyOwner::Cluster, KeyTag::default())
+    });
+    assert_eq!(
+        err.message(),
+        "Azure Key Vault is not configured for the cluster."
+    );
+    let err = refused(&*s, 65_537_120, || {
+        e.create_data_key(KeyOwner::Svm(VS0), KeyTag::default())
+    });
+    let m = err.message();
+    assert!(
+        m.starts_with("Azure Key Vault is not configured for the given SVM.")
+            && m.contains(&VS0.to_string())
+            && m.contains("neither has the cluster"),
+        "{m}"
+    );
 }
 
 #[test]

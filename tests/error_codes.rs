@@ -141,3 +141,39 @@ fn every_error_kind_is_pinned() {
         assert_eq!(kind.http_status(), status, "{kind:?}");
     }
 }
+
+/// The texts that say "SVM" are said of the cluster for the cluster's key manager; an SVM's
+/// keeps the seed's text, and every other kind its own text whatever the scope.
+#[test]
+fn scoped_texts_name_the_cluster_for_the_cluster() {
+    use ekm::core::Error;
+    let cluster: &[(ErrorKind, &str)] = &[
+        (
+            ErrorKind::NotConfigured,
+            "Azure Key Vault is not configured for the cluster.",
+        ),
+        (
+            ErrorKind::AlreadyConfigured,
+            "A key manager has already been configured for the cluster.",
+        ),
+        (
+            ErrorKind::KeysExist,
+            "Volume encryption keys (VEK) for one or more encrypted volumes are stored on the key manager configured for the cluster.",
+        ),
+        (
+            ErrorKind::NoInternalKeys,
+            "There are no existing internal keys for the cluster. A rekey operation is allowed for a cluster with one or more encryption keys.",
+        ),
+    ];
+    for &kind in ErrorKind::ALL {
+        let svm = Error::for_scope(kind, true);
+        assert_eq!(svm.message(), kind.message(), "{kind:?}");
+        assert_eq!(svm.code(), kind.code());
+        let for_cluster = Error::for_scope(kind, false);
+        assert_eq!(for_cluster.code(), kind.code());
+        match cluster.iter().find(|(k, _)| *k == kind) {
+            Some((_, text)) => assert_eq!(for_cluster.message(), *text, "{kind:?}"),
+            None => assert_eq!(for_cluster.message(), kind.message(), "{kind:?}"),
+        }
+    }
+}

@@ -25,7 +25,7 @@ pub const KEY_ID: &str =
     "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74";
 pub const KEY_ID_2: &str =
     "https://keyvault-test.vault.azure.net/keys/key2/0123456789abcdef0123456789abcdef";
-pub const VAULT: &str = "https://mykeyvault.azure.vault.net/";
+pub const VAULT: &str = "https://keyvault-test.vault.azure.net/";
 pub const PFX_PASSWORD: &str = "test-pfx-password";
 
 pub const CLUSTER: Uuid = Uuid::from_u128(0x1000);

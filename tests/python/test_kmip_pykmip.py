@@ -21,7 +21,7 @@ from kmip.pie import exceptions as pie_exc
 from kmip.pie import objects
 
 KEY = "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74"
-VAULT = "https://mykeyvault.azure.vault.net/"
+VAULT = "https://keyvault-test.vault.azure.net/"
 USER, PASSWORD = "admin", "kmip-test-pw"
 F = attribute_factory.AttributeFactory()
 

@@ -16,7 +16,7 @@ from netapp_ontap.resources import AzureKeyVault, SecurityKeyManager
 
 KEY = "https://keyvault-test.vault.azure.net/keys/key1/a8e619fd8f234db3b0b95c59540e2a74"
 KEY2 = "https://keyvault-test.vault.azure.net/keys/key2/0123456789abcdef0123456789abcdef"
-VAULT = "https://mykeyvault.azure.vault.net/"
+VAULT = "https://keyvault-test.vault.azure.net/"
 USER, PASSWORD = "admin", "ontap-compat-pw"
 
 urllib3.disable_warnings()

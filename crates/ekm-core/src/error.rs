@@ -285,6 +285,30 @@ impl Error {
         }
     }
 
+    /// An error of `kind` said of its scope: the seed's text (which names "the SVM") for an
+    /// SVM, the same text naming the cluster for the cluster (the seed has no cluster text).
+    pub fn for_scope(kind: ErrorKind, svm: bool) -> Self {
+        let e = Error::new(kind);
+        let cluster = match kind {
+            _ if svm => None,
+            ErrorKind::NotConfigured => Some("Azure Key Vault is not configured for the cluster."),
+            ErrorKind::AlreadyConfigured => {
+                Some("A key manager has already been configured for the cluster.")
+            }
+            ErrorKind::KeysExist => Some(
+                "Volume encryption keys (VEK) for one or more encrypted volumes are stored on the key manager configured for the cluster.",
+            ),
+            ErrorKind::NoInternalKeys => Some(
+                "There are no existing internal keys for the cluster. A rekey operation is allowed for a cluster with one or more encryption keys.",
+            ),
+            _ => None,
+        };
+        match cluster {
+            Some(text) => e.with_message(text),
+            None => e,
+        }
+    }
+
     pub(crate) fn invalid_value(field: &str, why: &str) -> Self {
         Error::new(ErrorKind::InvalidValue)
             .with_detail(format!("Field \"{field}\": {why}"))

@@ -171,6 +171,15 @@ impl VaultUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `https://host[:port]` of the vault, as [`KeyId::vault`] writes it (host lowercased, no
+    /// default port, no trailing slash): the two compare equal when the key is in this vault.
+    pub fn origin(&self) -> String {
+        match parse_https(&self.0) {
+            Some(u) => origin_of(&u),
+            None => self.0.trim_end_matches('/').to_owned(),
+        }
+    }
 }
 
 impl fmt::Debug for VaultUrl {

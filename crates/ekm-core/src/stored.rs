@@ -242,6 +242,12 @@ impl StoredConfig {
             .map_err(|_| Error::corrupt(&format!("Configuration {}: invalid key id.", self.uuid)))
     }
 
+    /// The vault (`name`).
+    pub(crate) fn vault(&self) -> Result<VaultUrl> {
+        VaultUrl::parse(&self.name)
+            .map_err(|_| Error::corrupt(&format!("Configuration {}: invalid vault.", self.uuid)))
+    }
+
     /// The current external key id, as stored.
     pub(crate) fn key_id_str(&self) -> &str {
         &self.key_id

@@ -333,11 +333,19 @@ mod tests {
         assert_eq!(Topology::from_toml(&t.to_toml()).unwrap(), t);
         let mut text = t.to_toml().replace("[[nodes]]", "[[node]]");
         let e = Topology::from_toml(&text).unwrap_err();
-        assert!(e.message().contains("unknown field `node`"), "{}", e.message());
+        assert!(
+            e.message().contains("unknown field `node`"),
+            "{}",
+            e.message()
+        );
         assert!(e.message().contains("line "), "{}", e.message());
         text = t.to_toml().replacen("name = \"n1\"", "nmae = \"n1\"", 1);
         let e = Topology::from_toml(&text).unwrap_err();
-        assert!(e.message().contains("unknown field `nmae`"), "{}", e.message());
+        assert!(
+            e.message().contains("unknown field `nmae`"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

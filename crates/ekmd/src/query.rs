@@ -1,6 +1,7 @@
 //! ONTAP collection queries over rendered records: `fields`, filters on any field (with `|`
 //! alternatives, `!` negation, `*` wildcards and `<`/`>` comparisons), `order_by`,
-//! `max_records` with `start.uuid` paging, `return_records`, `return_timeout`.
+//! `max_records` with `start.<id>` paging, `return_records`, `return_timeout`; for every
+//! collection whose records a [`Shape`] describes.
 
 use ekm_core::{Error, ErrorKind, StatusFields};
 use serde_json::{Map, Value};
@@ -53,6 +54,33 @@ pub const DEFAULT_FIELDS: &[&str] = &[
     "proxy_username",
 ];
 
+/// What the records of one collection look like: their fields (the paths that filters,
+/// `fields` and `order_by` take), the top-level fields `fields=*` returns, and the field that
+/// names a record (kept by every projection, the last sort key, and the paging cursor
+/// `start.<id>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Every field, as filter and `fields` paths.
+    pub fields: &'static [&'static str],
+    /// Top-level fields a plain `fields=*` returns.
+    pub defaults: &'static [&'static str],
+    /// The field that names a record.
+    pub id: &'static str,
+}
+
+/// The configuration records (`azure_key_vault`).
+pub const CONFIGS: Shape = Shape {
+    fields: RECORD_FIELDS,
+    defaults: DEFAULT_FIELDS,
+    id: "uuid",
+};
+
+impl Default for Shape {
+    fn default() -> Self {
+        CONFIGS
+    }
+}
+
 /// An invalid query parameter value (ONTAP's 262197).
 pub fn invalid(field: &str, value: &str) -> Error {
     Error::new(ErrorKind::InvalidValue)
@@ -66,7 +94,10 @@ pub fn invalid(field: &str, value: &str) -> Error {
 /// An unexpected query parameter (ONTAP's 262179).
 pub fn unexpected(name: &str) -> Error {
     Error::new(ErrorKind::UnexpectedArgument)
-        .with_detail(format!("Unexpected argument \"{}\".", name.escape_debug()))
+        .with_detail(format!(
+            "Query parameter \"{}\" is not accepted here.",
+            name.escape_debug()
+        ))
         .with_target(name)
 }
 
@@ -81,8 +112,10 @@ pub struct Query {
     pub order_by: Vec<(String, bool)>,
     /// Page size.
     pub max_records: Option<usize>,
-    /// Paging cursor.
-    pub start_uuid: Option<String>,
+    /// Paging cursor: the id of the first record of the page (`start.<id>`).
+    pub start: Option<String>,
+    /// The records queried.
+    pub shape: Shape,
     /// `return_records` (default true for GET, false for POST).
     pub return_records: Option<bool>,
     /// `return_timeout` in seconds (0 to 120).
@@ -106,7 +139,7 @@ pub fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {
 pub struct Accepts {
     /// `fields`.
     pub fields: bool,
-    /// Filters, `order_by`, `max_records`, `start.uuid`.
+    /// Filters, `order_by`, `max_records`, `start.<id>`.
     pub collection: bool,
     /// `return_records`.
     pub return_records: bool,
@@ -154,31 +187,6 @@ impl Accepts {
 /// work of matching one request.
 pub const MAX_PATTERN: usize = 1024;
 
-/// Every field of a job record (`/api/cluster/jobs`), as filter and `fields` paths.
-pub const JOB_FIELDS: &[&str] = &[
-    "uuid",
-    "description",
-    "state",
-    "message",
-    "code",
-    "progress.processed",
-    "progress.total",
-    "start_time",
-    "end_time",
-];
-
-/// Top-level fields of a job that `fields=*` returns.
-pub const JOB_DEFAULT_FIELDS: &[&str] = &[
-    "uuid",
-    "description",
-    "state",
-    "message",
-    "code",
-    "progress",
-    "start_time",
-    "end_time",
-];
-
 fn known_field(known: &[&str], path: &str) -> bool {
     path == "*"
         || path == "**"
@@ -190,12 +198,16 @@ fn known_field(known: &[&str], path: &str) -> bool {
 impl Query {
     /// Parses a raw query string for an `azure-key-vaults` endpoint that accepts `accepts`.
     pub fn parse(raw: Option<&str>, accepts: Accepts) -> Result<Query, Error> {
-        Self::parse_for(raw, accepts, RECORD_FIELDS)
+        Self::parse_for(raw, accepts, CONFIGS)
     }
 
-    /// Parses a raw query string for an endpoint whose records have the fields `known`.
-    pub fn parse_for(raw: Option<&str>, accepts: Accepts, known: &[&str]) -> Result<Query, Error> {
-        let mut q = Query::default();
+    /// Parses a raw query string for an endpoint whose records `shape` describes.
+    pub fn parse_for(raw: Option<&str>, accepts: Accepts, shape: Shape) -> Result<Query, Error> {
+        let known = shape.fields;
+        let mut q = Query {
+            shape,
+            ..Query::default()
+        };
         let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -214,7 +226,9 @@ impl Query {
                 "max_records" if accepts.collection => {
                     q.max_records = Some(v.parse().map_err(|_| invalid("max_records", v))?);
                 }
-                "start.uuid" if accepts.collection => q.start_uuid = Some(v.clone()),
+                s if accepts.collection && s.strip_prefix("start.") == Some(shape.id) => {
+                    q.start = Some(v.clone());
+                }
                 "order_by" if accepts.collection => {
                     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                         let mut it = part.split_whitespace();
@@ -303,19 +317,21 @@ impl Query {
                     return ord;
                 }
             }
-            compare(lookup(a, "uuid").first(), lookup(b, "uuid").first())
+            let id = self.shape.id;
+            compare(lookup(a, id).first(), lookup(b, id).first())
         });
     }
 
-    /// The query string for the next page, starting at `next_uuid`.
-    pub fn next_link(&self, base: &str, next_uuid: &str) -> String {
+    /// The query string for the next page, starting at the record whose id is `next`.
+    pub fn next_link(&self, base: &str, next: &str) -> String {
+        let cursor = format!("start.{}", self.shape.id);
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.raw {
-            if k != "start.uuid" {
+            if *k != cursor {
                 s.append_pair(k, v);
             }
         }
-        s.append_pair("start.uuid", next_uuid);
+        s.append_pair(&cursor, next);
         format!("{base}?{}", s.finish())
     }
 
@@ -442,11 +458,12 @@ fn matches_one(alt: &str, value: &Value, text: &str) -> bool {
 /// Keeps only `fields` (dotted paths; `*` the defaults, `**` everything) plus uuid, name and
 /// `_links`.
 pub fn project(record: &Value, fields: &[String]) -> Value {
-    project_with(record, fields, DEFAULT_FIELDS)
+    project_with(record, fields, &CONFIGS)
 }
 
-/// [`project`] for records whose `*` means `defaults`.
-pub fn project_with(record: &Value, fields: &[String], defaults: &[&str]) -> Value {
+/// [`project`] for records that `shape` describes (its id is kept too).
+pub fn project_with(record: &Value, fields: &[String], shape: &Shape) -> Value {
+    let defaults = shape.defaults;
     let Value::Object(src) = record else {
         return record.clone();
     };
@@ -454,7 +471,7 @@ pub fn project_with(record: &Value, fields: &[String], defaults: &[&str]) -> Val
         return record.clone();
     }
     let mut out = Map::new();
-    for key in ["uuid", "name", "_links"] {
+    for key in ["uuid", "name", "_links", shape.id] {
         if let Some(v) = src.get(key) {
             out.insert(key.to_owned(), v.clone());
         }

@@ -129,7 +129,7 @@ async fn a_rest_change_the_trail_cannot_hold_is_refused_before_it_is_made() {
         "POST",
         BASE,
         &admin_auth(),
-        Some(json!({"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":KEY,"client_secret":"s"})),
+        Some(json!({"client_id":"c","tenant_id":"t","name":"https://keyvault-test.vault.azure.net/","key_id":KEY,"client_secret":"s"})),
     )
     .await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");

@@ -79,7 +79,7 @@ fn start() -> Daemon {
         ))
         .basic_auth("admin", Some("admin-pw"))
         .json(&serde_json::json!({"client_id": "c", "tenant_id": "t",
-            "name": "https://v.vault.azure.net/", "key_id": common::KEY, "client_secret": "s"}))
+            "name": "https://keyvault-test.vault.azure.net/", "key_id": common::KEY, "client_secret": "s"}))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());

@@ -167,7 +167,7 @@ fn engine_on(dir: &Path, resume: bool) -> Arc<Engine> {
 /// directory (faster than 10,000 requests), and returns the keys with their material.
 fn seed(dir: &Path) -> (String, Vec<(DataKeyId, Vec<u8>)>) {
     let e = engine_on(dir, true);
-    let body = json!({"client_id": "c", "tenant_id": "t", "name": "https://v.vault.azure.net/", "key_id": KEY, "client_secret": SECRET});
+    let body = json!({"client_id": "c", "tenant_id": "t", "name": "https://keyvault-test.vault.azure.net/", "key_id": KEY, "client_secret": SECRET});
     let cfg = e
         .create_config(ekm_core::CreateRequest::from_json(body.to_string().as_bytes()).unwrap())
         .unwrap();
@@ -324,7 +324,7 @@ fn no_response_log_or_file_holds_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = start(dir.path(), 2048);
     let mut texts = Vec::new();
-    let body = json!({"client_id": "c", "tenant_id": "t", "name": "https://v.vault.azure.net/", "key_id": KEY,
+    let body = json!({"client_id": "c", "tenant_id": "t", "name": "https://keyvault-test.vault.azure.net/", "key_id": KEY,
                       "client_secret": SECRET, "proxy_type": "http", "proxy_host": "proxy.example", "proxy_port": 3128,
                       "proxy_username": "u", "proxy_password": PROXY_PW});
     let (s, v, t) = call(
@@ -437,7 +437,7 @@ fn the_ekm_command_line_drives_ekmd() {
             "--tenant-id",
             "t",
             "--name",
-            "https://v.vault.azure.net/",
+            "https://keyvault-test.vault.azure.net/",
             "--key-id",
             KEY,
             "--client-secret",

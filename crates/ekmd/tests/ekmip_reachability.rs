@@ -101,7 +101,7 @@ fn config_with_a_key(d: &Daemon) -> String {
         "POST",
         &format!("{}?return_records=true", common::BASE),
         Some(serde_json::json!({"client_id": "c", "tenant_id": "t",
-            "name": "https://v.vault.azure.net/", "key_id": common::KEY, "client_secret": "s"})),
+            "name": "https://keyvault-test.vault.azure.net/", "key_id": common::KEY, "client_secret": "s"})),
     );
     assert_eq!(s, 201, "{v}");
     let uuid = v["records"][0]["uuid"].as_str().unwrap().to_owned();
@@ -294,7 +294,7 @@ fn engine() -> (tempfile::TempDir, Arc<ekm_core::Engine>, uuid::Uuid) {
         .create_config(
             ekm_core::CreateRequest::from_json(
                 format!(
-                    r#"{{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"{}","client_secret":"s"}}"#,
+                    r#"{{"client_id":"c","tenant_id":"t","name":"https://keyvault-test.vault.azure.net/","key_id":"{}","client_secret":"s"}}"#,
                     common::KEY
                 )
                 .as_bytes(),

@@ -146,7 +146,7 @@ async fn hostile_inputs_get_ontap_errors_and_the_daemon_stays_up() {
     let addr = srv.addr;
     // A configuration to aim at.
     let body = format!(
-        r#"{{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"{KEY}","client_secret":"s"}}"#
+        r#"{{"client_id":"c","tenant_id":"t","name":"https://keyvault-test.vault.azure.net/","key_id":"{KEY}","client_secret":"s"}}"#
     );
     let (s, v) = exchange(
         addr,

@@ -544,7 +544,7 @@ fn start() -> Daemon {
         ))
         .basic_auth("admin", Some("admin-pw"))
         .json(
-            &json!({"client_id": "c", "tenant_id": "t", "name": "https://v.vault.azure.net/",
+            &json!({"client_id": "c", "tenant_id": "t", "name": "https://keyvault-test.vault.azure.net/",
                        "key_id": KEY, "client_secret": "s"}),
         )
         .send()

@@ -48,7 +48,7 @@ fn env(audit_at: Option<&std::path::Path>) -> Env {
         .create_config(
             CreateRequest::from_json(
                 format!(
-                    r#"{{"client_id":"c","tenant_id":"t","name":"https://v.vault.azure.net/","key_id":"{}","client_secret":"s"}}"#,
+                    r#"{{"client_id":"c","tenant_id":"t","name":"https://keyvault-test.vault.azure.net/","key_id":"{}","client_secret":"s"}}"#,
                     common::KEY
                 )
                 .as_bytes(),

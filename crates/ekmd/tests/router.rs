@@ -111,7 +111,7 @@ impl Api {
     }
 
     async fn create(&self, svm: Option<&str>) -> String {
-        let mut b = json!({"client_id": "client1", "tenant_id": "tenant1", "name": "https://mykeyvault.azure.vault.net/", "key_id": KEY, "client_secret": "s3cret"});
+        let mut b = json!({"client_id": "client1", "tenant_id": "tenant1", "name": "https://keyvault-test.vault.azure.net/", "key_id": KEY, "client_secret": "s3cret"});
         if let Some(s) = svm {
             b["svm"] = json!({"name": s});
         }
@@ -179,7 +179,7 @@ async fn every_path_needs_basic_auth() {
 #[tokio::test]
 async fn create_answers_201_with_location_and_the_seed_codes() {
     let a = api();
-    let b = json!({"client_id": "client1", "tenant_id": "tenant1", "name": "https://mykeyvault.azure.vault.net/", "key_id": KEY, "client_secret": "s3cret"});
+    let b = json!({"client_id": "client1", "tenant_id": "tenant1", "name": "https://keyvault-test.vault.azure.net/", "key_id": KEY, "client_secret": "s3cret"});
     let (s, h, v) = a
         .call_as(Some(&basic("admin", "pw")), "POST", BASE, Some(b.clone()))
         .await;
@@ -664,7 +664,7 @@ fn assert_ontap_error(v: &Value) {
 #[tokio::test]
 async fn post_returns_records_only_when_asked_and_booleans_take_every_spelling() {
     let a = api();
-    let body = |svm: &str| json!({"svm": {"name": svm}, "client_id": "c", "tenant_id": "t", "name": "https://mykeyvault.azure.vault.net/", "key_id": KEY, "client_secret": "s3cret"});
+    let body = |svm: &str| json!({"svm": {"name": svm}, "client_id": "c", "tenant_id": "t", "name": "https://keyvault-test.vault.azure.net/", "key_id": KEY, "client_secret": "s3cret"});
     // No return_records: the seed's default is false.
     let (s, v) = a.call("POST", BASE, Some(body("vs0"))).await;
     assert_eq!(s, StatusCode::CREATED);

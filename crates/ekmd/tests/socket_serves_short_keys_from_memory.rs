@@ -103,7 +103,7 @@ async fn a_short_key_is_served_as_its_bytes_from_the_key_table_with_the_store_do
     ))
     .unwrap();
     let body = format!(
-        r#"{{"client_id":"client1","tenant_id":"tenant1","name":"https://mykeyvault.azure.vault.net/","key_id":"{}","client_secret":"s3cret"}}"#,
+        r#"{{"client_id":"client1","tenant_id":"tenant1","name":"https://keyvault-test.vault.azure.net/","key_id":"{}","client_secret":"s3cret"}}"#,
         common::KEY
     );
     engine

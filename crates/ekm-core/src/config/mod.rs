@@ -18,6 +18,8 @@ mod requests;
 mod validate;
 mod view;
 
+pub use json::parse_json;
 pub use model::*;
 pub use requests::*;
+pub(crate) use validate::check_key_in_vault;
 pub use view::*;

@@ -167,6 +167,7 @@ impl CreateRequest {
         let tenant_id = check_app_id(required(body.tenant_id, "tenant_id")?, "tenant_id")?;
         let key_id = KeyId::parse(&required(body.key_id, "key_id")?)?;
         let name = VaultUrl::parse(&required(body.name, "name")?)?;
+        check_key_in_vault(&key_id, &name, false)?;
         let credential =
             credential?.ok_or_else(|| Error::new(ErrorKind::NoAuthenticationMethod))?;
         let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
@@ -326,7 +327,7 @@ mod tests {
 
     fn body(extra: &str) -> Vec<u8> {
         format!(
-            r#"{{"client_id":"client1","tenant_id":"tenant1","name":"https://mykeyvault.azure.vault.net/","key_id":"{KEY}"{extra}}}"#
+            r#"{{"client_id":"client1","tenant_id":"tenant1","name":"https://keyvault-test.vault.azure.net/","key_id":"{KEY}"{extra}}}"#
         )
         .into_bytes()
     }

@@ -4,7 +4,38 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::model::*;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{KeyId, VaultUrl};
 use crate::pkcs12::ClientCertificate;
+
+/// The key `key_id` names must be in the vault `name` names (else the configuration would
+/// name one vault and use another): 65537523, the seed's code for a `key_id` that is not
+/// acceptable, on target `key_id`. `rekey` says the vault is the existing configuration's.
+pub(crate) fn check_key_in_vault(key_id: &KeyId, name: &VaultUrl, rekey: bool) -> Result<()> {
+    if key_id.vault() == name.origin() {
+        return Ok(());
+    }
+    let (message, whose) = if rekey {
+        (
+            "Invalid key ID: the key is not in this key manager's vault.",
+            "this key manager's vault (\"name\") is",
+        )
+    } else {
+        (
+            "Invalid key ID: the key is not in the vault that \"name\" names.",
+            "\"name\" is",
+        )
+    };
+    Err(Error::new(ErrorKind::InvalidKeyId)
+        .with_message(message)
+        .with_detail(format!(
+            "The key_id \"{}\" is in vault \"{}\", but {whose} \"{}\": key_id must name a key of that vault, such as \"{}/keys/<name>/<version>\".",
+            key_id.as_str().escape_debug(),
+            key_id.vault().escape_debug(),
+            name.as_str().escape_debug(),
+            name.origin().escape_debug(),
+        ))
+        .with_target("key_id"))
+}
 
 /// Raw proxy fields before validation.
 pub(super) struct ProxyFields {

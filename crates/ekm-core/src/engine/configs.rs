@@ -83,9 +83,12 @@ impl Engine {
             }
             checks.push(Check::Absent(layout::scope(Some(u))));
         }
-        let (config, bytes) = self
-            .config_for_scope(None)?
-            .ok_or_else(|| Error::new(ErrorKind::NotConfigured))?;
+        let (config, bytes) = self.config_for_scope(None)?.ok_or_else(|| match owner {
+            KeyOwner::Cluster => Error::for_scope(ErrorKind::NotConfigured, false),
+            KeyOwner::Svm(u) => Error::new(ErrorKind::NotConfigured).with_detail(format!(
+                "SVM with uuid \"{u}\" has no key manager, and neither has the cluster."
+            )),
+        })?;
         Ok(OwnerConfig {
             config,
             bytes,
@@ -228,7 +231,7 @@ impl Engine {
                 .is_some())
         };
         if !self.store.is_shared() && self.has_records(uuid)? {
-            return Err(Error::new(ErrorKind::KeysExist));
+            return Err(keys_exist(&stored));
         }
         if job_running()? {
             return Err(Error::new(ErrorKind::JobInProgress));
@@ -247,7 +250,7 @@ impl Engine {
             .put(layout::config(uuid), marked_bytes.clone());
         self.store.commit(txn).map_err(store_failed)?;
         let removed = match self.has_records(uuid) {
-            Ok(true) => Err(Error::new(ErrorKind::KeysExist)),
+            Ok(true) => Err(keys_exist(&marked)),
             Ok(false) => self.remove_config(&marked, marked_bytes),
             Err(e) => Err(e),
         };
@@ -312,12 +315,16 @@ impl Engine {
 
 /// 65537500, naming the scope: the seed's text says "SVM", which is wrong for the cluster.
 fn already_configured(svm: bool) -> Error {
-    let e = Error::new(ErrorKind::AlreadyConfigured);
-    if svm {
-        e
-    } else {
-        e.with_message("A key manager has already been configured for the cluster.")
-    }
+    Error::for_scope(ErrorKind::AlreadyConfigured, svm)
+}
+
+/// 65536867 for deleting `config` while it protects data keys, said of its scope, with the
+/// way out: delete its data keys first.
+fn keys_exist(config: &StoredConfig) -> Error {
+    let uuid = config.uuid;
+    Error::for_scope(ErrorKind::KeysExist, config.svm_uuid().is_some()).with_detail(format!(
+        "Delete its data keys first: GET /api/security/azure-key-vaults/{uuid}/keys lists them, DELETE /api/security/azure-key-vaults/{uuid}/keys/{{key_id}} deletes one; then delete the key manager."
+    ))
 }
 
 /// A patch's new settings refused by the backend: an identity provider that refuses the

@@ -400,8 +400,10 @@ impl Engine {
             checks,
         } = read;
         if config.deleting {
-            return Err(Error::new(ErrorKind::NotConfigured)
-                .with_detail("The key manager is being deleted."));
+            return Err(
+                Error::for_scope(ErrorKind::NotConfigured, config.svm_uuid().is_some())
+                    .with_detail("The key manager is being deleted."),
+            );
         }
         let (config, bytes, kek) = self.active_kek(config, bytes)?;
         let generation = kek.generation();

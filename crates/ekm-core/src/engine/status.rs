@@ -149,6 +149,14 @@ impl Engine {
             let mut out = Vec::new();
             for n in &nodes {
                 out.push(match &n.reason {
+                    // KMIP off is what the node's KMIP server is, KEK or not; the KEK's own
+                    // state (no keys yet, locked) is in `state`.
+                    Some(r) if self.kmip_reported_off(n.node.uuid)? => EkmipReachability {
+                        node: n.node.clone(),
+                        reachable: true,
+                        code: "0".into(),
+                        message: format!("{KMIP_OFF_MESSAGE} The KEK on this node: {r}"),
+                    },
                     Some(r) => EkmipReachability {
                         node: n.node.clone(),
                         reachable: false,
@@ -210,6 +218,22 @@ impl Engine {
     /// The KMIP server of `node`: this process's own for the nodes it manages; another
     /// process's from its liveness record (absent: that process reports no KMIP state, so
     /// its KMIP is off).
+    /// Whether `node`'s KMIP server is known to be off: this process's own nodes, or another
+    /// process's liveness record saying so (a node without a record is down, not "off").
+    fn kmip_reported_off(&self, node: Uuid) -> Result<bool> {
+        if self.nodes.iter().any(|n| n.node.uuid == node) || !self.store.is_shared() {
+            return Ok(self.kmip_server() == KmipServerState::Off);
+        }
+        let rec = self
+            .store
+            .get(&crate::layout::liveness(node))
+            .map_err(store_failed)?;
+        Ok(rec
+            .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+            .and_then(|v| KmipServerState::from_json(&v["kmip"]))
+            == Some(KmipServerState::Off))
+    }
+
     fn kmip_server_of(&self, node: Uuid) -> Result<KmipServerState> {
         if self.nodes.iter().any(|n| n.node.uuid == node) || !self.store.is_shared() {
             return Ok(self.kmip_server());

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::render::{collection, render, self_href};
 use super::{ApiResult, BASE, ok_json, uuid_of};
-use crate::query::{Accepts, DEFAULT_FIELDS, Query, project};
+use crate::query::{Accepts, Query, project};
 use crate::{AppState, blocking, store_read};
 
 pub(super) async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
@@ -34,10 +34,7 @@ pub(super) async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> 
         store_read(&s.engine, move || engine.list_configs()).await?
     };
     let records: Vec<Value> = configs.iter().map(render).collect();
-    Ok(ok_json(
-        StatusCode::OK,
-        collection(&q, records, BASE, DEFAULT_FIELDS),
-    ))
+    Ok(ok_json(StatusCode::OK, collection(&q, records, BASE)))
 }
 
 pub(super) async fn create(

@@ -18,8 +18,35 @@ use uuid::Uuid;
 
 use super::render::{collection, job_link, render_job};
 use super::{ApiResult, JOBS, ok_json, uuid_of};
-use crate::query::{Accepts, JOB_DEFAULT_FIELDS, JOB_FIELDS, Query, project_with};
+use crate::query::{Accepts, Query, Shape, project_with};
 use crate::{ApiError, AppState, blocking};
+
+/// The job records (`/api/cluster/jobs`): every field as filter and `fields` paths, and the
+/// top-level fields `fields=*` returns.
+const JOB_SHAPE: Shape = Shape {
+    fields: &[
+        "uuid",
+        "description",
+        "state",
+        "message",
+        "code",
+        "progress.processed",
+        "progress.total",
+        "start_time",
+        "end_time",
+    ],
+    defaults: &[
+        "uuid",
+        "description",
+        "state",
+        "message",
+        "code",
+        "progress",
+        "start_time",
+        "end_time",
+    ],
+    id: "uuid",
+};
 
 /// Answers a started job: 202 with its link, or — when `return_timeout` lets the job finish —
 /// 200 on success and the job's error on failure.
@@ -94,22 +121,27 @@ pub(super) async fn migrate(
 ) -> ApiResult {
     let q = Query::parse(raw.as_deref(), Accepts::POST)?;
     let source = uuid_of(&source)?;
+    // The same parser as every other body; a missing `uuid` names the body's one field.
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
-        uuid: String,
+        #[serde(default)]
+        uuid: Option<String>,
         #[serde(default)]
         source: Option<Value>,
     }
-    let b: Body = serde_json::from_slice(&body).map_err(|_| {
-        ApiError(
+    let b: Body = ekm_core::config::parse_json(&body)?;
+    let Some(dest) = b.uuid else {
+        return Err(ApiError(
             Error::new(ErrorKind::InvalidValue)
-                .with_detail("The body must be {\"uuid\": \"<destination key manager uuid>\"}.")
+                .with_detail(
+                    "Field \"uuid\" is required: the body is {\"uuid\": \"<destination key manager uuid>\"}.",
+                )
                 .with_target("uuid"),
-        )
-    })?;
+        ));
+    };
     drop(b.source);
-    let dest = uuid_of(&b.uuid)?;
+    let dest = uuid_of(&dest)?;
     let engine = s.engine.clone();
     let job = blocking(move || engine.start_migrate(source, dest)).await?;
     job_response(&s, job, &q).await
@@ -118,14 +150,11 @@ pub(super) async fn migrate(
 /// `GET /api/cluster/jobs`: every job, as a collection (filters such as `state=running`,
 /// `fields`, `order_by`, `max_records`), so a client that lost a job's uuid finds it again.
 pub(super) async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
-    let q = Query::parse_for(raw.as_deref(), Accepts::JOB_COLLECTION, JOB_FIELDS)?;
+    let q = Query::parse_for(raw.as_deref(), Accepts::JOB_COLLECTION, JOB_SHAPE)?;
     let engine = s.engine.clone();
     let jobs = blocking(move || engine.list_jobs()).await?;
     let records: Vec<Value> = jobs.iter().map(render_job).collect();
-    Ok(ok_json(
-        StatusCode::OK,
-        collection(&q, records, JOBS, JOB_DEFAULT_FIELDS),
-    ))
+    Ok(ok_json(StatusCode::OK, collection(&q, records, JOBS)))
 }
 
 /// `GET /api/cluster/jobs/{uuid}`; with `return_timeout=N` it waits up to N seconds for the
@@ -135,7 +164,7 @@ pub(super) async fn get_one(
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let q = Query::parse_for(raw.as_deref(), Accepts::RECORD, JOB_FIELDS)?;
+    let q = Query::parse_for(raw.as_deref(), Accepts::RECORD, JOB_SHAPE)?;
     let uuid = uuid_of(&uuid)?;
     let engine = s.engine.clone();
     let wait = q.return_timeout.unwrap_or(0);
@@ -149,7 +178,7 @@ pub(super) async fn get_one(
     .await?;
     let record = render_job(&j);
     let out = match &q.fields {
-        Some(f) => project_with(&record, f, JOB_DEFAULT_FIELDS),
+        Some(f) => project_with(&record, f, &JOB_SHAPE),
         None => record,
     };
     Ok(ok_json(StatusCode::OK, out))

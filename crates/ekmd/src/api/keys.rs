@@ -1,18 +1,55 @@
 //! Data keys over REST: `POST`/`GET /api/security/azure-key-vaults/{uuid}/keys` and
-//! `DELETE .../keys/{key_id}`.
+//! `GET`/`DELETE .../keys/{key_id}`.
 //!
 //! Owns: who owns a new key (the configuration's SVM, the cluster, or an SVM without its own
-//! key manager), and that a key is deleted only through the configuration holding it.
+//! key manager), that a key is deleted only through the configuration holding it, and the key
+//! record with its collection conventions (the configuration list's: filters, `fields`,
+//! `order_by`, `max_records` paging by `start.key_id`).
 //! Must never: answer key material (only the unix socket does, see [`crate::socket`]).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use ekm_core::{DataKeyId, Error, ErrorKind, KeyOwner, KeyTag, SvmSelector};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use super::{ApiResult, ok_json, uuid_of};
+use super::render::collection;
+use super::{ApiResult, BASE, ok_json, uuid_of};
+use crate::query::{Accepts, Query, Shape, project_with};
 use crate::{ApiError, AppState, blocking};
+
+/// Every field of a data key record, as filter and `fields` paths.
+const KEY_FIELDS: &[&str] = &[
+    "key_id",
+    "key_tag",
+    "kek_generation",
+    "scope",
+    "owner",
+    "svm.uuid",
+    "svm.name",
+    "state",
+];
+
+/// The data key records: all of a record unless `fields` says otherwise.
+const KEYS: Shape = Shape {
+    fields: KEY_FIELDS,
+    defaults: &[
+        "key_id",
+        "key_tag",
+        "kek_generation",
+        "scope",
+        "owner",
+        "svm",
+        "state",
+    ],
+    id: "key_id",
+};
+
+/// A key's own href.
+fn key_href(config: Uuid, key_id: &DataKeyId) -> String {
+    format!("{BASE}/{config}/keys/{}", key_id.to_hex())
+}
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,29 +60,28 @@ struct KeyBody {
     svm: Option<SvmSelector>,
 }
 
+/// `POST .../keys`: a new key of the configuration's scope (or of an SVM the body names);
+/// 201 with its `key_id`, and with `return_records=true` its record. An empty body is a key
+/// with an empty tag.
 pub(super) async fn create(
     State(s): State<AppState>,
     Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult {
+    let q = Query::parse_for(raw.as_deref(), Accepts::POST, KEYS)?;
     let uuid = uuid_of(&uuid)?;
-    let b: KeyBody = if body.is_empty() {
+    let b: KeyBody = if body.iter().all(u8::is_ascii_whitespace) {
         KeyBody {
             key_tag: None,
             svm: None,
         }
     } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError(
-                Error::new(ErrorKind::InvalidValue)
-                    .with_detail("The body takes key_tag and optionally svm {uuid|name}.")
-                    .with_target("body"),
-            )
-        })?
+        ekm_core::config::parse_json(&body)?
     };
     let tag = KeyTag::parse(b.key_tag.as_deref().unwrap_or(""))?;
     let engine = s.engine.clone();
-    let id = blocking(move || {
+    let (id, info) = blocking(move || {
         let cfg = engine.get_config(uuid)?;
         let owner = match (&cfg.svm, &b.svm) {
             (Some(svm), None) => KeyOwner::Svm(svm.uuid()),
@@ -76,27 +112,57 @@ pub(super) async fn create(
                 KeyOwner::Svm(named.uuid())
             }
         };
-        engine.create_data_key(owner, tag)
+        let id = engine.create_data_key(owner, tag)?;
+        let info = match q.return_records {
+            Some(true) => Some(engine.data_key_info(&id)?),
+            _ => None,
+        };
+        Ok((id, info))
     })
     .await?;
-    Ok(ok_json(StatusCode::CREATED, json!({"key_id": id.to_hex()})))
+    let mut out = json!({"key_id": id.to_hex()});
+    if let Some(k) = info {
+        out["num_records"] = json!(1);
+        out["records"] = json!([render_key(&k, s.engine.topology())]);
+    }
+    Ok(ok_json(StatusCode::CREATED, out))
 }
 
-pub(super) async fn list(State(s): State<AppState>, Path(uuid): Path<String>) -> ApiResult {
+/// `GET .../keys`: the configuration's keys as a collection, with the configuration list's
+/// query conventions (an unknown parameter is 262179, a bad value 262197).
+pub(super) async fn list(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let mut q = Query::parse_for(raw.as_deref(), Accepts::COLLECTION, KEYS)?;
     let uuid = uuid_of(&uuid)?;
     let engine = s.engine.clone();
     let keys = blocking(move || engine.list_data_keys(uuid)).await?;
     let topo = s.engine.topology();
     let records: Vec<Value> = keys.iter().map(|k| render_key(k, topo)).collect();
-    Ok(ok_json(
-        StatusCode::OK,
-        json!({"num_records": records.len(), "records": records}),
-    ))
+    // Without `fields`, whole records (what this list always answered).
+    q.fields.get_or_insert_with(|| vec!["*".to_owned()]);
+    let base = format!("{BASE}/{uuid}/keys");
+    Ok(ok_json(StatusCode::OK, collection(&q, records, &base)))
 }
 
-/// The key as a record: its id, tag, KEK generation and owner.
+/// The key as a record: its id, tag, KEK generation, scope and owner, state, and link.
 fn render_key(k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
-    let mut r = json!({"key_id": k.key_id.to_hex(), "key_tag": k.key_tag.as_str(), "kek_generation": k.kek_generation, "owner": if k.svm_uuid.is_some() {"svm"} else {"cluster"}});
+    let scope = if k.svm_uuid.is_some() {
+        "svm"
+    } else {
+        "cluster"
+    };
+    let mut r = json!({
+        "key_id": k.key_id.to_hex(),
+        "key_tag": k.key_tag.as_str(),
+        "kek_generation": k.kek_generation,
+        "scope": scope,
+        "owner": scope,
+        "state": "active",
+        "_links": {"self": {"href": key_href(k.config_uuid, &k.key_id)}},
+    });
     if let Some(u) = k.svm_uuid {
         let name = topo
             .svm_by_uuid(u)
@@ -112,7 +178,9 @@ fn render_key(k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
 pub(super) async fn get_one(
     State(s): State<AppState>,
     Path((uuid, key_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
+    let q = Query::parse_for(raw.as_deref(), Accepts::RECORD, KEYS)?;
     let uuid = uuid_of(&uuid)?;
     let id = DataKeyId::parse(&key_id)
         .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("key_id")))?;
@@ -127,18 +195,22 @@ pub(super) async fn get_one(
         Err(e) => Err(e),
     })
     .await?;
-    Ok(match found {
-        Ok(k) => ok_json(StatusCode::OK, render_key(&k, s.engine.topology())),
-        Err(nodes) => ok_json(
-            StatusCode::OK,
-            json!({
-                "key_id": id.to_hex(),
-                "state": "erase_pending",
-                "pending_nodes": nodes,
-                "message": ekm_core::erase_pending_message(&nodes),
-            }),
-        ),
-    })
+    let record = match found {
+        Ok(k) => render_key(&k, s.engine.topology()),
+        Err(nodes) => json!({
+            "key_id": id.to_hex(),
+            "state": "erase_pending",
+            "pending_nodes": nodes,
+            "message": ekm_core::erase_pending_message(&nodes),
+        }),
+    };
+    Ok(ok_json(
+        StatusCode::OK,
+        match &q.fields {
+            Some(f) => project_with(&record, f, &KEYS),
+            None => record,
+        },
+    ))
 }
 
 /// `DELETE .../keys/{key_id}`: the key is deleted at once (no node serves it once it has seen
@@ -147,7 +219,9 @@ pub(super) async fn get_one(
 pub(super) async fn delete(
     State(s): State<AppState>,
     Path((uuid, key_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
+    Query::parse_for(raw.as_deref(), Accepts::CHANGE, KEYS)?;
     let uuid = uuid_of(&uuid)?;
     let id = DataKeyId::parse(&key_id)
         .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("key_id")))?;

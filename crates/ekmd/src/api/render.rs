@@ -84,23 +84,24 @@ fn rfc3339(secs: u64) -> String {
         .unwrap_or_default()
 }
 
-/// A collection GET over rendered records: filters, `order_by`, `start.uuid` and
-/// `max_records` paging with `_links.next`, `fields` (`*` meaning `defaults`), and
-/// `return_records`.
-pub(super) fn collection(q: &Query, records: Vec<Value>, base: &str, defaults: &[&str]) -> Value {
+/// A collection GET over rendered records of the query's shape: filters, `order_by`,
+/// `start.<id>` and `max_records` paging with `_links.next` (carrying the whole query),
+/// `fields` (`*` meaning the shape's defaults), and `return_records`.
+pub(super) fn collection(q: &Query, records: Vec<Value>, base: &str) -> Value {
+    let id = q.shape.id;
     let mut records: Vec<Value> = records.into_iter().filter(|r| q.matches(r)).collect();
     q.sort(&mut records);
-    if let Some(start) = &q.start_uuid {
+    if let Some(start) = &q.start {
         let pos = records
             .iter()
-            .position(|r| r["uuid"] == start.as_str())
+            .position(|r| r[id] == start.as_str())
             .unwrap_or(records.len());
         records.drain(..pos);
     }
     let mut links = json!({"self": {"href": q.self_link(base)}});
     if let Some(max) = q.max_records {
         if records.len() > max {
-            let next = records[max]["uuid"].as_str().unwrap_or_default().to_owned();
+            let next = records[max][id].as_str().unwrap_or_default().to_owned();
             links["next"] = json!({"href": q.next_link(base, &next)});
             records.truncate(max);
         }
@@ -108,7 +109,7 @@ pub(super) fn collection(q: &Query, records: Vec<Value>, base: &str, defaults: &
     let fields: Vec<String> = q.fields.clone().unwrap_or_default();
     let records: Vec<Value> = records
         .iter()
-        .map(|r| project_with(r, &fields, defaults))
+        .map(|r| project_with(r, &fields, &q.shape))
         .collect();
     let mut body = json!({"num_records": records.len(), "_links": links});
     if q.return_records != Some(false) {

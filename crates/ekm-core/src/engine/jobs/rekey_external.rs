@@ -30,7 +30,8 @@ use crate::store::{Check, StoreError, Transaction};
 use crate::topology::SvmSelector;
 
 impl Engine {
-    /// Starts rekey-external to `key_id`. When `svm` is given it must name the SVM of the
+    /// Starts rekey-external to `key_id`, which must be a key of the configuration's vault
+    /// (`name`; else 65537523). When `svm` is given it must name the SVM of the
     /// configuration; an SVM without a key manager is 65537120. 65537547 as for rekey-internal.
     pub fn start_rekey_external(
         self: &Arc<Self>,
@@ -40,6 +41,7 @@ impl Engine {
     ) -> Result<Job> {
         let admin = self.admin.lock();
         let (cfg, _) = self.load_config(config)?;
+        crate::config::check_key_in_vault(&key_id, &cfg.vault()?, true)?;
         if let Some(sel) = svm.filter(|s| s.uuid.is_some() || s.name.is_some()) {
             let named = self.topology.resolve_svm(sel)?;
             if cfg.svm_uuid() != Some(named.uuid()) {

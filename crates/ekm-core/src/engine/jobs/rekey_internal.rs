@@ -49,7 +49,10 @@ impl Engine {
             .map_err(store_failed)?
             .is_empty();
         if empty || cfg.active_generation.is_none() {
-            return Err(Error::new(ErrorKind::NoInternalKeys));
+            return Err(Error::for_scope(
+                ErrorKind::NoInternalKeys,
+                cfg.svm_uuid().is_some(),
+            ));
         }
         let job = self.begin_job(Job::new(JobKind::RekeyInternal, config))?;
         drop(admin);
@@ -179,7 +182,10 @@ impl Engine {
                 .load_config(job.config)
                 .map_err(|_| Stop::Failed(not_found()))?;
             let Some(active) = cfg.active_generation else {
-                return Err(Stop::Failed(Error::new(ErrorKind::NoInternalKeys)));
+                return Err(Stop::Failed(Error::for_scope(
+                    ErrorKind::NoInternalKeys,
+                    cfg.svm_uuid().is_some(),
+                )));
             };
             let records = self.kek_records(cfg.uuid)?;
             if let Some(r) = records.iter().find(|k| k.state == KekState::Retiring) {
