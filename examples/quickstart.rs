@@ -1,7 +1,8 @@
 //! Quick start: an ekm key hierarchy on the embedded default (fake backend, redb store) in
 //! `./ekm-data`. Creates a cluster configuration and an SVM configuration, creates data keys,
 //! reopens the store as a restarted node would, reads every key back, and prints the
-//! configurations and the key lists. Safe to run again: it reuses what exists.
+//! configurations and the key lists. Safe to run again: it reuses the configurations and adds
+//! six more keys (it says so). Run it while ekmd is stopped: they share DATA_DIR's store.
 //!
 //! ```text
 //! cargo run --release --example quickstart [-- DATA_DIR]
@@ -25,7 +26,18 @@ fn topology(dir: &std::path::Path) -> Result<Topology, Box<dyn std::error::Error
 fn open(
     dir: &std::path::Path,
 ) -> Result<(Arc<Engine>, Arc<FakeBackend>), Box<dyn std::error::Error>> {
-    let store = ekm::store::open(StoreKind::Redb, &dir.join("store"))?;
+    let store = ekm::store::open(StoreKind::Redb, &dir.join("store")).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("already open") || e.contains("lock") {
+            format!(
+                "the store {} is in use by another process, most likely an ekmd serving --data-dir {}: stop it (Ctrl-C or SIGTERM) and run the quick start again, or give the quick start another directory (cargo run --example quickstart -- DIR)",
+                dir.join("store").display(),
+                dir.display()
+            )
+        } else {
+            format!("cannot open the store in {}: {e}", dir.display())
+        }
+    })?;
     let fake = Arc::new(FakeBackend::open(&dir.join("fake-vault.json"))?);
     let protection_key = protection_key::load_or_create(&dir.join("protection.key"))?;
     let engine = Engine::open(EngineOptions::new(
@@ -47,16 +59,43 @@ fn ensure(engine: &Engine, body: &str) -> Result<(), Box<dyn std::error::Error>>
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Prints a failure as one sentence (`quickstart: ...`), not as Rust's debug form.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quickstart: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data keys of every configuration.
+fn key_count(engine: &Engine) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut n = 0;
+    for cfg in engine.list_configs()? {
+        n += engine.list_data_keys(cfg.uuid)?.len();
+    }
+    Ok(n)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| "ekm-data".into());
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let key_id = "https://myvault.vault.azure.net/keys/kek1/a8e619fd8f234db3b0b95c59540e2a74";
     let mut created = Vec::new();
     {
         let (engine, fake) = open(&dir)?;
+        let before = key_count(&engine)?;
+        if before > 0 {
+            println!(
+                "re-run: the store in {} already had {before} data keys; adding 6 more (tags are not unique: each run adds root-vol-0..2 and vs0-vol1-0..2 again)",
+                dir.display()
+            );
+        }
         ensure(
             &engine,
             &format!(
@@ -149,8 +188,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for usage in engine.kek_usage(cfg.uuid)? {
             println!(
-                "  KEK g{} ({}): {} seals of {} before rekey-internal is advised",
-                usage.generation, usage.state, usage.seals, usage.seal_limit
+                "  KEK g{} ({}): {} seals (data keys wrapped under this generation; an upper bound, counted in steps of 64) of the 2^31 = {} advised before a rekey-internal{}",
+                usage.generation,
+                usage.state,
+                usage.seals,
+                usage.seal_limit,
+                if usage.rekey_advised {
+                    ": rekey-internal now"
+                } else {
+                    ""
+                }
             );
         }
         let keys = engine.list_data_keys(cfg.uuid)?;

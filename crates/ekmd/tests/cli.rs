@@ -2,68 +2,13 @@
 //! flags, the fake-backend warning, the data-path socket's mode, `ekm`'s message for an
 //! untrusted certificate, secrets read from files and stdin, and job progress lines.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-struct Daemon {
-    child: Child,
-    url: String,
-    stderr: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `ekmd serve` (HTTPS, fake backend) on a free loopback port in `dir`.
-fn start(dir: &Path, extra: &[&str]) -> Daemon {
-    let stderr = dir.join("ekmd.stderr");
-    let (child, line) = common::spawn_listening(
-        Command::new(env!("CARGO_BIN_EXE_ekmd"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.join("ekm-data"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("EKMD_ADMIN_USER")
-            .env_remove("EKMD_ADMIN_PASSWORD")
-            .stderr(std::fs::File::create(&stderr).unwrap()),
-    );
-    let url = common::announced_url(&line, "http");
-    Daemon { child, url, stderr }
-}
-
-fn ekm(dir: &Path, d: &Daemon, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ekm"))
-        .current_dir(dir)
-        .env("EKM_URL", &d.url)
-        .env_remove("EKM_PASSWORD")
-        .args(["--password-file", "ekm-data/admin-password"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::cli::{KEY, ekm, start, text};
 
 /// Runs `cmd` to its end, or kills it after 20 s (then None: it kept running).
 fn finish(cmd: &mut Command) -> Option<Output> {
@@ -83,8 +28,6 @@ fn finish(cmd: &mut Command) -> Option<Output> {
     let _ = child.wait();
     None
 }
-
-const KEY: &str = "https://myvault.vault.azure.net/keys/kek1/a8e619fd8f234db3b0b95c59540e2a74";
 
 #[test]
 fn plain_http_refuses_a_non_loopback_address_unless_told() {

@@ -46,14 +46,17 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Issue a KMIP client certificate from the CA under DATA_DIR/kmip/: OUT/client.pem and
     /// OUT/client.key. Its subject CN is OWNER: an SVM name (that SVM's keys) or the cluster's
-    /// name (cluster-scope keys).
+    /// name (cluster-scope keys), as the topology declares them (any other is refused).
     KmipClientCert {
         /// Data directory of the ekmd whose KMIP CA issues the certificate.
         #[arg(long, default_value = "ekm-data")]
         data_dir: PathBuf,
-        /// SVM or cluster name.
+        /// SVM or cluster name (of the topology).
         #[arg(long)]
         owner: String,
+        /// The topology ekmd serves (default: DATA_DIR/topology.toml), which names the owners.
+        #[arg(long)]
+        topology: Option<PathBuf>,
         /// Directory to write client.pem and client.key into.
         #[arg(long)]
         out: PathBuf,
@@ -220,11 +223,14 @@ fn main() -> std::process::ExitCode {
     if let Command::KmipClientCert {
         data_dir,
         owner,
+        topology,
         out,
         days,
     } = &command
     {
-        return match ekmd::kmip::write_client_cert(data_dir, owner, out, *days) {
+        return match known_owner(topology_path(data_dir, topology.as_deref()), owner)
+            .and_then(|()| ekmd::kmip::write_client_cert(data_dir, owner, out, *days))
+        {
             Ok(()) => {
                 println!(
                     "wrote {} and {}",
@@ -284,7 +290,8 @@ fn main() -> std::process::ExitCode {
             ));
         }
         setup::data_dir(&data_dir)?;
-        let topology = setup::topology(&data_dir, topology.as_deref())?;
+        let topology_file = topology;
+        let topology = setup::topology(&data_dir, topology_file.as_deref())?;
         if store_kind == StoreKind::Etcd && node.is_none() {
             return Err(
                 "--store etcd needs --node NAME: which node of the topology this process is".into(),
@@ -293,7 +300,14 @@ fn main() -> std::process::ExitCode {
         let local = match &node {
             Some(name) => topology
                 .node_by_name(name)
-                .ok_or_else(|| format!("node {name} is not in the topology"))?
+                .ok_or_else(|| {
+                    let known: Vec<&str> = topology.nodes.iter().map(|n| n.name.as_str()).collect();
+                    format!(
+                        "--node {name}: not a node of the topology ({}); its nodes: {}",
+                        topology_path(&data_dir, topology_file.as_deref()).display(),
+                        known.join(", ")
+                    )
+                })?
                 .clone(),
             None => topology.nodes[0].clone(),
         };
@@ -430,6 +444,27 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The topology file ekmd reads: `--topology`, else DATA_DIR/topology.toml.
+fn topology_path(data_dir: &std::path::Path, file: Option<&std::path::Path>) -> PathBuf {
+    file.map_or_else(|| data_dir.join("topology.toml"), PathBuf::from)
+}
+
+/// Refuses a KMIP client certificate for an `owner` the topology at `path` does not name (the
+/// cluster or an SVM; any other is refused at first use), listing the valid owners.
+fn known_owner(path: PathBuf, owner: &str) -> Result<(), String> {
+    let t = ekm_store::topology_file::load(&path)
+        .map_err(|e| format!("--owner {owner}: {e} (the topology names the owners: pass --topology FILE as ekmd serve has it)"))?;
+    if t.cluster.name == owner || t.svms.iter().any(|s| s.name == owner) {
+        return Ok(());
+    }
+    let svms: String = t.svms.iter().map(|s| format!(", {}", s.name)).collect();
+    Err(format!(
+        "--owner {owner}: not the cluster's name or an SVM of the topology ({}); valid owners: {} (the cluster){svms}",
+        path.display(),
+        t.cluster.name
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -8,6 +8,9 @@
 
 #![allow(dead_code)]
 
+/// `ekmd serve` and `ekm` as processes (the command-line tests).
+pub mod cli;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -9,42 +9,76 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The exit codes, as `ekm --help` lists them.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  ekmd refused the request (its code and message are printed), or the entry named
+     (--vserver, --uuid, --key-id, a job) does not exist: \"There are no entries matching your query.\"
+  2  usage error (a flag, or a file a flag names)
+  3  ekmd unreachable, or its certificate not trusted (pass --ca-file DATA_DIR/tls-cert.pem)
+  4  a waited-for job failed
+  5  ekm audit verify: the trail is NOT intact (a record edited, removed, reordered or cut)
+  6  ekm audit verify: an audit file is missing or unreadable (nothing was verified)";
+
 #[derive(Parser)]
 #[command(
     name = "ekm",
     version,
-    about = "Manage ekm key managers over ekmd's REST API"
+    about = "Manage ekm key managers over ekmd's REST API (ONTAP's security key-manager external azure)",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// ekmd's URL.
     #[arg(
         long,
         env = "EKM_URL",
+        hide_env_values = true,
         default_value = "https://127.0.0.1:8443",
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub url: String,
     /// Admin user.
-    #[arg(long, env = "EKM_USER", default_value = "admin", global = true)]
+    #[arg(
+        long,
+        env = "EKM_USER",
+        hide_env_values = true,
+        default_value = "admin",
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub user: String,
     /// Admin password (prefer EKM_PASSWORD or --password-file: argv is visible to other users).
-    #[arg(long, env = "EKM_PASSWORD", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "EKM_PASSWORD",
+        hide_env_values = true,
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub password: Option<String>,
-    /// File holding the admin password (e.g. ekm-data/admin-password); "-" reads it from stdin.
-    #[arg(long, global = true, value_name = "FILE|-")]
+    /// File holding the admin password (e.g. ekm-data/admin-password); "-" reads it from stdin; wins over EKM_PASSWORD.
+    #[arg(long, global = true, value_name = "FILE|-", help_heading = GLOBAL)]
     pub password_file: Option<PathBuf>,
     /// CA (PEM) to trust for ekmd's certificate (e.g. ekm-data/tls-cert.pem).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate (self-signed test set-ups only).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub insecure: bool,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
+    /// Where `password` came from: the environment (EKM_PASSWORD), not the command line. Set
+    /// by `main` from clap's value source (an explicit --password-file wins over it).
+    #[arg(skip)]
+    pub password_from_env: bool,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The help heading of the flags every subcommand takes.
+const GLOBAL: &str = "Global options";
 
 // Which key manager a subcommand acts on.
 #[derive(Args, Clone)]
@@ -111,7 +145,7 @@ pub enum Command {
     Enable(Enable),
     /// Show key manager configurations.
     Show(TargetOnly),
-    /// Show KEK availability, AKV reachability and per-node status.
+    /// Per node: AKV reachability, the KMIP server and the wrapped KEK (ONTAP's check).
     Check(TargetOnly),
     /// Change proxy settings.
     UpdateConfig(UpdateConfig),
@@ -130,6 +164,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Jobs (rekeys, restore, erases): their state and progress.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// The audit trail (offline: reads the files, not ekmd).
     Audit {
         #[command(subcommand)]
@@ -139,16 +178,37 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of audit files, oldest first (rotated FILE.000001 ... then FILE).
+    /// Check the hash chain of the audit trail: DATA_DIR (its audit.log and rotated
+    /// audit.log.NNNNNN), one log FILE (with FILE.NNNNNN beside it), or files in order.
+    #[command(
+        after_help = "Exit codes: 0 intact; 5 NOT intact (the first bad record is named); 6 a file is missing or unreadable (nothing was verified)."
+    )]
     Verify(AuditVerify),
 }
 
-// `ekm audit verify FILE...`.
+// `ekm audit verify DATA_DIR | FILE | FILE...`.
 #[derive(Args)]
 pub struct AuditVerify {
-    /// Audit files in order, oldest first.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    /// A data directory, the audit log (its rotated FILE.NNNNNN are found beside it), or several files oldest first.
+    #[arg(required = true, value_name = "DATA_DIR|FILE")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// One job's state and progress (the uuid a job-starting command printed).
+    Show(JobShow),
+}
+
+// `ekm job show JOB_UUID`.
+#[derive(Args)]
+pub struct JobShow {
+    /// The job's uuid.
+    #[arg(value_name = "JOB_UUID")]
+    pub uuid: String,
+    /// Wait for the job to end, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +217,8 @@ pub enum KeyCommand {
     Create(KeyCreate),
     /// List data keys (never material).
     Query(TargetOnly),
+    /// Delete a data key (crypto-erase: what it encrypted can no longer be read).
+    Delete(KeyDelete),
 }
 
 // `ekm show`, `check`, `disable`, `key query`: only the target.
@@ -247,4 +309,17 @@ pub struct KeyCreate {
     /// For an SVM without its own key manager, on the cluster's.
     #[arg(long)]
     pub svm: Option<String>,
+}
+
+// `ekm key delete`.
+#[derive(Args)]
+pub struct KeyDelete {
+    #[command(flatten)]
+    pub target: Target,
+    /// The key's id (64 hex digits, as `ekm key query` lists it).
+    #[arg(long)]
+    pub key_id: String,
+    /// Wait for the erase job (started when a node still holds the key) to end.
+    #[arg(long)]
+    pub wait: bool,
 }

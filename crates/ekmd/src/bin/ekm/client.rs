@@ -11,14 +11,26 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::Failure;
 use crate::args::{Cli, Target};
 use crate::output::cell;
 use crate::progress::Progress;
 use crate::secrets::{admin_password, read_file};
+use crate::{Failure, NO_ENTRIES, Refusal};
 
 /// The key manager collection.
 pub const BASE: &str = "/api/security/azure-key-vaults";
+
+/// The job collection.
+pub const JOBS: &str = "/api/cluster/jobs";
+
+/// The key manager a `--vserver`/`--uuid` (or neither: the cluster's) names, found.
+pub struct KeyManager {
+    pub uuid: String,
+    /// How messages name it: `the cluster's key manager` or `SVM vs0's key manager`.
+    pub label: String,
+    /// The target flags that name it again, for the commands a message suggests.
+    pub flags: String,
+}
 
 pub struct Client {
     http: reqwest::blocking::Client,
@@ -36,10 +48,16 @@ impl Client {
             .timeout(Duration::from_secs(150))
             .no_proxy();
         if let Some(ca) = &cli.ca_file {
-            let pem = read_file(ca)?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Failure::Usage(e.to_string()))?
-            {
+            let pem = read_file("--ca-file", ca)?;
+            let bad = |why: String| Failure::Usage(format!("--ca-file {}: {why}", ca.display()));
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad(
+                    "no PEM certificate in it (expected e.g. DATA_DIR/tls-cert.pem)".into(),
+                ));
+            }
+            for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
@@ -47,7 +65,9 @@ impl Client {
             b = b.danger_accept_invalid_certs(true);
         }
         Ok(Client {
-            http: b.build().map_err(|e| Failure::Usage(e.to_string()))?,
+            http: b
+                .build()
+                .map_err(|e| Failure::Usage(format!("the HTTP client: {e}")))?,
             url: cli.url.clone(),
             user: cli.user.clone(),
             password,
@@ -78,54 +98,81 @@ impl Client {
         if status.is_success() {
             return Ok(v);
         }
-        let code = v["error"]["code"].as_str().unwrap_or("?").to_owned();
-        let msg = v["error"]["message"]
-            .as_str()
-            .unwrap_or(status.as_str())
-            .to_owned();
-        Err(Failure::Api(format!(
-            "Error: {msg} (code {code}, HTTP {})",
-            status.as_u16()
-        )))
+        Err(Failure::Refused(Refusal {
+            code: match &v["error"]["code"] {
+                Value::Null => "?".into(),
+                c => cell(c),
+            },
+            message: v["error"]["message"]
+                .as_str()
+                .unwrap_or(status.as_str())
+                .to_owned(),
+            status: status.as_u16(),
+        }))
     }
 
-    /// The uuid of the key manager `t` names: `--uuid` as given, else the one of `--vserver`,
-    /// else the cluster's.
-    pub fn uuid(&self, t: &Target) -> Result<String, Failure> {
-        if let Some(u) = &t.uuid {
-            return Ok(u.clone());
-        }
+    /// The key manager `t` names: the one of `--uuid`, else of `--vserver`, else the
+    /// cluster's; none is "There are no entries matching your query." (exit 1).
+    pub fn key_manager(&self, t: &Target) -> Result<KeyManager, Failure> {
         let list = self.call(Method::GET, &format!("{BASE}?fields=scope,svm"), None)?;
         let records = list["records"].as_array().cloned().unwrap_or_default();
-        let found = records.iter().find(|r| match &t.vserver {
-            Some(v) => r["svm"]["name"] == v.as_str(),
-            None => r["scope"] == "cluster",
+        let found = records.iter().find(|r| match (&t.uuid, &t.vserver) {
+            (Some(u), _) => r["uuid"] == u.as_str(),
+            (None, Some(v)) => r["svm"]["name"] == v.as_str(),
+            (None, None) => r["scope"] == "cluster",
         });
-        found
-            .and_then(|r| r["uuid"].as_str().map(str::to_owned))
-            .ok_or_else(|| {
-                let code = ekm_core::ErrorKind::NotConfigured.code();
-                Failure::Api(match &t.vserver {
-                    Some(v) => format!(
-                        "Error: Azure Key Vault is not configured for SVM \"{v}\" (code {code})."
-                    ),
-                    None => format!(
-                        "Error: Azure Key Vault is not configured for the cluster (code {code})."
-                    ),
-                })
-            })
+        let Some(r) = found else {
+            let not_configured = ekm_core::ErrorKind::NotConfigured.code();
+            let what = match (&t.uuid, &t.vserver) {
+                (Some(u), _) => format!(
+                    "No key manager has uuid {u} (code {}): ekm show lists them.",
+                    ekm_core::ErrorKind::EntryNotFound.code()
+                ),
+                (None, Some(v)) => format!(
+                    "SVM \"{v}\" has no key manager (Azure Key Vault is not configured for it, code {not_configured}): ekm enable --vserver {v} configures one; ekm show lists them."
+                ),
+                (None, None) => format!(
+                    "The cluster has no key manager (Azure Key Vault is not configured for it, code {not_configured}): ekm enable configures one; ekm show lists them."
+                ),
+            };
+            return Err(Failure::Api(format!("{NO_ENTRIES} {what}")));
+        };
+        let uuid = cell(&r["uuid"]);
+        let (label, flags) = match (&t.uuid, r["scope"] == "svm") {
+            (Some(u), true) => (
+                format!("SVM {}'s key manager", cell(&r["svm"]["name"])),
+                format!(" --uuid {u}"),
+            ),
+            (Some(u), false) => ("the cluster's key manager".into(), format!(" --uuid {u}")),
+            (None, true) => (
+                format!("SVM {}'s key manager", cell(&r["svm"]["name"])),
+                format!(" --vserver {}", cell(&r["svm"]["name"])),
+            ),
+            (None, false) => ("the cluster's key manager".into(), String::new()),
+        };
+        Ok(KeyManager { uuid, label, flags })
     }
 
-    /// Polls the job a POST started until it ends, showing its progress on stderr; its final
-    /// record on success.
-    pub fn wait(&self, started: &Value) -> Result<Value, Failure> {
-        let href = started["job"]["_links"]["self"]["href"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let mut progress = Progress::new(&cell(&started["job"]["uuid"]));
+    /// The uuid of the key manager `t` names (see [`Client::key_manager`]).
+    pub fn uuid(&self, t: &Target) -> Result<String, Failure> {
+        Ok(self.key_manager(t)?.uuid)
+    }
+
+    /// Polls job `uuid` until it ends, showing its progress on stderr; its final record on
+    /// success, else exit 4 naming the job (`what` it does) and why it failed.
+    pub fn wait(&self, uuid: &str, what: &str) -> Result<Value, Failure> {
+        let href = format!("{JOBS}/{uuid}");
+        let mut progress = Progress::new(uuid);
         loop {
-            let j = self.call(Method::GET, &href, None)?;
+            let j = match self.call(Method::GET, &href, None) {
+                Err(Failure::Refused(r)) if r.status == 404 => {
+                    progress.finish();
+                    return Err(Failure::Api(format!(
+                        "{NO_ENTRIES} No job has uuid {uuid}."
+                    )));
+                }
+                other => other?,
+            };
             progress.show(&j);
             match j["state"].as_str() {
                 Some("success") => {
@@ -135,9 +182,9 @@ impl Client {
                 Some("failure") => {
                     progress.finish();
                     return Err(Failure::Job(format!(
-                        "Job failed: {} (code {})",
+                        "job {uuid} ({what}) failed: {} (code {})",
                         j["message"].as_str().unwrap_or(""),
-                        j["code"]
+                        cell(&j["code"])
                     )));
                 }
                 _ => std::thread::sleep(Duration::from_millis(200)),

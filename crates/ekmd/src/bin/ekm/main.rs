@@ -1,14 +1,16 @@
 //! `ekm`: the command line of ekmd, mirroring ONTAP's `security key-manager external azure`
 //! commands. Tables for people, `--json` for scripts.
 //!
-//! Exit codes: 0 success; 1 ekmd refused the request (its ONTAP code and message are printed);
-//! 2 usage error; 3 ekmd unreachable; 4 a waited-for job failed; 5 `ekm audit verify` found a
-//! bad record.
+//! Exit codes (listed by `ekm --help`): 0 success; 1 ekmd refused the request (its ONTAP code
+//! and message are printed) or the entry named does not exist ("There are no entries matching
+//! your query."); 2 usage error; 3 ekmd unreachable; 4 a waited-for job failed; 5 `ekm audit
+//! verify` found a bad record; 6 `ekm audit verify` could not read a file.
+//! Every failure is one `ekm: ...` line (or more, the way out last) on stderr.
 //!
 //! | file | holds |
 //! |---|---|
 //! | `args.rs` | every flag and subcommand (clap) |
-//! | `commands/` | one function per subcommand: `configs.rs`, `jobs.rs`, `keys.rs` |
+//! | `commands/` | one function per subcommand: `configs.rs`, `check.rs`, `jobs.rs`, `keys.rs`, `audit.rs` |
 //! | `client.rs` | the HTTP client of ekmd: a request, a key manager's uuid, waiting for a job |
 //! | `progress.rs` | a waited-for job's progress on stderr |
 //! | `secrets.rs` | secrets from flags, files and stdin |
@@ -26,13 +28,15 @@ mod secrets;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use args::Cli;
 
 /// Why `ekm` failed; each kind has its exit code.
 enum Failure {
-    /// ekmd refused the request: exit 1, its message as is.
+    /// ekmd refused the request: exit 1, with its ONTAP code and HTTP status.
+    Refused(Refusal),
+    /// The entry named does not exist, or ekmd refused with a way out: exit 1, the message.
     Api(String),
     /// ekmd could not be reached (or its certificate is not trusted): exit 3.
     Unreachable(String),
@@ -42,21 +46,41 @@ enum Failure {
     Job(String),
     /// `ekm audit verify` found a bad record: exit 5, naming it.
     Tampered(String),
+    /// `ekm audit verify` could not read a file it was given or looked for: exit 6.
+    Missing(String),
 }
 
+/// An ONTAP error answer: `{"error": {"code", "message"}}` and its HTTP status.
+struct Refusal {
+    code: String,
+    message: String,
+    status: u16,
+}
+
+/// The message of "no such entry", as ONTAP words it.
+const NO_ENTRIES: &str = "There are no entries matching your query.";
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.password_from_env =
+        matches.value_source("password") == Some(clap::parser::ValueSource::EnvVariable);
     let Err(failure) = commands::run(cli) else {
         return ExitCode::SUCCESS;
     };
     let (code, line) = match failure {
+        Failure::Refused(r) => (
+            1,
+            format!("{} (code {}, HTTP {})", r.message, r.code, r.status),
+        ),
         Failure::Api(m) => (1, m),
-        Failure::Usage(m) => (2, format!("ekm: {m}")),
-        Failure::Unreachable(m) => (3, format!("ekm: {m}")),
+        Failure::Usage(m) => (2, m),
+        Failure::Unreachable(m) => (3, m),
         Failure::Job(m) => (4, m),
-        Failure::Tampered(m) => (5, format!("ekm: audit trail NOT intact: {m}")),
+        Failure::Tampered(m) => (5, format!("audit trail NOT intact: {m}")),
+        Failure::Missing(m) => (6, m),
     };
-    eprintln!("{line}");
+    eprintln!("ekm: {line}");
     ExitCode::from(code)
 }
 

@@ -1,17 +1,17 @@
 //! The job subcommands: `rekey-internal`, `rekey-external`, `restore`, each started with a
-//! POST and, with `--wait`, followed to its end.
+//! POST and, with `--wait`, followed to its end; `job show` for a job started before.
 //!
-//! Owns: what a started or finished job prints. Must never: report success for a job that
-//! failed (exit code 4).
+//! Owns: what a started or finished job prints: its uuid, what it does, and how to follow
+//! it. Must never: report success for a job that failed (exit code 4).
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::Session;
 use crate::Failure;
-use crate::args::{RekeyExternal, Target, Waited};
-use crate::client::BASE;
-use crate::output::cell;
+use crate::args::{JobShow, RekeyExternal, Target, Waited};
+use crate::client::{BASE, JOBS};
+use crate::output::{cell, table};
 
 /// `ekm rekey-internal`.
 pub fn rekey_internal(s: &Session, a: Waited) -> Result<(), Failure> {
@@ -37,26 +37,80 @@ fn start(
     body: Option<Value>,
     wait: bool,
 ) -> Result<(), Failure> {
-    let path = format!("{BASE}/{}/{action}", s.client.uuid(target)?);
+    let km = s.client.key_manager(target)?;
+    let path = format!("{BASE}/{}/{action}", km.uuid);
     let started = s.client.call(Method::POST, &path, body)?;
-    let shown = if wait {
-        s.client.wait(&started)?
-    } else {
-        started
-    };
-    s.answer(&shown, |shown| {
-        if wait {
+    followed(s, &started, &format!("{action} of {}", km.label), wait)
+}
+
+/// Prints what became of the job `started` (a `{"job": {uuid, ...}}` answer) that does `what`:
+/// started (and how to follow it), or, with `wait`, its outcome once it ended.
+pub fn followed(s: &Session, started: &Value, what: &str, wait: bool) -> Result<(), Failure> {
+    let uuid = cell(&started["job"]["uuid"]);
+    if !wait {
+        s.answer(started, |_| {
             println!(
-                "Job {} succeeded: {}",
-                cell(&shown["uuid"]),
-                cell(&shown["message"])
-            );
+                "Job {uuid} started: {what}. Follow it with: ekm job show {uuid} --wait (or ekm job show {uuid} for its state now)."
+            )
+        });
+        return Ok(());
+    }
+    let done = s.client.wait(&uuid, what)?;
+    s.answer(&done, |d| {
+        let msg = cell(&d["message"]);
+        let msg = if msg.is_empty() || msg == "-" {
+            String::new()
         } else {
-            println!(
-                "Job {} started; ekm ... --wait waits for it.",
-                cell(&shown["job"]["uuid"])
-            );
-        }
+            format!(": {msg}")
+        };
+        println!("Job {uuid} succeeded: {what}{msg}");
     });
     Ok(())
+}
+
+/// `ekm job show JOB_UUID [--wait]`: the job's state and progress, or its outcome.
+pub fn show(s: &Session, a: JobShow) -> Result<(), Failure> {
+    if a.wait {
+        let done = s.client.wait(&a.uuid, "the job")?;
+        s.answer(&done, print_job);
+        return Ok(());
+    }
+    let j = match s
+        .client
+        .call(Method::GET, &format!("{JOBS}/{}", a.uuid), None)
+    {
+        Err(Failure::Refused(r)) if r.status == 404 => {
+            return Err(Failure::Api(format!(
+                "{} No job has uuid {}.",
+                crate::NO_ENTRIES,
+                a.uuid
+            )));
+        }
+        other => other?,
+    };
+    s.answer(&j, print_job);
+    Ok(())
+}
+
+/// A job record as a two-column table.
+fn print_job(j: &Value) {
+    let progress = format!(
+        "{}/{}",
+        cell(&j["progress"]["processed"]),
+        cell(&j["progress"]["total"])
+    );
+    let row = |k: &str, v: String| vec![k.to_owned(), v];
+    table(
+        &["Field", "Value"],
+        &[
+            row("Job", cell(&j["uuid"])),
+            row("Description", cell(&j["description"])),
+            row("State", cell(&j["state"])),
+            row("Progress", progress),
+            row("Message", cell(&j["message"])),
+            row("Code", cell(&j["code"])),
+            row("Start Time", cell(&j["start_time"])),
+            row("End Time", cell(&j["end_time"])),
+        ],
+    );
 }
