@@ -21,8 +21,12 @@ pub fn default_path(data_dir: &Path) -> PathBuf {
 pub fn load(path: &Path) -> io::Result<Topology> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    Topology::from_toml(&text)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    Topology::from_toml(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 /// Reads the topology at `path`, first writing [`Topology::single_node`] there if no file
@@ -60,14 +64,20 @@ mod tests {
         let path = default_path(dir.path());
         let first = load_or_create(&path).unwrap();
         assert_eq!(first.nodes[0].name, "node1");
-        assert_eq!(load_or_create(&path).unwrap(), first, "a second start reuses the file");
+        assert_eq!(
+            load_or_create(&path).unwrap(),
+            first,
+            "a second start reuses the file"
+        );
     }
 
     #[test]
     fn a_typo_names_the_file_and_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = default_path(dir.path());
-        let text = Topology::single_node().to_toml().replace("[[nodes]]", "[[node]]");
+        let text = Topology::single_node()
+            .to_toml()
+            .replace("[[nodes]]", "[[node]]");
         std::fs::write(&path, text).unwrap();
         let e = load(&path).unwrap_err().to_string();
         assert!(e.starts_with(&path.display().to_string()), "{e}");
