@@ -4,7 +4,7 @@
 //! [`Store::commit`] is one etcd transaction: its checks become compares, its writes the
 //! success branch. [`Store::rewrite_range`] fences a page by the revision it was read at and
 //! reads the next page in the same transaction. A watch that cannot replay what it missed
-//! (compacted history) delivers [`Change::Resync`].
+//! (compacted history) delivers [`Change::Resync`](ekm_core::store::Change::Resync).
 //!
 //! Owns: the mapping of ekm's store contract onto etcd, and the one rule for requests whose
 //! outcome is unknown (a timeout, a reset connection, a leader change): they are resolved by

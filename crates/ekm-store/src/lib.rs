@@ -1,4 +1,4 @@
-//! ekm-store: durable [`Store`](ekm_core::Store) implementations and the protection key file.
+//! ekm-store: durable [`Store`] implementations and the protection key file.
 //!
 //! - [`RedbStore`]: the default; ACID, fsync on every commit, sub-millisecond open.
 //! - [`SledStore`]: an alternative behind the same trait; flushed on every commit.

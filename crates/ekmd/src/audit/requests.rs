@@ -152,7 +152,7 @@ pub(crate) async fn write_intent(audit: Arc<AuditLog>, ev: Event) -> Result<Inte
 /// request in the metrics by its route template, and records in the audit trail:
 ///
 /// - an authenticated state-changing request (any method but GET/HEAD/OPTIONS): its intent
-///   before it is carried out ([`write_intent`], from the authentication layer: no intent, no
+///   before it is carried out (`write_intent`, from the authentication layer: no intent, no
 ///   change), and its outcome, naming the intent, after. If the outcome cannot be written the
 ///   client still gets the real answer (the change is made; the trail's intent shows it was
 ///   attempted) and ekmd logs the failure;
