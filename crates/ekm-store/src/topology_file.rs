@@ -1,12 +1,13 @@
 //! The topology file on disk: read and checked, or written with the one-node default on first
 //! start.
 //!
-//! Owns: where the default topology lives (`DATA_DIR/topology.toml`) and writing it exactly once.
+//! Owns: where the default topology lives (`DATA_DIR/topology.toml`) and writing it exactly once
+//! (files mode 0600, as every file ekmd writes in its data directory).
 //! Must never: overwrite a topology file, or start from a file it could not read whole.
 //!
 //! The format and its checks are [`Topology::from_toml`]'s; this module only does the file I/O.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use ekm_core::Topology;
@@ -30,28 +31,23 @@ pub fn load(path: &Path) -> io::Result<Topology> {
 }
 
 /// Reads the topology at `path`, first writing [`Topology::single_node`] there if no file
-/// exists (created exclusively and fsync'd: of two processes starting at once, both read the
-/// one file that won).
+/// exists. The default is written whole to a temporary file, fsync'd, and linked into place
+/// (never replacing a file): of two processes starting at once, both read the one complete
+/// file that won, never a half-written one.
 pub fn load_or_create(path: &Path) -> io::Result<Topology> {
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path);
-    match created {
-        Ok(mut file) => {
-            let written = file
-                .write_all(Topology::single_node().to_toml().as_bytes())
-                .and_then(|()| file.sync_all());
-            if let Err(e) = written {
-                // Never leave a half-written default behind for the next start to trip on.
-                let _ = std::fs::remove_file(path);
-                return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
-            }
-        }
+    match crate::secret_file::create(path, Topology::single_node().to_toml().as_bytes()) {
+        Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     }
     load(path)
+}
+
+/// Replaces the file at `path` with `topology`, atomically (a reader sees the old file or the
+/// new one, whole).
+pub fn replace(path: &Path, topology: &Topology) -> io::Result<()> {
+    crate::secret_file::replace(path, topology.to_toml().as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -451,34 +451,38 @@ fn kmip_client_cert_refuses_an_owner_the_topology_does_not_name() {
     d.kill().unwrap();
     d.wait().unwrap();
     assert!(line.contains("KMIP listening"), "{line}");
-    let issue = |owner: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ekmd"))
-            .args([
-                "kmip-client-cert",
-                "--owner",
-                owner,
-                "--topology",
-                &topo,
-                "--data-dir",
-            ])
-            .arg(dir.path().join("ekm-data"))
-            .arg("--out")
-            .arg(dir.path().join(owner))
-            .output()
-            .unwrap()
-    };
-    let out = issue("nosuch");
-    let err = common::cli::text(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(
-        err.contains("--owner nosuch") && err.contains("cluster1 (the cluster), vs0, vs1"),
-        "{err}"
-    );
-    assert!(!dir.path().join("nosuch").exists());
-    for owner in ["vs1", "cluster1"] {
-        let out = issue(owner);
-        assert!(out.status.success(), "{}", common::cli::text(&out.stderr));
-        assert!(dir.path().join(owner).join("client.pem").exists());
+    // With the topology named, and without it: the KMIP server recorded the one it served
+    // (serve's --topology is outside the data dir here).
+    for named in [true, false] {
+        let issue = |owner: &str| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ekmd"));
+            cmd.args(["kmip-client-cert", "--owner", owner, "--data-dir"])
+                .arg(dir.path().join("ekm-data"))
+                .arg("--out")
+                .arg(dir.path().join(format!("{owner}-{named}")));
+            if named {
+                cmd.args(["--topology", &topo]);
+            }
+            cmd.output().unwrap()
+        };
+        let out = issue("nosuch");
+        let err = common::cli::text(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("--owner nosuch") && err.contains("cluster1 (the cluster), vs0, vs1"),
+            "{err}"
+        );
+        assert!(!dir.path().join(format!("nosuch-{named}")).exists());
+        for owner in ["vs1", "cluster1"] {
+            let out = issue(owner);
+            assert!(out.status.success(), "{}", common::cli::text(&out.stderr));
+            assert!(
+                dir.path()
+                    .join(format!("{owner}-{named}"))
+                    .join("client.pem")
+                    .exists()
+            );
+        }
     }
 }
 

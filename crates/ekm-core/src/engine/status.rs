@@ -149,19 +149,30 @@ impl Engine {
             let mut out = Vec::new();
             for n in &nodes {
                 out.push(match &n.reason {
-                    // KMIP off is what the node's KMIP server is, KEK or not; the KEK's own
-                    // state (no keys yet, locked) is in `state`.
-                    Some(r) if self.kmip_reported_off(n.node.uuid)? => EkmipReachability {
-                        node: n.node.clone(),
-                        reachable: true,
-                        code: "0".into(),
-                        message: format!("{KMIP_OFF_MESSAGE} The KEK on this node: {r}"),
-                    },
+                    // Before the first key there is no KEK to lack: a node whose KMIP is off
+                    // says so, and is not failing.
+                    Some(_)
+                        if cfg.active_generation.is_none()
+                            && self.kmip_reported_off(n.node.uuid)? =>
+                    {
+                        EkmipReachability {
+                            node: n.node.clone(),
+                            reachable: true,
+                            code: "0".into(),
+                            message: KMIP_OFF_MESSAGE.into(),
+                        }
+                    }
+                    // A KEK that exists but is not loaded on the node: the node cannot serve
+                    // keys, whatever its KMIP server is (ONTAP's 346758).
                     Some(r) => EkmipReachability {
                         node: n.node.clone(),
                         reachable: false,
                         code: ErrorKind::AkvUnavailable.code().to_string(),
-                        message: format!("embedded KMIP server status unavailable on node. {r}"),
+                        message: if self.kmip_reported_off(n.node.uuid)? {
+                            format!("{KMIP_OFF_MESSAGE} The KEK is unavailable on this node: {r}")
+                        } else {
+                            format!("embedded KMIP server status unavailable on node. {r}")
+                        },
                     },
                     None => match self.kmip_server_of(n.node.uuid)? {
                         KmipServerState::Answering => EkmipReachability {

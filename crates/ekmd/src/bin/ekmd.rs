@@ -54,7 +54,8 @@ enum Command {
         /// SVM or cluster name (of the topology).
         #[arg(long)]
         owner: String,
-        /// The topology ekmd serves (default: DATA_DIR/topology.toml), which names the owners.
+        /// The topology naming the owners (default: the one the KMIP server of DATA_DIR last
+        /// started with, DATA_DIR/kmip/topology.toml, else DATA_DIR/topology.toml).
         #[arg(long)]
         topology: Option<PathBuf>,
         /// Directory to write client.pem and client.key into.
@@ -228,8 +229,11 @@ fn main() -> std::process::ExitCode {
         days,
     } = &command
     {
-        return match known_owner(topology_path(data_dir, topology.as_deref()), owner)
-            .and_then(|()| ekmd::kmip::write_client_cert(data_dir, owner, out, *days))
+        return match known_owner(
+            ekmd::kmip::owners_topology(data_dir, topology.as_deref()),
+            owner,
+        )
+        .and_then(|()| ekmd::kmip::write_client_cert(data_dir, owner, out, *days))
         {
             Ok(()) => {
                 println!(
@@ -455,7 +459,7 @@ fn topology_path(data_dir: &std::path::Path, file: Option<&std::path::Path>) -> 
 /// cluster or an SVM; any other is refused at first use), listing the valid owners.
 fn known_owner(path: PathBuf, owner: &str) -> Result<(), String> {
     let t = ekm_store::topology_file::load(&path)
-        .map_err(|e| format!("--owner {owner}: {e} (the topology names the owners: pass --topology FILE as ekmd serve has it)"))?;
+        .map_err(|e| format!("--owner {owner}: {e} (the topology names the owners: pass --topology FILE as ekmd serve has it, or start ekmd serve --kmip-listen once)"))?;
     if t.cluster.name == owner || t.svms.iter().any(|s| s.name == owner) {
         return Ok(());
     }
@@ -487,6 +491,7 @@ async fn serve(
         None => None,
         Some((addr, given)) => {
             let files = ekmd::kmip::ensure_pki(data_dir, given, &addr.ip().to_string())?;
+            ekmd::kmip::record_served_topology(data_dir, engine.topology())?;
             let probe = Arc::new(ekmd::kmip::ProbeIdentity::new()?);
             let config = ekmd::kmip::server_config(&files, Some(&probe))?;
             let own_cert = ekmd::kmip::own_certificate(&files)?;

@@ -26,7 +26,8 @@ pub use listener::{
     MESSAGE_TIMEOUT, serve, server_config,
 };
 pub use pki::{
-    PkiFiles, ensure_pki, issue_client_cert, own_certificate, subject_cn, write_client_cert,
+    PkiFiles, ensure_pki, issue_client_cert, own_certificate, owners_topology,
+    record_served_topology, subject_cn, write_client_cert,
 };
 pub use probe::{
     PROBE_CN, PROBE_EVERY, PROBE_TIMEOUT, ProbeIdentity, discover_versions_request, probe,

@@ -129,6 +129,33 @@ pub fn ensure_pki(
     Ok(files)
 }
 
+/// Where `ekmd kmip-client-cert` finds the owners it may issue for: `explicit` (its
+/// `--topology`), else the topology the KMIP server of `DATA_DIR` last started with
+/// (`DATA_DIR/kmip/topology.toml`, see [`record_served_topology`]), else the data directory's
+/// default topology file (before the first start with KMIP on).
+pub fn owners_topology(data_dir: &Path, explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    let served = kmip_dir(data_dir).join("topology.toml");
+    if served.exists() {
+        served
+    } else {
+        ekm_store::topology_file::default_path(data_dir)
+    }
+}
+
+/// Records the topology this KMIP server serves in `DATA_DIR/kmip/topology.toml`, so that
+/// `ekmd kmip-client-cert` checks owners against it whichever `--topology` file `serve` was
+/// given. Called after [`ensure_pki`] made the directory.
+pub fn record_served_topology(
+    data_dir: &Path,
+    topology: &ekm_core::Topology,
+) -> Result<(), String> {
+    ekm_store::topology_file::replace(&kmip_dir(data_dir).join("topology.toml"), topology)
+        .map_err(|e| e.to_string())
+}
+
 /// Issues a client certificate for `owner` (its subject CN) from the CA of `DATA_DIR/kmip/`,
 /// valid for `days` from now (`None`: rcgen's default, effectively without end; a negative
 /// number makes an already expired one, for tests).
