@@ -20,7 +20,10 @@ use ekm::store::{StoreKind, protection_key};
 /// The same topology ekmd uses: `DATA_DIR/topology.toml`, written with defaults (cluster1,
 /// node1, vs0) on first use.
 fn topology(dir: &std::path::Path) -> Result<Topology, Box<dyn std::error::Error>> {
-    Ok(ekmd::setup::topology(dir, None)?)
+    use ekm::store::topology_file;
+    Ok(topology_file::load_or_create(
+        &topology_file::default_path(dir),
+    )?)
 }
 
 fn open(

@@ -66,3 +66,47 @@ async fn every_request_naming_an_unknown_svm_says_it_does_not_exist() {
     }
     assert_eq!(a.dump(), before, "a refused request wrote to the store");
 }
+
+/// ONTAP's `GET /api/svm/svms` lists the topology's SVMs, so a client (the `ekm` CLI) tells an
+/// SVM that does not exist from one without a key manager; an unknown uuid is 404, code 4.
+#[tokio::test]
+async fn the_svm_list_is_the_topology_and_an_unknown_svm_is_404() {
+    let a = api();
+    let (s, v) = a.call("GET", "/api/svm/svms", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["vs0", "vs1"], "{v}");
+    assert_eq!(v["num_records"], 2, "{v}");
+    let (s, v) = a
+        .call("GET", "/api/svm/svms?name=vs1&fields=uuid", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["num_records"], 1, "{v}");
+    let vs1 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let (s, v) = a.call("GET", "/api/svm/svms?name=nosuch", None).await;
+    assert_eq!(
+        (s, v["num_records"].as_u64()),
+        (StatusCode::OK, Some(0)),
+        "{v}"
+    );
+    let (s, v) = a.call("GET", &format!("/api/svm/svms/{vs1}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "vs1", "{v}");
+    let (s, v) = a
+        .call(
+            "GET",
+            "/api/svm/svms/00000000-0000-0000-0000-000000000099",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(code(&v), "4", "{v}");
+    let (s, v) = a.call("GET", "/api/svm/svms?bogus=1", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(code(&v), "262179", "{v}");
+}

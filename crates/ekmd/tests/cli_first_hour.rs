@@ -79,6 +79,10 @@ fn audit_verify_takes_the_data_dir_and_a_missing_file_is_not_tampering() {
         let (code, out, err) = verify(dir.path(), &form);
         assert_eq!(code, Some(0), "{form:?}: {out}{err}");
         assert!(out.contains(&files), "{form:?}: {out}");
+        assert!(
+            out.contains("records (1 to ") && out.contains(&format!("({} to ", rotated[0])),
+            "{form:?}: {out}"
+        );
     }
     let mut list: Vec<&str> = rotated.iter().map(String::as_str).collect();
     list.push("ekm-data/audit.log");
@@ -242,19 +246,28 @@ fn a_key_delete_answered_with_an_erase_job_says_so_and_wait_follows_it() {
             &[],
         ))
     };
-    let (code, out, err) = ekm(&["key", "delete", "--key-id", "k1"]);
+    let (code, out, err) = ekm(&["key", "delete", "--key-id", canned::K1]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("erase job"), "{out}");
-    assert!(out.contains("Job j1 started: erase of key k1"), "{out}");
+    assert!(
+        out.contains(&format!("Job j1 started: erase of key {}", canned::K1)),
+        "{out}"
+    );
     assert!(out.contains("ekm job show j1 --wait"), "{out}");
-    let (code, out, err) = ekm(&["key", "delete", "--key-id", "k1", "--wait"]);
+    let (code, out, err) = ekm(&["key", "delete", "--key-id", canned::K1, "--wait"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("Job j1 succeeded: erase of key k1"), "{out}");
+    assert!(
+        out.contains(&format!("Job j1 succeeded: erase of key {}", canned::K1)),
+        "{out}"
+    );
     assert!(err.contains("job j1: success 1/1"), "{err}");
-    let (code, _, err) = ekm(&["key", "delete", "--key-id", "k2", "--wait"]);
+    let (code, _, err) = ekm(&["key", "delete", "--key-id", canned::K2, "--wait"]);
     assert_eq!(code, Some(4), "{err}");
     assert!(
-        err.contains("ekm: job j2 (erase of key k2) failed: node2 is down"),
+        err.contains(&format!(
+            "ekm: job j2 (erase of key {}) failed: node2 is down",
+            canned::K2
+        )),
         "{err}"
     );
 }
@@ -337,6 +350,15 @@ fn an_entry_named_that_does_not_exist_is_no_entries_with_exit_1() {
             "{args:?}: {err}"
         );
     }
+    // An SVM that does not exist is not "an SVM without a key manager".
+    let (_, _, err) = ok(dir.path(), &d, &["show", "--vserver", "nosuch"]);
+    assert!(
+        err.contains("SVM \"nosuch\" does not exist") && err.contains("vs0"),
+        "{err}"
+    );
+    assert!(!err.contains("has no key manager"), "{err}");
+    let (_, _, err) = ok(dir.path(), &d, &["show", "--vserver", "vs0"]);
+    assert!(err.contains("SVM \"vs0\" has no key manager"), "{err}");
 }
 
 #[test]
@@ -386,6 +408,22 @@ fn messages_name_the_flag_and_start_with_the_program() {
         err.starts_with("ekm: ") && err.contains("(code 65537523"),
         "{err}"
     );
+    // clap's usage errors: `ekm: ` too, exit 2, and ids are checked before they reach a URL.
+    for (args, says) in [
+        (&["show", "--no-such-flag"][..], "--no-such-flag"),
+        (
+            &["key", "delete", "--key-id", "../../configs"][..],
+            "64 hex digits",
+        ),
+        (&["job", "show", "x/../y"][..], "job uuid"),
+    ] {
+        let (code, _, err) = ok(dir.path(), &d, args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("ekm: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
     drop(d);
     // ekmd: a node the topology does not have is named with the nodes it has.
     let topo = two_nodes(dir.path());
@@ -487,8 +525,13 @@ fn kmip_client_cert_refuses_an_owner_the_topology_does_not_name() {
 }
 
 /// A canned ekmd for the answers a single-process ekmd never gives: a key delete answered 202
-/// with an erase job (k1: the job succeeds, k2: it fails).
+/// with an erase job (K1: the job succeeds, K2: it fails).
 mod canned {
+    /// A key whose erase job succeeds.
+    pub const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    /// A key whose erase job fails.
+    pub const K2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
@@ -545,8 +588,8 @@ mod canned {
                 "200 OK",
                 r#"{"num_records": 1, "records": [{"uuid": "u1", "scope": "cluster"}]}"#.into(),
             ),
-            ("DELETE", p) if p == format!("{base}/u1/keys/k1") => ("202 Accepted", job("j1")),
-            ("DELETE", p) if p == format!("{base}/u1/keys/k2") => ("202 Accepted", job("j2")),
+            ("DELETE", p) if p == format!("{base}/u1/keys/{K1}") => ("202 Accepted", job("j1")),
+            ("DELETE", p) if p == format!("{base}/u1/keys/{K2}") => ("202 Accepted", job("j2")),
             ("GET", p) if p.starts_with("/api/cluster/jobs/") => {
                 let j = p.trim_start_matches("/api/cluster/jobs/").to_owned();
                 let n = polls.entry(j.clone()).or_default();

@@ -613,6 +613,8 @@ async fn openapi_document_lists_every_path() {
         "/api/security/key-managers/{uuid}/migrate",
         "/api/cluster/jobs/{uuid}",
         "/api/cluster/jobs",
+        "/api/svm/svms",
+        "/api/svm/svms/{uuid}",
     ] {
         assert!(paths.contains_key(p), "{p}");
     }

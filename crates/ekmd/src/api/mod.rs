@@ -6,6 +6,7 @@
 //! | `keys.rs` | data keys over REST: create, list, delete (never material) |
 //! | `jobs.rs` | the job-starting actions (rekeys, restore, migrate) and the job routes |
 //! | `render.rs` | records as the API shows them: HAL `_links`, collections, job times |
+//! | `svms.rs` | ONTAP's SVM list (`/api/svm/svms`): the SVMs of the topology |
 //!
 //! Owns: the route table, and the few helpers every handler shares (path uuids, JSON answers).
 //! Must never: validate a request body itself (the core's request parsers do), call the engine
@@ -15,6 +16,7 @@ mod configs;
 mod jobs;
 mod keys;
 mod render;
+mod svms;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -69,6 +71,8 @@ pub fn routes() -> Router<AppState> {
             "/api/security/key-managers/{uuid}/migrate",
             post(jobs::migrate),
         )
+        .route(svms::SVMS, get(svms::list))
+        .route("/api/svm/svms/{uuid}", get(svms::get_one))
         .route(JOBS, get(jobs::list))
         .route("/api/cluster/jobs/{uuid}", get(jobs::get_one))
         .route("/api/openapi.json", get(openapi))

@@ -41,7 +41,12 @@ impl Engine {
     ) -> Result<Job> {
         let admin = self.admin.lock();
         let (cfg, _) = self.load_config(config)?;
-        crate::config::check_key_in_vault(&key_id, &cfg.vault()?, true)?;
+        // A configuration stored before `name` and `key_id` had to agree may name one vault
+        // and use another: a new key in the vault of the key in use is accepted too.
+        let in_use_vault = cfg.key_id().is_ok_and(|k| k.vault() == key_id.vault());
+        if !in_use_vault {
+            crate::config::check_key_in_vault(&key_id, &cfg.vault()?, true)?;
+        }
         if let Some(sel) = svm.filter(|s| s.uuid.is_some() || s.name.is_some()) {
             let named = self.topology.resolve_svm(sel)?;
             if cfg.svm_uuid() != Some(named.uuid()) {

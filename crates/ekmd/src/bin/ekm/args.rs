@@ -204,7 +204,7 @@ pub enum JobCommand {
 #[derive(Args)]
 pub struct JobShow {
     /// The job's uuid.
-    #[arg(value_name = "JOB_UUID")]
+    #[arg(value_name = "JOB_UUID", value_parser = job_uuid)]
     pub uuid: String,
     /// Wait for the job to end, showing its progress.
     #[arg(long)]
@@ -317,9 +317,23 @@ pub struct KeyDelete {
     #[command(flatten)]
     pub target: Target,
     /// The key's id (64 hex digits, as `ekm key query` lists it).
-    #[arg(long)]
+    #[arg(long, value_parser = data_key_id)]
     pub key_id: String,
     /// Wait for the erase job (started when a node still holds the key) to end.
     #[arg(long)]
     pub wait: bool,
+}
+
+/// `--key-id` of `ekm key delete`: 64 hex digits, checked before it goes into a URL.
+fn data_key_id(s: &str) -> Result<String, String> {
+    ekm_core::DataKeyId::parse(s)
+        .map(|id| id.to_string())
+        .map_err(|_| "expected a data key id of 64 hex digits, as `ekm key query` lists it".into())
+}
+
+/// `ekm job show JOB_UUID`: a uuid, checked before it goes into a URL.
+fn job_uuid(s: &str) -> Result<String, String> {
+    uuid::Uuid::parse_str(s)
+        .map(|u| u.to_string())
+        .map_err(|e| format!("expected a job uuid as a job-starting command printed it ({e})"))
 }

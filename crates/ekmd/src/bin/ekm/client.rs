@@ -128,9 +128,19 @@ impl Client {
                     "No key manager has uuid {u} (code {}): ekm show lists them.",
                     ekm_core::ErrorKind::EntryNotFound.code()
                 ),
-                (None, Some(v)) => format!(
-                    "SVM \"{v}\" has no key manager (Azure Key Vault is not configured for it, code {not_configured}): ekm enable --vserver {v} configures one; ekm show lists them."
-                ),
+                (None, Some(v)) => match self.svm_names()? {
+                    known if !known.iter().any(|n| n == v) => format!(
+                        "SVM \"{v}\" does not exist: the cluster's SVMs are {} (the topology file names them).",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                    _ => format!(
+                        "SVM \"{v}\" has no key manager (Azure Key Vault is not configured for it, code {not_configured}): ekm enable --vserver {v} configures one; ekm show lists them."
+                    ),
+                },
                 (None, None) => format!(
                     "The cluster has no key manager (Azure Key Vault is not configured for it, code {not_configured}): ekm enable configures one; ekm show lists them."
                 ),
@@ -151,6 +161,15 @@ impl Client {
             (None, false) => ("the cluster's key manager".into(), String::new()),
         };
         Ok(KeyManager { uuid, label, flags })
+    }
+
+    /// The names of the cluster's SVMs (ONTAP's `GET /api/svm/svms`).
+    fn svm_names(&self) -> Result<Vec<String>, Failure> {
+        let list = self.call(Method::GET, "/api/svm/svms?fields=name", None)?;
+        Ok(list["records"]
+            .as_array()
+            .map(|r| r.iter().map(|s| cell(&s["name"])).collect())
+            .unwrap_or_default())
     }
 
     /// The uuid of the key manager `t` names (see [`Client::key_manager`]).

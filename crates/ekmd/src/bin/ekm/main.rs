@@ -61,8 +61,14 @@ struct Refusal {
 const NO_ENTRIES: &str = "There are no entries matching your query.";
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
     cli.password_from_env =
         matches.value_source("password") == Some(clap::parser::ValueSource::EnvVariable);
     let Err(failure) = commands::run(cli) else {
@@ -82,6 +88,29 @@ fn main() -> ExitCode {
     };
     eprintln!("ekm: {line}");
     ExitCode::from(code)
+}
+
+/// A command line clap refused: `--help` and `--version` print as clap prints them (exit 0);
+/// a usage error is one `ekm: ...` line like every other error, then clap's usage hint, exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    eprint!("ekm: {text}");
+    ExitCode::from(2)
 }
 
 #[cfg(test)]

@@ -44,8 +44,9 @@ pub fn verify(paths: &[PathBuf], json: bool) -> Result<(), Failure> {
         [] => String::new(),
     };
     println!(
-        "audit trail intact: {} records in {} file(s) ({span}); last hash {}",
+        "audit trail intact: {} records ({} to {last}) in {} file(s) ({span}); last hash {}",
         v.records,
+        v.first,
         files.len(),
         v.last_hash
     );

@@ -139,15 +139,18 @@ fn text(v: &Value) -> String {
 }
 
 /// The part of cluster-wide message `msg` about each node of `names`, each part starting
-/// after `marker(name)`. A node not named has none; when no node is named at all (a message
-/// of another form) every node gets the whole message.
+/// after `marker(name)` at the message's start or after a space (so node `a` is not found in
+/// `ba: `). A node not named has none; when no node is named at all (a message of another
+/// form) every node gets the whole message. Any message splits without a panic.
 fn per_node(msg: &str, names: &[String], marker: impl Fn(&str) -> String) -> Vec<Option<String>> {
     let mut at: Vec<(usize, usize, usize)> = names
         .iter()
         .enumerate()
         .filter_map(|(i, n)| {
             let m = marker(n);
-            msg.find(&m).map(|p| (p, p + m.len(), i))
+            msg.match_indices(&m)
+                .find(|&(p, _)| p == 0 || msg[..p].ends_with(' '))
+                .map(|(p, _)| (p, p + m.len(), i))
         })
         .collect();
     if at.is_empty() {
@@ -157,8 +160,11 @@ fn per_node(msg: &str, names: &[String], marker: impl Fn(&str) -> String) -> Vec
     at.sort();
     let mut out = vec![None; names.len()];
     for (k, &(_, from, i)) in at.iter().enumerate() {
-        let to = at.get(k + 1).map(|n| n.0).unwrap_or(msg.len());
-        let part = msg[from..to].trim_end_matches([' ', ';']);
+        let to = at.get(k + 1).map(|n| n.0).unwrap_or(msg.len()).max(from);
+        let part = msg
+            .get(from..to)
+            .unwrap_or_default()
+            .trim_end_matches([' ', ';']);
         out[i] = Some(part.to_owned());
     }
     out
@@ -184,5 +190,12 @@ mod tests {
         );
         let parts = per_node("something else", &names, |n| format!("{n}: "));
         assert_eq!(parts, vec![Some("something else".to_owned()); 3]);
+        // One name inside another's marker: each node its own part, no panic.
+        let names = vec!["a".to_owned(), "ba".to_owned()];
+        let parts = per_node("ba: down; a: up", &names, |n| format!("{n}: "));
+        assert_eq!(parts, vec![Some("up".to_owned()), Some("down".to_owned())]);
+        // Markers that overlap whatever the boundary rule: still no panic.
+        let names = vec!["x: x".to_owned(), "x".to_owned()];
+        let _ = per_node("x: x: y", &names, |n| format!("{n}: "));
     }
 }
