@@ -204,11 +204,13 @@ fn forged_kek_record(fake: &FakeBackend, config: Uuid, generation: u32) -> Vec<u
     let access = ekm::core::BackendAccess {
         config_uuid: config,
         revision: 0,
-        vault: ekm::core::VaultUrl::parse(common::VAULT).unwrap(),
-        client_id: "attacker".into(),
-        tenant_id: "attacker".into(),
-        credential: ekm::core::Credential::ClientSecret("x".to_owned().into()),
-        proxy: None,
+        provider: ekm::core::ProviderAccess::Azure(ekm::core::AzureAccess {
+            vault: ekm::core::VaultUrl::parse(common::VAULT).unwrap(),
+            client_id: "attacker".into(),
+            tenant_id: "attacker".into(),
+            credential: ekm::core::Credential::ClientSecret("x".to_owned().into()),
+            proxy: None,
+        }),
     };
     let call = ekm::core::BackendCall {
         node: &node,
@@ -218,7 +220,7 @@ fn forged_kek_record(fake: &FakeBackend, config: Uuid, generation: u32) -> Vec<u
         fake,
         &call,
         config,
-        ekm::core::KeyId::parse(KEY_ID).unwrap(),
+        ekm::core::ExternalKey::parse(KEY_ID).unwrap(),
         &kek,
         KekState::Active,
         0,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::{create, secret_body, topology};
 use ekm::core::{
-    Backend, BackendCall, BackendError, BackendErrorKind, Engine, EngineOptions, ErrorKind, KeyId,
-    KeyMaterial, PatchRequest, ProtectionKey, SecretBytes,
+    Backend, BackendCall, BackendError, BackendErrorKind, Engine, EngineOptions, ErrorKind,
+    ExternalKey, KeyMaterial, PatchRequest, ProtectionKey, Provider, SecretBytes,
 };
 use ekm::fake::FakeBackend;
 use parking_lot::Mutex;
@@ -33,34 +33,40 @@ struct Recording {
 }
 
 impl Backend for Recording {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
+    fn serves(&self, provider: Provider) -> bool {
+        self.inner.serves(provider)
     }
 
-    fn algorithm(&self) -> &'static str {
-        self.inner.algorithm()
+    fn kind(&self, provider: Provider) -> &'static str {
+        self.inner.kind(provider)
+    }
+
+    fn algorithm(&self, provider: Provider) -> &'static str {
+        self.inner.algorithm(provider)
     }
 
     fn wrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        generation: u32,
         kek: &KeyMaterial,
     ) -> Result<Vec<u8>, BackendError> {
-        self.inner.wrap_kek(call, key, kek)
+        self.inner.wrap_kek(call, key, generation, kek)
     }
 
     fn unwrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        generation: u32,
         wrapped: &[u8],
     ) -> Result<SecretBytes, BackendError> {
-        self.inner.unwrap_kek(call, key, wrapped)
+        self.inner.unwrap_kek(call, key, generation, wrapped)
     }
 
-    fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError> {
-        let a = call.access;
+    fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError> {
+        let a = call.access.azure().expect("an Azure configuration");
         self.seen.lock().push(Seen {
             client_id: a.client_id.clone(),
             tenant_id: a.tenant_id.clone(),

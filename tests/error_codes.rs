@@ -133,6 +133,18 @@ fn every_error_kind_is_pinned() {
             "Another key operation is in progress for this key manager.",
             409,
         ),
+        (
+            ErrorKind::ProviderNotEnabled,
+            65_537_604,
+            "This kind of key manager is not enabled on this cluster.",
+            400,
+        ),
+        (
+            ErrorKind::AwsNotConfigured,
+            65_537_926,
+            "AWS KMS is not configured for the given SVM.",
+            400,
+        ),
     ];
     assert_eq!(pinned.len(), ErrorKind::ALL.len(), "a kind is not pinned");
     for &(kind, code, message, status) in pinned {

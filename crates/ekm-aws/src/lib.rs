@@ -68,6 +68,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod backend;
 pub mod errors;
 mod http;
 #[cfg(feature = "testing")]
@@ -92,6 +93,7 @@ pub use access::{
     AwsAccess, AwsOptions, Binding, CONTEXT_CONFIG, CONTEXT_GENERATION, CONTEXT_ONTAP,
     CONTEXT_PROBE, KeyInfo, PROBE_VALUE,
 };
+pub use backend::client_access;
 pub use errors::{Operation, THROTTLE_RETRY_AFTER};
 
 /// SDK clients kept at most (one per distinct endpoint, credentials and proxy).

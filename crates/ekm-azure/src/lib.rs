@@ -31,9 +31,12 @@ use azure_identity::{
 };
 use azure_security_keyvault_keys::models::{EncryptionAlgorithm, KeyOperationParameters};
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
-use ekm_core::backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind};
+use ekm_core::backend::{
+    AzureAccess, Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind,
+};
 use ekm_core::config::{Credential, ProxyType};
 use ekm_core::ids::KeyId;
+use ekm_core::provider::{ExternalKey, Provider};
 use ekm_core::secret::{ExposeSecret, KeyMaterial, SecretBytes};
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -145,7 +148,7 @@ impl AzureBackend {
     }
 
     /// The HTTP client every request of one configuration goes through.
-    fn http_client(&self, access: &BackendAccess) -> Result<reqwest::Client, BackendError> {
+    fn http_client(&self, az: &AzureAccess) -> Result<reqwest::Client, BackendError> {
         let o = &self.options;
         let mut b = reqwest::Client::builder()
             .connect_timeout(o.connect_timeout)
@@ -161,7 +164,7 @@ impl AzureBackend {
         for (host, addr) in &o.resolve {
             b = b.resolve(host, *addr);
         }
-        b = match &access.proxy {
+        b = match &az.proxy {
             None => b.no_proxy(),
             Some(p) => {
                 let scheme = match p.proxy_type {
@@ -217,17 +220,20 @@ impl AzureBackend {
     /// The clients of a configuration for exactly these credentials and proxy: a patch that
     /// is being proven, or one that was refused, never reuses or poisons the clients in force.
     fn clients(&self, access: &BackendAccess) -> Result<Arc<Clients>, BackendError> {
-        let fingerprint = fingerprint(access);
+        let az = access
+            .azure()
+            .ok_or_else(|| invalid("the configuration is not an Azure Key Vault one"))?;
+        let fingerprint = fingerprint(az);
         if let Some(c) = self.clients.lock().get(&access.config_uuid) {
             if c.fingerprint == fingerprint {
                 return Ok(c.clone());
             }
         }
-        let http = self.http_client(access)?;
-        let credential: Arc<dyn TokenCredential> = match &access.credential {
+        let http = self.http_client(az)?;
+        let credential: Arc<dyn TokenCredential> = match &az.credential {
             Credential::ClientSecret(secret) => ClientSecretCredential::new(
-                &access.tenant_id,
-                access.client_id.clone(),
+                &az.tenant_id,
+                az.client_id.clone(),
                 Secret::new(secret.expose_secret().to_owned()),
                 Some(ClientSecretCredentialOptions {
                     client_options: self.client_options(&http),
@@ -239,13 +245,13 @@ impl AzureBackend {
             Credential::Certificate(cert) => {
                 let assertion = assertion::CertificateAssertion::new(
                     cert,
-                    &access.client_id,
+                    &az.client_id,
                     &self.options.authority_host,
-                    &access.tenant_id,
+                    &az.tenant_id,
                 )?;
                 ClientAssertionCredential::new(
-                    access.tenant_id.clone(),
-                    access.client_id.clone(),
+                    az.tenant_id.clone(),
+                    az.client_id.clone(),
                     assertion,
                     Some(ClientAssertionCredentialOptions {
                         client_options: self.client_options(&http),
@@ -376,16 +382,16 @@ fn oaep_body(
 }
 
 /// A digest of everything a configuration's clients depend on.
-fn fingerprint(access: &BackendAccess) -> [u8; 32] {
+fn fingerprint(az: &AzureAccess) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
         h.update((b.len() as u64).to_be_bytes());
         h.update(b);
     };
-    field(access.client_id.as_bytes());
-    field(access.tenant_id.as_bytes());
-    match &access.credential {
+    field(az.client_id.as_bytes());
+    field(az.tenant_id.as_bytes());
+    match &az.credential {
         Credential::ClientSecret(s) => {
             field(b"secret");
             field(s.expose_secret().as_bytes());
@@ -401,7 +407,7 @@ fn fingerprint(access: &BackendAccess) -> [u8; 32] {
             );
         }
     }
-    if let Some(p) = &access.proxy {
+    if let Some(p) = &az.proxy {
         field(p.proxy_type.as_str().as_bytes());
         field(p.host.as_bytes());
         field(&p.port.to_be_bytes());
@@ -417,6 +423,13 @@ fn fingerprint(access: &BackendAccess) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The AKV key of a call; the key and the access of another provider are refused.
+fn akv_key<'a>(call: &BackendCall<'_>, key: &'a ExternalKey) -> Result<&'a KeyId, BackendError> {
+    call.same_provider(key)?;
+    key.as_azure()
+        .ok_or_else(|| invalid("the key is not an Azure Key Vault key"))
+}
+
 fn url_is_https(u: &str) -> Result<(), String> {
     if u.starts_with("https://") {
         Ok(())
@@ -426,35 +439,44 @@ fn url_is_https(u: &str) -> Result<(), String> {
 }
 
 impl Backend for AzureBackend {
-    fn kind(&self) -> &'static str {
+    fn serves(&self, provider: Provider) -> bool {
+        provider == Provider::AzureKeyVault
+    }
+
+    fn kind(&self, _: Provider) -> &'static str {
         "akv"
     }
 
-    fn algorithm(&self) -> &'static str {
+    fn algorithm(&self, _: Provider) -> &'static str {
         "RSA-OAEP-256"
     }
 
     fn wrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        _generation: u32,
         kek: &KeyMaterial,
     ) -> Result<Vec<u8>, BackendError> {
+        let key = akv_key(call, key)?;
         self.wrap(call.access, key, kek.expose_secret().to_vec())
     }
 
     fn unwrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        _generation: u32,
         wrapped: &[u8],
     ) -> Result<SecretBytes, BackendError> {
+        let key = akv_key(call, key)?;
         self.unwrap(call.access, key, wrapped.to_vec())
     }
 
     /// Token obtained, key (that version) readable and enabled, wrap and unwrap permitted: a
     /// random probe wrapped and unwrapped must come back identical.
-    fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError> {
+    fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError> {
+        let key = akv_key(call, key)?;
         let client = self.key_client(call.access, key)?;
         let (name, version) = (key.name().to_owned(), key.version().to_owned());
         self.run(async move {

@@ -4,24 +4,70 @@
 //! Must never: see a data key. Only KEKs travel to a backend, one call per KEK operation.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::config::{Credential, ProxyConfig};
 use crate::error::{Error, ErrorKind};
-use crate::ids::{KeyId, VaultUrl};
+use crate::ids::VaultUrl;
+use crate::provider::{ExternalKey, Provider};
 use crate::secret::{KeyMaterial, SecretBytes};
 use crate::topology::Node;
 
-/// What a backend needs to act for one configuration: where, as whom, through which proxy.
-/// Built by the engine from the stored configuration; secrets stay redacted in `Debug`.
+/// What a backend needs to act for one configuration: the common part (which configuration,
+/// which revision of its access) and the provider's own part. Built by the engine from the
+/// stored configuration; secrets stay redacted in `Debug`.
 #[derive(Debug, Clone)]
 pub struct BackendAccess {
     /// The configuration this access belongs to (a cache key for clients).
     pub config_uuid: Uuid,
     /// A number that changes whenever credentials or proxy change (a cache key too).
     pub revision: u64,
+    /// Where and as whom, in the provider's own terms.
+    pub provider: ProviderAccess,
+}
+
+impl BackendAccess {
+    /// Whose access this is.
+    pub fn provider_kind(&self) -> Provider {
+        match self.provider {
+            ProviderAccess::Azure(_) => Provider::AzureKeyVault,
+            ProviderAccess::Aws(_) => Provider::AwsKms,
+        }
+    }
+
+    /// The Azure part, for an Azure configuration.
+    pub fn azure(&self) -> Option<&AzureAccess> {
+        match &self.provider {
+            ProviderAccess::Azure(a) => Some(a),
+            ProviderAccess::Aws(_) => None,
+        }
+    }
+
+    /// The AWS part, for an AWS configuration.
+    pub fn aws(&self) -> Option<&AwsKmsAccess> {
+        match &self.provider {
+            ProviderAccess::Aws(a) => Some(a),
+            ProviderAccess::Azure(_) => None,
+        }
+    }
+}
+
+/// The provider's part of [`BackendAccess`]: exactly what that provider needs.
+#[derive(Debug, Clone)]
+pub enum ProviderAccess {
+    /// An Azure Key Vault configuration.
+    Azure(AzureAccess),
+    /// An AWS KMS configuration.
+    Aws(AwsKmsAccess),
+}
+
+/// What Azure Key Vault needs: the vault, the application and its credential, the proxy.
+#[derive(Debug, Clone)]
+pub struct AzureAccess {
     /// Vault URI of the configuration.
     pub vault: VaultUrl,
     /// Application (client) id.
@@ -30,6 +76,36 @@ pub struct BackendAccess {
     pub tenant_id: String,
     /// Credential.
     pub credential: Credential,
+    /// Optional proxy.
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// What AWS KMS needs: the region and endpoint, the access key, the record's encryption
+/// context, the per-request timeout, the TLS switches and the proxy.
+#[derive(Debug, Clone)]
+pub struct AwsKmsAccess {
+    /// Region, e.g. `us-east-1`.
+    pub region: String,
+    /// Access key id (readable in the record).
+    pub access_key_id: String,
+    /// Secret access key (write-only in the record; redacted in `Debug`).
+    pub secret_access_key: SecretString,
+    /// Endpoint service name (`kms`).
+    pub service: String,
+    /// Endpoint domain (`amazonaws.com`).
+    pub default_domain: String,
+    /// Endpoint host overriding `service.region.default_domain`.
+    pub host: Option<String>,
+    /// Endpoint port (443).
+    pub port: u16,
+    /// The record's `encryption_context`, sent with every Encrypt and Decrypt.
+    pub encryption_context: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Verify the endpoint's certificate.
+    pub verify: bool,
+    /// Verify that the certificate names the endpoint host.
+    pub verify_host: bool,
     /// Optional proxy.
     pub proxy: Option<ProxyConfig>,
 }
@@ -118,34 +194,135 @@ impl std::error::Error for BackendError {}
 /// An external key manager. Implementations are `Send + Sync` and may block (the engine calls
 /// them from blocking contexts); they must time out on their own within seconds.
 ///
+/// A backend serves one or more [`Provider`]s ([`Backend::serves`]); the engine refuses a
+/// configuration of a provider no backend serves. Each call's [`BackendAccess`] carries the
+/// provider's own part, and the key is that provider's [`ExternalKey`].
+///
 /// Threat contract: `wrapped` given to [`Backend::unwrap_kek`] comes from the store and may be
 /// corrupted or forged; unwrapping it must fail cleanly, never panic. The engine checks the
 /// length of the material returned.
 pub trait Backend: Send + Sync + fmt::Debug {
-    /// A short name recorded in every wrapped KEK ("akv", "fake").
-    fn kind(&self) -> &'static str;
+    /// Whether this backend serves configurations of `provider`.
+    fn serves(&self, provider: Provider) -> bool;
 
-    /// The algorithm recorded in every wrapped KEK ("RSA-OAEP-256").
-    fn algorithm(&self) -> &'static str;
+    /// A short name recorded in every wrapped KEK of `provider` ("akv", "aws", "fake").
+    fn kind(&self, provider: Provider) -> &'static str;
 
-    /// Wraps the KEK with the external key `key` (exactly that version).
+    /// The algorithm recorded in every wrapped KEK of `provider` ("RSA-OAEP-256").
+    fn algorithm(&self, provider: Provider) -> &'static str;
+
+    /// Wraps generation `generation` of the call's configuration's KEK with the external key
+    /// `key` (exactly that version). A provider that can bind context to a wrap (AWS KMS's
+    /// encryption context) binds the configuration and the generation, so the blob unwraps
+    /// only as that very KEK.
     fn wrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        generation: u32,
         kek: &KeyMaterial,
     ) -> Result<Vec<u8>, BackendError>;
 
-    /// Unwraps a KEK wrapped by `key` (exactly that version).
+    /// Unwraps generation `generation` of the KEK, wrapped by `key` (exactly that version).
     fn unwrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        generation: u32,
         wrapped: &[u8],
     ) -> Result<SecretBytes, BackendError>;
 
     /// Checks reachability, authentication and that `key` can wrap and unwrap.
-    fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError>;
+    fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError>;
+}
+
+/// Several backends as one (`ekmd serve --backend azure,aws`): each call goes to the first
+/// backend that serves the provider of its configuration.
+#[derive(Debug)]
+pub struct Backends {
+    backends: Vec<Arc<dyn Backend>>,
+}
+
+impl Backends {
+    /// The backends, each serving the providers it says it serves; the first wins where two
+    /// serve the same provider.
+    pub fn new(backends: Vec<Arc<dyn Backend>>) -> Backends {
+        Backends { backends }
+    }
+
+    fn of(&self, provider: Provider) -> Result<&dyn Backend, BackendError> {
+        self.backends
+            .iter()
+            .find(|b| b.serves(provider))
+            .map(|b| &**b)
+            .ok_or_else(|| {
+                BackendError::new(
+                    BackendErrorKind::Unreachable,
+                    format!(
+                        "{provider} is not enabled in this process (ekmd serve --backend {})",
+                        provider.name()
+                    ),
+                )
+            })
+    }
+}
+
+impl Backend for Backends {
+    fn serves(&self, provider: Provider) -> bool {
+        self.backends.iter().any(|b| b.serves(provider))
+    }
+
+    fn kind(&self, provider: Provider) -> &'static str {
+        self.of(provider).map_or("none", |b| b.kind(provider))
+    }
+
+    fn algorithm(&self, provider: Provider) -> &'static str {
+        self.of(provider).map_or("none", |b| b.algorithm(provider))
+    }
+
+    fn wrap_kek(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+        generation: u32,
+        kek: &KeyMaterial,
+    ) -> Result<Vec<u8>, BackendError> {
+        self.of(key.provider())?
+            .wrap_kek(call, key, generation, kek)
+    }
+
+    fn unwrap_kek(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+        generation: u32,
+        wrapped: &[u8],
+    ) -> Result<SecretBytes, BackendError> {
+        self.of(key.provider())?
+            .unwrap_kek(call, key, generation, wrapped)
+    }
+
+    fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError> {
+        self.of(key.provider())?.check(call, key)
+    }
+}
+
+impl BackendCall<'_> {
+    /// Refuses `key` when it is not of the provider of this call's configuration (a
+    /// programming error the backends refuse rather than send).
+    pub fn same_provider(&self, key: &ExternalKey) -> Result<(), BackendError> {
+        if key.provider() == self.access.provider_kind() {
+            return Ok(());
+        }
+        Err(BackendError::new(
+            BackendErrorKind::InvalidResponse,
+            format!(
+                "a {} key was given with the access of a {} configuration",
+                key.provider(),
+                self.access.provider_kind()
+            ),
+        ))
+    }
 }
 
 /// A backend failure as ekm reports it: `346758` with the cause (and the wait the vault asked

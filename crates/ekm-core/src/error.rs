@@ -62,6 +62,10 @@ pub enum ErrorKind {
     KekUnavailable = 65_537_602,
     /// Another key operation (rekey, restore, migrate) is running for this configuration.
     JobInProgress = 65_537_603,
+    /// A configuration of a provider this process does not serve (`ekmd serve --backend`).
+    ProviderNotEnabled = 65_537_604,
+    /// An operation on an SVM without an AWS KMS configuration.
+    AwsNotConfigured = 65_537_926,
 }
 
 impl ErrorKind {
@@ -90,6 +94,8 @@ impl ErrorKind {
         ErrorKind::CorruptRecord,
         ErrorKind::KekUnavailable,
         ErrorKind::JobInProgress,
+        ErrorKind::ProviderNotEnabled,
+        ErrorKind::AwsNotConfigured,
     ];
 
     /// The ONTAP error code.
@@ -146,6 +152,10 @@ impl ErrorKind {
             ErrorKind::JobInProgress => {
                 "Another key operation is in progress for this key manager."
             }
+            ErrorKind::ProviderNotEnabled => {
+                "This kind of key manager is not enabled on this cluster."
+            }
+            ErrorKind::AwsNotConfigured => "AWS KMS is not configured for the given SVM.",
         }
     }
 
@@ -158,6 +168,8 @@ impl ErrorKind {
             | ErrorKind::InvalidValue
             | ErrorKind::SvmNotFound
             | ErrorKind::NotConfigured
+            | ErrorKind::AwsNotConfigured
+            | ErrorKind::ProviderNotEnabled
             | ErrorKind::ClientSecretRequired
             | ErrorKind::InvalidKeyId
             | ErrorKind::InvalidClientSecret

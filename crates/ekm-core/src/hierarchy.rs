@@ -33,7 +33,8 @@ use crate::backend::{Backend, BackendCall, akv_failed, transient_if};
 use crate::codec::{DataKeyFormat, KekState, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{DataKeyId, KeyId, KeyOwner, KeyTag};
+use crate::ids::{DataKeyId, KeyOwner, KeyTag};
+use crate::provider::ExternalKey;
 use crate::secret::{DataKeyMaterial, KEY_LEN, KeyMaterial};
 
 /// The constant sealed under every KEK as its check value.
@@ -209,13 +210,13 @@ pub fn wrap_kek(
     backend: &dyn Backend,
     call: &BackendCall<'_>,
     config: Uuid,
-    key_id: KeyId,
+    key_id: ExternalKey,
     kek: &Kek,
     state: KekState,
     created: u64,
 ) -> Result<WrappedKek> {
     let wrapped = backend
-        .wrap_kek(call, &key_id, kek.material())
+        .wrap_kek(call, &key_id, kek.generation(), kek.material())
         .map_err(|e| akv_failed(&e))?;
     let check = kek
         .aead()
@@ -229,9 +230,9 @@ pub fn wrap_kek(
         generation: kek.generation(),
         state,
         created,
-        backend: backend.kind().to_owned(),
+        backend: backend.kind(key_id.provider()).to_owned(),
+        algorithm: backend.algorithm(key_id.provider()).to_owned(),
         key_id,
-        algorithm: backend.algorithm().to_owned(),
         wrapped,
         check,
     })
@@ -248,10 +249,11 @@ pub fn unwrap_kek(
 ) -> Result<Kek> {
     let (config, generation) = (wrapped.config, wrapped.generation);
     let material = backend
-        .unwrap_kek(call, &wrapped.key_id, &wrapped.wrapped)
+        .unwrap_kek(call, &wrapped.key_id, generation, &wrapped.wrapped)
         .map_err(|e| {
             let err = Error::new(ErrorKind::KekUnavailable).with_detail(format!(
-                "Unlocking generation {generation} of configuration {config} on node {node_name} needs AKV, which failed: {e}."
+                "Unlocking generation {generation} of configuration {config} on node {node_name} needs {}, which failed: {e}.",
+                wrapped.key_id.provider()
             ));
             transient_if(err, &e)
         })?;

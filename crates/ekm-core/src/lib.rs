@@ -72,6 +72,7 @@ pub mod hierarchy;
 pub mod ids;
 pub mod layout;
 pub mod pkcs12;
+pub mod provider;
 mod random;
 pub mod secret;
 pub mod store;
@@ -96,7 +97,10 @@ pub mod fuzzing {
     }
 }
 
-pub use backend::{Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind};
+pub use backend::{
+    AwsKmsAccess, AzureAccess, Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind,
+    Backends, ProviderAccess,
+};
 pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyExternalRequest};
 pub use crypto::ProtectionKey;
 pub use engine::{
@@ -105,6 +109,7 @@ pub use engine::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyOwner, KeyTag, VaultUrl};
+pub use provider::{AwsKeyId, ExternalKey, Provider};
 pub use secret::{DataKeyMaterial, KeyMaterial, SecretBytes};
 pub use store::{
     Change, ChangeCallback, Check, RangeRewrite, Store, StoreError, Transaction, Write,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::backend::BackendAccess;
+use crate::backend::{AzureAccess, BackendAccess, ProviderAccess};
 use crate::config::{
     AuthenticationMethod, AzureKeyVault, Credential, ProxyConfig, ProxyType, Scope,
 };
@@ -350,11 +350,13 @@ impl ConfigParts {
         BackendAccess {
             config_uuid: self.uuid,
             revision: self.revision,
-            vault: self.name.clone(),
-            client_id: self.client_id.clone(),
-            tenant_id: self.tenant_id.clone(),
-            credential: self.credential.clone(),
-            proxy: self.proxy.clone(),
+            provider: ProviderAccess::Azure(AzureAccess {
+                vault: self.name.clone(),
+                client_id: self.client_id.clone(),
+                tenant_id: self.tenant_id.clone(),
+                credential: self.credential.clone(),
+                proxy: self.proxy.clone(),
+            }),
         }
     }
 }

@@ -12,13 +12,14 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ekm_core::backend::{Backend, BackendCall, BackendError, BackendErrorKind};
 use ekm_core::crypto::AeadKey;
-use ekm_core::ids::KeyId;
+use ekm_core::provider::{ExternalKey, Provider};
 use ekm_core::secret::{KeyMaterial, SecretBytes};
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -133,7 +134,7 @@ pub struct FakeBackend {
     checks: AtomicU64,
 }
 
-impl std::fmt::Debug for FakeBackend {
+impl fmt::Debug for FakeBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeBackend")
             .field("path", &self.path)
@@ -189,14 +190,15 @@ impl FakeBackend {
         self
     }
 
-    /// Adds (or re-enables) a key.
-    pub fn add_key(&self, key: &KeyId) -> std::io::Result<()> {
+    /// Adds (or re-enables) a key: an AKV [`KeyId`](ekm_core::KeyId) or any [`ExternalKey`] (by its text).
+    pub fn add_key<K: fmt::Display + ?Sized>(&self, key: &K) -> std::io::Result<()> {
+        let key = key.to_string();
         let mut v = self.vault.lock();
-        match v.keys.get_mut(key.as_str()) {
+        match v.keys.get_mut(&key) {
             Some(k) => k.enabled = true,
             None => {
                 v.keys.insert(
-                    key.as_str().to_owned(),
+                    key,
                     VaultKey {
                         material: KeyMaterial::random(),
                         enabled: true,
@@ -208,9 +210,9 @@ impl FakeBackend {
     }
 
     /// Disables a key version (calls with it fail with "disabled").
-    pub fn disable_key(&self, key: &KeyId) -> std::io::Result<()> {
+    pub fn disable_key<K: fmt::Display + ?Sized>(&self, key: &K) -> std::io::Result<()> {
         let mut v = self.vault.lock();
-        if let Some(k) = v.keys.get_mut(key.as_str()) {
+        if let Some(k) = v.keys.get_mut(&key.to_string()) {
             k.enabled = false;
         }
         self.persist(&v)
@@ -299,7 +301,7 @@ impl FakeBackend {
     }
 
     /// The vault key for `key`, created on first use when allowed.
-    fn key(&self, key: &KeyId) -> Result<AeadKey, BackendError> {
+    fn key(&self, key: &ExternalKey) -> Result<AeadKey, BackendError> {
         let mut v = self.vault.lock();
         if !v.keys.contains_key(key.as_str()) {
             // Several processes may share the vault file (one ekmd per node on one machine):
@@ -408,21 +410,28 @@ fn parse_vault(bytes: &[u8]) -> Option<Vault> {
     Some(vault)
 }
 
+/// The fake fakes every provider: one vault file holds keys of all of them, each by its text.
 impl Backend for FakeBackend {
-    fn kind(&self) -> &'static str {
+    fn serves(&self, _: Provider) -> bool {
+        true
+    }
+
+    fn kind(&self, _: Provider) -> &'static str {
         "fake"
     }
 
-    fn algorithm(&self) -> &'static str {
+    fn algorithm(&self, _: Provider) -> &'static str {
         "FAKE-A256GCM"
     }
 
     fn wrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        _generation: u32,
         kek: &KeyMaterial,
     ) -> Result<Vec<u8>, BackendError> {
+        call.same_provider(key)?;
         self.enter(Op::Wrap, call).map_err(Fault::error)?;
         self.key(key)?
             .seal_vec(key.as_str().as_bytes(), kek.expose_secret())
@@ -432,9 +441,11 @@ impl Backend for FakeBackend {
     fn unwrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        _generation: u32,
         wrapped: &[u8],
     ) -> Result<SecretBytes, BackendError> {
+        call.same_provider(key)?;
         match self.enter(Op::Unwrap, call) {
             Ok(()) => {}
             Err(Fault::WrongKek) => {
@@ -456,7 +467,8 @@ impl Backend for FakeBackend {
         Ok(SecretBytes::new(plain.to_vec()))
     }
 
-    fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError> {
+    fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError> {
+        call.same_provider(key)?;
         self.enter(Op::Check, call).map_err(Fault::error)?;
         let k = self.key(key)?;
         let probe = KeyMaterial::random();
@@ -479,7 +491,7 @@ impl Backend for FakeBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ekm_core::backend::BackendAccess;
+    use ekm_core::backend::{AzureAccess, BackendAccess, ProviderAccess};
     use ekm_core::config::Credential;
     use ekm_core::ids::VaultUrl;
     use ekm_core::secret::SecretString;
@@ -491,11 +503,13 @@ mod tests {
         BackendAccess {
             config_uuid: Uuid::nil(),
             revision: 1,
-            vault: VaultUrl::parse("https://v.vault.azure.net/").unwrap(),
-            client_id: "c".into(),
-            tenant_id: "t".into(),
-            credential: Credential::ClientSecret(SecretString::from("s")),
-            proxy: None,
+            provider: ProviderAccess::Azure(AzureAccess {
+                vault: VaultUrl::parse("https://v.vault.azure.net/").unwrap(),
+                client_id: "c".into(),
+                tenant_id: "t".into(),
+                credential: Credential::ClientSecret(SecretString::from("s")),
+                proxy: None,
+            }),
         }
     }
 
@@ -514,16 +528,16 @@ mod tests {
             node: &n,
             access: &a,
         };
-        let key = KeyId::parse(KEY).unwrap();
+        let key = ExternalKey::parse(KEY).unwrap();
         let kek = KeyMaterial::random();
-        let w = f.wrap_kek(&call, &key, &kek).unwrap();
+        let w = f.wrap_kek(&call, &key, 1, &kek).unwrap();
         assert!(!w.windows(32).any(|x| x == kek.expose_secret()));
         assert_eq!(
-            f.unwrap_kek(&call, &key, &w).unwrap().expose_secret(),
+            f.unwrap_kek(&call, &key, 1, &w).unwrap().expose_secret(),
             kek.expose_secret()
         );
-        let other = KeyId::parse(&KEY.replace("/k/", "/k2/")).unwrap();
-        let e = f.unwrap_kek(&call, &other, &w).unwrap_err();
+        let other = ExternalKey::parse(&KEY.replace("/k/", "/k2/")).unwrap();
+        let e = f.unwrap_kek(&call, &other, 1, &w).unwrap_err();
         assert_eq!(e.kind, BackendErrorKind::Rejected);
         f.check(&call, &key).unwrap();
         assert_eq!(
@@ -540,7 +554,7 @@ mod tests {
     fn faults_are_deterministic_and_scoped() {
         let f = FakeBackend::in_memory();
         let (a, n1, n2) = (access(), node(1), node(2));
-        let key = KeyId::parse(KEY).unwrap();
+        let key = ExternalKey::parse(KEY).unwrap();
         let c1 = BackendCall {
             node: &n1,
             access: &a,
@@ -557,7 +571,7 @@ mod tests {
             2,
         );
         let kek = KeyMaterial::random();
-        f.wrap_kek(&c1, &key, &kek).unwrap(); // not a check: unaffected
+        f.wrap_kek(&c1, &key, 1, &kek).unwrap(); // not a check: unaffected
         for _ in 0..2 {
             let e = f.check(&c1, &key).unwrap_err();
             assert_eq!(e.kind, BackendErrorKind::Throttled);
@@ -593,11 +607,11 @@ mod tests {
             node: &n,
             access: &a,
         };
-        let key = KeyId::parse(KEY).unwrap();
+        let key = ExternalKey::parse(KEY).unwrap();
         let kek = KeyMaterial::random();
         let wrapped = FakeBackend::open(&path)
             .unwrap()
-            .wrap_kek(&call, &key, &kek)
+            .wrap_kek(&call, &key, 1, &kek)
             .unwrap();
         use std::fs;
         use std::os::unix::fs::PermissionsExt;
@@ -607,10 +621,12 @@ mod tests {
         );
         let f = FakeBackend::open(&path).unwrap().without_auto_create();
         assert_eq!(
-            f.unwrap_kek(&call, &key, &wrapped).unwrap().expose_secret(),
+            f.unwrap_kek(&call, &key, 1, &wrapped)
+                .unwrap()
+                .expose_secret(),
             kek.expose_secret()
         );
-        let missing = KeyId::parse(&KEY.replace("/k/", "/nope/")).unwrap();
+        let missing = ExternalKey::parse(&KEY.replace("/k/", "/nope/")).unwrap();
         assert_eq!(
             f.check(&call, &missing).unwrap_err().kind,
             BackendErrorKind::KeyNotFound

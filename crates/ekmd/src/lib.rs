@@ -15,6 +15,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod backends;
 pub mod connections;
 pub mod health;
 pub mod kmip;

@@ -279,6 +279,20 @@ impl Moto {
         })
     }
 
+    /// Enables `key_id` again.
+    pub fn enable_key(&self, key_id: &str) -> Result<(), BackendError> {
+        let key_id = key_id.to_owned();
+        let op = Operation::Other("EnableKey");
+        self.admin_call(|c| async move {
+            c.enable_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| errors::classify(op, HOST, Duration::from_secs(2), &e))?;
+            Ok(())
+        })
+    }
+
     /// Schedules the deletion of `key_id` (state `PendingDeletion`).
     pub fn schedule_key_deletion(&self, key_id: &str) -> Result<(), BackendError> {
         let key_id = key_id.to_owned();

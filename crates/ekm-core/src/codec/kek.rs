@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::fields::{Reader, V1, V2, put_bytes16, put_str8};
 use crate::crypto::ProtectionKey;
 use crate::error::{Error, Result};
-use crate::ids::KeyId;
+use crate::provider::ExternalKey;
 
 /// State of a KEK generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct WrappedKek {
     /// Backend kind that wrapped it ("akv", "fake").
     pub backend: String,
     /// External key, with the exact version, that wrapped it.
-    pub key_id: KeyId,
+    pub key_id: ExternalKey,
     /// Wrapping algorithm ("RSA-OAEP-256").
     pub algorithm: String,
     /// The wrapped bytes as the backend returned them.
@@ -131,7 +131,7 @@ impl WrappedKek {
         let backend = r.str8()?.to_owned();
         let key_id = std::str::from_utf8(r.bytes16()?)
             .ok()
-            .and_then(|s| KeyId::parse(s).ok())
+            .and_then(|s| ExternalKey::parse(s).ok())
             .ok_or_else(|| Error::corrupt("The wrapped KEK record has an invalid key id."))?;
         let algorithm = r.str8()?.to_owned();
         let wrapped = r.bytes16()?.to_vec();
@@ -174,7 +174,7 @@ mod tests {
             state: KekState::Active,
             created: 1_700_000_000,
             backend: "fake".into(),
-            key_id: KeyId::parse(
+            key_id: ExternalKey::parse(
                 "https://v.vault.azure.net/keys/k1/a8e619fd8f234db3b0b95c59540e2a74",
             )
             .unwrap(),
@@ -194,6 +194,13 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(WrappedKek::decode(&bytes[..n], &pk).is_err());
         }
+        // An AWS KMS key is recorded as exactly as an AKV one (same layout, its own text form).
+        let mut aws = k.clone();
+        aws.key_id = ExternalKey::Aws(
+            crate::provider::AwsKeyId::new("eu-west-1", "alias/ekm-root").unwrap(),
+        );
+        let bytes = aws.encode(&pk).unwrap();
+        assert_eq!(WrappedKek::decode(&bytes, &pk).unwrap(), aws);
     }
 
     #[test]
@@ -205,7 +212,7 @@ mod tests {
             state: KekState::Active,
             created: 1_700_000_000,
             backend: "akv".into(),
-            key_id: KeyId::parse(
+            key_id: ExternalKey::parse(
                 "https://v.vault.azure.net/keys/k1/a8e619fd8f234db3b0b95c59540e2a74",
             )
             .unwrap(),

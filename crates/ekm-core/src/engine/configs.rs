@@ -22,6 +22,7 @@ use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchReq
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{KeyId, KeyOwner};
 use crate::layout;
+use crate::provider::{ExternalKey, Provider};
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::{ConfigParts, StoredConfig};
 
@@ -124,6 +125,9 @@ impl Engine {
             revision: 1,
             active_generation: None,
         };
+        if !self.backend.serves(Provider::AzureKeyVault) {
+            return Err(Provider::AzureKeyVault.not_enabled());
+        }
         self.check_backend(&parts, &parts.key_id)
             .map_err(|e| akv_failed(&e))?;
         let record = StoredConfig::seal(&parts, &self.protection)?;
@@ -149,7 +153,7 @@ impl Engine {
             node: &self.nodes[self.local].node,
             access: &access,
         };
-        self.backend.check(&call, key)
+        self.backend.check(&call, &ExternalKey::Azure(key.clone()))
     }
 
     /// All configurations: the cluster's first, then the SVMs' by SVM name.

@@ -26,6 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy::{self, open_data_key, seal_data_key};
 use crate::ids::{DataKeyId, KeyOwner, KeyTag};
 use crate::layout;
+use crate::provider::ExternalKey;
 use crate::secret::{DataKeyMaterial, KeyMaterial};
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
@@ -177,7 +178,7 @@ impl Engine {
             &*self.backend,
             &call,
             config.uuid,
-            parts.key_id,
+            ExternalKey::Azure(parts.key_id),
             kek,
             state,
             now_secs(),

@@ -119,7 +119,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("store", &self.store.engine_name())
-            .field("backend", &self.backend.kind())
+            .field("backend", &self.backend)
             .field("local_node", &self.nodes[self.local].node.name)
             .field("managed_nodes", &self.nodes.len())
             .finish_non_exhaustive()

@@ -25,6 +25,7 @@ use super::helpers::{now_secs, store_failed};
 use crate::backend::BackendCall;
 use crate::config::{AzureKeyVault, AzureReachability, EkmipReachability, KekStatus};
 use crate::error::{ErrorKind, Result};
+use crate::provider::ExternalKey;
 use crate::stored::StoredConfig;
 use crate::topology::Node;
 
@@ -366,7 +367,7 @@ impl Engine {
             };
             let failure = self
                 .backend
-                .check(&call, &parts.key_id)
+                .check(&call, &ExternalKey::Azure(parts.key_id.clone()))
                 .err()
                 .map(|e| e.to_string());
             self.backend_checks.lock().insert(

@@ -20,14 +20,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum BackendKind {
-    /// The fake backend; its vault lives in DATA_DIR/fake-vault.json. Not a root of trust.
-    Fake,
-    /// Azure Key Vault through the official SDK.
-    Azure,
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StoreKind {
     /// A local redb file in DATA_DIR/store (one process holds every node of the topology).
@@ -78,9 +70,10 @@ struct ServeArgs {
     /// Topology file (TOML); default: DATA_DIR/topology.toml, written on first start.
     #[arg(long)]
     topology: Option<PathBuf>,
-    /// External key manager.
-    #[arg(long, value_enum, default_value = "fake")]
-    backend: BackendKind,
+    /// Roots of trust served: `fake` (every provider faked, its vault in DATA_DIR/fake-vault.json;
+    /// not a root of trust), or real providers comma-separated: `azure`, `aws`, `azure,aws`.
+    #[arg(long, default_value = "fake", value_parser = ekmd::backends::parse, value_name = "fake|azure|aws|azure,aws")]
+    backend: ekmd::backends::Choice,
     /// Which node this process is (default: the first node of the topology).
     #[arg(long)]
     node: Option<String>,
@@ -109,6 +102,12 @@ struct ServeArgs {
     /// Pin a host name to an address for Azure traffic, like curl's --resolve.
     #[arg(long, value_name = "HOST=ADDR:PORT")]
     azure_resolve: Vec<String>,
+    /// Extra CA (PEM) trusted for AWS endpoints.
+    #[arg(long)]
+    aws_ca_file: Option<PathBuf>,
+    /// Pin a host name to an address for AWS traffic, like curl's --resolve (repeatable).
+    #[arg(long, value_name = "HOST=ADDR:PORT")]
+    aws_resolve: Vec<String>,
     /// Where the cluster's state lives.
     #[arg(long, value_enum, default_value = "redb")]
     store: StoreKind,
@@ -266,6 +265,8 @@ fn main() -> std::process::ExitCode {
         azure_ca_file,
         azure_authority_host,
         azure_resolve,
+        aws_ca_file,
+        aws_resolve,
         store: store_kind,
         etcd_endpoints,
         etcd_prefix,
@@ -317,39 +318,21 @@ fn main() -> std::process::ExitCode {
         };
         let (user, password, source) =
             setup::admin_credentials(&data_dir, admin_credentials_file.as_deref())?;
-        let backend: Arc<dyn Backend> = match backend {
-            BackendKind::Fake => {
-                let vault = fake_vault.unwrap_or_else(|| data_dir.join("fake-vault.json"));
-                eprintln!(
-                    "ekmd: warning: --backend fake: no external root of trust is in use (the fake vault's keys sit in {}); for tests and trials only",
-                    vault.display()
-                );
-                Arc::new(
-                    ekm_fake::FakeBackend::open(&vault)
-                        .map_err(|e| format!("{}: {e}", vault.display()))?,
-                )
-            }
-            BackendKind::Azure => {
-                let mut o = ekm_azure::AzureOptions::default();
-                if let Some(a) = azure_authority_host {
-                    o.authority_host = a;
-                }
-                if let Some(f) = &azure_ca_file {
-                    o.extra_ca_pem =
-                        Some(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
-                }
-                for r in &azure_resolve {
-                    let (host, addr) = r
-                        .split_once('=')
-                        .ok_or_else(|| format!("--azure-resolve {r}: expected HOST=ADDR:PORT"))?;
-                    let addr: SocketAddr = addr
-                        .parse()
-                        .map_err(|_| format!("--azure-resolve {r}: bad address"))?;
-                    o.resolve.push((host.to_owned(), addr));
-                }
-                Arc::new(ekm_azure::AzureBackend::new(o)?)
-            }
+        let vault = fake_vault.unwrap_or_else(|| data_dir.join("fake-vault.json"));
+        if backend == ekmd::backends::Choice::Fake {
+            eprintln!(
+                "ekmd: warning: --backend fake: no external root of trust is in use (the fake vault's keys sit in {}); for tests and trials only",
+                vault.display()
+            );
+        }
+        let endpoints = ekmd::backends::Endpoints {
+            azure_ca_file,
+            azure_authority_host,
+            azure_resolve,
+            aws_ca_file,
+            aws_resolve,
         };
+        let backend = ekmd::backends::build(&backend, &endpoints, &vault)?;
         let metrics = ekmd::metrics::Metrics::new();
         let backend: Arc<dyn Backend> =
             Arc::new(ekmd::metrics::MeteredBackend::new(backend, metrics.clone()));

@@ -9,12 +9,14 @@
 //! | `wrap_kek` | `wrap` | `ekm_backend_calls`, `ekm_backend_call_duration_seconds` (and `ekm_backend_throttled`, `ekm_backend_throttle_wait_seconds` when throttled) |
 //! | `unwrap_kek` | `unwrap` | the same |
 //! | `check` | `check` | the same |
-//! | `kind`, `algorithm` | not measured | — |
+//! | `serves`, `kind`, `algorithm` | not measured | — |
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use ekm_core::{Backend, BackendCall, BackendError, KeyId, KeyMaterial, SecretBytes};
+use ekm_core::{
+    Backend, BackendCall, BackendError, ExternalKey, KeyMaterial, Provider, SecretBytes,
+};
 
 use super::registry::Metrics;
 
@@ -33,22 +35,27 @@ impl MeteredBackend {
 }
 
 impl Backend for MeteredBackend {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
+    fn serves(&self, provider: Provider) -> bool {
+        self.inner.serves(provider)
     }
 
-    fn algorithm(&self) -> &'static str {
-        self.inner.algorithm()
+    fn kind(&self, provider: Provider) -> &'static str {
+        self.inner.kind(provider)
+    }
+
+    fn algorithm(&self, provider: Provider) -> &'static str {
+        self.inner.algorithm(provider)
     }
 
     fn wrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        generation: u32,
         kek: &KeyMaterial,
     ) -> Result<Vec<u8>, BackendError> {
         let t = Instant::now();
-        let r = self.inner.wrap_kek(call, key, kek);
+        let r = self.inner.wrap_kek(call, key, generation, kek);
         self.metrics.backend_call("wrap", t, &r);
         r
     }
@@ -56,16 +63,17 @@ impl Backend for MeteredBackend {
     fn unwrap_kek(
         &self,
         call: &BackendCall<'_>,
-        key: &KeyId,
+        key: &ExternalKey,
+        generation: u32,
         wrapped: &[u8],
     ) -> Result<SecretBytes, BackendError> {
         let t = Instant::now();
-        let r = self.inner.unwrap_kek(call, key, wrapped);
+        let r = self.inner.unwrap_kek(call, key, generation, wrapped);
         self.metrics.backend_call("unwrap", t, &r);
         r
     }
 
-    fn check(&self, call: &BackendCall<'_>, key: &KeyId) -> Result<(), BackendError> {
+    fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError> {
         let t = Instant::now();
         let r = self.inner.check(call, key);
         self.metrics.backend_call("check", t, &r);

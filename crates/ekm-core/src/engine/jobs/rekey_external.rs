@@ -26,6 +26,7 @@ use crate::engine::helpers::store_failed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::KeyId;
 use crate::layout;
+use crate::provider::ExternalKey;
 use crate::store::{Check, StoreError, Transaction};
 use crate::topology::SvmSelector;
 
@@ -91,17 +92,18 @@ impl Engine {
                 node: &self.nodes[self.local].node,
                 access: &access,
             };
+            let new_external = ExternalKey::Azure(new_key.clone());
             self.backend
-                .check(&call, &new_key)
+                .check(&call, &new_external)
                 .map_err(|e| akv_failed(&e))?;
             let mut rewrapped = Vec::new();
             for mut rec in self.kek_records(cfg.uuid)? {
                 let kek = self.unlock_on(self.local, &cfg, rec.generation)?;
                 rec.wrapped = self
                     .backend
-                    .wrap_kek(&call, &new_key, kek.material())
+                    .wrap_kek(&call, &new_external, rec.generation, kek.material())
                     .map_err(|e| akv_failed(&e))?;
-                rec.key_id = new_key.clone();
+                rec.key_id = new_external.clone();
                 rewrapped.push(rec);
             }
             let cfg_key = layout::config(cfg.uuid);
