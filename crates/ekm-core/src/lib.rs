@@ -88,7 +88,7 @@ pub mod fuzzing {
         let pk = crate::crypto::ProtectionKey::from_material(
             crate::secret::KeyMaterial::from_array([0; crate::secret::KEY_LEN]),
         );
-        crate::stored::StoredConfig::decode(bytes, &pk).is_ok_and(|c| c.view().is_ok())
+        crate::stored::StoredConfig::decode(bytes, &pk).is_ok_and(|c| c.any_view().is_ok())
     }
 
     /// Decodes a node availability record; `true` when it is well-formed.
@@ -101,7 +101,10 @@ pub use backend::{
     AwsKmsAccess, AzureAccess, Backend, BackendAccess, BackendCall, BackendError, BackendErrorKind,
     Backends, ProviderAccess,
 };
-pub use config::{AzureKeyVault, CreateRequest, Credential, PatchRequest, RekeyExternalRequest};
+pub use config::{
+    AwsCreateRequest, AwsKmsConfig, AzureKeyVault, CreateRequest, Credential, KeyManagerConfig,
+    PatchRequest, RekeyExternalRequest,
+};
 pub use crypto::ProtectionKey;
 pub use engine::{
     DEFAULT_MAX_KEYS_PER_OWNER, DataKeyInfo, ERASE_WAIT, Engine, EngineOptions, Job, JobKind,

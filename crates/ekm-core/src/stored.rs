@@ -16,14 +16,16 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::backend::{AzureAccess, BackendAccess, ProviderAccess};
+use crate::backend::{AwsKmsAccess, AzureAccess, BackendAccess, ProviderAccess};
 use crate::config::{
-    AuthenticationMethod, AzureKeyVault, Credential, ProxyConfig, ProxyType, Scope,
+    AuthenticationMethod, AwsKmsConfig, AwsSettings, AzureKeyVault, Credential, ProxyConfig,
+    ProxyType, Scope,
 };
 use crate::crypto::ProtectionKey;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{KeyId, VaultUrl};
 use crate::pkcs12::ClientCertificate;
+use crate::provider::{AwsKeyId, ExternalKey, Provider};
 use crate::topology::SvmRef;
 
 /// Records of this version carry `mac` over every other field. Version 1 records (only the
@@ -44,17 +46,27 @@ struct StoredProxy {
     username: Option<String>,
 }
 
-/// A configuration record as stored (`c/<uuid>`).
+/// A configuration record as stored (`c/<uuid>`): a common part (uuid, SVM, key, proxy, sealed
+/// secrets, revision, KEK generation, delete mark) and the provider's own (Azure: client,
+/// tenant, vault, authentication method; AWS: `aws`). The Azure fields are written only for an
+/// Azure record and `aws` only for an AWS one, so a record of an Azure configuration written
+/// before there was a second provider reads, and authenticates, exactly as before (the mac is
+/// over the record re-encoded).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredConfig {
     v: u32,
     pub(crate) uuid: Uuid,
     svm: Option<StoredSvm>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(crate) client_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(crate) tenant_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     name: String,
+    /// The external key's text ([`ExternalKey::as_str`]).
     key_id: String,
-    authentication_method: AuthenticationMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authentication_method: Option<AuthenticationMethod>,
     proxy: Option<StoredProxy>,
     /// base64 of `nonce || ciphertext || tag` of the secrets bundle.
     sealed_secrets: String,
@@ -70,6 +82,9 @@ pub(crate) struct StoredConfig {
     /// other processes then fail their check on this record and see it), cleared if keys are.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) deleting: bool,
+    /// The AWS KMS settings, for an AWS configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aws: Option<AwsSettings>,
 }
 
 /// The secrets bundle before sealing. Borrowed strings only: nothing here outlives the seal.
@@ -79,6 +94,8 @@ struct SecretsOut<'a> {
     client_certificate: Option<&'a str>,
     client_certificate_password: Option<&'a str>,
     proxy_password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_access_key: Option<&'a str>,
 }
 
 /// The secrets bundle after opening; secrecy's types wipe themselves.
@@ -89,6 +106,8 @@ struct SecretsIn {
     client_certificate: Option<SecretString>,
     client_certificate_password: Option<SecretString>,
     proxy_password: Option<SecretString>,
+    #[serde(default)]
+    secret_access_key: Option<SecretString>,
 }
 
 fn secrets_aad(uuid: Uuid) -> Vec<u8> {
@@ -97,36 +116,64 @@ fn secrets_aad(uuid: Uuid) -> Vec<u8> {
     aad
 }
 
-/// Everything a configuration is made of, validated.
+/// Everything a configuration is made of, validated: the common part and the provider's.
 pub(crate) struct ConfigParts {
     pub uuid: Uuid,
     pub svm: Option<SvmRef>,
-    pub client_id: String,
-    pub tenant_id: String,
-    pub name: VaultUrl,
-    pub key_id: KeyId,
-    pub credential: Credential,
+    pub provider: ProviderParts,
     pub proxy: Option<ProxyConfig>,
     pub revision: u64,
     pub active_generation: Option<u32>,
 }
 
+/// The provider's part of [`ConfigParts`].
+pub(crate) enum ProviderParts {
+    Azure(AzureParts),
+    Aws(AwsParts),
+}
+
+/// An Azure Key Vault configuration's own part.
+pub(crate) struct AzureParts {
+    pub client_id: String,
+    pub tenant_id: String,
+    pub name: VaultUrl,
+    pub key_id: KeyId,
+    pub credential: Credential,
+}
+
+/// An AWS KMS configuration's own part.
+pub(crate) struct AwsParts {
+    pub settings: AwsSettings,
+    pub key: AwsKeyId,
+    pub secret_access_key: SecretString,
+}
+
 impl StoredConfig {
     /// Seals the secrets of `parts` and builds the record.
     pub(crate) fn seal(parts: &ConfigParts, pk: &ProtectionKey) -> Result<StoredConfig> {
-        let cert_b64: Option<Zeroizing<String>> = match &parts.credential {
-            Credential::Certificate(c) => Some(Zeroizing::new(B64.encode(c.pfx().expose_secret()))),
-            Credential::ClientSecret(_) => None,
+        let credential = match &parts.provider {
+            ProviderParts::Azure(a) => Some(&a.credential),
+            ProviderParts::Aws(_) => None,
+        };
+        let cert_b64: Option<Zeroizing<String>> = match credential {
+            Some(Credential::Certificate(c)) => {
+                Some(Zeroizing::new(B64.encode(c.pfx().expose_secret())))
+            }
+            _ => None,
         };
         let out = SecretsOut {
-            client_secret: match &parts.credential {
-                Credential::ClientSecret(s) => Some(s.expose_secret()),
-                Credential::Certificate(_) => None,
+            client_secret: match credential {
+                Some(Credential::ClientSecret(s)) => Some(s.expose_secret()),
+                _ => None,
             },
             client_certificate: cert_b64.as_deref().map(String::as_str),
-            client_certificate_password: match &parts.credential {
-                Credential::Certificate(c) => c.password().map(|p| p.expose_secret()),
-                Credential::ClientSecret(_) => None,
+            client_certificate_password: match credential {
+                Some(Credential::Certificate(c)) => c.password().map(|p| p.expose_secret()),
+                _ => None,
+            },
+            secret_access_key: match &parts.provider {
+                ProviderParts::Aws(a) => Some(a.secret_access_key.expose_secret()),
+                ProviderParts::Azure(_) => None,
             },
             proxy_password: parts
                 .proxy
@@ -143,6 +190,10 @@ impl StoredConfig {
             .aead()
             .seal_vec(&secrets_aad(parts.uuid), &plain)
             .map_err(|_| Error::corrupt("The configuration secrets could not be sealed."))?;
+        let azure = match &parts.provider {
+            ProviderParts::Azure(a) => Some(a),
+            ProviderParts::Aws(_) => None,
+        };
         Ok(StoredConfig {
             v: CONFIG_VERSION,
             uuid: parts.uuid,
@@ -150,11 +201,13 @@ impl StoredConfig {
                 uuid: s.uuid(),
                 name: s.name().to_owned(),
             }),
-            client_id: parts.client_id.clone(),
-            tenant_id: parts.tenant_id.clone(),
-            name: parts.name.as_str().to_owned(),
-            key_id: parts.key_id.as_str().to_owned(),
-            authentication_method: parts.credential.method(),
+            client_id: azure.map(|a| a.client_id.clone()).unwrap_or_default(),
+            tenant_id: azure.map(|a| a.tenant_id.clone()).unwrap_or_default(),
+            name: azure
+                .map(|a| a.name.as_str().to_owned())
+                .unwrap_or_default(),
+            key_id: parts.external_key().as_str().to_owned(),
+            authentication_method: credential.map(Credential::method),
             proxy: parts.proxy.as_ref().map(|p| StoredProxy {
                 proxy_type: p.proxy_type,
                 host: p.host.clone(),
@@ -166,6 +219,10 @@ impl StoredConfig {
             active_generation: parts.active_generation,
             mac: None,
             deleting: false,
+            aws: match &parts.provider {
+                ProviderParts::Aws(a) => Some(a.settings.clone()),
+                ProviderParts::Azure(_) => None,
+            },
         })
     }
 
@@ -183,18 +240,6 @@ impl StoredConfig {
             })?;
         let secrets: SecretsIn =
             serde_json::from_slice(&plain).map_err(|_| bad("the secrets bundle is malformed."))?;
-        let credential = match (
-            self.authentication_method,
-            secrets.client_secret,
-            secrets.client_certificate,
-        ) {
-            (AuthenticationMethod::ClientSecret, Some(s), None) => Credential::ClientSecret(s),
-            (AuthenticationMethod::Certificate, None, Some(c)) => Credential::Certificate(
-                ClientCertificate::from_base64(&c, secrets.client_certificate_password)
-                    .map_err(|_| bad("the stored certificate does not open."))?,
-            ),
-            _ => return Err(bad("the secrets do not match the authentication method.")),
-        };
         let proxy = self.proxy.as_ref().map(|p| ProxyConfig {
             proxy_type: p.proxy_type,
             host: p.host.clone(),
@@ -202,44 +247,90 @@ impl StoredConfig {
             username: p.username.clone(),
             password: secrets.proxy_password.clone(),
         });
-        let (svm, name, key_id) = self.public_parts()?;
+        let provider = match (&self.aws, self.external_key()?) {
+            (Some(settings), ExternalKey::Aws(key)) => ProviderParts::Aws(AwsParts {
+                settings: settings.clone(),
+                key,
+                secret_access_key: secrets
+                    .secret_access_key
+                    .ok_or_else(|| bad("the secret access key is missing."))?,
+            }),
+            (None, ExternalKey::Azure(key_id)) => {
+                let credential = match (
+                    self.authentication_method,
+                    secrets.client_secret,
+                    secrets.client_certificate,
+                ) {
+                    (Some(AuthenticationMethod::ClientSecret), Some(s), None) => {
+                        Credential::ClientSecret(s)
+                    }
+                    (Some(AuthenticationMethod::Certificate), None, Some(c)) => {
+                        Credential::Certificate(
+                            ClientCertificate::from_base64(&c, secrets.client_certificate_password)
+                                .map_err(|_| bad("the stored certificate does not open."))?,
+                        )
+                    }
+                    _ => return Err(bad("the secrets do not match the authentication method.")),
+                };
+                ProviderParts::Azure(AzureParts {
+                    client_id: self.client_id.clone(),
+                    tenant_id: self.tenant_id.clone(),
+                    name: self.vault()?,
+                    key_id,
+                    credential,
+                })
+            }
+            _ => return Err(bad("the key is not of the record's provider.")),
+        };
         Ok(ConfigParts {
             uuid: self.uuid,
-            svm,
-            client_id: self.client_id.clone(),
-            tenant_id: self.tenant_id.clone(),
-            name,
-            key_id,
-            credential,
+            svm: self.svm_ref(),
+            provider,
             proxy,
             revision: self.revision,
             active_generation: self.active_generation,
         })
     }
 
-    fn public_parts(&self) -> Result<(Option<SvmRef>, VaultUrl, KeyId)> {
-        let bad = |what: &str| Error::corrupt(&format!("Configuration {}: {what}", self.uuid));
-        let name = VaultUrl::parse(&self.name).map_err(|_| bad("invalid vault URL."))?;
-        let key_id = KeyId::parse(&self.key_id).map_err(|_| bad("invalid key id."))?;
-        let svm = self
-            .svm
+    fn svm_ref(&self) -> Option<SvmRef> {
+        self.svm
             .as_ref()
-            .map(|s| SvmRef::from_stored(s.uuid, s.name.clone()));
-        Ok((svm, name, key_id))
+            .map(|s| SvmRef::from_stored(s.uuid, s.name.clone()))
+    }
+
+    /// Whose configuration this is.
+    pub(crate) fn provider(&self) -> Provider {
+        if self.aws.is_some() {
+            Provider::AwsKms
+        } else {
+            Provider::AzureKeyVault
+        }
+    }
+
+    /// The external key the KEK is wrapped by, of the record's provider.
+    pub(crate) fn external_key(&self) -> Result<ExternalKey> {
+        let bad = || Error::corrupt(&format!("Configuration {}: invalid key id.", self.uuid));
+        let key = ExternalKey::parse(&self.key_id).map_err(|_| bad())?;
+        if key.provider() != self.provider() {
+            return Err(bad());
+        }
+        Ok(key)
     }
 
     /// The same configuration wrapping with another external key (rekey-external).
-    pub(crate) fn with_key_id(&self, key_id: &KeyId) -> StoredConfig {
+    pub(crate) fn with_key_id(&self, key_id: &ExternalKey) -> StoredConfig {
         let mut c = self.clone();
         c.key_id = key_id.as_str().to_owned();
         c.revision += 1;
         c
     }
 
-    /// The current external key id.
+    /// The current AKV key, for an Azure configuration (else 404: this is not one).
     pub(crate) fn key_id(&self) -> Result<KeyId> {
-        KeyId::parse(&self.key_id)
-            .map_err(|_| Error::corrupt(&format!("Configuration {}: invalid key id.", self.uuid)))
+        match self.external_key()? {
+            ExternalKey::Azure(k) => Ok(k),
+            ExternalKey::Aws(_) => Err(not_of(self.uuid, Provider::AzureKeyVault)),
+        }
     }
 
     /// The vault (`name`).
@@ -260,7 +351,15 @@ impl StoredConfig {
 
     /// What callers see (no secrets, no advanced fields).
     pub(crate) fn view(&self) -> Result<AzureKeyVault> {
-        let (svm, name, key_id) = self.public_parts()?;
+        let key_id = self.key_id()?;
+        let name = self.vault()?;
+        let svm = self.svm_ref();
+        let authentication_method = self.authentication_method.ok_or_else(|| {
+            Error::corrupt(&format!(
+                "Configuration {}: no authentication method.",
+                self.uuid
+            ))
+        })?;
         Ok(AzureKeyVault {
             uuid: self.uuid,
             scope: if svm.is_some() {
@@ -273,7 +372,7 @@ impl StoredConfig {
             tenant_id: self.tenant_id.clone(),
             name,
             key_id,
-            authentication_method: self.authentication_method,
+            authentication_method,
             proxy_type: self.proxy.as_ref().map(|p| p.proxy_type),
             proxy_host: self.proxy.as_ref().map(|p| p.host.clone()),
             proxy_port: self.proxy.as_ref().map(|p| p.port),
@@ -281,6 +380,41 @@ impl StoredConfig {
             state: None,
             azure_reachability: None,
             ekmip_reachability: None,
+        })
+    }
+
+    /// What callers see of an AWS configuration (no secrets, no advanced fields); 404 for an
+    /// Azure one.
+    pub(crate) fn aws_view(&self) -> Result<AwsKmsConfig> {
+        let (Some(settings), ExternalKey::Aws(key)) = (&self.aws, self.external_key()?) else {
+            return Err(not_of(self.uuid, Provider::AwsKms));
+        };
+        let svm = self.svm_ref();
+        Ok(AwsKmsConfig {
+            uuid: self.uuid,
+            scope: if svm.is_some() {
+                Scope::Svm
+            } else {
+                Scope::Cluster
+            },
+            svm,
+            key_id: key.key().to_owned(),
+            settings: settings.clone(),
+            proxy_type: self.proxy.as_ref().map(|p| p.proxy_type),
+            proxy_host: self.proxy.as_ref().map(|p| p.host.clone()),
+            proxy_port: self.proxy.as_ref().map(|p| p.port),
+            proxy_username: self.proxy.as_ref().and_then(|p| p.username.clone()),
+            state: None,
+            amazon_reachability: None,
+            ekmip_reachability: None,
+        })
+    }
+
+    /// What callers see, of either provider.
+    pub(crate) fn any_view(&self) -> Result<crate::config::KeyManagerConfig> {
+        Ok(match self.provider() {
+            Provider::AzureKeyVault => crate::config::KeyManagerConfig::Azure(self.view()?),
+            Provider::AwsKms => crate::config::KeyManagerConfig::Aws(self.aws_view()?),
         })
     }
 
@@ -345,18 +479,179 @@ impl StoredConfig {
 }
 
 impl ConfigParts {
+    /// The external key these parts wrap with.
+    pub(crate) fn external_key(&self) -> ExternalKey {
+        match &self.provider {
+            ProviderParts::Azure(a) => ExternalKey::Azure(a.key_id.clone()),
+            ProviderParts::Aws(a) => ExternalKey::Aws(a.key.clone()),
+        }
+    }
+
     /// The backend access these parts describe.
     pub(crate) fn access(&self) -> BackendAccess {
         BackendAccess {
             config_uuid: self.uuid,
             revision: self.revision,
-            provider: ProviderAccess::Azure(AzureAccess {
-                vault: self.name.clone(),
-                client_id: self.client_id.clone(),
-                tenant_id: self.tenant_id.clone(),
-                credential: self.credential.clone(),
-                proxy: self.proxy.clone(),
-            }),
+            provider: match &self.provider {
+                ProviderParts::Azure(a) => ProviderAccess::Azure(AzureAccess {
+                    vault: a.name.clone(),
+                    client_id: a.client_id.clone(),
+                    tenant_id: a.tenant_id.clone(),
+                    credential: a.credential.clone(),
+                    proxy: self.proxy.clone(),
+                }),
+                ProviderParts::Aws(a) => ProviderAccess::Aws(AwsKmsAccess {
+                    region: a.settings.region.clone(),
+                    access_key_id: a.settings.access_key_id.clone(),
+                    secret_access_key: a.secret_access_key.clone(),
+                    service: a.settings.service.clone(),
+                    default_domain: a.settings.default_domain.clone(),
+                    host: a.settings.host.clone(),
+                    port: a.settings.port,
+                    encryption_context: a.settings.encryption_context.clone(),
+                    timeout: std::time::Duration::from_secs(u64::from(a.settings.timeout)),
+                    verify: a.settings.verify,
+                    verify_host: a.settings.verify_host,
+                    proxy: self.proxy.clone(),
+                }),
+            },
         }
+    }
+}
+
+/// "Configuration `uuid` is not a `provider` one": 404 on that provider's paths, as ONTAP
+/// answers a uuid of another kind.
+pub(crate) fn not_of(uuid: Uuid, provider: Provider) -> Error {
+    Error::new(ErrorKind::EntryNotFound)
+        .with_detail(format!(
+            "Key manager {uuid} is not an {provider} configuration."
+        ))
+        .with_target("uuid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "https://v.vault.azure.net/keys/k1/a8e619fd8f234db3b0b95c59540e2a74";
+
+    /// A configuration record exactly as the build before the provider seam wrote it: every
+    /// field, in its order, the Azure ones unconditional.
+    #[derive(Serialize)]
+    struct BeforeTheSeam<'a> {
+        v: u32,
+        uuid: Uuid,
+        svm: Option<StoredSvm>,
+        client_id: &'a str,
+        tenant_id: &'a str,
+        name: &'a str,
+        key_id: &'a str,
+        authentication_method: AuthenticationMethod,
+        proxy: Option<StoredProxy>,
+        sealed_secrets: String,
+        revision: u64,
+        active_generation: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
+    }
+
+    #[test]
+    fn an_azure_record_written_before_the_provider_seam_reads_and_authenticates() {
+        let pk = ProtectionKey::generate();
+        let uuid = Uuid::new_v4();
+        let bundle = br#"{"client_secret":"s3cret","client_certificate":null,"client_certificate_password":null,"proxy_password":"pw"}"#;
+        let sealed = B64.encode(pk.aead().seal_vec(&secrets_aad(uuid), bundle).unwrap());
+        let mut old = BeforeTheSeam {
+            v: CONFIG_VERSION,
+            uuid,
+            svm: Some(StoredSvm {
+                uuid: Uuid::from_u128(21),
+                name: "vs0".into(),
+            }),
+            client_id: "c",
+            tenant_id: "t",
+            name: "https://v.vault.azure.net/",
+            key_id: KEY,
+            authentication_method: AuthenticationMethod::ClientSecret,
+            proxy: Some(StoredProxy {
+                proxy_type: ProxyType::Http,
+                host: "proxy.example".into(),
+                port: 3128,
+                username: Some("u".into()),
+            }),
+            sealed_secrets: sealed,
+            revision: 3,
+            active_generation: Some(2),
+            mac: None,
+        };
+        let mut aad = b"ekm-config-v2\0".to_vec();
+        serde_json::to_writer(&mut aad, &old).unwrap();
+        old.mac = Some(B64.encode(pk.aead().seal_vec(&aad, b"").unwrap()));
+        let bytes = serde_json::to_vec(&old).unwrap();
+
+        let c = StoredConfig::decode(&bytes, &pk).expect("the old record authenticates");
+        assert_eq!(c.provider(), Provider::AzureKeyVault);
+        let v = c.view().unwrap();
+        assert_eq!((v.client_id.as_str(), v.key_id.as_str()), ("c", KEY));
+        assert_eq!(v.svm.unwrap().name(), "vs0");
+        let parts = c.unseal(&pk).unwrap();
+        let ProviderParts::Azure(az) = &parts.provider else {
+            panic!("an Azure record unseals as Azure")
+        };
+        assert!(
+            matches!(&az.credential, Credential::ClientSecret(s) if s.expose_secret() == "s3cret")
+        );
+        let proxy = parts.proxy.unwrap();
+        assert_eq!(proxy.password.unwrap().expose_secret(), "pw");
+        assert!(c.aws_view().is_err(), "not an AWS configuration");
+
+        // Still authenticated field by field.
+        let forged = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"c\"", "\"attacker\"");
+        assert!(StoredConfig::decode(forged.as_bytes(), &pk).is_err());
+    }
+
+    #[test]
+    fn an_aws_record_seals_its_secret_and_reads_back() {
+        let pk = ProtectionKey::generate();
+        let req = crate::config::AwsCreateRequest::from_json(
+            br#"{"region":"eu-west-1","key_id":"alias/ekm","access_key_id":"AKIAX","secret_access_key":"canary-SECRET-9f1"}"#,
+        )
+        .unwrap();
+        let parts = ConfigParts {
+            uuid: Uuid::new_v4(),
+            svm: None,
+            provider: ProviderParts::Aws(AwsParts {
+                settings: req.settings,
+                key: req.key,
+                secret_access_key: req.secret_access_key,
+            }),
+            proxy: None,
+            revision: 1,
+            active_generation: None,
+        };
+        let bytes = StoredConfig::seal(&parts, &pk)
+            .unwrap()
+            .encode(&pk)
+            .unwrap();
+        assert!(
+            !bytes.windows(17).any(|w| w == b"canary-SECRET-9f1"),
+            "the secret access key is sealed"
+        );
+        let c = StoredConfig::decode(&bytes, &pk).unwrap();
+        assert_eq!(c.provider(), Provider::AwsKms);
+        assert!(c.view().is_err(), "not an Azure configuration");
+        let v = c.aws_view().unwrap();
+        assert_eq!(
+            (v.key_id.as_str(), v.settings.region.as_str()),
+            ("alias/ekm", "eu-west-1")
+        );
+        let back = c.unseal(&pk).unwrap();
+        let ProviderParts::Aws(aws) = &back.provider else {
+            panic!("an AWS record unseals as AWS")
+        };
+        assert_eq!(aws.secret_access_key.expose_secret(), "canary-SECRET-9f1");
+        assert_eq!(back.external_key().as_str(), "aws-kms:eu-west-1:alias/ekm");
     }
 }

@@ -20,11 +20,11 @@ use super::helpers::{CONDITIONAL_ATTEMPTS, store_failed};
 use crate::backend::{BackendCall, BackendError, BackendErrorKind, akv_failed};
 use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{KeyId, KeyOwner};
+use crate::ids::KeyOwner;
 use crate::layout;
-use crate::provider::{ExternalKey, Provider};
+use crate::provider::Provider;
 use crate::store::{Check, StoreError, Transaction};
-use crate::stored::{ConfigParts, StoredConfig};
+use crate::stored::{AzureParts, ConfigParts, ProviderParts, StoredConfig};
 
 impl Engine {
     pub(crate) fn load_config(&self, uuid: Uuid) -> Result<(StoredConfig, Vec<u8>)> {
@@ -116,51 +116,62 @@ impl Engine {
         let parts = ConfigParts {
             uuid: Uuid::new_v4(),
             svm,
-            client_id: req.client_id,
-            tenant_id: req.tenant_id,
-            name: req.name,
-            key_id: req.key_id,
-            credential: req.credential,
+            provider: ProviderParts::Azure(AzureParts {
+                client_id: req.client_id,
+                tenant_id: req.tenant_id,
+                name: req.name,
+                key_id: req.key_id,
+                credential: req.credential,
+            }),
             proxy: req.proxy,
             revision: 1,
             active_generation: None,
         };
-        if !self.backend.serves(Provider::AzureKeyVault) {
-            return Err(Provider::AzureKeyVault.not_enabled());
+        self.commit_new_config(&parts, scope_key, already)?.view()
+    }
+
+    /// Proves and commits a new configuration of any provider, the scope's entry with it.
+    pub(crate) fn commit_new_config(
+        &self,
+        parts: &ConfigParts,
+        scope_key: Vec<u8>,
+        already: impl Fn() -> Error,
+    ) -> Result<StoredConfig> {
+        let provider = parts.external_key().provider();
+        if !self.backend.serves(provider) {
+            return Err(provider.not_enabled());
         }
-        self.check_backend(&parts, &parts.key_id)
-            .map_err(|e| akv_failed(&e))?;
-        let record = StoredConfig::seal(&parts, &self.protection)?;
+        self.check_backend(parts).map_err(|e| akv_failed(&e))?;
+        let record = StoredConfig::seal(parts, &self.protection)?;
         let mut txn = Transaction::new();
         txn.check(Check::Absent(scope_key.clone()))
             .put(scope_key, parts.uuid.as_bytes().to_vec())
             .put(layout::config(parts.uuid), record.encode(&self.protection)?);
         match self.store.commit(txn) {
-            Ok(()) => record.view(),
+            Ok(()) => Ok(record),
             Err(StoreError::Conflict(_)) => Err(already()),
             Err(e) => Err(store_failed(e)),
         }
     }
 
-    /// Proves the backend accepts `parts`' credentials and can wrap and unwrap with `key`.
-    fn check_backend(
-        &self,
-        parts: &ConfigParts,
-        key: &KeyId,
-    ) -> std::result::Result<(), BackendError> {
+    /// Proves the backend accepts `parts`' credentials and can wrap and unwrap with its key.
+    fn check_backend(&self, parts: &ConfigParts) -> std::result::Result<(), BackendError> {
         let access = parts.access();
         let call = BackendCall {
             node: &self.nodes[self.local].node,
             access: &access,
         };
-        self.backend.check(&call, &ExternalKey::Azure(key.clone()))
+        self.backend.check(&call, &parts.external_key())
     }
 
     /// All configurations: the cluster's first, then the SVMs' by SVM name.
     pub fn list_configs(&self) -> Result<Vec<AzureKeyVault>> {
         let mut out = Vec::new();
         for (_, v) in self.scan_all(layout::CONFIG)? {
-            out.push(StoredConfig::decode(&v, &self.protection)?.view()?);
+            let c = StoredConfig::decode(&v, &self.protection)?;
+            if c.provider() == Provider::AzureKeyVault {
+                out.push(c.view()?);
+            }
         }
         out.sort_by(|a, b| {
             let key = |c: &AzureKeyVault| c.svm.as_ref().map(|s| s.name().to_owned());
@@ -191,19 +202,22 @@ impl Engine {
     pub fn patch_config(&self, uuid: Uuid, patch: PatchRequest) -> Result<AzureKeyVault> {
         for _ in 0..CONDITIONAL_ATTEMPTS {
             let (stored, old_bytes) = self.load_config(uuid)?;
+            stored.view()?;
             let mut parts = stored.unseal(&self.protection)?;
             parts.proxy = patch.proxy.apply(parts.proxy.as_ref())?;
-            if let Some(c) = &patch.client_id {
-                parts.client_id = c.clone();
-            }
-            if let Some(t) = &patch.tenant_id {
-                parts.tenant_id = t.clone();
-            }
-            if let Some(cred) = &patch.credential {
-                parts.credential = cred.clone();
+            if let ProviderParts::Azure(az) = &mut parts.provider {
+                if let Some(c) = &patch.client_id {
+                    az.client_id = c.clone();
+                }
+                if let Some(t) = &patch.tenant_id {
+                    az.tenant_id = t.clone();
+                }
+                if let Some(cred) = &patch.credential {
+                    az.credential = cred.clone();
+                }
             }
             parts.revision += 1;
-            self.check_backend(&parts, &parts.key_id)
+            self.check_backend(&parts)
                 .map_err(|e| refused_credentials(&e, &parts))?;
             let record = StoredConfig::seal(&parts, &self.protection)?;
             let key = layout::config(uuid);
@@ -318,7 +332,7 @@ impl Engine {
 }
 
 /// 65537500, naming the scope: the seed's text says "SVM", which is wrong for the cluster.
-fn already_configured(svm: bool) -> Error {
+pub(super) fn already_configured(svm: bool) -> Error {
     Error::for_scope(ErrorKind::AlreadyConfigured, svm)
 }
 
@@ -335,15 +349,18 @@ fn keys_exist(config: &StoredConfig) -> Error {
 /// credential is the seed's "invalid client secret" / "invalid client certificate"; anything
 /// else (unreachable, throttled, key unusable) is the backend's error.
 fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
+    let ProviderParts::Azure(az) = &parts.provider else {
+        return akv_failed(e);
+    };
     if e.kind != BackendErrorKind::AuthenticationFailed {
         return akv_failed(e);
     }
-    let kind = match parts.credential.method() {
+    let kind = match az.credential.method() {
         AuthenticationMethod::ClientSecret => ErrorKind::InvalidClientSecret,
         AuthenticationMethod::Certificate => ErrorKind::InvalidClientCertificate,
     };
     Error::new(kind).with_detail(format!(
         "AKV refused the credential for client_id \"{}\" in tenant \"{}\": {e}. The configuration is unchanged.",
-        parts.client_id, parts.tenant_id
+        az.client_id, az.tenant_id
     ))
 }

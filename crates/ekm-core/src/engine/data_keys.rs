@@ -26,7 +26,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy::{self, open_data_key, seal_data_key};
 use crate::ids::{DataKeyId, KeyOwner, KeyTag};
 use crate::layout;
-use crate::provider::ExternalKey;
 use crate::secret::{DataKeyMaterial, KeyMaterial};
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::StoredConfig;
@@ -178,7 +177,7 @@ impl Engine {
             &*self.backend,
             &call,
             config.uuid,
-            ExternalKey::Azure(parts.key_id),
+            parts.external_key(),
             kek,
             state,
             now_secs(),
@@ -561,8 +560,8 @@ impl Engine {
     /// (`r/<config><owner>/`), not of every key in the store.
     pub fn list_data_keys_of(&self, owner: KeyOwner) -> Result<Vec<DataKeyInfo>> {
         let mut out = Vec::new();
-        for c in self.list_configs()? {
-            for (k, v) in self.scan_all(&layout::records_of(c.uuid, owner))? {
+        for c in self.list_key_managers()? {
+            for (k, v) in self.scan_all(&layout::records_of(c.uuid(), owner))? {
                 let id = layout::id_of_record(&k)
                     .ok_or_else(|| Error::corrupt("A data key record has a malformed key."))?;
                 out.push(DataKeyInfo::of(id, WrappedDataKey::decode(&v)?));

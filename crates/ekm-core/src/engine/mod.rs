@@ -12,6 +12,7 @@
 //! | `options.rs` | [`EngineOptions`] |
 //! | `store_checks.rs` | at open: protection key check, store format and its upgrade |
 //! | `configs.rs` | configurations: create, list, get, patch, delete |
+//! | `aws_configs.rs` | AWS KMS configurations: create, list, get; every configuration of every provider |
 //! | `data_keys.rs` | data keys: create, read, delete, list; first KEKs; seal counts |
 //! | `key_table.rs` | in memory, per managed node: the key table and the unlocked KEKs |
 //! | `unlock.rs` | unlocking a KEK on a node through the backend; handing new ones out |
@@ -22,6 +23,7 @@
 //! | `jobs/` | rekey-external, rekey-internal, restore, migrate |
 //! | `helpers.rs` | clock, store error, paged scans |
 
+mod aws_configs;
 mod configs;
 mod data_keys;
 mod erase;

@@ -25,7 +25,6 @@ use super::helpers::{now_secs, store_failed};
 use crate::backend::BackendCall;
 use crate::config::{AzureKeyVault, AzureReachability, EkmipReachability, KekStatus};
 use crate::error::{ErrorKind, Result};
-use crate::provider::ExternalKey;
 use crate::stored::StoredConfig;
 use crate::topology::Node;
 
@@ -367,7 +366,7 @@ impl Engine {
             };
             let failure = self
                 .backend
-                .check(&call, &ExternalKey::Azure(parts.key_id.clone()))
+                .check(&call, &parts.external_key())
                 .err()
                 .map(|e| e.to_string());
             self.backend_checks.lock().insert(

@@ -107,8 +107,10 @@ impl Engine {
                 rewrapped.push(rec);
             }
             let cfg_key = layout::config(cfg.uuid);
-            txn.check(Check::Equals(cfg_key.clone(), bytes))
-                .put(cfg_key, cfg.with_key_id(&new_key).encode(&self.protection)?);
+            txn.check(Check::Equals(cfg_key.clone(), bytes)).put(
+                cfg_key,
+                cfg.with_key_id(&new_external).encode(&self.protection)?,
+            );
             for rec in &rewrapped {
                 txn.put(
                     layout::kek(cfg.uuid, rec.generation),

@@ -1,0 +1,398 @@
+//! The AWS KMS configuration (ONTAP's `/api/security/aws-kms` record): its settings, its
+//! create body parsed into a validated request, and the record as callers see it.
+//!
+//! Owns: the AWS record's fields and their defaults (service `kms`, domain `amazonaws.com`,
+//! port 443, timeout 10 s, every TLS check on), and the validation of each.
+//! Must never: serialize the secret access key or the proxy password.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::json::parse_json;
+use super::model::*;
+use super::validate::*;
+use super::view::{EkmipReachability, KekStatus};
+use crate::error::{Error, Result};
+use crate::provider::AwsKeyId;
+use crate::topology::{SvmRef, SvmSelector};
+
+/// Longest secret access key accepted.
+const MAX_SECRET_ACCESS_KEY_LEN: usize = 1024;
+/// Longest `encryption_context` accepted.
+const MAX_CONTEXT_LEN: usize = 4096;
+
+/// The readable settings of an AWS KMS configuration (everything but the key, the secrets and
+/// the proxy). Stored as they are shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsSettings {
+    /// Region, e.g. `us-east-1`.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Endpoint service name.
+    pub service: String,
+    /// Endpoint domain.
+    pub default_domain: String,
+    /// Endpoint host overriding `service.region.default_domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Endpoint port.
+    pub port: u16,
+    /// Sent as the KMS encryption context of every wrap (ekm adds its own binding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context: Option<String>,
+    /// Reachability polling period in minutes, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polling_period: Option<u32>,
+    /// Per-request timeout in seconds.
+    pub timeout: u32,
+    /// Verify the endpoint's certificate.
+    pub verify: bool,
+    /// Verify that the certificate names the host.
+    pub verify_host: bool,
+    /// Verify that the certificate names the address (ekm verifies names only).
+    pub verify_ip: bool,
+}
+
+/// A validated create body of `POST /api/security/aws-kms`.
+#[derive(Debug, Clone)]
+pub struct AwsCreateRequest {
+    /// The SVM named by the request; `None` for the cluster scope.
+    pub svm: Option<SvmSelector>,
+    /// The settings.
+    pub settings: AwsSettings,
+    /// The KMS key (in `settings.region`).
+    pub key: AwsKeyId,
+    /// The secret access key.
+    pub secret_access_key: SecretString,
+    /// Optional proxy.
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// The wire form of an AWS create body. Unknown fields are refused.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AwsBody {
+    #[serde(default)]
+    svm: Option<SvmSelector>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    key_id: Option<String>,
+    #[serde(default)]
+    access_key_id: Option<String>,
+    #[serde(default)]
+    secret_access_key: Option<SecretString>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    default_domain: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    encryption_context: Option<String>,
+    #[serde(default)]
+    polling_period: Option<u32>,
+    #[serde(default)]
+    timeout: Option<u32>,
+    #[serde(default)]
+    verify: Option<bool>,
+    #[serde(default)]
+    verify_host: Option<bool>,
+    #[serde(default)]
+    verify_ip: Option<bool>,
+    #[serde(default)]
+    skip_verify: Option<bool>,
+    #[serde(default)]
+    proxy_type: Option<String>,
+    #[serde(default)]
+    proxy_host: Option<String>,
+    #[serde(default)]
+    proxy_port: Option<u16>,
+    #[serde(default)]
+    proxy_username: Option<String>,
+    #[serde(default)]
+    proxy_password: Option<SecretString>,
+    #[serde(default, rename = "_links")]
+    _links: Option<IgnoredAny>,
+}
+
+/// A DNS name or address: 1 to 253 characters of letters, digits, `.`, `-`, `:` (IPv6).
+fn check_host(value: String, field: &str) -> Result<String> {
+    let ok = (1..=253).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+    if ok {
+        Ok(value)
+    } else {
+        Err(Error::invalid_value(
+            field,
+            "expected a host name or address.",
+        ))
+    }
+}
+
+/// A DNS label sequence such as `kms` or `amazonaws.com`.
+fn check_label(value: String, field: &str) -> Result<String> {
+    let ok = (1..=253).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    if ok {
+        Ok(value)
+    } else {
+        Err(Error::invalid_value(
+            field,
+            "expected letters, digits, dots and dashes.",
+        ))
+    }
+}
+
+impl AwsCreateRequest {
+    /// Parses and validates a create body (`POST /api/security/aws-kms`).
+    pub fn from_json(json: &[u8]) -> Result<AwsCreateRequest> {
+        let body: AwsBody = parse_json(json)?;
+        if body.skip_verify == Some(true) {
+            return Err(Error::invalid_value(
+                "skip_verify",
+                "ekm always proves a new configuration (a wrap and an unwrap with its key); it cannot skip that.",
+            ));
+        }
+        let region = required(body.region, "region")?;
+        let key = AwsKeyId::new(&region, &required(body.key_id, "key_id")?)?;
+        let access_key_id = check_app_id(
+            required(body.access_key_id, "access_key_id")?,
+            "access_key_id",
+        )?;
+        let secret_access_key = body
+            .secret_access_key
+            .ok_or_else(|| Error::invalid_value("secret_access_key", "is required."))?;
+        let s = secret_access_key.expose_secret();
+        if s.trim().is_empty()
+            || s.len() > MAX_SECRET_ACCESS_KEY_LEN
+            || s.chars().any(char::is_control)
+        {
+            return Err(Error::invalid_value(
+                "secret_access_key",
+                "expected 1 to 1024 printable characters.",
+            ));
+        }
+        let encryption_context = match body.encryption_context {
+            Some(c) if c.len() > MAX_CONTEXT_LEN || c.chars().any(char::is_control) => {
+                return Err(Error::invalid_value(
+                    "encryption_context",
+                    "expected at most 4096 printable characters.",
+                ));
+            }
+            c => c.filter(|c| !c.is_empty()),
+        };
+        let timeout = body.timeout.unwrap_or(10);
+        if !(1..=600).contains(&timeout) {
+            return Err(Error::invalid_value(
+                "timeout",
+                "expected 1 to 600 seconds.",
+            ));
+        }
+        let settings = AwsSettings {
+            region: key.region().to_owned(),
+            access_key_id,
+            service: check_label(body.service.unwrap_or_else(|| "kms".into()), "service")?,
+            default_domain: check_label(
+                body.default_domain
+                    .unwrap_or_else(|| "amazonaws.com".into()),
+                "default_domain",
+            )?,
+            host: body
+                .host
+                .filter(|h| !h.is_empty())
+                .map(|h| check_host(h, "host"))
+                .transpose()?,
+            port: match body.port.unwrap_or(443) {
+                0 => return Err(Error::invalid_value("port", "expected 1 to 65535.")),
+                p => p,
+            },
+            encryption_context,
+            polling_period: body.polling_period,
+            timeout,
+            verify: body.verify.unwrap_or(true),
+            verify_host: body.verify_host.unwrap_or(true),
+            verify_ip: body.verify_ip.unwrap_or(false),
+        };
+        if !settings.verify || !settings.verify_host {
+            return Err(Error::invalid_value(
+                if settings.verify {
+                    "verify_host"
+                } else {
+                    "verify"
+                },
+                "ekm verifies the endpoint's certificate and name always; trust a private CA with ekmd serve --aws-ca-file instead.",
+            ));
+        }
+        let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
+        match body.scope.as_deref() {
+            None | Some("svm") | Some("cluster") => {}
+            Some(_) => {
+                return Err(Error::invalid_value(
+                    "scope",
+                    "expected \"svm\" or \"cluster\".",
+                ));
+            }
+        }
+        let proxy = ProxyFields {
+            proxy_type: parse_proxy_type(body.proxy_type)?,
+            host: body.proxy_host.filter(|h| !h.is_empty()),
+            port: body.proxy_port,
+            username: body.proxy_username.filter(|u| !u.is_empty()),
+            password: body.proxy_password,
+        }
+        .validate()?;
+        Ok(AwsCreateRequest {
+            svm,
+            settings,
+            key,
+            secret_access_key,
+            proxy,
+        })
+    }
+}
+
+/// `amazon_reachability`: whether AWS KMS answers.
+pub type AmazonReachability = super::view::AzureReachability;
+
+/// An AWS KMS configuration as callers see it: every readable field of ONTAP's `aws_kms`
+/// record (never the secret access key or the proxy password). Advanced fields are `None`
+/// unless asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsKmsConfig {
+    /// Configuration uuid.
+    pub uuid: Uuid,
+    /// "cluster" or "svm".
+    pub scope: Scope,
+    /// The SVM, for the svm scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub svm: Option<SvmRef>,
+    /// The KMS key as configured (key id, ARN or alias).
+    pub key_id: String,
+    /// The readable settings.
+    #[serde(flatten)]
+    pub settings: AwsSettings,
+    /// Proxy type, when a proxy is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_type: Option<ProxyType>,
+    /// Proxy host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_host: Option<String>,
+    /// Proxy port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_port: Option<u16>,
+    /// Proxy user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_username: Option<String>,
+    /// Advanced: KEK availability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<KekStatus>,
+    /// Advanced: AWS KMS reachability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amazon_reachability: Option<AmazonReachability>,
+    /// Advanced: per-node key table status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ekmip_reachability: Option<Vec<EkmipReachability>>,
+}
+
+/// Any configuration, of either provider (ONTAP's `/api/security/key-managers` lists them all).
+#[derive(Debug, Clone)]
+pub enum KeyManagerConfig {
+    /// An Azure Key Vault configuration.
+    Azure(super::view::AzureKeyVault),
+    /// An AWS KMS configuration.
+    Aws(AwsKmsConfig),
+}
+
+impl KeyManagerConfig {
+    /// The configuration's uuid.
+    pub fn uuid(&self) -> Uuid {
+        match self {
+            KeyManagerConfig::Azure(c) => c.uuid,
+            KeyManagerConfig::Aws(c) => c.uuid,
+        }
+    }
+
+    /// Whose configuration this is.
+    pub fn provider(&self) -> crate::provider::Provider {
+        match self {
+            KeyManagerConfig::Azure(_) => crate::provider::Provider::AzureKeyVault,
+            KeyManagerConfig::Aws(_) => crate::provider::Provider::AwsKms,
+        }
+    }
+
+    /// The SVM, for the svm scope.
+    pub fn svm(&self) -> Option<&SvmRef> {
+        match self {
+            KeyManagerConfig::Azure(c) => c.svm.as_ref(),
+            KeyManagerConfig::Aws(c) => c.svm.as_ref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn body(extra: &str) -> Vec<u8> {
+        format!(
+            r#"{{"svm":{{"name":"vs1"}},"region":"us-east-1","key_id":"alias/ekm","access_key_id":"AKIAEXAMPLE","secret_access_key":"s3cret"{extra}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_create_body_takes_ontaps_defaults() {
+        let r = AwsCreateRequest::from_json(&body("")).unwrap();
+        assert_eq!(r.key.key(), "alias/ekm");
+        assert_eq!(r.settings.service, "kms");
+        assert_eq!(r.settings.default_domain, "amazonaws.com");
+        assert_eq!((r.settings.port, r.settings.timeout), (443, 10));
+        assert!(r.settings.verify && r.settings.verify_host && !r.settings.verify_ip);
+        let debug = format!("{r:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn bad_create_bodies_name_their_field() {
+        for (extra, field) in [
+            (r#","region":"US East""#, "region"),
+            (r#","port":0"#, "port"),
+            (r#","timeout":0"#, "timeout"),
+            (r#","host":"a b""#, "host"),
+            (r#","skip_verify":true"#, "skip_verify"),
+            (r#","verify":false"#, "verify"),
+            (r#","secret_access_key":" ""#, "secret_access_key"),
+        ] {
+            let mut b = body("");
+            b.pop();
+            let mut json = String::from_utf8(b).unwrap();
+            // A later duplicate key would be refused by serde: replace the field instead.
+            let name = extra.split('"').nth(1).unwrap();
+            if let Some(start) = json.find(&format!(",\"{name}\":")) {
+                let end = json[start + 1..]
+                    .find(",\"")
+                    .map_or(json.len(), |e| start + 1 + e);
+                json.replace_range(start..end, "");
+            }
+            json.push_str(extra);
+            json.push('}');
+            let e = AwsCreateRequest::from_json(json.as_bytes()).unwrap_err();
+            assert_eq!(e.target(), Some(field), "{json}: {e}");
+        }
+        let e = AwsCreateRequest::from_json(br#"{"region":"us-east-1"}"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+    }
+}
