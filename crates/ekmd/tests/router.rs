@@ -615,6 +615,10 @@ async fn openapi_document_lists_every_path() {
         "/api/cluster/jobs",
         "/api/svm/svms",
         "/api/svm/svms/{uuid}",
+        "/api/security/aws-kms",
+        "/api/security/aws-kms/{uuid}",
+        "/api/security/aws-kms/{uuid}/keys",
+        "/api/security/key-managers",
     ] {
         assert!(paths.contains_key(p), "{p}");
     }

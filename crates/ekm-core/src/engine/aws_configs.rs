@@ -77,6 +77,21 @@ impl Engine {
         Ok(out)
     }
 
+    /// Configuration `uuid`, of either provider.
+    pub fn key_manager(&self, uuid: Uuid) -> Result<KeyManagerConfig> {
+        self.load_config(uuid)?.0.any_view()
+    }
+
+    /// Configuration `uuid` if it is one of `provider`'s; 404 otherwise (as ONTAP answers a
+    /// uuid of another kind on a provider's paths).
+    pub fn key_manager_of(&self, uuid: Uuid, provider: Provider) -> Result<KeyManagerConfig> {
+        let c = self.key_manager(uuid)?;
+        if c.provider() != provider {
+            return Err(crate::stored::not_of(uuid, provider));
+        }
+        Ok(c)
+    }
+
     /// Whose configuration `uuid` is.
     pub fn config_provider(&self, uuid: Uuid) -> Result<Provider> {
         Ok(self.load_config(uuid)?.0.provider())

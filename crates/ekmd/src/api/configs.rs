@@ -7,11 +7,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use ekm_core::{CreateRequest, PatchRequest};
 use serde_json::{Value, json};
 
-use super::render::{collection, render, self_href};
+use super::render::{collection, created, render, self_href};
 use super::{ApiResult, BASE, ok_json, uuid_of};
 use crate::query::{Accepts, Query, project};
 use crate::{AppState, blocking, store_read};
@@ -46,17 +46,7 @@ pub(super) async fn create(
     let req = CreateRequest::from_json(&body)?;
     let engine = s.engine.clone();
     let cfg = blocking(move || engine.create_config(req)).await?;
-    // The seed: "The default is false. If set to true, the records are returned." The new
-    // uuid is in the Location header either way.
-    let mut body = json!({"num_records": 1});
-    if q.return_records == Some(true) {
-        body["records"] = json!([render(&cfg)]);
-    }
-    let mut resp = ok_json(StatusCode::CREATED, body);
-    if let Ok(v) = self_href(cfg.uuid).parse() {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(created(&q, render(&cfg), &self_href(cfg.uuid)))
 }
 
 pub(super) async fn get_one(
@@ -103,6 +93,11 @@ pub(super) async fn remove(
     Query::parse(raw.as_deref(), Accepts::CHANGE)?;
     let uuid = uuid_of(&uuid)?;
     let engine = s.engine.clone();
-    blocking(move || engine.delete_config(uuid)).await?;
+    blocking(move || {
+        // A uuid of another kind is 404 here, as ONTAP answers it.
+        engine.get_config(uuid)?;
+        engine.delete_config(uuid)
+    })
+    .await?;
     Ok(ok_json(StatusCode::OK, json!({})))
 }

@@ -8,14 +8,14 @@
 //! Must never: answer key material (only the unix socket does, see [`crate::socket`]).
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
-use ekm_core::{DataKeyId, Error, ErrorKind, KeyOwner, KeyTag, SvmSelector};
+use ekm_core::{DataKeyId, Error, ErrorKind, KeyOwner, KeyTag, Provider, SvmSelector};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::render::collection;
-use super::{ApiResult, BASE, ok_json, uuid_of};
+use super::{ApiResult, ok_json, uuid_of};
 use crate::query::{Accepts, Query, Shape, project_with};
 use crate::{ApiError, AppState, blocking};
 
@@ -46,9 +46,9 @@ const KEYS: Shape = Shape {
     id: "key_id",
 };
 
-/// A key's own href.
-fn key_href(config: Uuid, key_id: &DataKeyId) -> String {
-    format!("{BASE}/{config}/keys/{}", key_id.to_hex())
+/// A key's own href, under its configuration in `p`'s collection.
+fn key_href(p: Provider, config: Uuid, key_id: &DataKeyId) -> String {
+    format!("{}/{config}/keys/{}", p.collection(), key_id.to_hex())
 }
 
 #[derive(serde::Deserialize)]
@@ -65,6 +65,7 @@ struct KeyBody {
 /// with an empty tag.
 pub(super) async fn create(
     State(s): State<AppState>,
+    Extension(p): Extension<Provider>,
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,
@@ -82,8 +83,8 @@ pub(super) async fn create(
     let tag = KeyTag::parse(b.key_tag.as_deref().unwrap_or(""))?;
     let engine = s.engine.clone();
     let (id, info) = blocking(move || {
-        let cfg = engine.get_config(uuid)?;
-        let owner = match (&cfg.svm, &b.svm) {
+        let cfg = engine.key_manager_of(uuid, p)?;
+        let owner = match (cfg.svm(), &b.svm) {
             (Some(svm), None) => KeyOwner::Svm(svm.uuid()),
             (Some(svm), Some(sel)) => {
                 let named = engine.topology().resolve_svm(sel)?;
@@ -98,9 +99,9 @@ pub(super) async fn create(
             (None, Some(sel)) => {
                 let named = engine.topology().resolve_svm(sel)?;
                 if engine
-                    .list_configs()?
+                    .list_key_managers()?
                     .iter()
-                    .any(|c| c.svm.as_ref().is_some_and(|s| s.uuid() == named.uuid()))
+                    .any(|c| c.svm().is_some_and(|s| s.uuid() == named.uuid()))
                 {
                     return Err(Error::new(ErrorKind::InvalidValue)
                         .with_detail(format!(
@@ -123,7 +124,7 @@ pub(super) async fn create(
     let mut out = json!({"key_id": id.to_hex()});
     if let Some(k) = info {
         out["num_records"] = json!(1);
-        out["records"] = json!([render_key(&k, s.engine.topology())]);
+        out["records"] = json!([render_key(p, &k, s.engine.topology())]);
     }
     Ok(ok_json(StatusCode::CREATED, out))
 }
@@ -132,23 +133,28 @@ pub(super) async fn create(
 /// query conventions (an unknown parameter is 262179, a bad value 262197).
 pub(super) async fn list(
     State(s): State<AppState>,
+    Extension(p): Extension<Provider>,
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let mut q = Query::parse_for(raw.as_deref(), Accepts::COLLECTION, KEYS)?;
     let uuid = uuid_of(&uuid)?;
     let engine = s.engine.clone();
-    let keys = blocking(move || engine.list_data_keys(uuid)).await?;
+    let keys = blocking(move || {
+        engine.key_manager_of(uuid, p)?;
+        engine.list_data_keys(uuid)
+    })
+    .await?;
     let topo = s.engine.topology();
-    let records: Vec<Value> = keys.iter().map(|k| render_key(k, topo)).collect();
+    let records: Vec<Value> = keys.iter().map(|k| render_key(p, k, topo)).collect();
     // Without `fields`, whole records (what this list always answered).
     q.fields.get_or_insert_with(|| vec!["*".to_owned()]);
-    let base = format!("{BASE}/{uuid}/keys");
+    let base = format!("{}/{uuid}/keys", p.collection());
     Ok(ok_json(StatusCode::OK, collection(&q, records, &base)))
 }
 
 /// The key as a record: its id, tag, KEK generation, scope and owner, state, and link.
-fn render_key(k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
+fn render_key(p: Provider, k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
     let scope = if k.svm_uuid.is_some() {
         "svm"
     } else {
@@ -161,7 +167,7 @@ fn render_key(k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
         "scope": scope,
         "owner": scope,
         "state": "active",
-        "_links": {"self": {"href": key_href(k.config_uuid, &k.key_id)}},
+        "_links": {"self": {"href": key_href(p, k.config_uuid, &k.key_id)}},
     });
     if let Some(u) = k.svm_uuid {
         let name = topo
@@ -177,6 +183,7 @@ fn render_key(k: &ekm_core::DataKeyInfo, topo: &ekm_core::Topology) -> Value {
 /// acknowledged yet, `"state": "erase_pending"` with the nodes still holding it.
 pub(super) async fn get_one(
     State(s): State<AppState>,
+    Extension(p): Extension<Provider>,
     Path((uuid, key_id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
@@ -185,18 +192,21 @@ pub(super) async fn get_one(
     let id = DataKeyId::parse(&key_id)
         .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("key_id")))?;
     let engine = s.engine.clone();
-    let found = blocking(move || match engine.data_key_info(&id) {
-        Ok(k) if k.config_uuid == uuid => Ok(Ok(k)),
-        Ok(_) => Err(Error::new(ErrorKind::EntryNotFound).with_target("key_id")),
-        Err(e) if e.kind() == ErrorKind::EntryNotFound => match engine.erase_pending(&id)? {
-            Some(nodes) => Ok(Err(nodes)),
-            None => Err(e.with_target("key_id")),
-        },
-        Err(e) => Err(e),
+    let found = blocking(move || {
+        engine.key_manager_of(uuid, p)?;
+        match engine.data_key_info(&id) {
+            Ok(k) if k.config_uuid == uuid => Ok(Ok(k)),
+            Ok(_) => Err(Error::new(ErrorKind::EntryNotFound).with_target("key_id")),
+            Err(e) if e.kind() == ErrorKind::EntryNotFound => match engine.erase_pending(&id)? {
+                Some(nodes) => Ok(Err(nodes)),
+                None => Err(e.with_target("key_id")),
+            },
+            Err(e) => Err(e),
+        }
     })
     .await?;
     let record = match found {
-        Ok(k) => render_key(&k, s.engine.topology()),
+        Ok(k) => render_key(p, &k, s.engine.topology()),
         Err(nodes) => json!({
             "key_id": id.to_hex(),
             "state": "erase_pending",
@@ -218,6 +228,7 @@ pub(super) async fn get_one(
 /// [`ekm_core::ERASE_WAIT`], 202 with the erase job naming the nodes still holding it.
 pub(super) async fn delete(
     State(s): State<AppState>,
+    Extension(p): Extension<Provider>,
     Path((uuid, key_id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
@@ -227,6 +238,7 @@ pub(super) async fn delete(
         .map_err(|_| ApiError(Error::new(ErrorKind::EntryNotFound).with_target("key_id")))?;
     let engine = s.engine.clone();
     let job = blocking(move || {
+        engine.key_manager_of(uuid, p)?;
         if engine.data_key_info(&id)?.config_uuid != uuid {
             return Err(Error::new(ErrorKind::EntryNotFound).with_target("key_id"));
         }

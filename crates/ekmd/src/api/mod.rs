@@ -3,6 +3,7 @@
 //! | file | holds |
 //! |---|---|
 //! | `configs.rs` | the configuration collection and records: list, create, get, patch, delete |
+//! | `aws.rs` | the AWS KMS collection and records (list, create, get, delete); the key-managers list of every kind |
 //! | `keys.rs` | data keys over REST: create, list, delete (never material) |
 //! | `jobs.rs` | the job-starting actions (rekeys, restore, migrate) and the job routes |
 //! | `render.rs` | records as the API shows them: HAL `_links`, collections, job times |
@@ -12,6 +13,7 @@
 //! Must never: validate a request body itself (the core's request parsers do), call the engine
 //! on an async thread (always through [`crate::blocking`]), or answer key material.
 
+mod aws;
 mod configs;
 mod jobs;
 mod keys;
@@ -22,7 +24,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ekm_core::{Error, ErrorKind};
+use ekm_core::{Error, ErrorKind, Provider};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -59,14 +61,12 @@ pub fn routes() -> Router<AppState> {
             "/api/security/azure-key-vaults/{uuid}/restore",
             post(jobs::restore),
         )
+        .route(aws::AWS, get(aws::list).post(aws::create))
         .route(
-            "/api/security/azure-key-vaults/{uuid}/keys",
-            get(keys::list).post(keys::create),
+            "/api/security/aws-kms/{uuid}",
+            get(aws::get_one).delete(aws::remove),
         )
-        .route(
-            "/api/security/azure-key-vaults/{uuid}/keys/{key_id}",
-            get(keys::get_one).delete(keys::delete),
-        )
+        .route(aws::KEY_MANAGERS, get(aws::key_managers))
         .route(
             "/api/security/key-managers/{uuid}/migrate",
             post(jobs::migrate),
@@ -76,6 +76,21 @@ pub fn routes() -> Router<AppState> {
         .route(JOBS, get(jobs::list))
         .route("/api/cluster/jobs/{uuid}", get(jobs::get_one))
         .route("/api/openapi.json", get(openapi))
+        .merge(key_routes(Provider::AzureKeyVault))
+        .merge(key_routes(Provider::AwsKms))
+}
+
+/// The data keys under a configuration of `p` (`{collection}/{uuid}/keys[/{key_id}]`): the
+/// same handlers for every provider, told whose paths they serve.
+fn key_routes(p: Provider) -> Router<AppState> {
+    let base = format!("{}/{{uuid}}/keys", p.collection());
+    Router::new()
+        .route(&base, get(keys::list).post(keys::create))
+        .route(
+            &format!("{base}/{{key_id}}"),
+            get(keys::get_one).delete(keys::delete),
+        )
+        .layer(axum::Extension(p))
 }
 
 /// The uuid in a path; one that does not parse names no entry.

@@ -5,6 +5,8 @@
 //! Must never: call the engine, or show a field the core's record does not carry (secrets are
 //! already absent from what it serializes).
 
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use ekm_core::{AzureKeyVault, Job, JobKind};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -38,6 +40,21 @@ pub(super) fn render(cfg: &AzureKeyVault) -> Value {
     }
     v["_links"] = json!({"self": {"href": self_href(cfg.uuid)}});
     v
+}
+
+/// The answer to a create, as the seed gives it: 201 and `{"num_records": 1}`, the record only
+/// with `return_records=true` ("The default is false. If set to true, the records are
+/// returned."), and the new record's href as `Location` either way.
+pub(super) fn created(q: &Query, record: Value, href: &str) -> Response {
+    let mut body = json!({"num_records": 1});
+    if q.return_records == Some(true) {
+        body["records"] = json!([record]);
+    }
+    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(v) = href.parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// A job as `/api/cluster/jobs/{uuid}` shows it.
