@@ -215,3 +215,49 @@ async fn bad_aws_bodies_are_refused_with_nothing_written() {
     }
     assert_eq!(a.dump(), before, "nothing written");
 }
+
+#[tokio::test]
+async fn the_three_jobs_run_on_the_aws_paths_and_keep_the_keys() {
+    let a = api();
+    let azure = a.create(None).await;
+    let (s, v) = a
+        .call("POST", &format!("{AWS}?return_records=true"), Some(aws_body("vs0")))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let (_, v) = a
+        .call("POST", &format!("{AWS}/{vs0}/keys"), Some(json!({"key_tag": "vol1"})))
+        .await;
+    let id = ekm_core::DataKeyId::parse(v["key_id"].as_str().unwrap()).unwrap();
+    let material = a.state.engine.read_data_key(&id).unwrap();
+
+    for (action, body) in [
+        ("rekey-internal", None),
+        ("rekey-external", Some(json!({"key_id": "alias/ekm-vs0-next"}))),
+        ("restore", None),
+    ] {
+        let (s, v) = a
+            .call("POST", &format!("{AWS}/{vs0}/{action}?return_timeout=30"), body.clone())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{action}: {v}");
+        // Each kind's job paths refuse the other kind's uuid.
+        let azure_body = body.as_ref().map(|_| json!({"key_id": common::KEY2}));
+        let (s, _) = a
+            .call("POST", &format!("{BASE}/{vs0}/{action}"), azure_body)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{action} on the Azure path");
+        let (s, _) = a.call("POST", &format!("{AWS}/{azure}/{action}"), body).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{action} of an Azure uuid on the AWS path");
+    }
+    let (_, v) = a.call("GET", &format!("{AWS}/{vs0}?fields=key_id"), None).await;
+    assert_eq!(v["key_id"], "alias/ekm-vs0-next", "{v}");
+    assert_eq!(
+        a.state.engine.read_data_key(&id).unwrap().expose_secret(),
+        material.expose_secret()
+    );
+    // A missing key is 65537523.
+    let (s, v) = a
+        .call("POST", &format!("{AWS}/{vs0}/rekey-external"), Some(json!({})))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "65537523"), "{v}");
+}

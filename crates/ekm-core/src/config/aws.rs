@@ -263,6 +263,51 @@ impl AwsCreateRequest {
     }
 }
 
+/// A validated rekey-external body of an AWS configuration (`POST
+/// /api/security/aws-kms/{uuid}/rekey-external`): the new key, and optionally the SVM it is
+/// meant for. The key is checked against the configuration's region when the job starts.
+#[derive(Debug, Clone)]
+pub struct AwsRekeyExternalRequest {
+    /// The new KMS key (key id, key ARN or alias).
+    pub key_id: String,
+    /// The SVM named by the request, if any (it must own the configuration).
+    pub svm: Option<SvmSelector>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsRekeyBody {
+    #[serde(default)]
+    key_id: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    svm: Option<SvmSelector>,
+}
+
+impl AwsRekeyExternalRequest {
+    /// Parses the body; a missing or empty `key_id` is 65537523.
+    pub fn from_json(json: &[u8]) -> Result<AwsRekeyExternalRequest> {
+        let body: AwsRekeyBody = parse_json(json)?;
+        let key_id = body.key_id.filter(|k| !k.is_empty()).ok_or_else(|| {
+            Error::new(crate::error::ErrorKind::InvalidKeyId)
+                .with_message("Invalid key ID format.")
+                .with_detail("key_id is required: the new AWS KMS key id, key ARN or alias.")
+                .with_target("key_id")
+        })?;
+        if let Some(s) = body.scope.as_deref() {
+            if s != "svm" && s != "cluster" {
+                return Err(Error::invalid_value(
+                    "scope",
+                    "expected \"svm\" or \"cluster\".",
+                ));
+            }
+        }
+        let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
+        Ok(AwsRekeyExternalRequest { key_id, svm })
+    }
+}
+
 /// `amazon_reachability`: whether AWS KMS answers.
 pub type AmazonReachability = super::view::AzureReachability;
 

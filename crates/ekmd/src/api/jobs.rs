@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
-use ekm_core::{Engine, Error, ErrorKind, Job, JobState, RekeyExternalRequest};
+use ekm_core::{
+    AwsRekeyExternalRequest, Engine, Error, ErrorKind, Job, JobState, Provider,
+    RekeyExternalRequest,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -84,33 +87,60 @@ async fn action(
     job_response(&s, job, &q).await
 }
 
+/// `POST {collection}/{uuid}/rekey-external`: the body's key is of the path's provider (an
+/// AKV key URL with its version, or an AWS key id, ARN or alias).
 pub(super) async fn rekey_external(
     State(s): State<AppState>,
+    Extension(p): Extension<Provider>,
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult {
-    let req = RekeyExternalRequest::from_json(&body)?;
+    match p {
+        Provider::AzureKeyVault => {
+            let req = RekeyExternalRequest::from_json(&body)?;
+            action(s, uuid, raw, move |e, u| {
+                e.key_manager_of(u, p)?;
+                e.start_rekey_external(u, req.key_id, req.svm.as_ref())
+            })
+            .await
+        }
+        Provider::AwsKms => {
+            let req = AwsRekeyExternalRequest::from_json(&body)?;
+            action(s, uuid, raw, move |e, u| {
+                e.start_rekey_external_aws(u, &req.key_id, req.svm.as_ref())
+            })
+            .await
+        }
+    }
+}
+
+/// `POST {collection}/{uuid}/rekey-internal`; a uuid of another provider is 404.
+pub(super) async fn rekey_internal(
+    State(s): State<AppState>,
+    Extension(p): Extension<Provider>,
+    Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     action(s, uuid, raw, move |e, u| {
-        e.start_rekey_external(u, req.key_id, req.svm.as_ref())
+        e.key_manager_of(u, p)?;
+        e.start_rekey_internal(u)
     })
     .await
 }
 
-pub(super) async fn rekey_internal(
-    State(s): State<AppState>,
-    Path(uuid): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    action(s, uuid, raw, |e, u| e.start_rekey_internal(u)).await
-}
-
+/// `POST {collection}/{uuid}/restore`; a uuid of another provider is 404.
 pub(super) async fn restore(
     State(s): State<AppState>,
+    Extension(p): Extension<Provider>,
     Path(uuid): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    action(s, uuid, raw, |e, u| e.start_restore(u)).await
+    action(s, uuid, raw, move |e, u| {
+        e.key_manager_of(u, p)?;
+        e.start_restore(u)
+    })
+    .await
 }
 
 pub(super) async fn migrate(

@@ -49,18 +49,6 @@ pub fn routes() -> Router<AppState> {
                 .patch(configs::patch)
                 .delete(configs::remove),
         )
-        .route(
-            "/api/security/azure-key-vaults/{uuid}/rekey-external",
-            post(jobs::rekey_external),
-        )
-        .route(
-            "/api/security/azure-key-vaults/{uuid}/rekey-internal",
-            post(jobs::rekey_internal),
-        )
-        .route(
-            "/api/security/azure-key-vaults/{uuid}/restore",
-            post(jobs::restore),
-        )
         .route(aws::AWS, get(aws::list).post(aws::create))
         .route(
             "/api/security/aws-kms/{uuid}",
@@ -80,11 +68,16 @@ pub fn routes() -> Router<AppState> {
         .merge(key_routes(Provider::AwsKms))
 }
 
-/// The data keys under a configuration of `p` (`{collection}/{uuid}/keys[/{key_id}]`): the
-/// same handlers for every provider, told whose paths they serve.
+/// The data keys and the jobs under a configuration of `p` (`{collection}/{uuid}/keys[/
+/// {key_id}]`, `rekey-external`, `rekey-internal`, `restore`): the same handlers for every
+/// provider, told whose paths they serve.
 fn key_routes(p: Provider) -> Router<AppState> {
-    let base = format!("{}/{{uuid}}/keys", p.collection());
+    let one = format!("{}/{{uuid}}", p.collection());
+    let base = format!("{one}/keys");
     Router::new()
+        .route(&format!("{one}/rekey-external"), post(jobs::rekey_external))
+        .route(&format!("{one}/rekey-internal"), post(jobs::rekey_internal))
+        .route(&format!("{one}/restore"), post(jobs::restore))
         .route(&base, get(keys::list).post(keys::create))
         .route(
             &format!("{base}/{{key_id}}"),

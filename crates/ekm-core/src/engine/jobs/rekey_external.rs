@@ -26,7 +26,7 @@ use crate::engine::helpers::store_failed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::KeyId;
 use crate::layout;
-use crate::provider::ExternalKey;
+use crate::provider::{AwsKeyId, ExternalKey};
 use crate::store::{Check, StoreError, Transaction};
 use crate::topology::SvmSelector;
 
@@ -40,13 +40,40 @@ impl Engine {
         key_id: KeyId,
         svm: Option<&SvmSelector>,
     ) -> Result<Job> {
+        self.start_rekey_to(config, ExternalKey::Azure(key_id), svm)
+    }
+
+    /// Starts rekey-external of an AWS KMS configuration to `key` (a key id, key ARN or alias
+    /// in the configuration's region); 404 for a configuration of another provider.
+    pub fn start_rekey_external_aws(
+        self: &Arc<Self>,
+        config: Uuid,
+        key: &str,
+        svm: Option<&SvmSelector>,
+    ) -> Result<Job> {
+        let region = self.load_config(config)?.0.aws_view()?.settings.region;
+        let key = AwsKeyId::new(&region, key)?;
+        self.start_rekey_to(config, ExternalKey::Aws(key), svm)
+    }
+
+    fn start_rekey_to(
+        self: &Arc<Self>,
+        config: Uuid,
+        key: ExternalKey,
+        svm: Option<&SvmSelector>,
+    ) -> Result<Job> {
         let admin = self.admin.lock();
         let (cfg, _) = self.load_config(config)?;
-        // A configuration stored before `name` and `key_id` had to agree may name one vault
-        // and use another: a new key in the vault of the key in use is accepted too.
-        let in_use_vault = cfg.key_id().is_ok_and(|k| k.vault() == key_id.vault());
-        if !in_use_vault {
-            crate::config::check_key_in_vault(&key_id, &cfg.vault()?, true)?;
+        if key.provider() != cfg.provider() {
+            return Err(crate::stored::not_of(config, key.provider()));
+        }
+        if let ExternalKey::Azure(key_id) = &key {
+            // A configuration stored before `name` and `key_id` had to agree may name one
+            // vault and use another: a new key in the vault of the key in use is accepted too.
+            let in_use_vault = cfg.key_id().is_ok_and(|k| k.vault() == key_id.vault());
+            if !in_use_vault {
+                crate::config::check_key_in_vault(key_id, &cfg.vault()?, true)?;
+            }
         }
         if let Some(sel) = svm.filter(|s| s.uuid.is_some() || s.name.is_some()) {
             let named = self.topology.resolve_svm(sel)?;
@@ -59,7 +86,7 @@ impl Engine {
         }
         self.check_no_admin_keys(&cfg)?;
         let mut job = Job::new(JobKind::RekeyExternal, config);
-        job.key_id = Some(key_id.as_str().to_owned());
+        job.key_id = Some(key.as_str().to_owned());
         let job = self.begin_job(job)?;
         drop(admin);
         self.spawn_job(job.uuid);
@@ -72,14 +99,14 @@ impl Engine {
         let new_key = job
             .key_id
             .as_deref()
-            .and_then(|k| KeyId::parse(k).ok())
+            .and_then(|k| ExternalKey::parse(k).ok())
             .ok_or_else(|| Stop::Failed(Error::new(ErrorKind::InvalidKeyId)))?;
         for _ in 0..4 {
             let (cfg, bytes) = self
                 .load_config(job.config)
                 .map_err(|_| Stop::Failed(not_found()))?;
             let mut txn = Transaction::new();
-            if cfg.key_id()? == new_key {
+            if cfg.external_key()? == new_key {
                 job.finish(
                     &mut txn,
                     Ok(format!("The KEK is already wrapped by {new_key}.")),
@@ -92,7 +119,7 @@ impl Engine {
                 node: &self.nodes[self.local].node,
                 access: &access,
             };
-            let new_external = ExternalKey::Azure(new_key.clone());
+            let new_external = new_key.clone();
             self.backend
                 .check(&call, &new_external)
                 .map_err(|e| akv_failed(&e))?;
