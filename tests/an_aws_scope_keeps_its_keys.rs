@@ -128,7 +128,8 @@ fn an_aws_scope_through_the_sdk_against_moto_keeps_its_keys() {
     let Some(moto) = ekm::aws::testing::Moto::start_or_skip("an aws scope") else {
         return;
     };
-    let (key, _) = moto.create_key().unwrap();
+    let (key, arn) = moto.create_key().unwrap();
+    moto.create_alias("alias/ekm-vs0", &key).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let open = || {
         let store = ekm::store::open(StoreKind::Redb, &tmp.path().join("store")).unwrap();
@@ -142,11 +143,14 @@ fn an_aws_scope_through_the_sdk_against_moto_keeps_its_keys() {
         // Azure is not served by this process: refused, naming the flag.
         let err = create(&e, &secret_body(None, "s")).unwrap_err();
         assert_eq!(err.code(), 65_537_604, "{err}");
+        // Configured by its alias; recorded as the exact key, so re-pointing the alias never
+        // strands a KEK.
         let req = AwsCreateRequest::from_json(
-            aws_body("vs0", &key, ekm::aws::testing::CANARY_SECRET).as_bytes(),
+            aws_body("vs0", "alias/ekm-vs0", ekm::aws::testing::CANARY_SECRET).as_bytes(),
         )
         .unwrap();
         let cfg = e.create_aws_config(req).unwrap();
+        assert_eq!(cfg.key_id, arn);
         let id = e
             .create_data_key(KeyOwner::Svm(VS0), KeyTag::parse("vol1").unwrap())
             .unwrap();
@@ -162,6 +166,25 @@ fn an_aws_scope_through_the_sdk_against_moto_keeps_its_keys() {
     );
     // One Decrypt unlocks the KEK after the restart; the data key itself never goes to KMS.
     assert_eq!(&moto.kms_calls()[before..], ["Decrypt"]);
+
+    // A new encryption context rewraps the KEK in the patch's commit: after a restart it
+    // unwraps with the new context (KMS refuses a Decrypt whose context differs).
+    let patch =
+        ekm::core::AwsPatchRequest::from_json(br#"{"encryption_context":"tenant=vs0;v=2"}"#)
+            .unwrap();
+    let patched = e.patch_aws_config(uuid, patch).unwrap();
+    assert_eq!(
+        patched.settings.encryption_context.as_deref(),
+        Some("tenant=vs0;v=2")
+    );
+    e.shutdown();
+    drop(e);
+    let e = open();
+    assert_eq!(
+        e.read_data_key(&id).unwrap().expose_secret(),
+        material.expose_secret(),
+        "the KEK unwraps under the patched context"
+    );
     let job = e.start_rekey_internal(uuid).unwrap();
     let job = e.wait_job(job.uuid, Duration::from_secs(60)).unwrap();
     assert_eq!(job.state.as_str(), "success", "{job:?}");

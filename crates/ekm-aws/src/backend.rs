@@ -52,6 +52,24 @@ impl Backend for AwsKms {
         let access = access_of(call, key)?;
         AwsKms::check(self, &access).map(|_| ())
     }
+
+    /// A key id, alias or alias ARN becomes the ARN of the key it names now (one
+    /// `DescribeKey`); a key ARN is exact already and is not looked up.
+    fn resolve(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+    ) -> Result<ExternalKey, BackendError> {
+        let access = access_of(call, key)?;
+        let k = key.as_aws().ok_or_else(|| invalid("not an AWS KMS key"))?;
+        if k.key().starts_with("arn:") && k.key().contains(":key/") {
+            return Ok(key.clone());
+        }
+        let arn = self.describe_key(&access)?.arn;
+        let exact = AwsKeyId::new(k.region(), &arn)
+            .map_err(|_| invalid("DescribeKey returned an unusable key ARN"))?;
+        Ok(ExternalKey::Aws(exact))
+    }
 }
 
 /// The KEK's binding: the call's configuration and the generation.

@@ -263,6 +263,12 @@ impl AwsKms {
         Ok(info)
     }
 
+    /// `DescribeKey` of the access's key: its ARN, id and spec (state `Enabled`, a symmetric
+    /// encryption key; `KeyDisabled` naming the state otherwise). One KMS call.
+    pub fn describe_key(&self, access: &AwsAccess) -> Result<KeyInfo, BackendError> {
+        self.describe(access)
+    }
+
     fn describe(&self, access: &AwsAccess) -> Result<KeyInfo, BackendError> {
         let client = self.client(access)?;
         let (key_id, endpoint, attempt) = call_args(access);

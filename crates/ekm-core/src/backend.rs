@@ -234,6 +234,18 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Checks reachability, authentication and that `key` can wrap and unwrap.
     fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError>;
+
+    /// The exact key `key` names now: what a new configuration and a rekey-external record,
+    /// so that no wrapped KEK depends on a name that can be re-pointed (an AWS alias resolves
+    /// to the ARN of its key). The default, for keys that are exact already: `key` itself.
+    fn resolve(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+    ) -> Result<ExternalKey, BackendError> {
+        let _ = call;
+        Ok(key.clone())
+    }
 }
 
 /// Several backends as one (`ekmd serve --backend azure,aws`): each call goes to the first
@@ -256,8 +268,9 @@ impl Backends {
             .find(|b| b.serves(provider))
             .map(|b| &**b)
             .ok_or_else(|| {
+                // Not transient: retrying cannot help until ekmd is started with the provider.
                 BackendError::new(
-                    BackendErrorKind::Unreachable,
+                    BackendErrorKind::InvalidResponse,
                     format!(
                         "{provider} is not enabled in this process (ekmd serve --backend {})",
                         provider.name()
@@ -287,6 +300,7 @@ impl Backend for Backends {
         generation: u32,
         kek: &KeyMaterial,
     ) -> Result<Vec<u8>, BackendError> {
+        call.same_provider(key)?;
         self.of(key.provider())?
             .wrap_kek(call, key, generation, kek)
     }
@@ -298,12 +312,23 @@ impl Backend for Backends {
         generation: u32,
         wrapped: &[u8],
     ) -> Result<SecretBytes, BackendError> {
+        call.same_provider(key)?;
         self.of(key.provider())?
             .unwrap_kek(call, key, generation, wrapped)
     }
 
     fn check(&self, call: &BackendCall<'_>, key: &ExternalKey) -> Result<(), BackendError> {
+        call.same_provider(key)?;
         self.of(key.provider())?.check(call, key)
+    }
+
+    fn resolve(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+    ) -> Result<ExternalKey, BackendError> {
+        call.same_provider(key)?;
+        self.of(key.provider())?.resolve(call, key)
     }
 }
 

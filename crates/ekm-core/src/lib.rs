@@ -102,8 +102,8 @@ pub use backend::{
     Backends, ProviderAccess,
 };
 pub use config::{
-    AwsCreateRequest, AwsKmsConfig, AwsRekeyExternalRequest, AzureKeyVault, CreateRequest,
-    Credential, KeyManagerConfig, PatchRequest, RekeyExternalRequest,
+    AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, AwsRekeyExternalRequest, AzureKeyVault,
+    CreateRequest, Credential, KeyManagerConfig, PatchRequest, RekeyExternalRequest,
 };
 pub use crypto::ProtectionKey;
 pub use engine::{

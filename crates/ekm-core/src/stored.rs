@@ -487,6 +487,21 @@ impl ConfigParts {
         }
     }
 
+    /// The parts with `key` as their external key (the exact key a backend resolved); a key
+    /// of another provider is refused.
+    pub(crate) fn set_external_key(&mut self, key: ExternalKey) -> Result<()> {
+        match (&mut self.provider, key) {
+            (ProviderParts::Azure(a), ExternalKey::Azure(k)) => a.key_id = k,
+            (ProviderParts::Aws(a), ExternalKey::Aws(k)) => a.key = k,
+            _ => {
+                return Err(Error::corrupt(
+                    "A backend resolved a key of another provider.",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The backend access these parts describe.
     pub(crate) fn access(&self) -> BackendAccess {
         BackendAccess {

@@ -23,7 +23,7 @@ pub async fn healthz() -> Response {
 /// What this node lacks to serve keys; empty when ready.
 pub fn missing(s: &AppState) -> Vec<Value> {
     let engine = &s.engine;
-    let configs = match engine.list_configs() {
+    let configs = match engine.list_key_managers() {
         Ok(c) => c,
         Err(e) => {
             return vec![
@@ -34,29 +34,29 @@ pub fn missing(s: &AppState) -> Vec<Value> {
     let local = engine.local_node().name.clone();
     let mut out = Vec::new();
     for c in configs {
-        let scope = match &c.svm {
+        let scope = match c.svm() {
             Some(svm) => json!({"svm": svm.name()}),
             None => json!("cluster"),
         };
-        let has_kek = match engine.kek_usage(c.uuid) {
+        let has_kek = match engine.kek_usage(c.uuid()) {
             Ok(u) => u.iter().any(|k| k.state == "active"),
             Err(e) => {
-                out.push(json!({"what": "configuration", "configuration": c.uuid, "scope": scope, "reason": e.message()}));
+                out.push(json!({"what": "configuration", "configuration": c.uuid(), "scope": scope, "reason": e.message()}));
                 continue;
             }
         };
         if !has_kek {
             continue; // no data key yet: nothing to unlock
         }
-        match engine.kek_availability(c.uuid) {
+        match engine.kek_availability(c.uuid()) {
             Ok(nodes) => {
                 for (node, reason) in nodes {
                     if let (true, Some(r)) = (node.name == local, reason) {
-                        out.push(json!({"what": "kek", "configuration": c.uuid, "scope": scope, "node": local, "reason": format!("The KEK is not unlocked on this node. {r}")}));
+                        out.push(json!({"what": "kek", "configuration": c.uuid(), "scope": scope, "node": local, "reason": format!("The KEK is not unlocked on this node. {r}")}));
                     }
                 }
             }
-            Err(e) => out.push(json!({"what": "configuration", "configuration": c.uuid, "scope": scope, "reason": e.message()})),
+            Err(e) => out.push(json!({"what": "configuration", "configuration": c.uuid(), "scope": scope, "reason": e.message()})),
         }
     }
     out

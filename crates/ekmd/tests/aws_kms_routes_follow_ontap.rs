@@ -198,6 +198,9 @@ async fn bad_aws_bodies_are_refused_with_nothing_written() {
         (json!({"verify": false}), "262197", "verify"),
         (json!({"svm": {"name": "nosuch"}}), "2621462", "svm"),
         (json!({"no_such_field": 1}), "262179", "no_such_field"),
+        (json!({"scope": "cluster"}), "262197", "scope"),
+        (json!({"verify_ip": true}), "262197", "verify_ip"),
+        (json!({"polling_period": 0}), "262197", "polling_period"),
     ] {
         let mut body = aws_body("vs0");
         for (k, v) in change.as_object().unwrap() {
@@ -221,23 +224,38 @@ async fn the_three_jobs_run_on_the_aws_paths_and_keep_the_keys() {
     let a = api();
     let azure = a.create(None).await;
     let (s, v) = a
-        .call("POST", &format!("{AWS}?return_records=true"), Some(aws_body("vs0")))
+        .call(
+            "POST",
+            &format!("{AWS}?return_records=true"),
+            Some(aws_body("vs0")),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
     let (_, v) = a
-        .call("POST", &format!("{AWS}/{vs0}/keys"), Some(json!({"key_tag": "vol1"})))
+        .call(
+            "POST",
+            &format!("{AWS}/{vs0}/keys"),
+            Some(json!({"key_tag": "vol1"})),
+        )
         .await;
     let id = ekm_core::DataKeyId::parse(v["key_id"].as_str().unwrap()).unwrap();
     let material = a.state.engine.read_data_key(&id).unwrap();
 
     for (action, body) in [
         ("rekey-internal", None),
-        ("rekey-external", Some(json!({"key_id": "alias/ekm-vs0-next"}))),
+        (
+            "rekey-external",
+            Some(json!({"key_id": "alias/ekm-vs0-next"})),
+        ),
         ("restore", None),
     ] {
         let (s, v) = a
-            .call("POST", &format!("{AWS}/{vs0}/{action}?return_timeout=30"), body.clone())
+            .call(
+                "POST",
+                &format!("{AWS}/{vs0}/{action}?return_timeout=30"),
+                body.clone(),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{action}: {v}");
         // Each kind's job paths refuse the other kind's uuid.
@@ -246,10 +264,18 @@ async fn the_three_jobs_run_on_the_aws_paths_and_keep_the_keys() {
             .call("POST", &format!("{BASE}/{vs0}/{action}"), azure_body)
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{action} on the Azure path");
-        let (s, _) = a.call("POST", &format!("{AWS}/{azure}/{action}"), body).await;
-        assert_eq!(s, StatusCode::NOT_FOUND, "{action} of an Azure uuid on the AWS path");
+        let (s, _) = a
+            .call("POST", &format!("{AWS}/{azure}/{action}"), body)
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{action} of an Azure uuid on the AWS path"
+        );
     }
-    let (_, v) = a.call("GET", &format!("{AWS}/{vs0}?fields=key_id"), None).await;
+    let (_, v) = a
+        .call("GET", &format!("{AWS}/{vs0}?fields=key_id"), None)
+        .await;
     assert_eq!(v["key_id"], "alias/ekm-vs0-next", "{v}");
     assert_eq!(
         a.state.engine.read_data_key(&id).unwrap().expose_secret(),
@@ -257,7 +283,73 @@ async fn the_three_jobs_run_on_the_aws_paths_and_keep_the_keys() {
     );
     // A missing key is 65537523.
     let (s, v) = a
-        .call("POST", &format!("{AWS}/{vs0}/rekey-external"), Some(json!({})))
+        .call(
+            "POST",
+            &format!("{AWS}/{vs0}/rekey-external"),
+            Some(json!({})),
+        )
         .await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "65537523"), "{v}");
+}
+
+#[tokio::test]
+async fn a_patch_changes_what_it_names_and_refuses_what_cannot_change() {
+    let a = api();
+    let (_, v) = a
+        .call(
+            "POST",
+            &format!("{AWS}?return_records=true"),
+            Some(aws_body("vs0")),
+        )
+        .await;
+    let u = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let path = format!("{AWS}/{u}");
+    let (s, v) = a
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"secret_access_key": "canary-SECRET-ACCESS-KEY-77", "proxy_host": "proxy2.example.com", "timeout": 5, "encryption_context": "tenant=vs0;v=2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.call("GET", &path, None).await;
+    assert_eq!(v["proxy_host"], "proxy2.example.com", "{v}");
+    assert_eq!(
+        (v["timeout"].as_u64(), v["encryption_context"].as_str()),
+        (Some(5), Some("tenant=vs0;v=2"))
+    );
+    assert_no_secret(&v);
+    let before = a.dump();
+    for (body, code_, target) in [
+        (json!({"region": "eu-west-1"}), "262179", "region"),
+        (json!({"key_id": "alias/x"}), "262179", "key_id"),
+        (json!({"svm": {"name": "vs1"}}), "262179", "svm"),
+        (
+            json!({"access_key_id": "AKIANEW"}),
+            "262197",
+            "secret_access_key",
+        ),
+        (json!({"verify": false}), "262197", "verify"),
+        (json!({"timeout": 0}), "262197", "timeout"),
+    ] {
+        let (s, v) = a.call("PATCH", &path, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(
+            (code(&v), v["error"]["target"].as_str()),
+            (code_, Some(target)),
+            "{body}: {v}"
+        );
+    }
+    let (s, v) = a.call("PATCH", &path, Some(json!({}))).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "65537541"), "{v}");
+    assert_eq!(a.dump(), before, "a refused patch writes nothing");
+    // The Azure path does not patch an AWS configuration.
+    let (s, _) = a
+        .call(
+            "PATCH",
+            &format!("{BASE}/{u}"),
+            Some(json!({"client_id": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -8,15 +8,13 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::json::parse_json;
 use super::model::*;
 use super::validate::*;
-use super::view::{EkmipReachability, KekStatus};
 use crate::error::{Error, Result};
 use crate::provider::AwsKeyId;
-use crate::topology::{SvmRef, SvmSelector};
+use crate::topology::SvmSelector;
 
 /// Longest secret access key accepted.
 const MAX_SECRET_ACCESS_KEY_LEN: usize = 1024;
@@ -139,6 +137,17 @@ fn check_host(value: String, field: &str) -> Result<String> {
     }
 }
 
+/// `polling_period` in minutes: 1 to 10080 (a week).
+fn check_polling_period(p: Option<u32>) -> Result<()> {
+    match p {
+        Some(m) if !(1..=10_080).contains(&m) => Err(Error::invalid_value(
+            "polling_period",
+            "expected 1 to 10080 minutes.",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A DNS label sequence such as `kms` or `amazonaws.com`.
 fn check_label(value: String, field: &str) -> Result<String> {
     let ok = (1..=253).contains(&value.len())
@@ -237,7 +246,21 @@ impl AwsCreateRequest {
         }
         let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
         match body.scope.as_deref() {
-            None | Some("svm") | Some("cluster") => {}
+            None => {}
+            Some("svm") if svm.is_some() => {}
+            Some("cluster") if svm.is_none() => {}
+            Some("svm") => {
+                return Err(Error::invalid_value(
+                    "svm",
+                    "scope \"svm\" requires svm.uuid or svm.name.",
+                ));
+            }
+            Some("cluster") => {
+                return Err(Error::invalid_value(
+                    "scope",
+                    "scope \"cluster\" does not take an svm.",
+                ));
+            }
             Some(_) => {
                 return Err(Error::invalid_value(
                     "scope",
@@ -245,6 +268,13 @@ impl AwsCreateRequest {
                 ));
             }
         }
+        if settings.verify_ip {
+            return Err(Error::invalid_value(
+                "verify_ip",
+                "ekm verifies the endpoint by its host name (verify_host); it does not check certificates for IP addresses.",
+            ));
+        }
+        check_polling_period(settings.polling_period)?;
         let proxy = ProxyFields {
             proxy_type: parse_proxy_type(body.proxy_type)?,
             host: body.proxy_host.filter(|h| !h.is_empty()),
@@ -260,6 +290,215 @@ impl AwsCreateRequest {
             secret_access_key,
             proxy,
         })
+    }
+}
+
+/// A validated patch of an AWS configuration (`PATCH /api/security/aws-kms/{uuid}`). Fields
+/// left `None` keep their value; `host: ""` and `encryption_context: ""` clear theirs.
+#[derive(Debug, Clone, Default)]
+pub struct AwsPatchRequest {
+    /// New access key id (with its secret).
+    pub access_key_id: Option<String>,
+    /// New secret access key.
+    pub secret_access_key: Option<SecretString>,
+    /// New endpoint service name.
+    pub service: Option<String>,
+    /// New endpoint domain.
+    pub default_domain: Option<String>,
+    /// New endpoint host; `Some(None)` clears it.
+    pub host: Option<Option<String>>,
+    /// New endpoint port.
+    pub port: Option<u16>,
+    /// New encryption context; `Some(None)` clears it. Every KEK generation is rewrapped
+    /// under the new context in the patch's own commit.
+    pub encryption_context: Option<Option<String>>,
+    /// New polling period.
+    pub polling_period: Option<u32>,
+    /// New timeout.
+    pub timeout: Option<u32>,
+    /// New `verify_ip`.
+    pub verify_ip: Option<bool>,
+    /// Proxy changes.
+    pub proxy: super::ProxyPatch,
+}
+
+impl AwsPatchRequest {
+    /// Parses and validates a patch body. `svm`, `scope`, `key_id` and `region` cannot change
+    /// (262179: `key_id` and `region` change with rekey-external to a key of the region);
+    /// an empty patch is 65537541.
+    pub fn from_json(json: &[u8]) -> Result<AwsPatchRequest> {
+        let body: AwsBody = parse_json(json)?;
+        for (present, field, hint) in [
+            (
+                body.key_id.is_some(),
+                "key_id",
+                "use rekey-external to change the key.",
+            ),
+            (
+                body.region.is_some(),
+                "region",
+                "a KMS key lives in one region: create a configuration for a key of the new region and migrate the keys to it.",
+            ),
+            (
+                body.svm.is_some(),
+                "svm",
+                "the SVM of a configuration cannot change.",
+            ),
+            (
+                body.scope.is_some(),
+                "scope",
+                "the scope of a configuration cannot change.",
+            ),
+            (
+                body.skip_verify.is_some(),
+                "skip_verify",
+                "ekm always proves the configuration.",
+            ),
+        ] {
+            if present {
+                return Err(Error::new(crate::error::ErrorKind::UnexpectedArgument)
+                    .with_detail(format!("Field \"{field}\" cannot be modified: {hint}"))
+                    .with_target(field));
+            }
+        }
+        if body.verify == Some(false) || body.verify_host == Some(false) {
+            return Err(Error::invalid_value(
+                if body.verify == Some(false) {
+                    "verify"
+                } else {
+                    "verify_host"
+                },
+                "ekm verifies the endpoint's certificate and name always; trust a private CA with ekmd serve --aws-ca-file instead.",
+            ));
+        }
+        if body.verify_ip == Some(true) {
+            return Err(Error::invalid_value(
+                "verify_ip",
+                "ekm verifies the endpoint by its host name (verify_host); it does not check certificates for IP addresses.",
+            ));
+        }
+        check_polling_period(body.polling_period)?;
+        if body.access_key_id.is_some() && body.secret_access_key.is_none() {
+            return Err(Error::invalid_value(
+                "secret_access_key",
+                "is required with a new access_key_id.",
+            ));
+        }
+        if let Some(s) = &body.secret_access_key {
+            let s = s.expose_secret();
+            if s.trim().is_empty()
+                || s.len() > MAX_SECRET_ACCESS_KEY_LEN
+                || s.chars().any(char::is_control)
+            {
+                return Err(Error::invalid_value(
+                    "secret_access_key",
+                    "expected 1 to 1024 printable characters.",
+                ));
+            }
+        }
+        if body
+            .encryption_context
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_CONTEXT_LEN || c.chars().any(char::is_control))
+        {
+            return Err(Error::invalid_value(
+                "encryption_context",
+                "expected at most 4096 printable characters.",
+            ));
+        }
+        if body.timeout.is_some_and(|t| !(1..=600).contains(&t)) {
+            return Err(Error::invalid_value(
+                "timeout",
+                "expected 1 to 600 seconds.",
+            ));
+        }
+        if body.port == Some(0) {
+            return Err(Error::invalid_value("port", "expected 1 to 65535."));
+        }
+        let patch = AwsPatchRequest {
+            access_key_id: body
+                .access_key_id
+                .map(|v| check_app_id(v, "access_key_id"))
+                .transpose()?,
+            secret_access_key: body.secret_access_key,
+            service: body
+                .service
+                .map(|v| check_label(v, "service"))
+                .transpose()?,
+            default_domain: body
+                .default_domain
+                .map(|v| check_label(v, "default_domain"))
+                .transpose()?,
+            host: body
+                .host
+                .map(|h| (!h.is_empty()).then(|| check_host(h, "host")).transpose())
+                .transpose()?,
+            port: body.port,
+            encryption_context: body
+                .encryption_context
+                .map(|c| (!c.is_empty()).then_some(c)),
+            polling_period: body.polling_period,
+            timeout: body.timeout,
+            verify_ip: body.verify_ip,
+            proxy: super::ProxyPatch {
+                proxy_type: parse_proxy_type(body.proxy_type)?,
+                host: body.proxy_host,
+                port: body.proxy_port,
+                username: body.proxy_username,
+                password: body.proxy_password,
+            },
+        };
+        let nothing = patch.access_key_id.is_none()
+            && patch.secret_access_key.is_none()
+            && patch.service.is_none()
+            && patch.default_domain.is_none()
+            && patch.host.is_none()
+            && patch.port.is_none()
+            && patch.encryption_context.is_none()
+            && patch.polling_period.is_none()
+            && patch.timeout.is_none()
+            && patch.verify_ip.is_none()
+            && body.verify.is_none()
+            && body.verify_host.is_none()
+            && patch.proxy.is_empty();
+        if nothing {
+            return Err(Error::new(crate::error::ErrorKind::NoPatchInputs));
+        }
+        Ok(patch)
+    }
+
+    /// The settings and secret after this patch.
+    pub fn apply(&self, settings: &mut AwsSettings, secret: &mut SecretString) {
+        if let Some(v) = &self.access_key_id {
+            settings.access_key_id = v.clone();
+        }
+        if let Some(v) = &self.secret_access_key {
+            *secret = v.clone();
+        }
+        if let Some(v) = &self.service {
+            settings.service = v.clone();
+        }
+        if let Some(v) = &self.default_domain {
+            settings.default_domain = v.clone();
+        }
+        if let Some(v) = &self.host {
+            settings.host = v.clone();
+        }
+        if let Some(v) = self.port {
+            settings.port = v;
+        }
+        if let Some(v) = &self.encryption_context {
+            settings.encryption_context = v.clone();
+        }
+        if let Some(v) = self.polling_period {
+            settings.polling_period = Some(v);
+        }
+        if let Some(v) = self.timeout {
+            settings.timeout = v;
+        }
+        if let Some(v) = self.verify_ip {
+            settings.verify_ip = v;
+        }
     }
 }
 
@@ -305,84 +544,6 @@ impl AwsRekeyExternalRequest {
         }
         let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
         Ok(AwsRekeyExternalRequest { key_id, svm })
-    }
-}
-
-/// `amazon_reachability`: whether AWS KMS answers.
-pub type AmazonReachability = super::view::AzureReachability;
-
-/// An AWS KMS configuration as callers see it: every readable field of ONTAP's `aws_kms`
-/// record (never the secret access key or the proxy password). Advanced fields are `None`
-/// unless asked for.
-#[derive(Debug, Clone, Serialize)]
-pub struct AwsKmsConfig {
-    /// Configuration uuid.
-    pub uuid: Uuid,
-    /// "cluster" or "svm".
-    pub scope: Scope,
-    /// The SVM, for the svm scope.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub svm: Option<SvmRef>,
-    /// The KMS key as configured (key id, ARN or alias).
-    pub key_id: String,
-    /// The readable settings.
-    #[serde(flatten)]
-    pub settings: AwsSettings,
-    /// Proxy type, when a proxy is configured.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy_type: Option<ProxyType>,
-    /// Proxy host.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy_host: Option<String>,
-    /// Proxy port.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy_port: Option<u16>,
-    /// Proxy user name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy_username: Option<String>,
-    /// Advanced: KEK availability.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<KekStatus>,
-    /// Advanced: AWS KMS reachability.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub amazon_reachability: Option<AmazonReachability>,
-    /// Advanced: per-node key table status.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ekmip_reachability: Option<Vec<EkmipReachability>>,
-}
-
-/// Any configuration, of either provider (ONTAP's `/api/security/key-managers` lists them all).
-#[derive(Debug, Clone)]
-pub enum KeyManagerConfig {
-    /// An Azure Key Vault configuration.
-    Azure(super::view::AzureKeyVault),
-    /// An AWS KMS configuration.
-    Aws(AwsKmsConfig),
-}
-
-impl KeyManagerConfig {
-    /// The configuration's uuid.
-    pub fn uuid(&self) -> Uuid {
-        match self {
-            KeyManagerConfig::Azure(c) => c.uuid,
-            KeyManagerConfig::Aws(c) => c.uuid,
-        }
-    }
-
-    /// Whose configuration this is.
-    pub fn provider(&self) -> crate::provider::Provider {
-        match self {
-            KeyManagerConfig::Azure(_) => crate::provider::Provider::AzureKeyVault,
-            KeyManagerConfig::Aws(_) => crate::provider::Provider::AwsKms,
-        }
-    }
-
-    /// The SVM, for the svm scope.
-    pub fn svm(&self) -> Option<&SvmRef> {
-        match self {
-            KeyManagerConfig::Azure(c) => c.svm.as_ref(),
-            KeyManagerConfig::Aws(c) => c.svm.as_ref(),
-        }
     }
 }
 

@@ -60,7 +60,7 @@ pub struct ProxyPatch {
 }
 
 impl ProxyPatch {
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.proxy_type.is_none()
             && self.host.is_none()
             && self.port.is_none()

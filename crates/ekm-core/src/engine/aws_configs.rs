@@ -1,4 +1,4 @@
-//! AWS KMS configurations (ONTAP's `/api/security/aws-kms`): create, list, get; and every
+//! AWS KMS configurations (ONTAP's `/api/security/aws-kms`): create, list, get, patch; and every
 //! configuration of either provider (ONTAP's `/api/security/key-managers`).
 //!
 //! Owns: the AWS create path (the SVM, uniqueness of the scope, the proof against KMS). What
@@ -10,11 +10,13 @@ use uuid::Uuid;
 
 use super::Engine;
 use super::configs::already_configured;
-use super::helpers::store_failed;
-use crate::config::{AwsCreateRequest, AwsKmsConfig, KeyManagerConfig};
-use crate::error::Result;
+use super::helpers::{CONDITIONAL_ATTEMPTS, store_failed};
+use crate::backend::{BackendCall, akv_failed};
+use crate::config::{AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, KeyManagerConfig};
+use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::provider::Provider;
+use crate::store::{Check, StoreError, Transaction};
 use crate::stored::{AwsParts, ConfigParts, ProviderParts, StoredConfig};
 
 impl Engine {
@@ -32,7 +34,7 @@ impl Engine {
         if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
             return Err(already_configured(for_svm));
         }
-        let parts = ConfigParts {
+        let mut parts = ConfigParts {
             uuid: Uuid::new_v4(),
             svm,
             provider: ProviderParts::Aws(AwsParts {
@@ -44,8 +46,69 @@ impl Engine {
             revision: 1,
             active_generation: None,
         };
-        self.commit_new_config(&parts, scope_key, || already_configured(for_svm))?
+        self.commit_new_config(&mut parts, scope_key, || already_configured(for_svm))?
             .aws_view()
+    }
+
+    /// Updates an AWS configuration: the new settings are proven against KMS first (the old
+    /// ones stay in force until then). A new `encryption_context` rewraps every KEK generation
+    /// under it (one unwrap here and one wrap each) in the patch's own commit, with the nodes'
+    /// copies, so no wrapped KEK is ever bound to a context the record no longer names. The
+    /// commit is conditional on the record proven against, and on no job holding the
+    /// configuration.
+    pub fn patch_aws_config(&self, uuid: Uuid, patch: AwsPatchRequest) -> Result<AwsKmsConfig> {
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let (stored, old_bytes) = self.load_config(uuid)?;
+            stored.aws_view()?;
+            let mut parts = stored.unseal(&self.protection)?;
+            parts.proxy = patch.proxy.apply(parts.proxy.as_ref())?;
+            let ProviderParts::Aws(aws) = &mut parts.provider else {
+                return Err(crate::stored::not_of(uuid, Provider::AwsKms));
+            };
+            let old_context = aws.settings.encryption_context.clone();
+            patch.apply(&mut aws.settings, &mut aws.secret_access_key);
+            let rewrap = aws.settings.encryption_context != old_context;
+            parts.revision += 1;
+            let access = parts.access();
+            let call = BackendCall {
+                node: &self.nodes[self.local].node,
+                access: &access,
+            };
+            let key = parts.external_key();
+            self.backend
+                .check(&call, &key)
+                .map_err(|e| akv_failed(&e))?;
+            let record = StoredConfig::seal(&parts, &self.protection)?;
+            let cfg_key = layout::config(uuid);
+            let mut txn = Transaction::new();
+            txn.check(Check::Equals(cfg_key.clone(), old_bytes))
+                .check(Check::Absent(layout::marker(uuid)))
+                .put(cfg_key, record.encode(&self.protection)?);
+            if rewrap {
+                self.rewrap_all(&mut txn, &stored, &call, &key)?;
+            }
+            match self.store.commit(txn) {
+                Ok(()) => {
+                    return record.aws_view();
+                }
+                Err(StoreError::Conflict(_)) => {
+                    if self
+                        .store
+                        .get(&layout::marker(uuid))
+                        .map_err(store_failed)?
+                        .is_some()
+                    {
+                        return Err(Error::new(ErrorKind::JobInProgress).with_detail(
+                            "A rekey or restore job runs on this key manager: patch it when the job has ended.",
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(store_failed(e)),
+            }
+        }
+        Err(Error::new(ErrorKind::StoreFailed)
+            .with_detail("The configuration kept changing during the update; retry."))
     }
 
     /// Every AWS KMS configuration: the cluster's first, then the SVMs' by SVM name.

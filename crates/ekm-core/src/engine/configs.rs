@@ -113,7 +113,7 @@ impl Engine {
         if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
             return Err(already());
         }
-        let parts = ConfigParts {
+        let mut parts = ConfigParts {
             uuid: Uuid::new_v4(),
             svm,
             provider: ProviderParts::Azure(AzureParts {
@@ -127,13 +127,14 @@ impl Engine {
             revision: 1,
             active_generation: None,
         };
-        self.commit_new_config(&parts, scope_key, already)?.view()
+        self.commit_new_config(&mut parts, scope_key, already)?
+            .view()
     }
 
     /// Proves and commits a new configuration of any provider, the scope's entry with it.
     pub(crate) fn commit_new_config(
         &self,
-        parts: &ConfigParts,
+        parts: &mut ConfigParts,
         scope_key: Vec<u8>,
         already: impl Fn() -> Error,
     ) -> Result<StoredConfig> {
@@ -141,6 +142,17 @@ impl Engine {
         if !self.backend.serves(provider) {
             return Err(provider.not_enabled());
         }
+        // The exact key goes into the record (an AWS alias resolves to its key's ARN).
+        let access = parts.access();
+        let call = BackendCall {
+            node: &self.nodes[self.local].node,
+            access: &access,
+        };
+        let exact = self
+            .backend
+            .resolve(&call, &parts.external_key())
+            .map_err(|e| akv_failed(&e))?;
+        parts.set_external_key(exact)?;
         self.check_backend(parts).map_err(|e| akv_failed(&e))?;
         let record = StoredConfig::seal(parts, &self.protection)?;
         let mut txn = Transaction::new();

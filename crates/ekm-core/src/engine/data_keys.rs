@@ -400,10 +400,12 @@ impl Engine {
             checks,
         } = read;
         if config.deleting {
-            return Err(
-                Error::for_scope(ErrorKind::NotConfigured, config.svm_uuid().is_some())
-                    .with_detail("The key manager is being deleted."),
-            );
+            let kind = config.provider().not_configured();
+            let err = match kind {
+                ErrorKind::NotConfigured => Error::for_scope(kind, config.svm_uuid().is_some()),
+                _ => Error::new(kind),
+            };
+            return Err(err.with_detail("The key manager is being deleted."));
         }
         let (config, bytes, kek) = self.active_kek(config, bytes)?;
         let generation = kek.generation();

@@ -1,4 +1,4 @@
-//! ONTAP's AWS KMS routes: `GET`/`POST /api/security/aws-kms`, `GET`/`DELETE
+//! ONTAP's AWS KMS routes: `GET`/`POST /api/security/aws-kms`, `GET`/`PATCH`/`DELETE
 //! /api/security/aws-kms/{uuid}`; and ONTAP's generic list of every configuration of every
 //! kind, `GET /api/security/key-managers`.
 //!
@@ -11,7 +11,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use ekm_core::{AwsCreateRequest, AwsKmsConfig, KeyManagerConfig};
+use ekm_core::{AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, KeyManagerConfig};
 use serde_json::{Value, json};
 
 use super::render::{collection, created};
@@ -147,6 +147,22 @@ pub(super) async fn get_one(
             None => record,
         },
     ))
+}
+
+/// `PATCH /api/security/aws-kms/{uuid}`: proven against KMS before it is stored; a new
+/// `encryption_context` rewraps every KEK generation in the same commit.
+pub(super) async fn patch(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    Query::parse_for(raw.as_deref(), Accepts::CHANGE, AWS_SHAPE)?;
+    let uuid = uuid_of(&uuid)?;
+    let req = AwsPatchRequest::from_json(&body)?;
+    let engine = s.engine.clone();
+    blocking(move || engine.patch_aws_config(uuid, req)).await?;
+    Ok(ok_json(StatusCode::OK, json!({})))
 }
 
 /// `DELETE /api/security/aws-kms/{uuid}`: refused while the configuration protects keys

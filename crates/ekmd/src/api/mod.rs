@@ -52,7 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route(aws::AWS, get(aws::list).post(aws::create))
         .route(
             "/api/security/aws-kms/{uuid}",
-            get(aws::get_one).delete(aws::remove),
+            get(aws::get_one).patch(aws::patch).delete(aws::remove),
         )
         .route(aws::KEY_MANAGERS, get(aws::key_managers))
         .route(

@@ -9,6 +9,7 @@
 //! | `wrap_kek` | `wrap` | `ekm_backend_calls`, `ekm_backend_call_duration_seconds` (and `ekm_backend_throttled`, `ekm_backend_throttle_wait_seconds` when throttled) |
 //! | `unwrap_kek` | `unwrap` | the same |
 //! | `check` | `check` | the same |
+//! | `resolve` | `resolve` | the same (an AWS alias's DescribeKey) |
 //! | `serves`, `kind`, `algorithm` | not measured | — |
 
 use std::sync::Arc;
@@ -70,6 +71,17 @@ impl Backend for MeteredBackend {
         let t = Instant::now();
         let r = self.inner.unwrap_kek(call, key, generation, wrapped);
         self.metrics.backend_call("unwrap", t, &r);
+        r
+    }
+
+    fn resolve(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+    ) -> Result<ExternalKey, BackendError> {
+        let t = Instant::now();
+        let r = self.inner.resolve(call, key);
+        self.metrics.backend_call("resolve", t, &r);
         r
     }
 

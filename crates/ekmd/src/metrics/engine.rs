@@ -83,8 +83,8 @@ impl EngineCollector {
             }
         }
         let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-        for c in engine.list_configs().unwrap_or_default() {
-            for k in engine.list_data_keys(c.uuid).unwrap_or_default() {
+        for c in engine.list_key_managers().unwrap_or_default() {
+            for k in engine.list_data_keys(c.uuid()).unwrap_or_default() {
                 let owner = match k.svm_uuid {
                     None => "cluster".to_owned(),
                     Some(u) => engine
@@ -107,7 +107,7 @@ impl Collector for EngineCollector {
         let Some(engine) = self.engine.lock().as_ref().and_then(Weak::upgrade) else {
             return Ok(());
         };
-        let configs = match engine.list_configs() {
+        let configs = match engine.list_key_managers() {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(code = e.code(), "metrics: configurations unreadable");
@@ -192,15 +192,15 @@ impl Collector for EngineCollector {
             (Rows::new(), Rows::new(), Rows::new(), Rows::new());
         let local = engine.local_node().name.clone();
         for c in &configs {
-            let scope = scope_labels(&engine, c.svm.as_ref().map(|s| s.uuid()));
-            let usage = engine.kek_usage(c.uuid).unwrap_or_default();
+            let scope = scope_labels(&engine, c.svm().map(|s| s.uuid()));
+            let usage = engine.kek_usage(c.uuid()).unwrap_or_default();
             let Some(active) = usage.iter().find(|u| u.state == "active") else {
                 continue;
             };
             age.push((scope.clone(), now.saturating_sub(active.created) as f64));
             seals.push((scope.clone(), active.seals as f64));
             limit.push((scope.clone(), active.seal_limit as f64));
-            for (node, reason) in engine.kek_availability(c.uuid).unwrap_or_default() {
+            for (node, reason) in engine.kek_availability(c.uuid()).unwrap_or_default() {
                 let mut l = scope.clone();
                 l.push(("node", node.name.clone()));
                 l.push(("local", (node.name == local).to_string()));

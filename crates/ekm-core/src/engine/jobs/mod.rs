@@ -590,7 +590,7 @@ pub(crate) fn not_found() -> Error {
 /// Queries the job runners share.
 impl Engine {
     /// The generations of `config` that have a wrapped KEK, with their records.
-    fn kek_records(&self, config: Uuid) -> Result<Vec<WrappedKek>> {
+    pub(crate) fn kek_records(&self, config: Uuid) -> Result<Vec<WrappedKek>> {
         self.scan_all(&layout::kek_prefix(config))?
             .iter()
             .map(|(_, v)| WrappedKek::decode(v, &self.protection))

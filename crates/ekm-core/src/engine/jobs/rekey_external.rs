@@ -28,6 +28,7 @@ use crate::ids::KeyId;
 use crate::layout;
 use crate::provider::{AwsKeyId, ExternalKey};
 use crate::store::{Check, StoreError, Transaction};
+use crate::stored::StoredConfig;
 use crate::topology::SvmSelector;
 
 impl Engine {
@@ -106,62 +107,40 @@ impl Engine {
                 .load_config(job.config)
                 .map_err(|_| Stop::Failed(not_found()))?;
             let mut txn = Transaction::new();
-            if cfg.external_key()? == new_key {
-                job.finish(
-                    &mut txn,
-                    Ok(format!("The KEK is already wrapped by {new_key}.")),
-                );
-                return self.commit_job_step(txn);
-            }
             let parts = cfg.unseal(&self.protection)?;
             let access = parts.access();
             let call = BackendCall {
                 node: &self.nodes[self.local].node,
                 access: &access,
             };
-            let new_external = new_key.clone();
+            // The exact key is what every generation records (an AWS alias resolves to the
+            // ARN of its key, so re-pointing the alias never strands a KEK).
+            let new_external = self
+                .backend
+                .resolve(&call, &new_key)
+                .map_err(|e| akv_failed(&e))?;
+            if cfg.external_key()? == new_external {
+                job.finish(
+                    &mut txn,
+                    Ok(format!("The KEK is already wrapped by {new_external}.")),
+                );
+                return self.commit_job_step(txn);
+            }
             self.backend
                 .check(&call, &new_external)
                 .map_err(|e| akv_failed(&e))?;
-            let mut rewrapped = Vec::new();
-            for mut rec in self.kek_records(cfg.uuid)? {
-                let kek = self.unlock_on(self.local, &cfg, rec.generation)?;
-                rec.wrapped = self
-                    .backend
-                    .wrap_kek(&call, &new_external, rec.generation, kek.material())
-                    .map_err(|e| akv_failed(&e))?;
-                rec.key_id = new_external.clone();
-                rewrapped.push(rec);
-            }
             let cfg_key = layout::config(cfg.uuid);
             txn.check(Check::Equals(cfg_key.clone(), bytes)).put(
                 cfg_key,
                 cfg.with_key_id(&new_external).encode(&self.protection)?,
             );
-            for rec in &rewrapped {
-                txn.put(
-                    layout::kek(cfg.uuid, rec.generation),
-                    rec.encode(&self.protection)?,
-                );
-            }
-            // The nodes' copies follow in the same transaction.
-            for n in &self.topology.nodes {
-                if let Some(mut nr) = self.node_record(n.uuid, cfg.uuid)? {
-                    if let Some(rec) = rewrapped.iter().find(|r| r.generation == nr.generation) {
-                        use base64::Engine as _;
-                        nr.wrapped_kek = base64::engine::general_purpose::STANDARD
-                            .encode(rec.encode(&self.protection)?);
-                        txn.put(layout::node(n.uuid, cfg.uuid), nr.encode());
-                    }
-                }
-            }
-            job.processed = rewrapped.len() as u64;
-            job.total = rewrapped.len() as u64;
+            let rewrapped = self.rewrap_all(&mut txn, &cfg, &call, &new_external)?;
+            job.processed = rewrapped as u64;
+            job.total = rewrapped as u64;
             job.finish(
                 &mut txn,
                 Ok(format!(
-                    "Rekey-external completed: {} KEK generation(s) now wrapped by {new_key}.",
-                    rewrapped.len()
+                    "Rekey-external completed: {rewrapped} KEK generation(s) now wrapped by {new_external}."
                 )),
             );
             match self.store.commit(txn) {
@@ -179,5 +158,42 @@ impl Engine {
         Err(Stop::Failed(
             Error::new(ErrorKind::StoreFailed).with_detail("The configuration kept changing."),
         ))
+    }
+    /// Every KEK generation of `cfg`, unlocked on this node and wrapped again with `key` by the
+    /// access of `call` (one backend call each), written into `txn` with the nodes' copies.
+    /// The caller's commit must check the configuration record it read. Returns how many.
+    pub(crate) fn rewrap_all(
+        &self,
+        txn: &mut Transaction,
+        cfg: &StoredConfig,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+    ) -> Result<usize> {
+        let mut rewrapped = Vec::new();
+        for mut rec in self.kek_records(cfg.uuid)? {
+            let kek = self.unlock_on(self.local, cfg, rec.generation)?;
+            rec.wrapped = self
+                .backend
+                .wrap_kek(call, key, rec.generation, kek.material())
+                .map_err(|e| akv_failed(&e))?;
+            rec.key_id = key.clone();
+            txn.put(
+                layout::kek(cfg.uuid, rec.generation),
+                rec.encode(&self.protection)?,
+            );
+            rewrapped.push(rec);
+        }
+        // The nodes' copies follow in the same transaction.
+        for n in &self.topology.nodes {
+            if let Some(mut nr) = self.node_record(n.uuid, cfg.uuid)? {
+                if let Some(rec) = rewrapped.iter().find(|r| r.generation == nr.generation) {
+                    use base64::Engine as _;
+                    nr.wrapped_kek = base64::engine::general_purpose::STANDARD
+                        .encode(rec.encode(&self.protection)?);
+                    txn.put(layout::node(n.uuid, cfg.uuid), nr.encode());
+                }
+            }
+        }
+        Ok(rewrapped.len())
     }
 }
