@@ -91,6 +91,11 @@ def test_aws_kms_through_the_official_client(ekmd):
     assert (one.service, one.default_domain, one.port) == ("kms", "amazonaws.com", 443)
     assert one.proxy_host == "proxy.example.com" and one.encryption_context == "tenant=vs0"
     assert not hasattr(one, "secret_access_key") and not hasattr(one, "proxy_password")
+    # The advanced fields, when named.
+    adv = AwsKms(uuid=kms.uuid)
+    adv.get(fields="amazon_reachability,state")
+    assert adv.amazon_reachability.reachable is True
+    assert adv.state.cluster_state is True or adv.state.code is not None
     raw = call(base, "GET", f"/api/security/aws-kms?fields=**").text
     assert SECRET not in raw and PROXY_PASSWORD not in raw
 

@@ -271,27 +271,30 @@ impl Query {
         Ok(q)
     }
 
+    /// Whether the advanced field `adv` is named: in `fields` (or `**`), a filter or
+    /// `order_by`.
+    pub fn names(&self, adv: &str) -> bool {
+        let in_fields = self.fields.as_ref().is_some_and(|f| {
+            f.iter()
+                .any(|x| x == "**" || x == adv || x.starts_with(&format!("{adv}.")))
+        });
+        let in_filters = self
+            .filters
+            .iter()
+            .any(|(k, _)| k.starts_with(&format!("{adv}.")));
+        let in_order = self
+            .order_by
+            .iter()
+            .any(|(k, _)| k.starts_with(&format!("{adv}.")));
+        in_fields || in_filters || in_order
+    }
+
     /// Which advanced fields must be computed: those named in `fields` or filtered on.
     pub fn status_fields(&self) -> StatusFields {
-        let named = |adv: &str| {
-            let in_fields = self.fields.as_ref().is_some_and(|f| {
-                f.iter()
-                    .any(|x| x == "**" || x == adv || x.starts_with(&format!("{adv}.")))
-            });
-            let in_filters = self
-                .filters
-                .iter()
-                .any(|(k, _)| k.starts_with(&format!("{adv}.")));
-            let in_order = self
-                .order_by
-                .iter()
-                .any(|(k, _)| k.starts_with(&format!("{adv}.")));
-            in_fields || in_filters || in_order
-        };
         StatusFields {
-            state: named("state"),
-            azure_reachability: named("azure_reachability"),
-            ekmip_reachability: named("ekmip_reachability"),
+            state: self.names("state"),
+            azure_reachability: self.names("azure_reachability"),
+            ekmip_reachability: self.names("ekmip_reachability"),
         }
     }
 

@@ -353,3 +353,42 @@ async fn a_patch_changes_what_it_names_and_refuses_what_cannot_change() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_advanced_fields_come_only_when_named() {
+    let a = api();
+    let (_, v) = a
+        .call(
+            "POST",
+            &format!("{AWS}?return_records=true"),
+            Some(aws_body("vs0")),
+        )
+        .await;
+    let u = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let (_, v) = a.call("GET", &format!("{AWS}/{u}"), None).await;
+    for f in ["amazon_reachability", "state", "ekmip_reachability"] {
+        assert!(v.get(f).is_none(), "{f} unasked: {v}");
+    }
+    let (s, v) = a
+        .call(
+            "GET",
+            &format!("{AWS}/{u}?fields=amazon_reachability,state,ekmip_reachability"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["amazon_reachability"]["reachable"], true, "{v}");
+    assert_eq!(v["amazon_reachability"]["code"], "0", "{v}");
+    assert!(v["state"].is_object(), "{v}");
+    assert!(v["ekmip_reachability"].is_array(), "{v}");
+    assert!(v.get("azure_reachability").is_none(), "{v}");
+    // The collection filters on them too.
+    let (_, v) = a
+        .call(
+            "GET",
+            &format!("{AWS}?amazon_reachability.reachable=true&fields=uuid"),
+            None,
+        )
+        .await;
+    assert_eq!(v["num_records"], 1, "{v}");
+}

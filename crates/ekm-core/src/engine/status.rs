@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::Engine;
 use super::helpers::{now_secs, store_failed};
 use crate::backend::BackendCall;
-use crate::config::{AzureKeyVault, AzureReachability, EkmipReachability, KekStatus};
+use crate::config::{AwsKmsConfig, AzureKeyVault, AzureReachability, EkmipReachability, KekStatus};
 use crate::error::{ErrorKind, Result};
 use crate::stored::StoredConfig;
 use crate::topology::Node;
@@ -98,6 +98,14 @@ impl KmipServerState {
 /// Message of a reachable node whose KMIP is off.
 pub const KMIP_OFF_MESSAGE: &str = "KMIP is off on this node (ekmd runs without --kmip-listen): its data path is the unix socket alone.";
 
+/// The advanced fields of one configuration, as computed.
+#[derive(Default)]
+struct Status {
+    state: Option<KekStatus>,
+    azure_reachability: Option<AzureReachability>,
+    ekmip_reachability: Option<Vec<EkmipReachability>>,
+}
+
 /// Whether one node holds the current KEK, and why not.
 struct NodeKekStatus {
     node: Node,
@@ -105,7 +113,7 @@ struct NodeKekStatus {
 }
 
 impl Engine {
-    /// A configuration with the advanced fields asked for.
+    /// An Azure configuration with the advanced fields asked for.
     pub fn get_config_with_status(
         &self,
         uuid: Uuid,
@@ -113,6 +121,34 @@ impl Engine {
     ) -> Result<AzureKeyVault> {
         let (cfg, _) = self.load_config(uuid)?;
         let mut view = cfg.view()?;
+        let status = self.status_of(&cfg, fields)?;
+        view.state = status.state;
+        view.azure_reachability = status.azure_reachability;
+        view.ekmip_reachability = status.ekmip_reachability;
+        Ok(view)
+    }
+
+    /// An AWS KMS configuration with the advanced fields asked for (`fields.azure_reachability`
+    /// asks for `amazon_reachability`: the same check, of the configuration's own provider).
+    pub fn get_aws_config_with_status(
+        &self,
+        uuid: Uuid,
+        fields: StatusFields,
+    ) -> Result<AwsKmsConfig> {
+        let (cfg, _) = self.load_config(uuid)?;
+        let mut view = cfg.aws_view()?;
+        let status = self.status_of(&cfg, fields)?;
+        view.state = status.state;
+        view.amazon_reachability = status.azure_reachability;
+        view.ekmip_reachability = status.ekmip_reachability;
+        Ok(view)
+    }
+
+    /// The advanced fields of any configuration: the KEK on every node, the provider's
+    /// reachability from every managed node, and each node's key table.
+    fn status_of(&self, cfg: &StoredConfig, fields: StatusFields) -> Result<Status> {
+        let cfg = cfg.clone();
+        let mut view = Status::default();
         if !fields.any() {
             return Ok(view);
         }

@@ -11,7 +11,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use ekm_core::{AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, KeyManagerConfig};
+use ekm_core::{AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, KeyManagerConfig, StatusFields};
 use serde_json::{Value, json};
 
 use super::render::{collection, created};
@@ -47,7 +47,29 @@ const AWS_FIELDS: &[&str] = &[
     "proxy_host",
     "proxy_port",
     "proxy_username",
+    "state.available",
+    "state.cluster_state",
+    "state.code",
+    "state.message",
+    "amazon_reachability.reachable",
+    "amazon_reachability.code",
+    "amazon_reachability.message",
+    "ekmip_reachability.node.uuid",
+    "ekmip_reachability.node.name",
+    "ekmip_reachability.reachable",
+    "ekmip_reachability.code",
+    "ekmip_reachability.message",
 ];
+
+/// The advanced fields a query names (computed only then): `amazon_reachability` is the
+/// provider's reachability, as `azure_reachability` is Azure's.
+fn status_fields(q: &Query) -> StatusFields {
+    StatusFields {
+        state: q.names("state"),
+        azure_reachability: q.names("amazon_reachability"),
+        ekmip_reachability: q.names("ekmip_reachability"),
+    }
+}
 
 /// The `aws_kms` records: every readable field unless `fields` says otherwise.
 const AWS_SHAPE: Shape = Shape {
@@ -108,8 +130,21 @@ fn render_aws(cfg: &AwsKmsConfig) -> Value {
 /// `GET /api/security/aws-kms`.
 pub(super) async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
     let mut q = Query::parse_for(raw.as_deref(), Accepts::COLLECTION, AWS_SHAPE)?;
+    let status = status_fields(&q);
     let engine = s.engine.clone();
-    let configs = store_read(&s.engine, move || engine.list_aws_configs()).await?;
+    let configs = if status.any() {
+        // The status fields call the backend: a blocking thread.
+        blocking(move || {
+            let mut out = Vec::new();
+            for c in engine.list_aws_configs()? {
+                out.push(engine.get_aws_config_with_status(c.uuid, status)?);
+            }
+            Ok(out)
+        })
+        .await?
+    } else {
+        store_read(&s.engine, move || engine.list_aws_configs()).await?
+    };
     let records: Vec<Value> = configs.iter().map(render_aws).collect();
     q.fields.get_or_insert_with(|| vec!["*".to_owned()]);
     Ok(ok_json(StatusCode::OK, collection(&q, records, AWS)))
@@ -137,8 +172,13 @@ pub(super) async fn get_one(
 ) -> ApiResult {
     let q = Query::parse_for(raw.as_deref(), Accepts::RECORD, AWS_SHAPE)?;
     let uuid = uuid_of(&uuid)?;
+    let status = status_fields(&q);
     let engine = s.engine.clone();
-    let cfg = store_read(&s.engine, move || engine.get_aws_config(uuid)).await?;
+    let cfg = if status.any() {
+        blocking(move || engine.get_aws_config_with_status(uuid, status)).await?
+    } else {
+        store_read(&s.engine, move || engine.get_aws_config(uuid)).await?
+    };
     let record = render_aws(&cfg);
     Ok(ok_json(
         StatusCode::OK,
