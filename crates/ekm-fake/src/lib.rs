@@ -1,7 +1,8 @@
 //! ekm-fake: a fake external key manager with fault injection.
 //!
 //! It is a test tool and the embedded default of the quick start, not a shortcut: it really
-//! wraps KEKs (AES-256-GCM under a per-key vault secret, bound to the key id), keeps its vault
+//! wraps KEKs (AES-256-GCM under a per-key vault secret, bound to the key id, and for an AWS KMS
+//! key also to the configuration and the KEK generation, as KMS binds them), keeps its vault
 //! state in a file when asked, counts the calls it served, and fails on command — unreachable,
 //! throttled with a retry-after, added latency, authentication refused, key missing, disabled or
 //! wrong, and unreachable from chosen nodes only. Faults are deterministic: nothing is random.
@@ -11,7 +12,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+mod faults;
+
+use faults::Faults;
+pub use faults::{Counters, Fault, Op};
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,89 +33,6 @@ use zeroize::Zeroizing;
 
 /// The largest fake vault file read (a few thousand keys).
 const MAX_VAULT_FILE: usize = 16 << 20;
-
-/// Which backend operation a fault applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// `wrap_kek`.
-    Wrap,
-    /// `unwrap_kek`.
-    Unwrap,
-    /// `check`.
-    Check,
-}
-
-/// A failure the fake can be told to produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Network failure.
-    Unreachable,
-    /// HTTP 429 with this Retry-After.
-    Throttled {
-        /// How long the vault asks to wait.
-        retry_after: Duration,
-    },
-    /// The identity provider refuses the credential.
-    AuthenticationFailed,
-    /// Not permitted to use the key.
-    Forbidden,
-    /// The key version does not exist.
-    KeyNotFound,
-    /// The key version is disabled.
-    KeyDisabled,
-    /// Unwrap fails as if the blob was wrapped by another key.
-    WrongKey,
-    /// Unwrap "succeeds" with 32 random bytes: a broken or replaced vault key.
-    WrongKek,
-}
-
-impl Fault {
-    fn error(self) -> BackendError {
-        let (kind, msg) = match self {
-            Fault::Unreachable => (
-                BackendErrorKind::Unreachable,
-                "injected: connection refused",
-            ),
-            Fault::Throttled { .. } => (BackendErrorKind::Throttled, "injected: HTTP 429"),
-            Fault::AuthenticationFailed => (
-                BackendErrorKind::AuthenticationFailed,
-                "injected: invalid client credential",
-            ),
-            Fault::Forbidden => (BackendErrorKind::Forbidden, "injected: HTTP 403"),
-            Fault::KeyNotFound => (BackendErrorKind::KeyNotFound, "injected: key not found"),
-            Fault::KeyDisabled => (BackendErrorKind::KeyDisabled, "injected: key disabled"),
-            Fault::WrongKey | Fault::WrongKek => (
-                BackendErrorKind::Rejected,
-                "injected: unwrap with the wrong key",
-            ),
-        };
-        let mut e = BackendError::new(kind, msg);
-        if let Fault::Throttled { retry_after } = self {
-            e.retry_after = Some(retry_after);
-        }
-        e
-    }
-}
-
-/// Calls served, by operation (counted when the call reaches the fake, faulted or not).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// `wrap_kek` calls.
-    pub wraps: u64,
-    /// `unwrap_kek` calls.
-    pub unwraps: u64,
-    /// `check` calls.
-    pub checks: u64,
-}
-
-#[derive(Default)]
-struct Faults {
-    always: Option<Fault>,
-    next: VecDeque<(Option<Op>, Fault)>,
-    latency: Duration,
-    node_latency: HashMap<Uuid, Duration>,
-    unreachable_nodes: HashSet<Uuid>,
-}
 
 /// One key of the fake vault.
 struct VaultKey {
@@ -410,6 +333,20 @@ fn parse_vault(bytes: &[u8]) -> Option<Vault> {
     Some(vault)
 }
 
+/// What a fake blob is bound to: the key's text, and for an AWS key also the configuration
+/// and the KEK generation, as AWS KMS's encryption context binds them (so a wrong generation
+/// or configuration is refused on the fake as it is by KMS). An AKV blob binds the key alone,
+/// as RSA-OAEP does (and as fake vaults written before there was a second provider did).
+fn binding(call: &BackendCall<'_>, key: &ExternalKey, generation: u32) -> Vec<u8> {
+    let mut aad = key.as_str().as_bytes().to_vec();
+    if let ExternalKey::Aws(_) = key {
+        aad.push(0);
+        aad.extend_from_slice(call.access.config_uuid.as_bytes());
+        aad.extend_from_slice(&generation.to_be_bytes());
+    }
+    aad
+}
+
 /// The fake fakes every provider: one vault file holds keys of all of them, each by its text.
 impl Backend for FakeBackend {
     fn serves(&self, _: Provider) -> bool {
@@ -428,13 +365,13 @@ impl Backend for FakeBackend {
         &self,
         call: &BackendCall<'_>,
         key: &ExternalKey,
-        _generation: u32,
+        generation: u32,
         kek: &KeyMaterial,
     ) -> Result<Vec<u8>, BackendError> {
         call.same_provider(key)?;
         self.enter(Op::Wrap, call).map_err(Fault::error)?;
         self.key(key)?
-            .seal_vec(key.as_str().as_bytes(), kek.expose_secret())
+            .seal_vec(&binding(call, key, generation), kek.expose_secret())
             .map_err(|_| BackendError::new(BackendErrorKind::InvalidResponse, "seal failed"))
     }
 
@@ -442,7 +379,7 @@ impl Backend for FakeBackend {
         &self,
         call: &BackendCall<'_>,
         key: &ExternalKey,
-        _generation: u32,
+        generation: u32,
         wrapped: &[u8],
     ) -> Result<SecretBytes, BackendError> {
         call.same_provider(key)?;
@@ -457,7 +394,7 @@ impl Backend for FakeBackend {
         }
         let plain = self
             .key(key)?
-            .open_vec(key.as_str().as_bytes(), wrapped)
+            .open_vec(&binding(call, key, generation), wrapped)
             .map_err(|_| {
                 BackendError::new(
                     BackendErrorKind::Rejected,
@@ -517,6 +454,47 @@ mod tests {
         Node {
             name: format!("node{n}"),
             uuid: Uuid::from_u128(n),
+        }
+    }
+
+    #[test]
+    fn an_aws_blob_is_bound_to_its_configuration_and_generation() {
+        let f = FakeBackend::in_memory();
+        let n = node(1);
+        let access = |u: u128| BackendAccess {
+            config_uuid: Uuid::from_u128(u),
+            revision: 1,
+            provider: ProviderAccess::Aws(ekm_core::backend::AwsKmsAccess {
+                region: "us-east-1".into(),
+                access_key_id: "AKIA".into(),
+                secret_access_key: SecretString::from("s"),
+                service: "kms".into(),
+                default_domain: "amazonaws.com".into(),
+                host: None,
+                port: 443,
+                encryption_context: None,
+                timeout: Duration::from_secs(1),
+                verify: true,
+                verify_host: true,
+                proxy: None,
+            }),
+        };
+        let key = ExternalKey::parse("aws-kms:us-east-1:alias/k").unwrap();
+        let (a1, a2) = (access(1), access(2));
+        let c1 = BackendCall {
+            node: &n,
+            access: &a1,
+        };
+        let c2 = BackendCall {
+            node: &n,
+            access: &a2,
+        };
+        let kek = KeyMaterial::random();
+        let blob = f.wrap_kek(&c1, &key, 3, &kek).unwrap();
+        assert!(f.unwrap_kek(&c1, &key, 3, &blob).is_ok());
+        for (call, generation) in [(&c1, 4), (&c2, 3)] {
+            let e = f.unwrap_kek(call, &key, generation, &blob).unwrap_err();
+            assert_eq!(e.kind, BackendErrorKind::Rejected, "{e}");
         }
     }
 
