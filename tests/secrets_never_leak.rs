@@ -1,4 +1,5 @@
-//! Secrets never leak: with known canary secrets and keys, no file under the data directory and
+//! Secrets never leak (Azure and AWS KMS configurations): with known canary secrets and keys, no
+//! file under the data directory and
 //! no `Debug`, `Display`, serialized or error output contains the canary bytes — plain, hex or
 //! base64.
 
@@ -126,6 +127,79 @@ fn run(kind: StoreKind) {
             )
             .unwrap_err();
         outputs.push(("patch error".into(), format!("{err} {err:?}")));
+    }
+    for (what, text) in &outputs {
+        assert_clean(what, text.as_bytes(), &canaries);
+    }
+    let files = files_under(dir.path());
+    assert!(files.len() >= 3, "expected store, vault and key files");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert_clean(&f.display().to_string(), &bytes, &canaries);
+    }
+}
+
+const AWS_SECRET: &str = "CANARY-aws-secret-access-key-3e9b1f";
+const AWS_SECRET_2: &str = "CANARY-aws-secret-access-key-2-a07c";
+const AWS_PROXY_PW: &str = "CANARY-aws-proxy-pw-c55e19";
+
+/// The same for an AWS KMS configuration: the secret access key (created, then patched) and the
+/// proxy password are in no file, no `Debug`/`Display`/JSON of requests, records, views and
+/// errors — plain, hex or base64.
+#[test]
+fn no_aws_canary_in_files_debug_display_or_errors() {
+    use ekm::core::{AwsCreateRequest, AwsPatchRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let dd = DataDir::new(dir.path(), StoreKind::Redb);
+    let canaries: Vec<(String, Vec<u8>)> = vec![
+        ("secret access key".into(), AWS_SECRET.into()),
+        ("second secret access key".into(), AWS_SECRET_2.into()),
+        ("proxy password".into(), AWS_PROXY_PW.into()),
+    ];
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    {
+        let (e, _fake, _store) = dd.open();
+        let body = format!(
+            r#"{{"svm":{{"name":"vs0"}},"region":"us-east-1","key_id":"alias/ekm","access_key_id":"AKIAEXAMPLE","secret_access_key":"{AWS_SECRET}","proxy_type":"http","proxy_host":"proxy.example","proxy_port":3128,"proxy_username":"u","proxy_password":"{AWS_PROXY_PW}"}}"#
+        );
+        let req = AwsCreateRequest::from_json(body.as_bytes()).unwrap();
+        outputs.push(("AwsCreateRequest debug".into(), format!("{req:?}")));
+        let cfg = e.create_aws_config(req).unwrap();
+        let patch = AwsPatchRequest::from_json(
+            format!(r#"{{"access_key_id":"AKIANEW","secret_access_key":"{AWS_SECRET_2}"}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        outputs.push(("AwsPatchRequest debug".into(), format!("{patch:?}")));
+        e.patch_aws_config(cfg.uuid, patch).unwrap();
+        e.create_data_key(KeyOwner::Svm(VS0), KeyTag::parse("vol").unwrap())
+            .unwrap();
+        for c in e.list_aws_configs().unwrap() {
+            outputs.push(("aws config json".into(), serde_json::to_string(&c).unwrap()));
+            outputs.push(("aws config debug".into(), format!("{c:?}")));
+        }
+        outputs.push((
+            "key managers debug".into(),
+            format!("{:?}", e.list_key_managers().unwrap()),
+        ));
+        outputs.push(("engine debug".into(), format!("{e:?}")));
+        for b in [
+            format!(r#"{{"region":"us-east-1","key_id":"k","secret_access_key":"{AWS_SECRET}"}}"#),
+            format!(r#"{{"{AWS_SECRET}":1}}"#),
+            format!(
+                r#"{{"region":"us-east-1","key_id":"k","access_key_id":"a","secret_access_key":"{AWS_SECRET}\u0001"}}"#
+            ),
+            format!(
+                r#"{{"region":"us-east-1","key_id":"k","access_key_id":"a","secret_access_key":"s","proxy_host":"h","proxy_port":1,"proxy_password":"{AWS_PROXY_PW}"}}"#
+            ),
+        ] {
+            let err = AwsCreateRequest::from_json(b.as_bytes())
+                .and_then(|r| e.create_aws_config(r))
+                .unwrap_err();
+            outputs.push(("error display".into(), err.to_string()));
+            outputs.push(("error debug".into(), format!("{err:?}")));
+        }
+        e.shutdown();
     }
     for (what, text) in &outputs {
         assert_clean(what, text.as_bytes(), &canaries);
