@@ -1,7 +1,6 @@
 //! Secrets never leak (Azure and AWS KMS configurations): with known canary secrets and keys, no
-//! file under the data directory and
-//! no `Debug`, `Display`, serialized or error output contains the canary bytes — plain, hex or
-//! base64.
+//! file under the data directory and no `Debug`, `Display`, serialized or error output contains
+//! the canary bytes — plain, hex or base64.
 
 mod common;
 // The scanner and its self-test (a secret planted at every offset of a larger blob is found).
