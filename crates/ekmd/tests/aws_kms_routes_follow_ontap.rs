@@ -392,3 +392,53 @@ async fn the_advanced_fields_come_only_when_named() {
         .await;
     assert_eq!(v["num_records"], 1, "{v}");
 }
+
+/// ONTAP's migrate between kinds: vs0's keys made under the cluster's Azure configuration move
+/// to vs0's own AWS KMS configuration, and are then listed, served and rekeyed there.
+#[tokio::test]
+async fn a_migrate_moves_keys_from_an_azure_configuration_to_an_aws_one() {
+    let a = api();
+    let azure = a.create(None).await;
+    let id = a
+        .create_key(
+            &azure,
+            json!({"key_tag": "vs0-vol1", "svm": {"name": "vs0"}}),
+        )
+        .await;
+    let key = ekm_core::DataKeyId::parse(&id).unwrap();
+    let material = a.state.engine.read_data_key(&key).unwrap();
+    let (_, v) = a
+        .call(
+            "POST",
+            &format!("{AWS}?return_records=true"),
+            Some(aws_body("vs0")),
+        )
+        .await;
+    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let (s, link) = a
+        .call(
+            "POST",
+            &format!("/api/security/key-managers/{azure}/migrate"),
+            Some(json!({"uuid": vs0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{link}");
+    let job = a.wait_job(&link).await;
+    assert_eq!(job["state"], "success", "{job}");
+    let (_, v) = a.call("GET", &format!("{AWS}/{vs0}/keys"), None).await;
+    assert_eq!(v["records"][0]["key_id"], id.as_str(), "{v}");
+    let (_, v) = a.call("GET", &format!("{BASE}/{azure}/keys"), None).await;
+    assert_eq!(v["num_records"], 0, "{v}");
+    let (s, _) = a
+        .call(
+            "POST",
+            &format!("{AWS}/{vs0}/rekey-internal?return_timeout=30"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        a.state.engine.read_data_key(&key).unwrap().expose_secret(),
+        material.expose_secret()
+    );
+}
