@@ -1,0 +1,242 @@
+//! One ekmd with `--backend azure,aws`: SVM vs0 on Azure Key Vault (the AKV emulator) and SVM
+//! vs1 on AWS KMS (moto) at the same time, through the official SDKs over HTTPS with test CAs
+//! and host pins (`--azure-*`, `--aws-ca-file`, `--aws-resolve`). Keys of both are served over
+//! the data-path socket; each rekey-internal touches only its own provider; after a restart each
+//! scope unlocks through its own root of trust.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+mod common;
+
+const TENANT: &str = "tenant-two";
+const APP: &str = "app-two";
+const SECRET: &str = "canary-two-roots-client-secret";
+
+struct Daemon {
+    child: Child,
+    url: String,
+    data: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, emu: &akv_emulator::Emulator, moto: &ekm_aws::testing::Moto) -> Daemon {
+    let data = dir.join("ekm-data");
+    let topology = dir.join("topology.toml");
+    std::fs::write(&topology, common::topology_toml()).unwrap();
+    let vault_ca = dir.join("vault-ca.pem");
+    std::fs::write(&vault_ca, emu.ca_pem()).unwrap();
+    let port = common::free_port();
+    let addr = emu.addr().to_string();
+    let log = std::fs::File::create(dir.join(format!("ekmd-{port}.log"))).unwrap();
+    let (child, line) = common::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_ekmd"))
+            .args(["serve", "--plain-http", "--backend", "azure,aws"])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--topology")
+            .arg(&topology)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--azure-ca-file")
+            .arg(&vault_ca)
+            .args(["--azure-authority-host", &emu.authority()])
+            .args([
+                "--azure-resolve",
+                &format!("{}={addr}", akv_emulator::LOGIN_HOST),
+            ])
+            .args([
+                "--azure-resolve",
+                &format!("myvault.vault.localhost={addr}"),
+            ])
+            .arg("--aws-ca-file")
+            .arg(moto.ca_file())
+            .args([
+                "--aws-resolve",
+                &format!("{}={}", ekm_aws::testing::HOST, moto.addr()),
+            ])
+            .env("EKMD_ADMIN_USER", "admin")
+            .env("EKMD_ADMIN_PASSWORD", "admin-pw")
+            .stderr(log),
+    );
+    assert!(line.contains("listening"), "{line}");
+    Daemon {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        data,
+    }
+}
+
+fn call(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut r = client
+        .request(method.parse().unwrap(), format!("{}{path}", d.url))
+        .basic_auth("admin", Some("admin-pw"));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// `GET /keys/{id}` over the data-path socket: the material.
+fn socket_read(d: &Daemon, id: &str) -> Vec<u8> {
+    let mut s = UnixStream::connect(d.data.join("ekmd.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET /keys/{id} HTTP/1.1\r\nHost: ekmd\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: Value = serde_json::from_str(body).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(v["key"].as_str().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn vs0_on_azure_and_vs1_on_aws_in_one_ekmd() {
+    let Some(moto) = ekm_aws::testing::Moto::start_or_skip("two roots of trust") else {
+        return;
+    };
+    let emu = akv_emulator::Emulator::start().unwrap();
+    emu.add_secret_app(TENANT, APP, SECRET);
+    let version = emu.add_key("key1", 2048).unwrap();
+    let akv_key = emu.key_id("myvault", "key1", &version);
+    let (aws_key, aws_arn) = moto.create_key().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path(), &emu, &moto);
+
+    let (s, v) = call(
+        &d,
+        "POST",
+        "/api/security/azure-key-vaults?return_records=true",
+        Some(
+            json!({"svm": {"name": "vs0"}, "client_id": APP, "tenant_id": TENANT,
+                    "name": format!("{}/", emu.vault_url("myvault")), "key_id": akv_key,
+                    "client_secret": SECRET}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let (s, v) = call(
+        &d,
+        "POST",
+        "/api/security/aws-kms?return_records=true",
+        Some(
+            json!({"svm": {"name": "vs1"}, "region": ekm_aws::testing::REGION, "key_id": aws_key,
+                    "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
+                    "secret_access_key": ekm_aws::testing::CANARY_SECRET,
+                    "encryption_context": "tenant=vs1", "timeout": 5}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let vs1 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        v["records"][0]["key_id"],
+        aws_arn.as_str(),
+        "the key id resolved to its ARN"
+    );
+    let (_, v) = call(&d, "GET", "/api/security/key-managers", None);
+    let mut kinds: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["aws_kms", "azure_key_vault"], "{v}");
+
+    let key_of = |base: &str, u: &str| {
+        let (s, v) = call(
+            &d,
+            "POST",
+            &format!("/api/security/{base}/{u}/keys"),
+            Some(json!({"key_tag": "vol1"})),
+        );
+        assert_eq!(s, 201, "{v}");
+        v["key_id"].as_str().unwrap().to_owned()
+    };
+    let k0 = key_of("azure-key-vaults", &vs0);
+    let k1 = key_of("aws-kms", &vs1);
+    let (m0, m1) = (socket_read(&d, &k0), socket_read(&d, &k1));
+    assert_ne!(m0, m1);
+
+    // Each rekey touches its own provider only.
+    let kms_before = moto.kms_calls().len();
+    let (s, v) = call(
+        &d,
+        "POST",
+        &format!("/api/security/azure-key-vaults/{vs0}/rekey-internal?return_timeout=60"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        moto.kms_calls().len(),
+        kms_before,
+        "an Azure rekey never calls KMS"
+    );
+    let akv_before = emu.counters();
+    let (s, v) = call(
+        &d,
+        "POST",
+        &format!("/api/security/aws-kms/{vs1}/rekey-internal?return_timeout=60"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    let akv_after = emu.counters();
+    assert_eq!(
+        (akv_after.wraps, akv_after.gets),
+        (akv_before.wraps, akv_before.gets),
+        "an AWS rekey never calls the vault"
+    );
+    assert!(
+        moto.kms_calls()[kms_before..]
+            .iter()
+            .any(|c| c == "Encrypt"),
+        "the new AWS KEK was wrapped by KMS"
+    );
+    assert_eq!(
+        (socket_read(&d, &k0), socket_read(&d, &k1)),
+        (m0.clone(), m1.clone())
+    );
+
+    // After a restart, each scope unlocks through its own root of trust.
+    drop(d);
+    let d = start(dir.path(), &emu, &moto);
+    assert_eq!((socket_read(&d, &k0), socket_read(&d, &k1)), (m0, m1));
+    let (_, v) = call(
+        &d,
+        "GET",
+        &format!("/api/security/aws-kms/{vs1}?fields=amazon_reachability"),
+        None,
+    );
+    assert_eq!(v["amazon_reachability"]["reachable"], true, "{v}");
+    let (_, v) = call(
+        &d,
+        "GET",
+        &format!("/api/security/azure-key-vaults/{vs0}?fields=azure_reachability"),
+        None,
+    );
+    assert_eq!(v["azure_reachability"]["reachable"], true, "{v}");
+}
