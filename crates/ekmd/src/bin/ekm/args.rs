@@ -174,6 +174,104 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// AWS KMS key managers (ONTAP's `security key-manager external aws`).
+    Aws {
+        #[command(subcommand)]
+        command: AwsCommand,
+    },
+}
+
+/// `ekm aws ...`: the AWS KMS key managers. Secrets come from a file or stdin only.
+#[derive(Subcommand)]
+pub enum AwsCommand {
+    /// Configure AWS KMS for the cluster or an SVM (proven with a wrap and an unwrap).
+    Enable(AwsEnable),
+    /// Show AWS KMS key managers.
+    Show(TargetOnly),
+    /// Change the access key, endpoint, timeout, encryption context or proxy.
+    Modify(AwsModify),
+    /// New KEK generation; rewrap every data key.
+    RekeyInternal(Waited),
+    /// Rewrap the KEK with another AWS KMS key (key id, ARN or alias in the region).
+    RekeyExternal(RekeyExternal),
+    /// Load the KEK and keys on nodes that lack them.
+    Restore(Waited),
+    /// Remove an AWS KMS key manager (refused while it protects keys).
+    Disable(TargetOnly),
+}
+
+// The endpoint and request settings of an AWS KMS key manager.
+#[derive(Args, Clone, Default)]
+pub struct AwsSettings {
+    /// Endpoint service name (default kms).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Endpoint domain (default amazonaws.com).
+    #[arg(long)]
+    pub default_domain: Option<String>,
+    /// Endpoint host, instead of SERVICE.REGION.DOMAIN.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Endpoint port (default 443).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Sent as the KMS encryption context of every wrap ("" clears it on modify).
+    #[arg(long)]
+    pub encryption_context: Option<String>,
+    /// Per-request timeout in seconds (default 10).
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Proxy type towards AWS: http or https.
+    #[arg(long)]
+    pub proxy_type: Option<String>,
+    /// Proxy host ("" removes the proxy).
+    #[arg(long)]
+    pub proxy_host: Option<String>,
+    /// Proxy port.
+    #[arg(long)]
+    pub proxy_port: Option<u16>,
+    /// Proxy user name.
+    #[arg(long)]
+    pub proxy_username: Option<String>,
+    /// File holding the proxy password; "-" reads it from stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub proxy_password_file: Option<PathBuf>,
+}
+
+// `ekm aws enable`.
+#[derive(Args)]
+pub struct AwsEnable {
+    #[command(flatten)]
+    pub target: Target,
+    /// AWS region, e.g. us-east-1.
+    #[arg(long)]
+    pub region: String,
+    /// The KMS key: key id, key ARN or alias (recorded as the key's ARN).
+    #[arg(long)]
+    pub key_id: String,
+    /// Access key id.
+    #[arg(long)]
+    pub access_key_id: String,
+    /// File holding the secret access key; "-" reads it from stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub secret_access_key_file: PathBuf,
+    #[command(flatten)]
+    pub settings: AwsSettings,
+}
+
+// `ekm aws modify`.
+#[derive(Args)]
+pub struct AwsModify {
+    #[command(flatten)]
+    pub target: Target,
+    /// New access key id (with --secret-access-key-file).
+    #[arg(long, requires = "secret_access_key_file")]
+    pub access_key_id: Option<String>,
+    /// File holding the new secret access key; "-" reads it from stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub secret_access_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: AwsSettings,
 }
 
 #[derive(Subcommand)]

@@ -23,6 +23,49 @@ pub const BASE: &str = "/api/security/azure-key-vaults";
 /// The job collection.
 pub const JOBS: &str = "/api/cluster/jobs";
 
+/// Which kind of key manager a subcommand acts on: its collection and how messages name it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `ekm ...`: Azure Key Vault (`/api/security/azure-key-vaults`).
+    Azure,
+    /// `ekm aws ...`: AWS KMS (`/api/security/aws-kms`).
+    Aws,
+}
+
+impl Kind {
+    /// The REST collection.
+    pub fn base(self) -> &'static str {
+        match self {
+            Kind::Azure => BASE,
+            Kind::Aws => "/api/security/aws-kms",
+        }
+    }
+
+    /// The product, as messages name it.
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Azure => "Azure Key Vault",
+            Kind::Aws => "AWS KMS",
+        }
+    }
+
+    /// The code of "not configured for the SVM".
+    fn not_configured(self) -> u32 {
+        match self {
+            Kind::Azure => ekm_core::ErrorKind::NotConfigured.code(),
+            Kind::Aws => ekm_core::ErrorKind::AwsNotConfigured.code(),
+        }
+    }
+
+    /// The command prefix: `ekm` or `ekm aws`.
+    pub fn cli(self) -> &'static str {
+        match self {
+            Kind::Azure => "ekm",
+            Kind::Aws => "ekm aws",
+        }
+    }
+}
+
 /// The key manager a `--vserver`/`--uuid` (or neither: the cluster's) names, found.
 pub struct KeyManager {
     pub uuid: String,
@@ -114,7 +157,28 @@ impl Client {
     /// The key manager `t` names: the one of `--uuid`, else of `--vserver`, else the
     /// cluster's; none is "There are no entries matching your query." (exit 1).
     pub fn key_manager(&self, t: &Target) -> Result<KeyManager, Failure> {
-        let list = self.call(Method::GET, &format!("{BASE}?fields=scope,svm"), None)?;
+        self.key_manager_of(Kind::Azure, t)
+    }
+
+    /// The key manager `t` names, of either kind (Azure first): the data-key commands act on
+    /// whichever protects the scope.
+    pub fn key_manager_any(&self, t: &Target) -> Result<(Kind, KeyManager), Failure> {
+        match self.key_manager_of(Kind::Azure, t) {
+            Ok(km) => Ok((Kind::Azure, km)),
+            Err(Failure::Api(azure)) => match self.key_manager_of(Kind::Aws, t) {
+                Ok(km) => Ok((Kind::Aws, km)),
+                Err(Failure::Api(_)) => Err(Failure::Api(azure)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Client::key_manager`] among the configurations of `kind`.
+    pub fn key_manager_of(&self, kind: Kind, t: &Target) -> Result<KeyManager, Failure> {
+        let base = kind.base();
+        let (title, cli) = (kind.title(), kind.cli());
+        let list = self.call(Method::GET, &format!("{base}?fields=scope,svm"), None)?;
         let records = list["records"].as_array().cloned().unwrap_or_default();
         let found = records.iter().find(|r| match (&t.uuid, &t.vserver) {
             (Some(u), _) => r["uuid"] == u.as_str(),
@@ -122,10 +186,10 @@ impl Client {
             (None, None) => r["scope"] == "cluster",
         });
         let Some(r) = found else {
-            let not_configured = ekm_core::ErrorKind::NotConfigured.code();
+            let not_configured = kind.not_configured();
             let what = match (&t.uuid, &t.vserver) {
                 (Some(u), _) => format!(
-                    "No key manager has uuid {u} (code {}): ekm show lists them.",
+                    "No {title} key manager has uuid {u} (code {}): {cli} show lists them.",
                     ekm_core::ErrorKind::EntryNotFound.code()
                 ),
                 (None, Some(v)) => match self.svm_names()? {
@@ -138,11 +202,11 @@ impl Client {
                         }
                     ),
                     _ => format!(
-                        "SVM \"{v}\" has no key manager (Azure Key Vault is not configured for it, code {not_configured}): ekm enable --vserver {v} configures one; ekm show lists them."
+                        "SVM \"{v}\" has no key manager ({title} is not configured for it, code {not_configured}): {cli} enable --vserver {v} configures one; {cli} show lists them."
                     ),
                 },
                 (None, None) => format!(
-                    "The cluster has no key manager (Azure Key Vault is not configured for it, code {not_configured}): ekm enable configures one; ekm show lists them."
+                    "The cluster has no key manager ({title} is not configured for it, code {not_configured}): {cli} enable configures one; {cli} show lists them."
                 ),
             };
             return Err(Failure::Api(format!("{NO_ENTRIES} {what}")));

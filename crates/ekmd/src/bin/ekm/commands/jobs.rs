@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::Session;
 use crate::Failure;
 use crate::args::{JobShow, RekeyExternal, Target, Waited};
-use crate::client::{BASE, JOBS};
+use crate::client::{JOBS, Kind};
 use crate::output::{cell, table};
 
 /// `ekm rekey-internal`.
@@ -37,8 +37,20 @@ fn start(
     body: Option<Value>,
     wait: bool,
 ) -> Result<(), Failure> {
-    let km = s.client.key_manager(target)?;
-    let path = format!("{BASE}/{}/{action}", km.uuid);
+    start_of(s, Kind::Azure, target, action, body, wait)
+}
+
+/// `start` on a configuration of `kind`.
+pub fn start_of(
+    s: &Session,
+    kind: Kind,
+    target: &Target,
+    action: &str,
+    body: Option<Value>,
+    wait: bool,
+) -> Result<(), Failure> {
+    let km = s.client.key_manager_of(kind, target)?;
+    let path = format!("{}/{}/{action}", kind.base(), km.uuid);
     let started = s.client.call(Method::POST, &path, body)?;
     followed(s, &started, &format!("{action} of {}", km.label), wait)
 }

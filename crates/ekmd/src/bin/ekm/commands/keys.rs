@@ -11,30 +11,33 @@ use serde_json::json;
 use super::Session;
 use super::jobs::followed;
 use crate::args::{KeyCreate, KeyDelete, TargetOnly};
-use crate::client::BASE;
 use crate::output::{cell, rows, table};
 use crate::{Failure, NO_ENTRIES};
 
 /// `ekm key create`: prints the new key's id.
 pub fn create(s: &Session, a: KeyCreate) -> Result<(), Failure> {
-    let u = s.client.uuid(&a.target)?;
+    let (kind, km) = s.client.key_manager_any(&a.target)?;
     let mut body = json!({"key_tag": a.tag});
     if let Some(v) = a.svm {
         body["svm"] = json!({"name": v});
     }
-    let r = s
-        .client
-        .call(Method::POST, &format!("{BASE}/{u}/keys"), Some(body))?;
+    let r = s.client.call(
+        Method::POST,
+        &format!("{}/{}/keys", kind.base(), km.uuid),
+        Some(body),
+    )?;
     s.answer(&r, |r| println!("{}", cell(&r["key_id"])));
     Ok(())
 }
 
 /// `ekm key query`: the keys of the target's configuration, without material.
 pub fn query(s: &Session, a: TargetOnly) -> Result<(), Failure> {
-    let u = s.client.uuid(&a.target)?;
-    let r = s
-        .client
-        .call(Method::GET, &format!("{BASE}/{u}/keys"), None)?;
+    let (kind, km) = s.client.key_manager_any(&a.target)?;
+    let r = s.client.call(
+        Method::GET,
+        &format!("{}/{}/keys", kind.base(), km.uuid),
+        None,
+    )?;
     s.answer(&r, |r| {
         let rows = rows(&r["records"], |k| {
             vec![
@@ -57,8 +60,8 @@ pub fn query(s: &Session, a: TargetOnly) -> Result<(), Failure> {
 /// evicted it; 202: deleted (no node serves it any more), with the erase job that waits for
 /// the nodes still holding it in memory (followed with `--wait`).
 pub fn delete(s: &Session, a: KeyDelete) -> Result<(), Failure> {
-    let km = s.client.key_manager(&a.target)?;
-    let path = format!("{BASE}/{}/keys/{}", km.uuid, a.key_id);
+    let (kind, km) = s.client.key_manager_any(&a.target)?;
+    let path = format!("{}/{}/keys/{}", kind.base(), km.uuid, a.key_id);
     let r = match s.client.call(Method::DELETE, &path, None) {
         Err(Failure::Refused(r)) if r.status == 404 => {
             return Err(Failure::Api(format!(

@@ -7,12 +7,14 @@
 //! | `jobs.rs` | `rekey-internal`, `rekey-external`, `restore` (each with `--wait`), `job show` |
 //! | `keys.rs` | `key create`, `key query`, `key delete` |
 //! | `audit.rs` | `audit verify` (offline: which files, in which order) |
+//! | `aws.rs` | `aws enable`, `aws show`, `aws modify`, `aws rekey-internal`, `aws rekey-external`, `aws restore`, `aws disable` |
 //!
 //! Owns: which request each subcommand sends, in which order it reads secrets and asks ekmd,
 //! and what it prints on success.
 //! Must never: print a secret, or answer a failure with exit code 0.
 
 mod audit;
+mod aws;
 mod check;
 mod configs;
 mod jobs;
@@ -70,6 +72,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Job { command } => match command {
             JobCommand::Show(a) => jobs::show(&s, a),
         },
+        Command::Aws { command } => aws::run(&s, command),
         Command::Audit { .. } => Ok(()),
     }
 }
