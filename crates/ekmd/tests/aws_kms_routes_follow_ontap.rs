@@ -258,6 +258,16 @@ async fn the_three_jobs_run_on_the_aws_paths_and_keep_the_keys() {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{action}: {v}");
+        let href = v["job"]["_links"]["self"]["href"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, job) = a.call("GET", &href, None).await;
+        assert_eq!(
+            job["description"],
+            format!("POST {AWS}/{vs0}/{action}"),
+            "the job names the AWS path"
+        );
         // Each kind's job paths refuse the other kind's uuid.
         let azure_body = body.as_ref().map(|_| json!({"key_id": common::KEY2}));
         let (s, _) = a

@@ -177,13 +177,31 @@ pub(super) async fn migrate(
     job_response(&s, job, &q).await
 }
 
+/// The REST collection of the job's configuration's provider (Azure's when the configuration
+/// is gone).
+fn collection_of(engine: &Engine, j: &Job) -> &'static str {
+    engine
+        .config_provider(j.config)
+        .map_or(super::BASE, |p| p.collection())
+}
+
 /// `GET /api/cluster/jobs`: every job, as a collection (filters such as `state=running`,
 /// `fields`, `order_by`, `max_records`), so a client that lost a job's uuid finds it again.
 pub(super) async fn list(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
     let q = Query::parse_for(raw.as_deref(), Accepts::JOB_COLLECTION, JOB_SHAPE)?;
     let engine = s.engine.clone();
-    let jobs = blocking(move || engine.list_jobs()).await?;
-    let records: Vec<Value> = jobs.iter().map(render_job).collect();
+    let jobs = blocking(move || {
+        Ok(engine
+            .list_jobs()?
+            .into_iter()
+            .map(|j| {
+                let c = collection_of(&engine, &j);
+                (j, c)
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    let records: Vec<Value> = jobs.iter().map(|(j, c)| render_job(j, c)).collect();
     Ok(ok_json(StatusCode::OK, collection(&q, records, JOBS)))
 }
 
@@ -198,15 +216,17 @@ pub(super) async fn get_one(
     let uuid = uuid_of(&uuid)?;
     let engine = s.engine.clone();
     let wait = q.return_timeout.unwrap_or(0);
-    let j = blocking(move || {
-        if wait > 0 {
-            engine.wait_job(uuid, Duration::from_secs(wait))
+    let (j, c) = blocking(move || {
+        let j = if wait > 0 {
+            engine.wait_job(uuid, Duration::from_secs(wait))?
         } else {
-            engine.job(uuid)
-        }
+            engine.job(uuid)?
+        };
+        let c = collection_of(&engine, &j);
+        Ok((j, c))
     })
     .await?;
-    let record = render_job(&j);
+    let record = render_job(&j, c);
     let out = match &q.fields {
         Some(f) => project_with(&record, f, &JOB_SHAPE),
         None => record,

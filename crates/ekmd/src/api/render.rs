@@ -57,17 +57,19 @@ pub(super) fn created(q: &Query, record: Value, href: &str) -> Response {
     resp
 }
 
-/// A job as `/api/cluster/jobs/{uuid}` shows it.
-pub fn render_job(j: &Job) -> Value {
+/// A job as `/api/cluster/jobs/{uuid}` shows it; `collection` is the REST collection of its
+/// configuration's provider (`/api/security/azure-key-vaults`, `/api/security/aws-kms`).
+pub fn render_job(j: &Job, collection: &str) -> Value {
+    let base = collection;
     let description = match j.kind {
-        JobKind::RekeyExternal => format!("POST {BASE}/{}/rekey-external", j.config),
-        JobKind::RekeyInternal => format!("POST {BASE}/{}/rekey-internal", j.config),
-        JobKind::Restore => format!("POST {BASE}/{}/restore", j.config),
+        JobKind::RekeyExternal => format!("POST {base}/{}/rekey-external", j.config),
+        JobKind::RekeyInternal => format!("POST {base}/{}/rekey-internal", j.config),
+        JobKind::Restore => format!("POST {base}/{}/restore", j.config),
         JobKind::Migrate => {
             format!("POST /api/security/key-managers/{}/migrate", j.config)
         }
         JobKind::Erase => format!(
-            "DELETE {BASE}/{}/keys/{}",
+            "DELETE {base}/{}/keys/{}",
             j.config,
             j.key_id.as_deref().unwrap_or_default()
         ),
