@@ -1,0 +1,99 @@
+//! What AWS KMS answers that moto never does (a disabled key, a key pending deletion, an access
+//! denial, throttling) reaches the job that met it: a fault server answering AWS's own error
+//! bodies stands in for KMS after a restart, and a rekey-internal (which must wrap its new KEK
+//! with Encrypt and unlock the old one with Decrypt) ends as a failure whose message names the
+//! cause. A disabled key, a key
+//! pending deletion and an access denial fail at once; throttling is waited out (its
+//! Retry-After honoured, the wait said in the job's message) until the retry budget is spent.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::topology;
+use ekm::aws::testing::{Answer, FaultServer, Moto, test_options};
+use ekm::core::{AwsCreateRequest, Backends, Engine, EngineOptions, JobState, KeyOwner, KeyTag};
+use ekm::store::{StoreKind, protection_key};
+
+#[test]
+fn kms_refusals_reach_the_job_message() {
+    let Some(moto) = Moto::start_or_skip("aws refusals") else {
+        return;
+    };
+    let (key, _) = moto.create_key().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let open = |options: ekm::aws::AwsOptions| {
+        let store = ekm::store::open(StoreKind::Redb, &tmp.path().join("store")).unwrap();
+        let pk = protection_key::load_or_create(&tmp.path().join("protection.key")).unwrap();
+        let aws = Arc::new(ekm::aws::AwsKms::new(options).unwrap());
+        Engine::open(
+            EngineOptions::new(store, Arc::new(Backends::new(vec![aws])), topology(), pk)
+                .job_retry_budget(Duration::from_secs(3)),
+        )
+        .unwrap()
+    };
+    let uuid = {
+        let e = open(moto.options());
+        let body = format!(
+            r#"{{"svm":{{"name":"vs0"}},"region":"us-east-1","key_id":"{key}","access_key_id":"{}","secret_access_key":"{}","timeout":2}}"#,
+            ekm::aws::testing::ACCESS_KEY_ID,
+            ekm::aws::testing::CANARY_SECRET
+        );
+        let cfg = e
+            .create_aws_config(AwsCreateRequest::from_json(body.as_bytes()).unwrap())
+            .unwrap();
+        e.create_data_key(KeyOwner::Svm(common::VS0), KeyTag::parse("vol1").unwrap())
+            .unwrap();
+        e.shutdown();
+        cfg.uuid
+    };
+    for (answer, says) in [
+        (
+            Answer::aws_error(
+                400,
+                "DisabledException",
+                "arn:aws:kms:us-east-1:1:key/x is disabled.",
+            ),
+            "disabled",
+        ),
+        (
+            Answer::aws_error(
+                400,
+                "KMSInvalidStateException",
+                "arn:aws:kms:us-east-1:1:key/x is pending deletion.",
+            ),
+            "pending deletion",
+        ),
+        (
+            Answer::aws_error(
+                400,
+                "AccessDeniedException",
+                "User: arn:aws:iam::1:user/ekm is not authorized to perform: kms:Decrypt",
+            ),
+            "not permitted",
+        ),
+        (Answer::throttling(), "throttl"),
+    ] {
+        let fault = FaultServer::start(moto.pki(), answer.clone()).unwrap();
+        let e = open(test_options(moto.pki(), fault.addr()));
+        let job = e.start_rekey_internal(uuid).unwrap();
+        let job = e.wait_job(job.uuid, Duration::from_secs(60)).unwrap();
+        assert_eq!(job.state, JobState::Failure, "{answer:?}: {job:?}");
+        let message = job.message.to_lowercase();
+        assert!(message.contains(says), "{says}: {}", job.message);
+        assert!(
+            !job.message.contains(ekm::aws::testing::CANARY_SECRET),
+            "no secret in a job message"
+        );
+        let asked: Vec<String> = fault.received().into_iter().map(|r| r.target).collect();
+        assert!(
+            asked
+                .iter()
+                .any(|t| t.ends_with(".Encrypt") || t.ends_with(".Decrypt")),
+            "the job asked KMS: {asked:?}"
+        );
+        e.shutdown();
+        drop(e);
+    }
+}
