@@ -1,7 +1,8 @@
 //! An AWS KMS scope on a real 3-member etcd cluster, one ekmd per node with `--backend aws`
 //! (AWS's SDK against moto over HTTPS, its host pinned): keys made through any node are served
 //! by every node, each node's `amazon_reachability` is reported, and a rekey-internal whose
-//! node is SIGKILLed part-way is finished by another node with one KMS Encrypt in all.
+//! node is SIGKILLed part-way is finished by another node with one KMS Encrypt in all; the secret
+//! access key and the keys' material are in no etcd value.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -228,5 +229,24 @@ fn an_aws_scope_on_etcd_is_served_by_every_node_and_a_killed_rekey_is_finished()
         for n in &nodes[1..] {
             assert_eq!(&socket_read(n, id), m, "{} serves {id} unchanged", n.name);
         }
+    }
+    // Nothing secret in etcd: not the secret access key, not a key's material in any encoding.
+    let dump = etcd.dump("/ekm/");
+    assert!(!dump.is_empty());
+    let mut canaries = vec![ekm_aws::testing::CANARY_SECRET.as_bytes().to_vec()];
+    for m in &before {
+        canaries.push(m.clone());
+        canaries.push(hex::encode(m).into_bytes());
+        canaries.push(
+            base64::engine::general_purpose::STANDARD
+                .encode(m)
+                .into_bytes(),
+        );
+    }
+    for c in &canaries {
+        assert!(
+            !dump.windows(c.len()).any(|w| w == c.as_slice()),
+            "a secret is in etcd in the clear"
+        );
     }
 }
