@@ -65,6 +65,12 @@ fn the_aws_commands_configure_rekey_and_remove_an_aws_key_manager() {
         "{out}"
     );
 
+    let (code, out, err) = run(&["check", "--vserver", "vs0"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("service_reachability") && out.contains("OK"),
+        "{out}"
+    );
     let (code, id, err) = run(&["key", "create", "--vserver", "vs0", "--tag", "vol1"]);
     assert_eq!(code, Some(0), "{err}");
     let id = id.trim().to_owned();

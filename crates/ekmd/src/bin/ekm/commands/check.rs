@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::Session;
 use crate::Failure;
 use crate::args::TargetOnly;
-use crate::client::BASE;
+use crate::client::Kind;
 use crate::output::{cell, table};
 
 /// What ekmd says in `state` of a key manager without a data key (so without a KEK).
@@ -30,11 +30,16 @@ const NODE_DOWN: &str = "The node is down";
 
 /// `ekm check`: the target's status, one row per node and category.
 pub fn check(s: &Session, a: TargetOnly) -> Result<(), Failure> {
-    let km = s.client.key_manager(&a.target)?;
+    let (kind, km) = s.client.key_manager_any(&a.target)?;
+    let reachability = match kind {
+        Kind::Azure => "azure_reachability",
+        Kind::Aws => "amazon_reachability",
+    };
     let r = s.client.call(
         Method::GET,
         &format!(
-            "{BASE}/{}?fields=state,azure_reachability,ekmip_reachability",
+            "{}/{}?fields=state,{reachability},ekmip_reachability",
+            kind.base(),
             km.uuid
         ),
         None,
@@ -65,7 +70,11 @@ fn rows(r: &Value, flags: &str) -> Vec<Vec<String>> {
             format!("Node: {n}. Reason: ")
         })
     };
-    let azure = &r["azure_reachability"];
+    // The provider's reachability: Azure's or AWS's, whichever the record carries.
+    let azure = match r.get("amazon_reachability") {
+        Some(aws) => aws,
+        None => &r["azure_reachability"],
+    };
     let vault = if azure["reachable"] == true {
         vec![None; names.len()]
     } else {
