@@ -273,3 +273,29 @@ def other_ca_cert(tmp_path):
     run("openssl", "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "client.pem", "-days", "2")
     return str(d / "client.pem"), str(d / "client.key")
+
+
+def test_an_aws_protected_scope_serves_kmip_as_an_azure_one(ekmd):
+    """vs1 on AWS KMS (the fake serves every provider): keys a vs1 KMIP client creates are
+    kept under vs1's AWS configuration, and KMIP, the socket and REST show the same key."""
+    r = ekmd.api("POST", "/security/aws-kms?return_records=true",
+                 json={"svm": {"name": "vs1"}, "region": "us-east-1", "key_id": "alias/ekm-vs1",
+                       "access_key_id": "AKIAEKMKMIPTEST", "secret_access_key": "s"})
+    assert r.status_code == 201, r.text
+    aws = r.json()["records"][0]["uuid"]
+    try:
+        with ekmd.client("vs1", enums.KMIPVersion.KMIP_1_2) as c:
+            uid = c.create(enums.CryptographicAlgorithm.AES, 256, name="aws-vol")
+            listed = ekmd.api("GET", f"/security/aws-kms/{aws}/keys").json()["records"]
+            assert [k["key_id"] for k in listed] == [uid]
+            assert c.get(uid).value == ekmd.socket_key(uid)
+            c.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, uid)
+            c.destroy(uid)
+            with pytest.raises(pie_exc.KmipOperationFailure) as err:
+                c.get(uid)
+            assert reason_of(err) == enums.ResultReason.ITEM_NOT_FOUND
+    finally:
+        left = ekmd.api("GET", f"/security/aws-kms/{aws}/keys").json().get("records", [])
+        for k in left:
+            ekmd.api("DELETE", f"/security/aws-kms/{aws}/keys/{k['key_id']}")
+        assert ekmd.api("DELETE", f"/security/aws-kms/{aws}").status_code == 200

@@ -1,6 +1,7 @@
 """NetApp's official Python client (netapp-ontap) drives ekmd's /api/security/aws-kms, served
-on the fake backend (which serves every provider): create, list with filters, get, the data
-keys under the configuration, delete refused while keys exist, and the secrets write-only.
+on the fake backend (which serves every provider): create, list with filters, get with the
+advanced fields, the data keys under the configuration, patch (secret, proxy), the three jobs,
+delete refused while keys exist, and the secrets write-only.
 The uuid of an AWS configuration is 404 on the Azure paths, and the key-managers list holds both
 kinds.
 """
@@ -18,6 +19,7 @@ from netapp_ontap.resources import AwsKms, AzureKeyVault
 
 USER, PASSWORD = "admin", "aws-compat-pw"
 SECRET = "canary-AWS-SECRET-ACCESS-KEY-py"
+SECRET2 = "canary-AWS-SECRET-ACCESS-KEY-py2"
 PROXY_PASSWORD = "canary-PROXY-PASSWORD-py"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -110,6 +112,24 @@ def test_aws_kms_through_the_official_client(ekmd):
     r = call(base, "POST", f"/api/security/aws-kms/{kms.uuid}/keys", json={"key_tag": "vol1"})
     assert r.status_code == 201, r.text
     key_id = r.json()["key_id"]
+
+    # PATCH through the client (a new secret, a new proxy host), then the three jobs.
+    p = AwsKms(uuid=kms.uuid)
+    p.secret_access_key = SECRET2
+    p.proxy_host = "proxy2.example.com"
+    p.patch()
+    p = AwsKms(uuid=kms.uuid)
+    p.get()
+    assert p.proxy_host == "proxy2.example.com"
+    AwsKms(uuid=kms.uuid).rekey_internal()
+    AwsKms(uuid=kms.uuid).rekey_external(body={"key_id": "alias/ekm-vs0-next"})
+    AwsKms(uuid=kms.uuid).restore()
+    p = AwsKms(uuid=kms.uuid)
+    p.get()
+    assert p.key_id == "alias/ekm-vs0-next"
+    jobs = call(base, "GET", "/api/cluster/jobs", params={"fields": "description,state"}).json()
+    done = [j for j in jobs["records"] if j["description"].startswith(f"POST /api/security/aws-kms/{kms.uuid}/")]
+    assert len(done) == 3 and all(j["state"] == "success" for j in done), jobs
     with pytest.raises(NetAppRestError) as err:
         AwsKms(uuid=kms.uuid).delete()
     assert code_of(err) == "65536867"
@@ -128,4 +148,5 @@ def test_aws_kms_through_the_official_client(ekmd):
             with open(path, "rb") as fh:
                 content = fh.read()
             assert SECRET.encode() not in content, f
+            assert SECRET2.encode() not in content, f
             assert PROXY_PASSWORD.encode() not in content, f
