@@ -168,7 +168,14 @@ fn an_aws_scope_through_the_sdk_against_moto_keeps_its_keys() {
     assert_eq!(&moto.kms_calls()[before..], ["Decrypt"]);
 
     // A new encryption context rewraps the KEK in the patch's commit: after a restart it
-    // unwraps with the new context (KMS refuses a Decrypt whose context differs).
+    // unwraps with the new context (KMS refuses a Decrypt whose context differs). A node copy
+    // under the old context (as a node that unwrapped it while the patch committed would have
+    // written it back) is not preferred over the cluster's record.
+    let node_copy = {
+        let key = ekm::core::layout::node(topology().nodes[0].uuid, uuid);
+        let raw = e.store().get(&key).unwrap().expect("node1 holds a copy");
+        (key, raw)
+    };
     let patch =
         ekm::core::AwsPatchRequest::from_json(br#"{"encryption_context":"tenant=vs0;v=2"}"#)
             .unwrap();
@@ -179,6 +186,11 @@ fn an_aws_scope_through_the_sdk_against_moto_keeps_its_keys() {
     );
     e.shutdown();
     drop(e);
+    let store = ekm::store::open(StoreKind::Redb, &tmp.path().join("store")).unwrap();
+    let mut txn = ekm::core::Transaction::new();
+    txn.put(node_copy.0.clone(), node_copy.1.clone());
+    store.commit(txn).unwrap();
+    drop(store);
     let e = open();
     assert_eq!(
         e.read_data_key(&id).unwrap().expose_secret(),

@@ -85,6 +85,14 @@ impl Backend for Recording {
         }
         self.inner.check(call, key)
     }
+
+    fn resolve(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+    ) -> Result<ExternalKey, BackendError> {
+        self.inner.resolve(call, key)
+    }
 }
 
 fn setup() -> (Arc<Engine>, Arc<Recording>, uuid::Uuid) {

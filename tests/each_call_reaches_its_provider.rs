@@ -61,6 +61,15 @@ impl Backend for Only {
         assert!(self.serves(key.provider()), "routed to the wrong backend");
         self.1.check(call, key)
     }
+
+    fn resolve(
+        &self,
+        call: &BackendCall<'_>,
+        key: &ExternalKey,
+    ) -> Result<ExternalKey, BackendError> {
+        assert!(self.serves(key.provider()), "routed to the wrong backend");
+        self.1.resolve(call, key)
+    }
 }
 
 fn azure_access() -> BackendAccess {

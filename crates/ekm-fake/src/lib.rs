@@ -333,8 +333,9 @@ fn parse_vault(bytes: &[u8]) -> Option<Vault> {
     Some(vault)
 }
 
-/// What a fake blob is bound to: the key's text, and for an AWS key also the configuration
-/// and the KEK generation, as AWS KMS's encryption context binds them (so a wrong generation
+/// What a fake blob is bound to: the key's text, and for an AWS key also the configuration,
+/// the KEK generation and the record's `encryption_context`, as AWS KMS's encryption context
+/// binds them (so a wrong generation
 /// or configuration is refused on the fake as it is by KMS). An AKV blob binds the key alone,
 /// as RSA-OAEP does (and as fake vaults written before there was a second provider did).
 fn binding(call: &BackendCall<'_>, key: &ExternalKey, generation: u32) -> Vec<u8> {
@@ -343,6 +344,11 @@ fn binding(call: &BackendCall<'_>, key: &ExternalKey, generation: u32) -> Vec<u8
         aad.push(0);
         aad.extend_from_slice(call.access.config_uuid.as_bytes());
         aad.extend_from_slice(&generation.to_be_bytes());
+        let context = call
+            .access
+            .aws()
+            .and_then(|a| a.encryption_context.as_deref());
+        aad.extend_from_slice(context.unwrap_or_default().as_bytes());
     }
     aad
 }

@@ -77,9 +77,11 @@ impl Engine {
     /// the caller (the in-memory state is right; the record catches up on the next change).
     ///
     /// The write is conditional on the configuration record as it is now naming the external
-    /// key that wrapped `wrapped`: a node that read its copy before a rekey-external committed,
-    /// and unwrapped it over the network meanwhile, must not write the old wrapping back over
-    /// the new one (that node could not unlock again once the old vault key is disabled).
+    /// key that wrapped `wrapped`, and on the cluster's record of that generation holding the
+    /// very blob `wrapped` holds: a node that read its copy before a rekey-external or an AWS
+    /// context change committed, and unwrapped it over the network meanwhile, must not write
+    /// the old wrapping back over the new one (that node could not unlock again after a
+    /// restart once the old key or context is gone).
     pub(crate) fn record_node(
         &self,
         node: &Node,
@@ -114,8 +116,17 @@ impl Engine {
             if config.key_id_str() != wrapped.key_id.as_str() {
                 return;
             }
+            let kek_key = layout::kek(wrapped.config, wrapped.generation);
+            let Ok(Some(cluster_raw)) = self.store.get(&kek_key) else {
+                return;
+            };
+            let current = WrappedKek::decode(&cluster_raw, &self.protection);
+            if !current.is_ok_and(|c| c.wrapped == wrapped.wrapped) {
+                return;
+            }
             let mut txn = Transaction::new();
             txn.check(Check::Equals(layout::config(wrapped.config), bytes))
+                .check(Check::Equals(kek_key, cluster_raw))
                 .put(layout::node(node.uuid, wrapped.config), rec.encode());
             match self.store.commit(txn) {
                 Err(StoreError::Conflict(_)) => continue,

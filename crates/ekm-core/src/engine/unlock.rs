@@ -37,8 +37,10 @@ use crate::topology::Node;
 
 impl Engine {
     /// The wrapped KEK `generation` of `config`: the node's own copy when it is that
-    /// generation and wrapped by the configuration's external key, else the cluster record.
-    /// [`ErrorKind::MissingWrappedKek`] when neither exists.
+    /// generation, wrapped by the configuration's external key and (where the cluster record
+    /// exists) the very blob the cluster record holds, else the cluster record: a copy left
+    /// stale by a rewrap it raced is never preferred. [`ErrorKind::MissingWrappedKek`] when
+    /// neither exists.
     pub(crate) fn wrapped_kek_for(
         &self,
         node: Uuid,
@@ -57,7 +59,10 @@ impl Engine {
                             && k.key_id.as_str() == config.key_id_str()
                     })
                 {
-                    return Ok(k);
+                    match self.cluster_wrapped_kek(config.uuid, generation) {
+                        Ok(c) if c.wrapped != k.wrapped => {}
+                        _ => return Ok(k),
+                    }
                 }
             }
         }

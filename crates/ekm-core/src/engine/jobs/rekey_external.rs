@@ -161,7 +161,9 @@ impl Engine {
     }
     /// Every KEK generation of `cfg`, unlocked on this node and wrapped again with `key` by the
     /// access of `call` (one backend call each), written into `txn` with the nodes' copies.
-    /// The caller's commit must check the configuration record it read. Returns how many.
+    /// The commit is conditional on every KEK record and node record as read (a generation
+    /// retired, or a node's status written, meanwhile makes it conflict, never comes back);
+    /// the caller's commit must also check the configuration record it read. Returns how many.
     pub(crate) fn rewrap_all(
         &self,
         txn: &mut Transaction,
@@ -170,7 +172,9 @@ impl Engine {
         key: &ExternalKey,
     ) -> Result<usize> {
         let mut rewrapped = Vec::new();
-        for mut rec in self.kek_records(cfg.uuid)? {
+        for (k, raw) in self.scan_all(&layout::kek_prefix(cfg.uuid))? {
+            let mut rec = crate::codec::WrappedKek::decode(&raw, &self.protection)?;
+            txn.check(Check::Equals(k, raw));
             let kek = self.unlock_on(self.local, cfg, rec.generation)?;
             rec.wrapped = self
                 .backend
@@ -183,14 +187,20 @@ impl Engine {
             );
             rewrapped.push(rec);
         }
-        // The nodes' copies follow in the same transaction.
+        // The nodes' copies follow in the same transaction, each over the record as read.
         for n in &self.topology.nodes {
+            let key = layout::node(n.uuid, cfg.uuid);
+            let Some(raw) = self.store.get(&key).map_err(store_failed)? else {
+                txn.check(Check::Absent(key));
+                continue;
+            };
+            txn.check(Check::Equals(key.clone(), raw));
             if let Some(mut nr) = self.node_record(n.uuid, cfg.uuid)? {
                 if let Some(rec) = rewrapped.iter().find(|r| r.generation == nr.generation) {
                     use base64::Engine as _;
                     nr.wrapped_kek = base64::engine::general_purpose::STANDARD
                         .encode(rec.encode(&self.protection)?);
-                    txn.put(layout::node(n.uuid, cfg.uuid), nr.encode());
+                    txn.put(key, nr.encode());
                 }
             }
         }

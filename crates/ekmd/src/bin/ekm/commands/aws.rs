@@ -161,27 +161,25 @@ fn modify(s: &Session, a: AwsModify) -> Result<(), Failure> {
         body["secret_access_key"] = json!(sk);
     }
     add_settings(&a.settings, &mut body)?;
-    s.client.call(
+    let r = s.client.call(
         Method::PATCH,
         &format!("{}/{}", Kind::Aws.base(), km.uuid),
         Some(body),
     )?;
-    if !s.json {
-        println!("{} updated (proven against AWS KMS first).", km.label);
-    }
+    s.answer(&r, |_| {
+        println!("{} updated (proven against AWS KMS first).", km.label)
+    });
     Ok(())
 }
 
 /// `ekm aws disable`: DELETE the configuration (refused while it protects keys).
 fn disable(s: &Session, a: TargetOnly) -> Result<(), Failure> {
     let km = s.client.key_manager_of(Kind::Aws, &a.target)?;
-    s.client.call(
+    let r = s.client.call(
         Method::DELETE,
         &format!("{}/{}", Kind::Aws.base(), km.uuid),
         None,
     )?;
-    if !s.json {
-        println!("{} removed.", km.label);
-    }
+    s.answer(&r, |_| println!("{} removed.", km.label));
     Ok(())
 }
