@@ -360,6 +360,16 @@ pub(crate) fn akv_failed(e: &BackendError) -> Error {
     transient_if(Error::new(ErrorKind::AkvUnavailable).with_detail(detail), e)
 }
 
+/// A backend failure of a `provider` configuration: [`akv_failed`], in that provider's words
+/// (the code is 346758 for both: NetApp documents no AWS-specific one).
+pub(crate) fn provider_failed(provider: Provider, e: &BackendError) -> Error {
+    let err = akv_failed(e);
+    match provider {
+        Provider::AzureKeyVault => err,
+        Provider::AwsKms => err.with_message("AWS KMS is not reachable or refused the request."),
+    }
+}
+
 /// Marks `err` transient when the backend failure `e` was an outage or throttling.
 pub(crate) fn transient_if(err: Error, e: &BackendError) -> Error {
     match e.kind {

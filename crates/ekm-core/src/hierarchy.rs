@@ -29,7 +29,7 @@
 
 use uuid::Uuid;
 
-use crate::backend::{Backend, BackendCall, akv_failed, transient_if};
+use crate::backend::{Backend, BackendCall, provider_failed, transient_if};
 use crate::codec::{DataKeyFormat, KekState, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource};
 use crate::error::{Error, ErrorKind, Result};
@@ -217,7 +217,7 @@ pub fn wrap_kek(
 ) -> Result<WrappedKek> {
     let wrapped = backend
         .wrap_kek(call, &key_id, kek.generation(), kek.material())
-        .map_err(|e| akv_failed(&e))?;
+        .map_err(|e| provider_failed(key_id.provider(), &e))?;
     let check = kek
         .aead()
         .seal_vec(

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::Engine;
 use super::data_keys::OwnerConfig;
 use super::helpers::{CONDITIONAL_ATTEMPTS, store_failed};
-use crate::backend::{BackendCall, BackendError, BackendErrorKind, akv_failed};
+use crate::backend::{BackendCall, BackendError, BackendErrorKind, akv_failed, provider_failed};
 use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::KeyOwner;
@@ -151,9 +151,10 @@ impl Engine {
         let exact = self
             .backend
             .resolve(&call, &parts.external_key())
-            .map_err(|e| akv_failed(&e))?;
+            .map_err(|e| provider_failed(provider, &e))?;
         parts.set_external_key(exact)?;
-        self.check_backend(parts).map_err(|e| akv_failed(&e))?;
+        self.check_backend(parts)
+            .map_err(|e| provider_failed(provider, &e))?;
         let record = StoredConfig::seal(parts, &self.protection)?;
         let mut txn = Transaction::new();
         txn.check(Check::Absent(scope_key.clone()))
@@ -353,7 +354,8 @@ pub(super) fn already_configured(svm: bool) -> Error {
 fn keys_exist(config: &StoredConfig) -> Error {
     let uuid = config.uuid;
     Error::for_scope(ErrorKind::KeysExist, config.svm_uuid().is_some()).with_detail(format!(
-        "Delete its data keys first: GET /api/security/azure-key-vaults/{uuid}/keys lists them, DELETE /api/security/azure-key-vaults/{uuid}/keys/{{key_id}} deletes one; then delete the key manager."
+        "Delete its data keys first: GET {base}/{uuid}/keys lists them, DELETE {base}/{uuid}/keys/{{key_id}} deletes one; then delete the key manager.",
+        base = config.provider().collection()
     ))
 }
 
@@ -362,7 +364,7 @@ fn keys_exist(config: &StoredConfig) -> Error {
 /// else (unreachable, throttled, key unusable) is the backend's error.
 fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
     let ProviderParts::Azure(az) = &parts.provider else {
-        return akv_failed(e);
+        return provider_failed(parts.external_key().provider(), e);
     };
     if e.kind != BackendErrorKind::AuthenticationFailed {
         return akv_failed(e);

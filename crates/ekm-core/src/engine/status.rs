@@ -382,7 +382,11 @@ impl Engine {
                 reachable: false,
                 code: ErrorKind::AkvUnavailable.code().to_string(),
                 message: format!(
-                    "AKV service is not reachable from all nodes - {}.",
+                    "{} is not reachable from all nodes - {}.",
+                    match cfg.provider() {
+                        crate::provider::Provider::AzureKeyVault => "AKV service",
+                        crate::provider::Provider::AwsKms => "AWS KMS",
+                    },
                     failures.join("; ")
                 ),
             }

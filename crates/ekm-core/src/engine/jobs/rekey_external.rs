@@ -20,7 +20,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{Job, JobKind, Stop, not_found};
-use crate::backend::{BackendCall, akv_failed};
+use crate::backend::{BackendCall, provider_failed};
 use crate::engine::Engine;
 use crate::engine::helpers::store_failed;
 use crate::error::{Error, ErrorKind, Result};
@@ -118,7 +118,7 @@ impl Engine {
             let new_external = self
                 .backend
                 .resolve(&call, &new_key)
-                .map_err(|e| akv_failed(&e))?;
+                .map_err(|e| provider_failed(call.access.provider_kind(), &e))?;
             if cfg.external_key()? == new_external {
                 job.finish(
                     &mut txn,
@@ -128,7 +128,7 @@ impl Engine {
             }
             self.backend
                 .check(&call, &new_external)
-                .map_err(|e| akv_failed(&e))?;
+                .map_err(|e| provider_failed(call.access.provider_kind(), &e))?;
             let cfg_key = layout::config(cfg.uuid);
             txn.check(Check::Equals(cfg_key.clone(), bytes)).put(
                 cfg_key,
@@ -179,7 +179,7 @@ impl Engine {
             rec.wrapped = self
                 .backend
                 .wrap_kek(call, key, rec.generation, kek.material())
-                .map_err(|e| akv_failed(&e))?;
+                .map_err(|e| provider_failed(call.access.provider_kind(), &e))?;
             rec.key_id = key.clone();
             txn.put(
                 layout::kek(cfg.uuid, rec.generation),
