@@ -82,7 +82,11 @@ fn kms_refusals_reach_the_job_message() {
         assert_eq!(job.state, JobState::Failure, "{answer:?}: {job:?}");
         let message = job.message.to_lowercase();
         assert!(message.contains(says), "{says}: {}", job.message);
-        assert!(!job.message.contains("AKV"), "worded for AWS: {}", job.message);
+        assert!(
+            !job.message.contains("AKV"),
+            "worded for AWS: {}",
+            job.message
+        );
         assert!(
             !job.message.contains(ekm::aws::testing::CANARY_SECRET),
             "no secret in a job message"

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | [`AeadKey`] | any 256-bit [`KeyMaterial`] | `nonce 12 \| ciphertext \| tag 16` ([`AeadKey::seal_vec`]) or in place |
 //! | [`Kek`] | one configuration's KEK, one generation | data keys (`hierarchy.rs` decides the AAD) |
-//! | [`ProtectionKey`] | the node-local key file | configuration secrets and record macs (`stored.rs`, `codec`) |
+//! | [`ProtectionKey`] | the node-local key file | configuration secrets and record macs (`stored/mod.rs`, `codec`) |
 
 use std::fmt;
 

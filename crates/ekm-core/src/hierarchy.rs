@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Beside it, not part of it: configuration secrets and the authentication of configuration
-//! records are sealed under the node-local protection key (`stored.rs`).
+//! records are sealed under the node-local protection key (`stored/mod.rs`).
 //!
 //! Owns: the cryptographic steps of the hierarchy. The engine decides when they happen and
 //! what is stored; this module decides how, and what binds to what.

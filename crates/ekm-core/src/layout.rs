@@ -14,7 +14,7 @@
 //! | `meta/protection-check` | GMAC of a constant under the protection key (shared stores only) | the first process of a cluster |
 //! | `l/<node uuid>` | node liveness (JSON: KEK generations held, KMIP server state), bound to that process's lease in a shared store | each process, at open and on changes |
 //! | `q/<config uuid>` | a restore request (the job uuid): every process unlocks that KEK on its nodes | restore, in a shared store |
-//! | `c/<config uuid>` | configuration record (JSON, authenticated; `stored.rs`) | create, patch, first KEK, rekeys |
+//! | `c/<config uuid>` | configuration record (JSON, authenticated; `stored/mod.rs`) | create, patch, first KEK, rekeys |
 //! | `s/c`, `s/v<svm uuid>` | the configuration uuid of that scope (uniqueness index) | create, delete |
 //! | `k/<config uuid><gen>` | wrapped KEK record (`codec::WrappedKek`) | first KEK, rekeys |
 //! | `d/<id>` | the key's location: config uuid, owner kind, owner uuid | create, migrate, delete |

@@ -12,7 +12,7 @@
 //! | [`WrappedKek`] | `'K'`, 2 (1 refused) | `k/<config><gen>`, node records | `kek.rs` |
 //! | fields: `Reader`, length-prefixed writers, version bytes | — | — | `fields.rs` |
 //!
-//! Not here: configuration records are JSON (`stored.rs`); node availability and liveness
+//! Not here: configuration records are JSON (`stored/mod.rs`); node availability and liveness
 //! records are JSON (`engine::node_records`, `engine::liveness`).
 
 mod data_key;
