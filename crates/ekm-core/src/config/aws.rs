@@ -5,7 +5,7 @@
 //! port 443, timeout 10 s, every TLS check on), and the validation of each.
 //! Must never: serialize the secret access key or the proxy password.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +16,6 @@ use crate::error::{Error, Result};
 use crate::provider::AwsKeyId;
 use crate::topology::SvmSelector;
 
-/// Longest secret access key accepted.
-const MAX_SECRET_ACCESS_KEY_LEN: usize = 1024;
 /// Longest `encryption_context` accepted.
 const MAX_CONTEXT_LEN: usize = 4096;
 
@@ -183,11 +181,7 @@ impl AwsCreateRequest {
         let secret_access_key = body
             .secret_access_key
             .ok_or_else(|| Error::invalid_value("secret_access_key", "is required."))?;
-        let s = secret_access_key.expose_secret();
-        if s.trim().is_empty()
-            || s.len() > MAX_SECRET_ACCESS_KEY_LEN
-            || s.chars().any(char::is_control)
-        {
+        if !is_printable_secret(&secret_access_key) {
             return Err(Error::invalid_value(
                 "secret_access_key",
                 "expected 1 to 1024 printable characters.",
@@ -245,29 +239,7 @@ impl AwsCreateRequest {
             ));
         }
         let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
-        match body.scope.as_deref() {
-            None => {}
-            Some("svm") if svm.is_some() => {}
-            Some("cluster") if svm.is_none() => {}
-            Some("svm") => {
-                return Err(Error::invalid_value(
-                    "svm",
-                    "scope \"svm\" requires svm.uuid or svm.name.",
-                ));
-            }
-            Some("cluster") => {
-                return Err(Error::invalid_value(
-                    "scope",
-                    "scope \"cluster\" does not take an svm.",
-                ));
-            }
-            Some(_) => {
-                return Err(Error::invalid_value(
-                    "scope",
-                    "expected \"svm\" or \"cluster\".",
-                ));
-            }
-        }
+        check_scope(body.scope.as_deref(), svm.is_some())?;
         if settings.verify_ip {
             return Err(Error::invalid_value(
                 "verify_ip",
@@ -328,7 +300,7 @@ impl AwsPatchRequest {
     /// an empty patch is 65537541.
     pub fn from_json(json: &[u8]) -> Result<AwsPatchRequest> {
         let body: AwsBody = parse_json(json)?;
-        for (present, field, hint) in [
+        refuse_unmodifiable(&[
             (
                 body.key_id.is_some(),
                 "key_id",
@@ -354,13 +326,7 @@ impl AwsPatchRequest {
                 "skip_verify",
                 "ekm always proves the configuration.",
             ),
-        ] {
-            if present {
-                return Err(Error::new(crate::error::ErrorKind::UnexpectedArgument)
-                    .with_detail(format!("Field \"{field}\" cannot be modified: {hint}"))
-                    .with_target(field));
-            }
-        }
+        ])?;
         if body.verify == Some(false) || body.verify_host == Some(false) {
             return Err(Error::invalid_value(
                 if body.verify == Some(false) {
@@ -384,17 +350,15 @@ impl AwsPatchRequest {
                 "is required with a new access_key_id.",
             ));
         }
-        if let Some(s) = &body.secret_access_key {
-            let s = s.expose_secret();
-            if s.trim().is_empty()
-                || s.len() > MAX_SECRET_ACCESS_KEY_LEN
-                || s.chars().any(char::is_control)
-            {
-                return Err(Error::invalid_value(
-                    "secret_access_key",
-                    "expected 1 to 1024 printable characters.",
-                ));
-            }
+        if body
+            .secret_access_key
+            .as_ref()
+            .is_some_and(|s| !is_printable_secret(s))
+        {
+            return Err(Error::invalid_value(
+                "secret_access_key",
+                "expected 1 to 1024 printable characters.",
+            ));
         }
         if body
             .encryption_context

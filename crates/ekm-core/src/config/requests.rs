@@ -171,29 +171,7 @@ impl CreateRequest {
         let credential =
             credential?.ok_or_else(|| Error::new(ErrorKind::NoAuthenticationMethod))?;
         let svm = body.svm.filter(|s| s.uuid.is_some() || s.name.is_some());
-        match body.scope.as_deref() {
-            None => {}
-            Some("svm") if svm.is_some() => {}
-            Some("cluster") if svm.is_none() => {}
-            Some("svm") => {
-                return Err(Error::invalid_value(
-                    "svm",
-                    "scope \"svm\" requires svm.uuid or svm.name.",
-                ));
-            }
-            Some("cluster") => {
-                return Err(Error::invalid_value(
-                    "scope",
-                    "scope \"cluster\" does not take an svm.",
-                ));
-            }
-            Some(_) => {
-                return Err(Error::invalid_value(
-                    "scope",
-                    "expected \"svm\" or \"cluster\".",
-                ));
-            }
-        }
+        check_scope(body.scope.as_deref(), svm.is_some())?;
         let proxy = ProxyFields {
             proxy_type: parse_proxy_type(body.proxy_type)?,
             host: body.proxy_host.filter(|h| !h.is_empty()),
@@ -220,7 +198,7 @@ impl PatchRequest {
     /// is [`ErrorKind::NoPatchInputs`].
     pub fn from_json(json: &[u8]) -> Result<PatchRequest> {
         let mut body: Body = parse_json(json)?;
-        for (present, field, hint) in [
+        refuse_unmodifiable(&[
             (
                 body.key_id.is_some(),
                 "key_id",
@@ -241,13 +219,7 @@ impl PatchRequest {
                 "scope",
                 "the scope of a configuration cannot change.",
             ),
-        ] {
-            if present {
-                return Err(Error::new(ErrorKind::UnexpectedArgument)
-                    .with_detail(format!("Field \"{field}\" cannot be modified: {hint}"))
-                    .with_target(field));
-            }
-        }
+        ])?;
         let credential = body.take_credential()?;
         let patch = PatchRequest {
             client_id: body

@@ -121,13 +121,52 @@ pub(super) fn check_app_id(value: String, field: &str) -> Result<String> {
 }
 
 pub(super) fn check_client_secret(secret: SecretString) -> Result<SecretString> {
-    let s = secret.expose_secret();
-    if s.trim().is_empty() || s.len() > MAX_CLIENT_SECRET_LEN || s.chars().any(char::is_control) {
+    if !is_printable_secret(&secret) {
         return Err(Error::new(ErrorKind::InvalidClientSecret)
             .with_detail("A client secret is 1 to 1024 printable characters and not only spaces.")
             .with_target("client_secret"));
     }
     Ok(secret)
+}
+
+/// A create body's `scope`, which must agree with its `svm` (`has_svm`): `svm` with an SVM,
+/// `cluster` without one, or left out.
+pub(super) fn check_scope(scope: Option<&str>, has_svm: bool) -> Result<()> {
+    match scope {
+        None => Ok(()),
+        Some("svm") if has_svm => Ok(()),
+        Some("cluster") if !has_svm => Ok(()),
+        Some("svm") => Err(Error::invalid_value(
+            "svm",
+            "scope \"svm\" requires svm.uuid or svm.name.",
+        )),
+        Some("cluster") => Err(Error::invalid_value(
+            "scope",
+            "scope \"cluster\" does not take an svm.",
+        )),
+        Some(_) => Err(Error::invalid_value(
+            "scope",
+            "expected \"svm\" or \"cluster\".",
+        )),
+    }
+}
+
+/// A patch naming a field that cannot change: 262179 on the first such field, with its hint.
+/// Each entry is (present in the body, field, how to change it instead).
+pub(super) fn refuse_unmodifiable(fields: &[(bool, &str, &str)]) -> Result<()> {
+    match fields.iter().find(|(present, _, _)| *present) {
+        Some((_, field, hint)) => Err(Error::new(ErrorKind::UnexpectedArgument)
+            .with_detail(format!("Field \"{field}\" cannot be modified: {hint}"))
+            .with_target(*field)),
+        None => Ok(()),
+    }
+}
+
+/// A secret of 1 to 1024 printable characters, not only spaces (what the seed asks of a
+/// client secret, and ekm of every other secret).
+pub(super) fn is_printable_secret(secret: &SecretString) -> bool {
+    let s = secret.expose_secret();
+    !(s.trim().is_empty() || s.len() > MAX_CLIENT_SECRET_LEN || s.chars().any(char::is_control))
 }
 
 pub(super) fn parse_proxy_type(s: Option<String>) -> Result<Option<ProxyType>> {
