@@ -103,7 +103,10 @@ fn migrate_arguments_are_checked() {
     let (e, _f, _s) = DataDir::new(dir.path(), StoreKind::Redb).open();
     let cluster = create(&e, &secret_body(None, "s")).unwrap().uuid;
     let vs0 = create(&e, &secret_body(Some("vs0"), "s")).unwrap().uuid;
-    assert_eq!(e.start_migrate(vs0, cluster).unwrap_err().code(), 262_197);
+    let vs1 = create(&e, &secret_body(Some("vs1"), "s")).unwrap().uuid;
+    // One side is the cluster's key manager, the other an SVM's.
+    assert_eq!(e.start_migrate(vs0, vs1).unwrap_err().code(), 262_197);
+    assert_eq!(e.start_migrate(cluster, cluster).unwrap_err().code(), 262_197);
     assert_eq!(
         e.start_migrate(cluster, uuid::Uuid::new_v4())
             .unwrap_err()
@@ -113,4 +116,42 @@ fn migrate_arguments_are_checked() {
     // Nothing to move is a success.
     let job = e.start_migrate(cluster, vs0).unwrap();
     assert_eq!(e.wait_job(job.uuid, WAIT).unwrap().state, JobState::Success);
+}
+
+#[test]
+fn svm_keys_move_back_to_the_cluster_key_manager_and_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let dd = DataDir::new(dir.path(), StoreKind::Redb);
+    let (e, _fake, _s) = dd.open();
+    let cluster = create(&e, &secret_body(None, "s")).unwrap().uuid;
+    let vs0 = create(&e, &secret_body(Some("vs0"), "s")).unwrap().uuid;
+    let mut keys = HashMap::new();
+    for id in e
+        .create_data_keys(KeyOwner::Svm(VS0), vec![KeyTag::parse("v").unwrap(); 10])
+        .unwrap()
+    {
+        keys.insert(id, e.read_data_key(&id).unwrap().expose_secret().to_vec());
+    }
+    let job = e.start_migrate(vs0, cluster).unwrap();
+    let job = e.wait_job(job.uuid, WAIT).unwrap();
+    assert_eq!(job.state, JobState::Success, "{}", job.message);
+    assert_eq!((job.processed, job.total), (10, 10));
+    assert!(e.list_data_keys(vs0).unwrap().is_empty());
+    let on_cluster = e.list_data_keys(cluster).unwrap();
+    assert_eq!(on_cluster.len(), 10);
+    assert!(on_cluster.iter().all(|k| k.svm_uuid == Some(VS0)));
+    // While they are there, VS0's own rekeys are refused as for keys never migrated.
+    assert_eq!(
+        e.start_rekey_internal(vs0).unwrap_err().kind(),
+        ErrorKind::KeysOnAdminKeyManager
+    );
+    e.shutdown();
+    drop((e, _fake, _s));
+    let (e, _f, _s) = dd.open();
+    for (id, m) in &keys {
+        assert_eq!(e.read_data_key(id).unwrap().expose_secret().as_slice(), m);
+    }
+    let job = e.start_migrate(cluster, vs0).unwrap();
+    assert_eq!(e.wait_job(job.uuid, WAIT).unwrap().state, JobState::Success);
+    assert_eq!(e.list_data_keys(vs0).unwrap().len(), 10);
 }

@@ -1,6 +1,6 @@
-//! migrate: the keys of an SVM moved from the cluster's key manager to the SVM's own, each
-//! rewrapped from the cluster's active KEK to the SVM configuration's; key ids and material
-//! unchanged.
+//! migrate: the keys of an SVM moved between the cluster's key manager and the SVM's own (either
+//! way, of any kinds), each rewrapped from the source's KEK to the destination's active one;
+//! key ids and material unchanged.
 //!
 //! Durable steps, and what a crash right after each leaves:
 //!
@@ -109,22 +109,17 @@ impl Engine {
         }
     }
 
-    /// Starts migrating the keys of `destination`'s SVM from `source` (the cluster's key
-    /// manager) to `destination` (that SVM's own). Key ids and material are unchanged.
+    /// Starts migrating an SVM's keys between the cluster's key manager and that SVM's own, in
+    /// either direction (ONTAP's `POST /security/key-managers/{source.uuid}/migrate`): from
+    /// `source` to `destination`, of whichever kinds. Key ids and material are unchanged.
     pub fn start_migrate(self: &Arc<Self>, source: Uuid, destination: Uuid) -> Result<Job> {
         let admin = self.admin.lock();
         let (src, _) = self.load_config(source)?;
         let (dst, _) = self.load_config(destination)?;
-        if src.svm_uuid().is_some() {
-            return Err(Error::invalid_value(
-                "source.uuid",
-                "the source of a migrate is the cluster's key manager.",
-            ));
-        }
-        if dst.svm_uuid().is_none() {
+        if migrated_owner(&src, &dst).is_none() {
             return Err(Error::invalid_value(
                 "uuid",
-                "the destination of a migrate is an SVM's key manager.",
+                "a migrate moves an SVM's keys between the cluster's key manager and that SVM's own: one of the two must be the cluster's, the other an SVM's.",
             ));
         }
         let mut job = Job::new(JobKind::Migrate, source);
@@ -143,10 +138,7 @@ impl Engine {
         let (dst, dst_bytes) = self
             .load_config(dest)
             .map_err(|_| Stop::Failed(not_found()))?;
-        let owner = dst
-            .svm_uuid()
-            .map(KeyOwner::Svm)
-            .ok_or_else(|| Stop::Failed(not_found()))?;
+        let owner = migrated_owner(&src, &dst).ok_or_else(|| Stop::Failed(not_found()))?;
         let prefix = layout::records_of(src.uuid, owner);
         let left = self.count(&prefix)?;
         job.total = job.processed + left;
@@ -201,5 +193,14 @@ impl Engine {
             )),
         );
         self.commit_job_step(txn)
+    }
+}
+
+/// The owner whose keys a migrate from `src` to `dst` moves: the SVM of the one that is an
+/// SVM's, when the other is the cluster's; `None` for any other pair.
+fn migrated_owner(src: &StoredConfig, dst: &StoredConfig) -> Option<KeyOwner> {
+    match (src.svm_uuid(), dst.svm_uuid()) {
+        (None, Some(svm)) | (Some(svm), None) => Some(KeyOwner::Svm(svm)),
+        _ => None,
     }
 }
