@@ -106,7 +106,10 @@ fn migrate_arguments_are_checked() {
     let vs1 = create(&e, &secret_body(Some("vs1"), "s")).unwrap().uuid;
     // One side is the cluster's key manager, the other an SVM's.
     assert_eq!(e.start_migrate(vs0, vs1).unwrap_err().code(), 262_197);
-    assert_eq!(e.start_migrate(cluster, cluster).unwrap_err().code(), 262_197);
+    assert_eq!(
+        e.start_migrate(cluster, cluster).unwrap_err().code(),
+        262_197
+    );
     assert_eq!(
         e.start_migrate(cluster, uuid::Uuid::new_v4())
             .unwrap_err()

@@ -10,8 +10,7 @@ mod common;
 
 use common::free_port;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -19,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use ekm_core::{KmipServerState, StatusFields};
 use ekm_kmip::tags as t;
-use ekm_kmip::ttlv::{self, Item};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 
 struct Daemon {
@@ -57,19 +54,8 @@ fn start(dir: &Path, kmip: bool) -> Daemon {
     if let Some(a) = kmip_addr {
         cmd.args(["--kmip-listen", &a.to_string()]);
     }
-    // With KMIP on, ekmd prints the KMIP listener's line first: read up to the REST line,
-    // and keep reading stdout after it (a closed pipe would fail ekmd's next print).
-    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    loop {
-        let mut line = String::new();
-        use std::io::BufRead;
-        assert!(out.read_line(&mut line).unwrap() > 0, "ekmd did not start");
-        if line.starts_with("ekmd listening on") {
-            break;
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let (child, line) = common::spawn_listening(&mut cmd);
+    assert!(line.starts_with("ekmd listening on"), "ekmd did not start: {line:?}");
     Daemon {
         child,
         url: format!("http://127.0.0.1:{port}"),
@@ -141,88 +127,6 @@ fn reachability_of_node1(d: &Daemon, uuid: &str, want_reachable: bool) -> Value 
     }
 }
 
-/// One KMIP message over mutual TLS with the client certificate `ekmd kmip-client-cert`
-/// issues for `owner`; the answer's batch items' (status, uid).
-fn kmip_call(d: &Daemon, owner: &str, msg: &[u8]) -> Vec<(u32, Option<String>)> {
-    let out = d.data.parent().unwrap().join(format!("client-{owner}"));
-    let st = Command::new(env!("CARGO_BIN_EXE_ekmd"))
-        .args(["kmip-client-cert", "--data-dir"])
-        .arg(&d.data)
-        .args(["--owner", owner, "--out"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(d.data.join("kmip/ca.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(out.join("client.pem"))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(out.join("client.key")).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap())
-            .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(d.kmip.unwrap()).unwrap());
-    tls.write_all(msg).unwrap();
-    let mut header = [0u8; 8];
-    tls.read_exact(&mut header).unwrap();
-    let mut body = vec![0u8; ttlv::message_len(&header).unwrap()];
-    body[..8].copy_from_slice(&header);
-    tls.read_exact(&mut body[8..]).unwrap();
-    ttlv::decode(&body)
-        .unwrap()
-        .all(t::BATCH_ITEM)
-        .map(|b| {
-            (
-                b.child(t::RESULT_STATUS).and_then(Item::as_enum).unwrap(),
-                b.child(t::RESPONSE_PAYLOAD)
-                    .and_then(|p| p.child(t::UNIQUE_IDENTIFIER))
-                    .and_then(Item::as_text)
-                    .map(str::to_owned),
-            )
-        })
-        .collect()
-}
-
-fn create_request() -> Vec<u8> {
-    let attr = |name: &str, value: Item| {
-        Item::structure(
-            t::ATTRIBUTE,
-            vec![Item::text(t::ATTRIBUTE_NAME, name), value],
-        )
-    };
-    ekm_kmip::request_message(
-        (1, 2),
-        vec![(
-            t::op::CREATE,
-            vec![
-                Item::enumeration(t::OBJECT_TYPE, t::OBJECT_SYMMETRIC_KEY),
-                Item::structure(
-                    t::TEMPLATE_ATTRIBUTE,
-                    vec![
-                        attr(
-                            "Cryptographic Algorithm",
-                            Item::enumeration(t::ATTRIBUTE_VALUE, t::ALGORITHM_AES),
-                        ),
-                        attr("Cryptographic Length", Item::int(t::ATTRIBUTE_VALUE, 256)),
-                    ],
-                ),
-            ],
-        )],
-    )
-    .to_vec()
-}
-
 #[test]
 fn with_kmip_on_a_node_is_reachable_when_its_listener_answers_the_probe() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,7 +140,12 @@ fn with_kmip_on_a_node_is_reachable_when_its_listener_answers_the_probe() {
         "KMIP is on: {n}"
     );
     // A real client over mutual TLS: answered, counted, audited with its CN.
-    let r = kmip_call(&d, "cluster1", &create_request());
+    let r = common::kmip::results(&common::kmip::call(
+        &d.data,
+        d.kmip.unwrap(),
+        "cluster1",
+        &common::kmip::create_aes256(),
+    ));
     assert_eq!(r[0].0, t::status::SUCCESS, "{r:?}");
     let id = r[0].1.clone().unwrap();
     let trail = std::fs::read_to_string(d.data.join("audit.log")).unwrap();

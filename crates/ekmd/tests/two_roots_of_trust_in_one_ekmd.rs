@@ -1,10 +1,13 @@
 //! One ekmd with `--backend azure,aws`: SVM vs0 on Azure Key Vault (the AKV emulator) and SVM
 //! vs1 on AWS KMS (moto) at the same time, through the official SDKs over HTTPS with test CAs
 //! and host pins (`--azure-*`, `--aws-ca-file`, `--aws-resolve`). Keys of both are served over
-//! the data-path socket; each rekey-internal touches only its own provider; after a restart each
-//! scope unlocks through its own root of trust.
+//! the data-path socket and KMIP; each rekey-internal touches only its own provider; after a
+//! restart each scope unlocks through its own root of trust; a migrate moves vs0's keys from its
+//! Azure configuration to the cluster's AWS one, after which vs0's Azure configuration can go
+//! and every key still reads back.
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -22,6 +25,7 @@ const SECRET: &str = "canary-two-roots-client-secret";
 struct Daemon {
     child: Child,
     url: String,
+    kmip: SocketAddr,
     data: PathBuf,
 }
 
@@ -39,6 +43,9 @@ fn start(dir: &Path, emu: &akv_emulator::Emulator, moto: &ekm_aws::testing::Moto
     let vault_ca = dir.join("vault-ca.pem");
     std::fs::write(&vault_ca, emu.ca_pem()).unwrap();
     let port = common::free_port();
+    let kmip: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     let addr = emu.addr().to_string();
     let log = std::fs::File::create(dir.join(format!("ekmd-{port}.log"))).unwrap();
     let (child, line) = common::spawn_listening(
@@ -49,6 +56,7 @@ fn start(dir: &Path, emu: &akv_emulator::Emulator, moto: &ekm_aws::testing::Moto
             .arg("--topology")
             .arg(&topology)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--kmip-listen", &kmip.to_string()])
             .arg("--azure-ca-file")
             .arg(&vault_ca)
             .args(["--azure-authority-host", &emu.authority()])
@@ -74,6 +82,7 @@ fn start(dir: &Path, emu: &akv_emulator::Emulator, moto: &ekm_aws::testing::Moto
     Daemon {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        kmip,
         data,
     }
 }
@@ -112,6 +121,39 @@ fn socket_read(d: &Daemon, id: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(v["key"].as_str().unwrap())
         .unwrap()
+}
+
+/// A KMIP Create by a client of `owner`: the new key's uid.
+fn kmip_create(d: &Daemon, owner: &str) -> String {
+    let r = common::kmip::results(&common::kmip::call(
+        &d.data,
+        d.kmip,
+        owner,
+        &common::kmip::create_aes256(),
+    ));
+    assert_eq!(r[0].0, ekm_kmip::tags::status::SUCCESS, "{r:?}");
+    r[0].1.clone().unwrap()
+}
+
+/// The material a KMIP Get by a client of `owner` answers for `uid`.
+fn kmip_get(d: &Daemon, owner: &str, uid: &str) -> Vec<u8> {
+    let answer = common::kmip::call(&d.data, d.kmip, owner, &common::kmip::get(uid));
+    common::kmip::material(&answer).unwrap_or_else(|| panic!("no key in {answer:?}"))
+}
+
+/// The ids of the keys `GET /api/security/{base}/{uuid}/keys` lists, sorted.
+fn listed(d: &Daemon, base: &str, uuid: &str) -> Vec<String> {
+    let (_, v) = call(d, "GET", &format!("/api/security/{base}/{uuid}/keys"), None);
+    let mut ids: Vec<String> = v["records"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| r["key_id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
 }
 
 #[test]
@@ -181,6 +223,30 @@ fn vs0_on_azure_and_vs1_on_aws_in_one_ekmd() {
     let k1 = key_of("aws-kms", &vs1);
     let (m0, m1) = (socket_read(&d, &k0), socket_read(&d, &k1));
     assert_ne!(m0, m1);
+    // KMIP clients of each SVM create keys under their SVM's own root of trust.
+    let (u0, u1) = (kmip_create(&d, "vs0"), kmip_create(&d, "vs1"));
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(&d, "azure-key-vaults", &vs0),
+        sorted(vec![k0.clone(), u0.clone()])
+    );
+    assert_eq!(
+        listed(&d, "aws-kms", &vs1),
+        sorted(vec![k1.clone(), u1.clone()])
+    );
+    let (n0, n1) = (socket_read(&d, &u0), socket_read(&d, &u1));
+    assert_eq!(
+        (kmip_get(&d, "vs0", &u0), kmip_get(&d, "vs1", &u1)),
+        (n0.clone(), n1.clone())
+    );
+    assert_eq!(
+        kmip_get(&d, "vs0", &k0),
+        m0,
+        "a REST-made key is served over KMIP too"
+    );
 
     // Each rekey touches its own provider only.
     let kms_before = moto.kms_calls().len();
@@ -224,7 +290,14 @@ fn vs0_on_azure_and_vs1_on_aws_in_one_ekmd() {
     // After a restart, each scope unlocks through its own root of trust.
     drop(d);
     let d = start(dir.path(), &emu, &moto);
-    assert_eq!((socket_read(&d, &k0), socket_read(&d, &k1)), (m0, m1));
+    assert_eq!(
+        (socket_read(&d, &k0), socket_read(&d, &k1)),
+        (m0.clone(), m1.clone())
+    );
+    assert_eq!(
+        (kmip_get(&d, "vs0", &u0), kmip_get(&d, "vs1", &u1)),
+        (n0.clone(), n1.clone())
+    );
     let (_, v) = call(
         &d,
         "GET",
@@ -239,4 +312,49 @@ fn vs0_on_azure_and_vs1_on_aws_in_one_ekmd() {
         None,
     );
     assert_eq!(v["azure_reachability"]["reachable"], true, "{v}");
+
+    // A migrate between kinds: vs0's keys leave its Azure configuration for the cluster's AWS
+    // KMS one; vs0's Azure configuration, left without keys, can then be deleted, and after a
+    // restart every key of vs0 reads back through AWS KMS.
+    let (aws_cluster_key, _) = moto.create_key().unwrap();
+    let (s, v) = call(
+        &d,
+        "POST",
+        "/api/security/aws-kms?return_records=true",
+        Some(
+            json!({"region": ekm_aws::testing::REGION, "key_id": aws_cluster_key,
+                    "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
+                    "secret_access_key": ekm_aws::testing::CANARY_SECRET}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let cluster = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let (s, v) = call(
+        &d,
+        "POST",
+        &format!("/api/security/key-managers/{vs0}/migrate?return_timeout=60"),
+        Some(json!({"uuid": cluster})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        listed(&d, "aws-kms", &cluster),
+        sorted(vec![k0.clone(), u0.clone()])
+    );
+    assert!(listed(&d, "azure-key-vaults", &vs0).is_empty());
+    let (s, v) = call(
+        &d,
+        "DELETE",
+        &format!("/api/security/azure-key-vaults/{vs0}"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    drop(d);
+    let d = start(dir.path(), &emu, &moto);
+    let akv_before = emu.counters();
+    assert_eq!((socket_read(&d, &k0), kmip_get(&d, "vs0", &u0)), (m0, n0));
+    assert_eq!(
+        emu.counters().gets,
+        akv_before.gets,
+        "vs0's keys no longer need the vault"
+    );
 }

@@ -10,6 +10,8 @@
 
 /// `ekmd serve` and `ekm` as processes (the command-line tests).
 pub mod cli;
+/// A KMIP client of a running ekmd (mutual TLS with `ekmd kmip-client-cert`).
+pub mod kmip;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -118,14 +120,21 @@ pub fn admin_auth() -> String {
     basic(ADMIN_USER, ADMIN_PASSWORD)
 }
 
-/// Spawns ekmd as `cmd` sets it up, with stdout piped, and returns it with its first stdout
-/// line (`ekmd listening on URL ...`), read once ekmd is listening.
+/// Spawns ekmd as `cmd` sets it up, with stdout piped, and returns it with its REST line
+/// (`ekmd listening on URL ...`), read once ekmd is listening. With KMIP on, ekmd prints the
+/// KMIP listener's line first: lines before the REST one are skipped, and stdout is drained
+/// after it (a closed pipe would fail ekmd's next print).
 pub fn spawn_listening(cmd: &mut Command) -> (Child, String) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 || line.starts_with("ekmd listening on") {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     (child, line)
 }
 
