@@ -55,7 +55,10 @@ fn start(dir: &Path, kmip: bool) -> Daemon {
         cmd.args(["--kmip-listen", &a.to_string()]);
     }
     let (child, line) = common::spawn_listening(&mut cmd);
-    assert!(line.starts_with("ekmd listening on"), "ekmd did not start: {line:?}");
+    assert!(
+        line.starts_with("ekmd listening on"),
+        "ekmd did not start: {line:?}"
+    );
     Daemon {
         child,
         url: format!("http://127.0.0.1:{port}"),

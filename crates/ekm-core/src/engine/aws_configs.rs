@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::Engine;
 use super::configs::already_configured;
 use super::helpers::{CONDITIONAL_ATTEMPTS, store_failed};
-use crate::backend::{BackendCall, provider_failed};
+use crate::backend::BackendCall;
 use crate::config::{AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, KeyManagerConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
@@ -77,7 +77,7 @@ impl Engine {
             let key = parts.external_key();
             self.backend
                 .check(&call, &key)
-                .map_err(|e| provider_failed(Provider::AwsKms, &e))?;
+                .map_err(|e| super::configs::refused_credentials(&e, &parts))?;
             let record = StoredConfig::seal(&parts, &self.protection)?;
             let cfg_key = layout::config(uuid);
             let mut txn = Transaction::new();

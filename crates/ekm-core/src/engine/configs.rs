@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::Engine;
 use super::data_keys::OwnerConfig;
 use super::helpers::{CONDITIONAL_ATTEMPTS, store_failed};
-use crate::backend::{BackendCall, BackendError, BackendErrorKind, akv_failed, provider_failed};
+use crate::backend::{BackendCall, BackendError, BackendErrorKind, provider_failed};
 use crate::config::{AuthenticationMethod, AzureKeyVault, CreateRequest, PatchRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::KeyOwner;
@@ -360,21 +360,29 @@ fn keys_exist(config: &StoredConfig) -> Error {
 }
 
 /// A patch's new settings refused by the backend: an identity provider that refuses the
-/// credential is the seed's "invalid client secret" / "invalid client certificate"; anything
-/// else (unreachable, throttled, key unusable) is the backend's error.
-fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
-    let ProviderParts::Azure(az) = &parts.provider else {
-        return provider_failed(parts.external_key().provider(), e);
-    };
+/// credential is the seed's "invalid client secret" / "invalid client certificate" (AWS KMS:
+/// the same 65537540, said of the secret access key — NetApp documents no AWS code for it);
+/// anything else (unreachable, throttled, key unusable) is the backend's error.
+pub(super) fn refused_credentials(e: &BackendError, parts: &ConfigParts) -> Error {
     if e.kind != BackendErrorKind::AuthenticationFailed {
-        return akv_failed(e);
+        return provider_failed(parts.external_key().provider(), e);
     }
-    let kind = match az.credential.method() {
-        AuthenticationMethod::ClientSecret => ErrorKind::InvalidClientSecret,
-        AuthenticationMethod::Certificate => ErrorKind::InvalidClientCertificate,
-    };
-    Error::new(kind).with_detail(format!(
-        "AKV refused the credential for client_id \"{}\" in tenant \"{}\": {e}. The configuration is unchanged.",
-        az.client_id, az.tenant_id
-    ))
+    match &parts.provider {
+        ProviderParts::Azure(az) => {
+            let kind = match az.credential.method() {
+                AuthenticationMethod::ClientSecret => ErrorKind::InvalidClientSecret,
+                AuthenticationMethod::Certificate => ErrorKind::InvalidClientCertificate,
+            };
+            Error::new(kind).with_detail(format!(
+                "AKV refused the credential for client_id \"{}\" in tenant \"{}\": {e}. The configuration is unchanged.",
+                az.client_id, az.tenant_id
+            ))
+        }
+        ProviderParts::Aws(aws) => Error::new(ErrorKind::InvalidClientSecret)
+            .with_message("Invalid secret access key.")
+            .with_detail(format!(
+                "AWS KMS refused the credential of access_key_id \"{}\": {e}. The configuration is unchanged.",
+                aws.settings.access_key_id
+            )),
+    }
 }
