@@ -477,7 +477,7 @@ fn help_groups_the_global_options_and_shows_no_empty_env_value() {
 fn kmip_client_cert_refuses_an_owner_the_topology_does_not_name() {
     let dir = tempfile::tempdir().unwrap();
     let topo = two_nodes(dir.path());
-    // A first start with --kmip-listen makes the KMIP CA (it says so on its first line).
+    // A first start with --kmip-listen makes the KMIP CA (before the REST listener's line).
     let port = common::free_port();
     let (mut d, line) = common::spawn_listening(
         std::process::Command::new(env!("CARGO_BIN_EXE_ekmd"))
@@ -488,7 +488,8 @@ fn kmip_client_cert_refuses_an_owner_the_topology_does_not_name() {
     );
     d.kill().unwrap();
     d.wait().unwrap();
-    assert!(line.contains("KMIP listening"), "{line}");
+    assert!(line.starts_with("ekmd listening on"), "{line}");
+    assert!(dir.path().join("ekm-data/kmip/ca.pem").exists(), "the KMIP CA is made");
     // With the topology named, and without it: the KMIP server recorded the one it served
     // (serve's --topology is outside the data dir here).
     for named in [true, false] {
