@@ -140,6 +140,12 @@ fn every_error_kind_is_pinned() {
             400,
         ),
         (
+            ErrorKind::MirrorsAttached,
+            65_537_605,
+            "This key manager has other roots of trust attached (mirror_of); delete them first.",
+            409,
+        ),
+        (
             ErrorKind::AwsNotConfigured,
             65_537_926,
             "AWS KMS is not configured for the given SVM.",

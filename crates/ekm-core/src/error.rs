@@ -64,6 +64,8 @@ pub enum ErrorKind {
     JobInProgress = 65_537_603,
     /// A configuration of a provider this process does not serve (`ekmd serve --backend`).
     ProviderNotEnabled = 65_537_604,
+    /// Deleting a primary configuration while mirrors are attached to it (an ekm code).
+    MirrorsAttached = 65_537_605,
     /// An operation on an SVM without an AWS KMS configuration.
     AwsNotConfigured = 65_537_926,
 }
@@ -95,6 +97,7 @@ impl ErrorKind {
         ErrorKind::KekUnavailable,
         ErrorKind::JobInProgress,
         ErrorKind::ProviderNotEnabled,
+        ErrorKind::MirrorsAttached,
         ErrorKind::AwsNotConfigured,
     ];
 
@@ -156,6 +159,9 @@ impl ErrorKind {
                 "This kind of key manager is not enabled on this cluster."
             }
             ErrorKind::AwsNotConfigured => "AWS KMS is not configured for the given SVM.",
+            ErrorKind::MirrorsAttached => {
+                "This key manager has other roots of trust attached (mirror_of); delete them first."
+            }
         }
     }
 
@@ -180,7 +186,8 @@ impl ErrorKind {
             ErrorKind::AlreadyConfigured
             | ErrorKind::KeysExist
             | ErrorKind::KeysOnAdminKeyManager
-            | ErrorKind::JobInProgress => 409,
+            | ErrorKind::JobInProgress
+            | ErrorKind::MirrorsAttached => 409,
             ErrorKind::AkvUnavailable | ErrorKind::RestorePartial | ErrorKind::KekUnavailable => {
                 503
             }

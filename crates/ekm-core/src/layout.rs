@@ -17,6 +17,7 @@
 //! | `c/<config uuid>` | configuration record (JSON, authenticated; `stored/mod.rs`) | create, patch, first KEK, rekeys |
 //! | `s/c`, `s/v<svm uuid>` | the configuration uuid of that scope (uniqueness index) | create, delete |
 //! | `k/<config uuid><gen>` | wrapped KEK record (`codec::WrappedKek`) | first KEK, rekeys |
+//! | `p/<primary uuid><gen><mirror uuid>` | a mirror's copy of the primary's KEK generation (`codec::WrappedKek`, naming the mirror's key; `engine/protectors.rs`) | attach, first KEK, rekey switch, catch-up; removed with the generation or the mirror |
 //! | `d/<id>` | the key's location: config uuid, owner kind, owner uuid | create, migrate, delete |
 //! | `r/<config uuid><owner><id>` | wrapped data key record (`codec::WrappedDataKey`) | create, rekey-internal, migrate, delete |
 //! | `e/<config uuid>` | deletion mark: empty, rewritten by every transaction that deletes an `r/` record of that configuration (a rekey page on etcd is fenced by its key span and this mark: `Store::rewrite_range`) | delete, migrate |
@@ -48,6 +49,9 @@ pub const CONFIG: &[u8] = b"c/";
 pub const SCOPE: &[u8] = b"s/";
 /// Prefix of KEK records: `k/<config uuid 16><generation u32 BE>`.
 pub const KEK: &[u8] = b"k/";
+/// Prefix of mirror copies of KEK generations: `p/<primary uuid 16><generation u32 BE><mirror
+/// uuid 16>`.
+pub const PROTECTOR: &[u8] = b"p/";
 /// Prefix of data key locations: `d/<key id 32>` → config uuid 16 | owner kind 1 |
 /// owner uuid 16 (where the record is).
 pub const DATA_KEY: &[u8] = b"d/";
@@ -102,6 +106,28 @@ pub fn kek_prefix(config: Uuid) -> Vec<u8> {
 /// `k/<config uuid><generation>`.
 pub fn kek(config: Uuid, generation: u32) -> Vec<u8> {
     join(KEK, &[config.as_bytes(), &generation.to_be_bytes()])
+}
+
+/// `p/<primary uuid>` (every mirror copy of every generation of a primary).
+pub fn protector_copies(primary: Uuid) -> Vec<u8> {
+    join(PROTECTOR, &[primary.as_bytes()])
+}
+
+/// `p/<primary uuid><generation>` (the mirror copies of one generation).
+pub fn protector_copies_of(primary: Uuid, generation: u32) -> Vec<u8> {
+    join(PROTECTOR, &[primary.as_bytes(), &generation.to_be_bytes()])
+}
+
+/// `p/<primary uuid><generation><mirror uuid>`: `mirror`'s copy of that generation.
+pub fn protector_copy(primary: Uuid, generation: u32, mirror: Uuid) -> Vec<u8> {
+    join(
+        PROTECTOR,
+        &[
+            primary.as_bytes(),
+            &generation.to_be_bytes(),
+            mirror.as_bytes(),
+        ],
+    )
 }
 
 /// `d/<key id>` (the location of a key).

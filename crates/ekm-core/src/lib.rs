@@ -108,7 +108,8 @@ pub use config::{
 pub use crypto::ProtectionKey;
 pub use engine::{
     DEFAULT_MAX_KEYS_PER_OWNER, DataKeyInfo, ERASE_WAIT, Engine, EngineOptions, Job, JobKind,
-    JobState, KekUsage, KmipServerState, LIMIT_TARGET, StatusFields, erase_pending_message,
+    JobState, KekUsage, KmipServerState, LIMIT_TARGET, MAX_ROOTS, Protector, StatusFields,
+    erase_pending_message,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{DataKeyId, KeyId, KeyOwner, KeyTag, VaultUrl};

@@ -489,7 +489,10 @@ fn kmip_client_cert_refuses_an_owner_the_topology_does_not_name() {
     d.kill().unwrap();
     d.wait().unwrap();
     assert!(line.starts_with("ekmd listening on"), "{line}");
-    assert!(dir.path().join("ekm-data/kmip/ca.pem").exists(), "the KMIP CA is made");
+    assert!(
+        dir.path().join("ekm-data/kmip/ca.pem").exists(),
+        "the KMIP CA is made"
+    );
     // With the topology named, and without it: the KMIP server recorded the one it served
     // (serve's --topology is outside the data dir here).
     for named in [true, false] {

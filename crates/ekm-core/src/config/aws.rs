@@ -65,6 +65,8 @@ pub struct AwsCreateRequest {
     pub secret_access_key: SecretString,
     /// Optional proxy.
     pub proxy: Option<ProxyConfig>,
+    /// ekm's extension: attach as an additional root of trust of this configuration's scope.
+    pub mirror_of: Option<uuid::Uuid>,
 }
 
 /// The wire form of an AWS create body. Unknown fields are refused.
@@ -105,6 +107,8 @@ struct AwsBody {
     verify_ip: Option<bool>,
     #[serde(default)]
     skip_verify: Option<bool>,
+    #[serde(default)]
+    mirror_of: Option<super::validate::UuidRef>,
     #[serde(default)]
     proxy_type: Option<String>,
     #[serde(default)]
@@ -261,6 +265,7 @@ impl AwsCreateRequest {
             key,
             secret_access_key,
             proxy,
+            mirror_of: super::validate::mirror_of(body.mirror_of)?,
         })
     }
 }
@@ -325,6 +330,11 @@ impl AwsPatchRequest {
                 body.skip_verify.is_some(),
                 "skip_verify",
                 "ekm always proves the configuration.",
+            ),
+            (
+                body.mirror_of.is_some(),
+                "mirror_of",
+                "a root of trust is attached by creating it with mirror_of, and detached by deleting it.",
             ),
         ])?;
         if body.verify == Some(false) || body.verify_host == Some(false) {

@@ -29,6 +29,8 @@ pub struct CreateRequest {
     pub credential: Credential,
     /// Optional proxy.
     pub proxy: Option<ProxyConfig>,
+    /// ekm's extension: attach as an additional root of trust of this configuration's scope.
+    pub mirror_of: Option<uuid::Uuid>,
 }
 
 /// A validated patch request. Fields left `None` keep their value.
@@ -137,6 +139,8 @@ struct Body {
     proxy_username: Option<String>,
     #[serde(default)]
     proxy_password: Option<SecretString>,
+    #[serde(default)]
+    mirror_of: Option<super::validate::UuidRef>,
     #[serde(default, rename = "_links")]
     _links: Option<IgnoredAny>,
 }
@@ -188,6 +192,7 @@ impl CreateRequest {
             key_id,
             credential,
             proxy,
+            mirror_of: super::validate::mirror_of(body.mirror_of)?,
         })
     }
 }
@@ -203,6 +208,11 @@ impl PatchRequest {
                 body.key_id.is_some(),
                 "key_id",
                 "use rekey-external to change the key.",
+            ),
+            (
+                body.mirror_of.is_some(),
+                "mirror_of",
+                "a root of trust is attached by creating it with mirror_of, and detached by deleting it.",
             ),
             (
                 body.name.is_some(),

@@ -131,6 +131,26 @@ pub(super) fn check_client_secret(secret: SecretString) -> Result<SecretString> 
 
 /// A create body's `scope`, which must agree with its `svm` (`has_svm`): `svm` with an SVM,
 /// `cluster` without one, or left out.
+/// The wire form of `{"uuid": "..."}` (ekm's `mirror_of`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UuidRef {
+    uuid: String,
+}
+
+/// `mirror_of` of a create body: the primary configuration's uuid.
+pub(super) fn mirror_of(r: Option<UuidRef>) -> Result<Option<uuid::Uuid>> {
+    r.map(|r| {
+        uuid::Uuid::parse_str(&r.uuid).map_err(|_| {
+            Error::invalid_value(
+                "mirror_of.uuid",
+                "expected the uuid of the configuration to mirror.",
+            )
+        })
+    })
+    .transpose()
+}
+
 pub(super) fn check_scope(scope: Option<&str>, has_svm: bool) -> Result<()> {
     match scope {
         None => Ok(()),

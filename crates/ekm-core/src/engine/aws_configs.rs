@@ -9,7 +9,6 @@
 use uuid::Uuid;
 
 use super::Engine;
-use super::configs::already_configured;
 use super::helpers::{CONDITIONAL_ATTEMPTS, store_failed};
 use crate::backend::BackendCall;
 use crate::config::{AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, KeyManagerConfig};
@@ -17,36 +16,19 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::provider::Provider;
 use crate::store::{Check, StoreError, Transaction};
-use crate::stored::{AwsParts, ConfigParts, ProviderParts, StoredConfig};
+use crate::stored::{AwsParts, ProviderParts, StoredConfig};
 
 impl Engine {
     /// Creates an AWS KMS configuration: checks the SVM and that the scope has none, proves the
     /// key (DescribeKey, a wrap and an unwrap) with these credentials, then persists it. Nothing
     /// is written on any failure.
     pub fn create_aws_config(&self, req: AwsCreateRequest) -> Result<AwsKmsConfig> {
-        let svm = req
-            .svm
-            .as_ref()
-            .map(|s| self.topology.resolve_svm(s))
-            .transpose()?;
-        let for_svm = svm.is_some();
-        let scope_key = layout::scope(svm.as_ref().map(|s| s.uuid()));
-        if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
-            return Err(already_configured(for_svm));
-        }
-        let mut parts = ConfigParts {
-            uuid: Uuid::new_v4(),
-            svm,
-            provider: ProviderParts::Aws(AwsParts {
-                settings: req.settings,
-                key: req.key,
-                secret_access_key: req.secret_access_key,
-            }),
-            proxy: req.proxy,
-            revision: 1,
-            active_generation: None,
-        };
-        self.commit_new_config(&mut parts, scope_key, || already_configured(for_svm))?
+        let provider = ProviderParts::Aws(AwsParts {
+            settings: req.settings,
+            key: req.key,
+            secret_access_key: req.secret_access_key,
+        });
+        self.create_new(req.svm.as_ref(), req.mirror_of, provider, req.proxy)?
             .aws_view()
     }
 

@@ -102,33 +102,51 @@ impl Engine {
     /// written on any failure. No lock is held across the backend call: the commit's
     /// precondition (the scope has no configuration) decides between concurrent creates.
     pub fn create_config(&self, req: CreateRequest) -> Result<AzureKeyVault> {
-        let svm = req
-            .svm
-            .as_ref()
-            .map(|s| self.topology.resolve_svm(s))
-            .transpose()?;
-        let for_svm = svm.is_some();
-        let already = || already_configured(for_svm);
-        let scope_key = layout::scope(svm.as_ref().map(|s| s.uuid()));
-        if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
-            return Err(already());
-        }
+        let provider = ProviderParts::Azure(AzureParts {
+            client_id: req.client_id,
+            tenant_id: req.tenant_id,
+            name: req.name,
+            key_id: req.key_id,
+            credential: req.credential,
+        });
+        self.create_new(req.svm.as_ref(), req.mirror_of, provider, req.proxy)?
+            .view()
+    }
+
+    /// Creates a configuration of any provider: the scope's own (with its scope entry), or,
+    /// with `mirror_of`, an additional root of trust of that configuration's scope
+    /// (`protectors.rs`), whose SVM it takes.
+    pub(crate) fn create_new(
+        &self,
+        svm: Option<&crate::topology::SvmSelector>,
+        mirror_of: Option<Uuid>,
+        provider: ProviderParts,
+        proxy: Option<crate::config::ProxyConfig>,
+    ) -> Result<StoredConfig> {
+        let svm = svm.map(|s| self.topology.resolve_svm(s)).transpose()?;
         let mut parts = ConfigParts {
             uuid: Uuid::new_v4(),
             svm,
-            provider: ProviderParts::Azure(AzureParts {
-                client_id: req.client_id,
-                tenant_id: req.tenant_id,
-                name: req.name,
-                key_id: req.key_id,
-                credential: req.credential,
-            }),
-            proxy: req.proxy,
+            provider,
+            proxy,
             revision: 1,
             active_generation: None,
+            mirror_of: None,
+            mirrors: Vec::new(),
         };
-        self.commit_new_config(&mut parts, scope_key, already)?
-            .view()
+        if let Some(primary) = mirror_of {
+            let prim = self.mirror_target(primary, parts.svm.as_ref())?;
+            parts.svm = prim.svm_ref();
+            parts.mirror_of = Some(primary);
+            self.prove_new_config(&mut parts)?;
+            return self.attach_mirror(&parts);
+        }
+        let for_svm = parts.svm.is_some();
+        let scope_key = layout::scope(parts.svm.as_ref().map(|s| s.uuid()));
+        if self.store.get(&scope_key).map_err(store_failed)?.is_some() {
+            return Err(already_configured(for_svm));
+        }
+        self.commit_new_config(&mut parts, scope_key, || already_configured(for_svm))
     }
 
     /// Proves and commits a new configuration of any provider, the scope's entry with it.
@@ -138,6 +156,22 @@ impl Engine {
         scope_key: Vec<u8>,
         already: impl Fn() -> Error,
     ) -> Result<StoredConfig> {
+        self.prove_new_config(parts)?;
+        let record = StoredConfig::seal(parts, &self.protection)?;
+        let mut txn = Transaction::new();
+        txn.check(Check::Absent(scope_key.clone()))
+            .put(scope_key, parts.uuid.as_bytes().to_vec())
+            .put(layout::config(parts.uuid), record.encode(&self.protection)?);
+        match self.store.commit(txn) {
+            Ok(()) => Ok(record),
+            Err(StoreError::Conflict(_)) => Err(already()),
+            Err(e) => Err(store_failed(e)),
+        }
+    }
+
+    /// A new configuration's provider is served, its key resolves to the exact key (which goes
+    /// into `parts`), and its backend accepts the credential and wraps and unwraps with it.
+    fn prove_new_config(&self, parts: &mut ConfigParts) -> Result<()> {
         let provider = parts.external_key().provider();
         if !self.backend.serves(provider) {
             return Err(provider.not_enabled());
@@ -154,17 +188,7 @@ impl Engine {
             .map_err(|e| provider_failed(provider, &e))?;
         parts.set_external_key(exact)?;
         self.check_backend(parts)
-            .map_err(|e| provider_failed(provider, &e))?;
-        let record = StoredConfig::seal(parts, &self.protection)?;
-        let mut txn = Transaction::new();
-        txn.check(Check::Absent(scope_key.clone()))
-            .put(scope_key, parts.uuid.as_bytes().to_vec())
-            .put(layout::config(parts.uuid), record.encode(&self.protection)?);
-        match self.store.commit(txn) {
-            Ok(()) => Ok(record),
-            Err(StoreError::Conflict(_)) => Err(already()),
-            Err(e) => Err(store_failed(e)),
-        }
+            .map_err(|e| provider_failed(provider, &e))
     }
 
     /// Proves the backend accepts `parts`' credentials and can wrap and unwrap with its key.
@@ -254,6 +278,16 @@ impl Engine {
         let _gate = self.gate.write();
         let _admin = self.admin.lock();
         let (stored, bytes) = self.load_config(uuid)?;
+        if !stored.mirrors().is_empty() {
+            let names: Vec<String> = stored.mirrors().iter().map(Uuid::to_string).collect();
+            return Err(Error::new(ErrorKind::MirrorsAttached).with_detail(format!(
+                "Its scope's keys are also protected by {}: delete each of them first (they hold only copies of this key manager's KEK); this one protects the keys last.",
+                names.join(", ")
+            )));
+        }
+        if stored.mirror_of().is_some() {
+            return self.detach_mirror(uuid);
+        }
         let job_running = || -> Result<bool> {
             Ok(self
                 .store

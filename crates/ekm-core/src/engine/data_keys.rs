@@ -120,6 +120,15 @@ impl Engine {
             let kek = self.unlock_on(self.local, &config, g)?;
             return Ok((config, bytes, kek));
         }
+        if let Some(primary) = config.mirror_of() {
+            return Err(Error::invalid_value(
+                "uuid",
+                &format!(
+                    "{} is a mirror of {primary}: the scope's keys are made and kept under {primary}.",
+                    config.uuid
+                ),
+            ));
+        }
         let _one_at_a_time = self.first_kek.lock();
         for _ in 0..CONDITIONAL_ATTEMPTS {
             let (config, bytes) = self.load_config(config.uuid)?;
@@ -140,6 +149,8 @@ impl Engine {
                 .check(Check::Absent(kek_key.clone()))
                 .put(kek_key, wrapped.encode(&self.protection)?)
                 .put(cfg_key, updated_bytes.clone());
+            // Each mirror's copy too; one that cannot wrap now catches up later.
+            self.wrap_for_mirrors(&config, &kek, KekState::Active, &mut txn)?;
             match self.store.commit(txn) {
                 Ok(()) => {}
                 Err(StoreError::Conflict(_)) => continue,

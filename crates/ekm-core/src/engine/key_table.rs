@@ -130,6 +130,9 @@ pub(crate) struct NodeRuntime {
     pub(crate) node: Node,
     /// Unlocked KEKs by (configuration, generation).
     pub(crate) keks: RwLock<HashMap<(Uuid, u32), Arc<Kek>>>,
+    /// The mirror each (configuration, generation) was unlocked through, when its primary's
+    /// provider failed (`protectors.rs`); absent when the primary unlocked it.
+    pub(crate) unlocked_via: RwLock<HashMap<(Uuid, u32), Uuid>>,
     /// The node key table: wrapped data keys with their KEKs.
     pub(crate) table: KeyTable,
     /// One lock per (configuration, generation): a burst of misses costs one backend call,
@@ -145,6 +148,7 @@ impl NodeRuntime {
         NodeRuntime {
             node,
             keks: RwLock::new(HashMap::new()),
+            unlocked_via: RwLock::new(HashMap::new()),
             table: KeyTable::default(),
             unlocking: Mutex::new(HashMap::new()),
         }
@@ -166,12 +170,14 @@ impl NodeRuntime {
     /// Drops everything this node holds for `config`.
     pub(crate) fn forget_config(&self, config: Uuid) {
         self.keks.write().retain(|(c, _), _| *c != config);
+        self.unlocked_via.write().retain(|(c, _), _| *c != config);
         self.table.evict_where(|e| e.record.config == config);
     }
 
     /// Drops one retired generation and the table entries it wrapped.
     pub(crate) fn forget_generation(&self, config: Uuid, generation: u32) {
         self.keks.write().remove(&(config, generation));
+        self.unlocked_via.write().remove(&(config, generation));
         self.table
             .evict_where(|e| e.record.config == config && e.record.generation == generation);
     }

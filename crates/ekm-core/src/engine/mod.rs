@@ -35,6 +35,7 @@ mod liveness;
 pub(crate) mod node_records;
 mod options;
 mod owner_limits;
+mod protectors;
 mod status;
 mod store_checks;
 mod unlock;
@@ -60,6 +61,7 @@ pub use erase::{ERASE_WAIT, pending_message as erase_pending_message};
 pub use jobs::{Job, JobKind, JobState};
 pub use options::{DEFAULT_REKEY_BATCH, EngineOptions};
 pub use owner_limits::{DEFAULT_MAX_KEYS_PER_OWNER, LIMIT_TARGET};
+pub use protectors::{MAX_ROOTS, Protector};
 pub use status::{KmipServerState, StatusFields};
 pub use store_checks::FORMAT_VERSION;
 

@@ -237,7 +237,7 @@ impl Engine {
             view.ekmip_reachability = Some(out);
         }
         if fields.azure_reachability {
-            view.azure_reachability = Some(self.azure_reachability(&cfg)?);
+            view.azure_reachability = Some(self.reachability_of(&cfg)?);
         }
         Ok(view)
     }
@@ -354,7 +354,7 @@ impl Engine {
     /// One backend check per managed node with the configuration's credentials and key; in a
     /// cluster store, every other live node's own last check, from its liveness record (see
     /// [`Engine::probe_backend`]). A node that is down is not counted (`state` names it).
-    fn azure_reachability(&self, cfg: &StoredConfig) -> Result<AzureReachability> {
+    pub(crate) fn reachability_of(&self, cfg: &StoredConfig) -> Result<AzureReachability> {
         let mut failures = Vec::new();
         for (node, failure) in self.check_backend_here(cfg)? {
             if let Some(f) = failure {
@@ -435,6 +435,9 @@ impl Engine {
                 let _ = self.check_backend_here(&cfg);
             }
         }
+        // A root of trust that was away makes its missing copies now (those it still cannot
+        // make show in the primary's `protectors`).
+        let _ = self.catch_up_mirrors();
         self.write_liveness();
     }
 

@@ -116,7 +116,7 @@ impl Engine {
         }
         let wrapped = self.wrapped_kek_for(rt.node.uuid, config, generation)?;
         let is_active = config.active_generation == Some(generation);
-        match self.unwrap_kek(&rt.node, config, &wrapped) {
+        match self.unwrap_any_root(rt, config, &wrapped) {
             Ok(kek) => {
                 let kek = Arc::new(kek);
                 rt.keks

@@ -88,6 +88,12 @@ pub(crate) struct StoredConfig {
     /// The AWS KMS settings, for an AWS configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aws: Option<AwsSettings>,
+    /// A mirror's primary (`engine/protectors.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mirror_of: Option<Uuid>,
+    /// A primary's mirrors, in attach order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mirrors: Vec<Uuid>,
 }
 
 /// The secrets bundle before sealing. Borrowed strings only: nothing here outlives the seal.
@@ -194,6 +200,8 @@ impl StoredConfig {
                 ProviderParts::Aws(a) => Some(a.settings.clone()),
                 ProviderParts::Azure(_) => None,
             },
+            mirror_of: parts.mirror_of,
+            mirrors: parts.mirrors.clone(),
         })
     }
 
@@ -260,10 +268,32 @@ impl StoredConfig {
             proxy,
             revision: self.revision,
             active_generation: self.active_generation,
+            mirror_of: self.mirror_of,
+            mirrors: self.mirrors.clone(),
         })
     }
 
-    fn svm_ref(&self) -> Option<SvmRef> {
+    /// A mirror's primary.
+    pub(crate) fn mirror_of(&self) -> Option<Uuid> {
+        self.mirror_of
+    }
+
+    /// A primary's mirrors, in attach order.
+    pub(crate) fn mirrors(&self) -> &[Uuid] {
+        &self.mirrors
+    }
+
+    /// Appends `mirror` to a primary's mirrors.
+    pub(crate) fn add_mirror(&mut self, mirror: Uuid) {
+        self.mirrors.push(mirror);
+    }
+
+    /// Removes `mirror` from a primary's mirrors.
+    pub(crate) fn remove_mirror(&mut self, mirror: Uuid) {
+        self.mirrors.retain(|m| *m != mirror);
+    }
+
+    pub(crate) fn svm_ref(&self) -> Option<SvmRef> {
         self.svm
             .as_ref()
             .map(|s| SvmRef::from_stored(s.uuid, s.name.clone()))
@@ -550,6 +580,8 @@ mod tests {
             proxy: None,
             revision: 1,
             active_generation: None,
+            mirror_of: None,
+            mirrors: Vec::new(),
         };
         let bytes = StoredConfig::seal(&parts, &pk)
             .unwrap()

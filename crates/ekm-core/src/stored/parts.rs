@@ -21,6 +21,10 @@ pub(crate) struct ConfigParts {
     pub proxy: Option<ProxyConfig>,
     pub revision: u64,
     pub active_generation: Option<u32>,
+    /// For a mirror: the primary configuration whose KEK it also wraps.
+    pub mirror_of: Option<Uuid>,
+    /// For a primary: its mirrors, in attach order.
+    pub mirrors: Vec<Uuid>,
 }
 
 /// The provider's part of [`ConfigParts`].

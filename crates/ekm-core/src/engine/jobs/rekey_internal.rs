@@ -158,11 +158,23 @@ impl Engine {
         let admin = self.admin.lock();
         let mut txn = Transaction::new();
         txn.delete(layout::kek(cfg.uuid, from));
+        self.drop_mirror_copies(cfg.uuid, from, &mut txn)?;
         self.drop_seal_counts(&mut txn, cfg.uuid, from)?;
-        let msg = format!(
+        let mut msg = format!(
             "Rekey-internal completed: {} data keys rewrapped from KEK generation {from} to {to}; generation {from} retired.",
             job.processed
         );
+        let lacking = self.mirrors_lacking(&cfg, to)?;
+        if !lacking.is_empty() {
+            msg.push_str(&format!(
+                " Not yet wrapped by {}: each is rewrapped by itself once reachable again.",
+                lacking
+                    .iter()
+                    .map(|u| format!("root {u}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         job.finish(&mut txn, Ok(msg));
         self.commit_job_step(txn)?;
         drop(admin);
@@ -217,6 +229,9 @@ impl Engine {
             );
             let cfg_key = layout::config(cfg.uuid);
             let mut txn = Transaction::new();
+            // The roots of trust that cannot wrap the new generation now are named at the end
+            // and catch up by themselves; the primary's wrap above is required.
+            self.wrap_for_mirrors(&cfg, &kek, KekState::Active, &mut txn)?;
             txn.check(Check::Equals(cfg_key.clone(), bytes))
                 .check(Check::Absent(layout::kek(cfg.uuid, to)))
                 .put(

@@ -68,7 +68,7 @@ impl Engine {
                 return Err(Stop::Interrupted);
             }
             let rt = &self.nodes[idx];
-            match self.unwrap_kek(&rt.node, &cfg, &wrapped) {
+            match self.unwrap_any_root(rt, &cfg, &wrapped) {
                 Ok(kek) => {
                     let kek = Arc::new(kek);
                     rt.keks.write().insert((cfg.uuid, g), kek);
