@@ -103,12 +103,13 @@ pub use backend::{
 };
 pub use config::{
     AwsCreateRequest, AwsKmsConfig, AwsPatchRequest, AwsRekeyExternalRequest, AzureKeyVault,
-    CreateRequest, Credential, KeyManagerConfig, PatchRequest, RekeyExternalRequest,
+    CreateRequest, Credential, KeyManagerConfig, MirrorOf, PatchRequest, Protector,
+    RekeyExternalRequest,
 };
 pub use crypto::ProtectionKey;
 pub use engine::{
     DEFAULT_MAX_KEYS_PER_OWNER, DataKeyInfo, ERASE_WAIT, Engine, EngineOptions, Job, JobKind,
-    JobState, KekUsage, KmipServerState, LIMIT_TARGET, MAX_ROOTS, Protector, StatusFields,
+    JobState, KekUsage, KmipServerState, LIMIT_TARGET, MAX_ROOTS, StatusFields,
     erase_pending_message,
 };
 pub use error::{Error, ErrorKind, Result};

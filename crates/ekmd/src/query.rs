@@ -33,10 +33,21 @@ pub const RECORD_FIELDS: &[&str] = &[
     "ekmip_reachability.reachable",
     "ekmip_reachability.code",
     "ekmip_reachability.message",
+    "mirror_of.uuid",
+    "protectors.uuid",
+    "protectors.kind",
+    "protectors.fully_wrapped",
+    "protectors.reachable",
+    "protectors.message",
 ];
 
 /// The advanced fields, computed only when named.
-pub const ADVANCED: &[&str] = &["state", "azure_reachability", "ekmip_reachability"];
+pub const ADVANCED: &[&str] = &[
+    "state",
+    "azure_reachability",
+    "ekmip_reachability",
+    "protectors",
+];
 
 /// Top-level fields a plain `fields=*` returns.
 pub const DEFAULT_FIELDS: &[&str] = &[
@@ -52,6 +63,7 @@ pub const DEFAULT_FIELDS: &[&str] = &[
     "proxy_host",
     "proxy_port",
     "proxy_username",
+    "mirror_of",
 ];
 
 /// What the records of one collection look like: their fields (the paths that filters,
@@ -295,6 +307,7 @@ impl Query {
             state: self.names("state"),
             azure_reachability: self.names("azure_reachability"),
             ekmip_reachability: self.names("ekmip_reachability"),
+            protectors: self.names("protectors"),
         }
     }
 

@@ -53,6 +53,12 @@ pub struct AwsKmsConfig {
     /// Advanced: per-node key table status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ekmip_reachability: Option<Vec<EkmipReachability>>,
+    /// ekm's extension: for a mirror, the configuration whose scope it also protects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<super::view::MirrorOf>,
+    /// Advanced (ekm's extension): every root of trust of the scope, primary first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protectors: Option<Vec<super::view::Protector>>,
 }
 
 /// Any configuration, of either provider (ONTAP's `/api/security/key-managers` lists them all).

@@ -45,6 +45,28 @@ pub struct EkmipReachability {
     pub message: String,
 }
 
+/// One root of trust of a scope, as the primary's `protectors` field lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Protector {
+    /// The root's configuration.
+    pub uuid: Uuid,
+    /// `azure_key_vault` or `aws_kms`.
+    pub kind: &'static str,
+    /// Whether this root holds a copy of every KEK generation in use.
+    pub fully_wrapped: bool,
+    /// Whether the root's provider answered this process's check.
+    pub reachable: bool,
+    /// Why not, when it is not fully wrapped or not reachable.
+    pub message: String,
+}
+
+/// `mirror_of` of a mirror's record: the configuration whose scope it also protects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MirrorOf {
+    /// The primary configuration.
+    pub uuid: Uuid,
+}
+
 /// A configuration as callers see it: every field of the seed's record except the write-only
 /// secrets. Advanced fields are `None` unless asked for.
 #[derive(Debug, Clone, Serialize)]
@@ -87,4 +109,10 @@ pub struct AzureKeyVault {
     /// Advanced: per-node key table status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ekmip_reachability: Option<Vec<EkmipReachability>>,
+    /// ekm's extension: for a mirror, the configuration whose scope it also protects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<MirrorOf>,
+    /// Advanced (ekm's extension): every root of trust of the scope, primary first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protectors: Option<Vec<Protector>>,
 }

@@ -61,7 +61,7 @@ pub use erase::{ERASE_WAIT, pending_message as erase_pending_message};
 pub use jobs::{Job, JobKind, JobState};
 pub use options::{DEFAULT_REKEY_BATCH, EngineOptions};
 pub use owner_limits::{DEFAULT_MAX_KEYS_PER_OWNER, LIMIT_TARGET};
-pub use protectors::{MAX_ROOTS, Protector};
+pub use protectors::MAX_ROOTS;
 pub use status::{KmipServerState, StatusFields};
 pub use store_checks::FORMAT_VERSION;
 
@@ -206,8 +206,8 @@ impl Engine {
         if engine.store.is_shared() {
             engine.follow_other_processes()?;
             engine.spawn_job_takeover();
-            engine.spawn_backend_probe(opts.backend_probe_interval);
         }
+        engine.spawn_backend_probe(opts.backend_probe_interval);
         if opts.resume_jobs {
             engine.resume_jobs()?;
         }

@@ -104,7 +104,8 @@ impl EngineOptions {
     /// In a cluster store, how often this process checks every configuration's vault from its
     /// nodes for the other nodes' `azure_reachability` (default 30 s; each check is a token, a
     /// key read and a wrap/unwrap probe). Zero: only at start and when a configuration's
-    /// credentials, proxy or key change.
+    /// credentials, proxy or key change. In every store it is also how often a root of trust
+    /// that missed a KEK generation (`mirror_of`) is tried again.
     pub fn backend_probe_interval(mut self, every: std::time::Duration) -> Self {
         self.backend_probe_interval = every;
         self

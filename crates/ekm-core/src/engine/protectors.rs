@@ -22,7 +22,6 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::Engine;
@@ -30,6 +29,7 @@ use super::helpers::{now_secs, store_failed};
 use super::key_table::NodeRuntime;
 use crate::backend::BackendCall;
 use crate::codec::{KekState, WrappedKek};
+use crate::config::Protector;
 use crate::crypto::Kek;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy;
@@ -40,21 +40,6 @@ use crate::topology::Node;
 
 /// Roots of trust one scope may have: its primary and two mirrors.
 pub const MAX_ROOTS: usize = 3;
-
-/// One root of trust of a scope, as the primary's `protectors` field lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Protector {
-    /// The root's configuration.
-    pub uuid: Uuid,
-    /// `azure_key_vault` or `aws_kms`.
-    pub kind: &'static str,
-    /// Whether this root holds a copy of every KEK generation in use.
-    pub fully_wrapped: bool,
-    /// Whether the root's provider answered this process's check.
-    pub reachable: bool,
-    /// Why not, when it is not fully wrapped or not reachable.
-    pub message: String,
-}
 
 impl Engine {
     /// The mirrors of `primary` that exist, in attach order, with their record bytes.

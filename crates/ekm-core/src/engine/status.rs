@@ -37,6 +37,8 @@ pub struct StatusFields {
     pub azure_reachability: bool,
     /// `ekmip_reachability`: per node, does its key table serve this configuration.
     pub ekmip_reachability: bool,
+    /// `protectors` (ekm's extension): every root of trust of the scope.
+    pub protectors: bool,
 }
 
 impl StatusFields {
@@ -46,12 +48,13 @@ impl StatusFields {
             state: true,
             azure_reachability: true,
             ekmip_reachability: true,
+            protectors: true,
         }
     }
 
     /// Whether any is asked for.
     pub fn any(&self) -> bool {
-        self.state || self.azure_reachability || self.ekmip_reachability
+        self.state || self.azure_reachability || self.ekmip_reachability || self.protectors
     }
 }
 
@@ -104,6 +107,7 @@ struct Status {
     state: Option<KekStatus>,
     azure_reachability: Option<AzureReachability>,
     ekmip_reachability: Option<Vec<EkmipReachability>>,
+    protectors: Option<Vec<crate::config::Protector>>,
 }
 
 /// Whether one node holds the current KEK, and why not.
@@ -125,6 +129,7 @@ impl Engine {
         view.state = status.state;
         view.azure_reachability = status.azure_reachability;
         view.ekmip_reachability = status.ekmip_reachability;
+        view.protectors = status.protectors;
         Ok(view)
     }
 
@@ -141,6 +146,7 @@ impl Engine {
         view.state = status.state;
         view.amazon_reachability = status.azure_reachability;
         view.ekmip_reachability = status.ekmip_reachability;
+        view.protectors = status.protectors;
         Ok(view)
     }
 
@@ -151,6 +157,13 @@ impl Engine {
         let mut view = Status::default();
         if !fields.any() {
             return Ok(view);
+        }
+        if fields.protectors {
+            // A mirror shows its scope's roots too, as its primary does.
+            view.protectors = Some(self.protectors(cfg.mirror_of().unwrap_or(cfg.uuid))?);
+            if !(fields.state || fields.azure_reachability || fields.ekmip_reachability) {
+                return Ok(view);
+            }
         }
         let nodes = self.node_kek_status(&cfg)?;
         if fields.state {

@@ -381,6 +381,8 @@ impl StoredConfig {
             state: None,
             azure_reachability: None,
             ekmip_reachability: None,
+            mirror_of: self.mirror_of.map(|uuid| crate::config::MirrorOf { uuid }),
+            protectors: None,
         })
     }
 
@@ -408,6 +410,8 @@ impl StoredConfig {
             state: None,
             amazon_reachability: None,
             ekmip_reachability: None,
+            mirror_of: self.mirror_of.map(|uuid| crate::config::MirrorOf { uuid }),
+            protectors: None,
         })
     }
 

@@ -59,6 +59,12 @@ const AWS_FIELDS: &[&str] = &[
     "ekmip_reachability.reachable",
     "ekmip_reachability.code",
     "ekmip_reachability.message",
+    "mirror_of.uuid",
+    "protectors.uuid",
+    "protectors.kind",
+    "protectors.fully_wrapped",
+    "protectors.reachable",
+    "protectors.message",
 ];
 
 /// The advanced fields a query names (computed only then): `amazon_reachability` is the
@@ -68,6 +74,7 @@ fn status_fields(q: &Query) -> StatusFields {
         state: q.names("state"),
         azure_reachability: q.names("amazon_reachability"),
         ekmip_reachability: q.names("ekmip_reachability"),
+        protectors: q.names("protectors"),
     }
 }
 
@@ -95,6 +102,7 @@ const AWS_SHAPE: Shape = Shape {
         "proxy_host",
         "proxy_port",
         "proxy_username",
+        "mirror_of",
     ],
     id: "uuid",
 };

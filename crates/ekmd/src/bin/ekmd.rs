@@ -136,7 +136,8 @@ struct ServeArgs {
     fake_vault: Option<PathBuf>,
     /// With --store etcd: how often this node checks every configuration's vault (a token, a
     /// key read and a wrap/unwrap probe) for the other nodes' azure_reachability; 0 checks
-    /// only at start and when a configuration's credentials, proxy or key change.
+    /// only at start and when a configuration's credentials, proxy or key change. With any
+    /// store: how often a root of trust that missed a KEK generation (mirror_of) catches up.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     backend_probe_interval: u64,
     /// Keys rewrapped per transaction by rekey-internal and migrate (default: the engine's).

@@ -315,8 +315,9 @@ impl Engine {
     }
 
     /// In a cluster store: checks the backends from this process's nodes at once and then
-    /// every `interval` (never again when zero), for the other nodes' `azure_reachability`.
-    /// Stops at shutdown.
+    /// every `interval` (never again when zero), for the other nodes' `azure_reachability`,
+    /// and makes missing mirror copies. In a local store: only the mirror copies (no backend
+    /// call while every root holds every generation). Stops at shutdown.
     pub(crate) fn spawn_backend_probe(self: &Arc<Self>, interval: Duration) {
         let weak = Arc::downgrade(self);
         let slices = interval.as_millis() / 100;
@@ -325,7 +326,12 @@ impl Engine {
             .spawn(move || {
                 loop {
                     match weak.upgrade() {
-                        Some(e) if !e.is_shutting_down() => e.probe_backend(),
+                        Some(e) if !e.is_shutting_down() && e.store.is_shared() => {
+                            e.probe_backend()
+                        }
+                        Some(e) if !e.is_shutting_down() => {
+                            let _ = e.catch_up_mirrors();
+                        }
                         _ => return,
                     }
                     if slices == 0 {
