@@ -12,6 +12,10 @@
 pub mod cli;
 /// A KMIP client of a running ekmd (mutual TLS with `ekmd kmip-client-cert`).
 pub mod kmip;
+/// One ekmd serving Azure (the AKV emulator) and AWS (moto) at once.
+pub mod providers;
+/// A TCP relay that can be cut.
+pub mod relay;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,190 @@
+//! vs0's KEK under two roots of trust through one ekmd with `--backend azure,aws`: its primary
+//! on Azure Key Vault (the AKV emulator) and a mirror on AWS KMS (moto), each reached through
+//! a relay this test can cut. With the vault cut, a restarted ekmd serves every key through
+//! the mirror; a rekey-internal while KMS is cut succeeds, names the mirror, and `protectors`
+//! shows it not fully wrapped until KMS is back, when it catches up by itself (no restart);
+//! after that the vault cut again still leaves every key servable after a restart.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::providers::{APP, Daemon, SECRET, TENANT, call, socket_read};
+use common::relay::Relay;
+use serde_json::{Value, json};
+
+/// ekmd over the emulator (its vault URL goes through the `vault` relay: see the test) and
+/// moto through the `kms` relay.
+fn start(
+    dir: &Path,
+    emu: &akv_emulator::Emulator,
+    moto: &ekm_aws::testing::Moto,
+    kms: &Relay,
+) -> Daemon {
+    common::providers::start(
+        dir,
+        emu,
+        &emu.addr().to_string(),
+        moto,
+        &format!("127.0.0.1:{}", kms.port),
+        &["--backend-probe-interval", "1"],
+    )
+}
+
+fn protectors(d: &Daemon, vs0: &str) -> Vec<Value> {
+    let (s, v) = call(
+        d,
+        "GET",
+        &format!("/api/security/azure-key-vaults/{vs0}?fields=protectors"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    v["protectors"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
+    let Some(moto) = ekm_aws::testing::Moto::start_or_skip("any root unlocks") else {
+        return;
+    };
+    let emu = akv_emulator::Emulator::start().unwrap();
+    emu.add_secret_app(TENANT, APP, SECRET);
+    let version = emu.add_key("key1", 2048).unwrap();
+    let (aws_key, _) = moto.create_key().unwrap();
+    let vault = Relay::start(emu.addr().to_string());
+    // The vault's URL names the relay's port (the SDK connects to the URL's port; the pin
+    // gives only the address).
+    let through =
+        |url: String| url.replace(&format!(":{}", emu.port()), &format!(":{}", vault.port));
+    let akv_key = through(emu.key_id("myvault", "key1", &version));
+    let vault_url = through(emu.vault_url("myvault"));
+    let kms = Relay::start(moto.addr().to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path(), &emu, &moto, &kms);
+
+    let (s, v) = call(
+        &d,
+        "POST",
+        "/api/security/azure-key-vaults?return_records=true",
+        Some(
+            json!({"svm": {"name": "vs0"}, "client_id": APP, "tenant_id": TENANT,
+                    "name": format!("{vault_url}/"), "key_id": akv_key,
+                    "client_secret": SECRET}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let mut keys = HashMap::new();
+    for i in 0..5 {
+        let (s, v) = call(
+            &d,
+            "POST",
+            &format!("/api/security/azure-key-vaults/{vs0}/keys"),
+            Some(json!({"key_tag": format!("vol{i}")})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let id = v["key_id"].as_str().unwrap().to_owned();
+        keys.insert(id.clone(), socket_read(&d, &id));
+    }
+    // The mirror: an AWS configuration attached to vs0's scope (svm left out).
+    let (s, v) = call(
+        &d,
+        "POST",
+        "/api/security/aws-kms?return_records=true",
+        Some(
+            json!({"region": ekm_aws::testing::REGION, "key_id": aws_key,
+                    "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
+                    "secret_access_key": ekm_aws::testing::CANARY_SECRET,
+                    "mirror_of": {"uuid": vs0}}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let mirror = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(v["records"][0]["mirror_of"]["uuid"], vs0.as_str(), "{v}");
+    assert_eq!(
+        v["records"][0]["svm"]["name"], "vs0",
+        "the primary's scope: {v}"
+    );
+    let p = protectors(&d, &vs0);
+    let rows: Vec<(&str, &str, bool)> = p
+        .iter()
+        .map(|p| {
+            (
+                p["uuid"].as_str().unwrap(),
+                p["kind"].as_str().unwrap(),
+                p["fully_wrapped"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (vs0.as_str(), "azure_key_vault", true),
+            (mirror.as_str(), "aws_kms", true)
+        ],
+        "{p:?}"
+    );
+    // Advanced: not there unless named.
+    let (_, v) = call(
+        &d,
+        "GET",
+        &format!("/api/security/azure-key-vaults/{vs0}"),
+        None,
+    );
+    assert!(v.get("protectors").is_none(), "{v}");
+
+    // The vault cut: a restarted ekmd serves every key through the mirror.
+    drop(d);
+    vault.cut();
+    let d = start(dir.path(), &emu, &moto, &kms);
+    for (id, m) in &keys {
+        assert_eq!(&socket_read(&d, id), m, "served through the mirror");
+    }
+
+    // The vault back, KMS cut: rekey-internal succeeds, naming the mirror.
+    vault.restore();
+    kms.cut();
+    let (s, v) = call(
+        &d,
+        "POST",
+        &format!("/api/security/azure-key-vaults/{vs0}/rekey-internal?return_timeout=120"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    let (_, jobs) = call(&d, "GET", "/api/cluster/jobs?fields=message,state", None);
+    let msg = jobs["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["message"].as_str())
+        .find(|m| m.starts_with("Rekey-internal completed"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(msg.contains(&mirror), "the job names the mirror: {jobs}");
+    let p = protectors(&d, &vs0);
+    assert_eq!(p[1]["fully_wrapped"], false, "{p:?}");
+    assert_eq!(p[0]["fully_wrapped"], true, "{p:?}");
+
+    // KMS back: the mirror catches up by itself, within the probe interval.
+    kms.restore();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = protectors(&d, &vs0);
+        if p.iter().all(|p| p["fully_wrapped"] == true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never caught up: {p:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // And now the mirror alone unlocks the new generation.
+    drop(d);
+    vault.cut();
+    let d = start(dir.path(), &emu, &moto, &kms);
+    for (id, m) in &keys {
+        assert_eq!(&socket_read(&d, id), m, "generation 2 through the mirror");
+    }
+    vault.restore();
+}
