@@ -115,6 +115,26 @@ fn a_mirror_unlocks_every_key_when_the_primary_cannot() {
         c.unwraps <= 2,
         "one failed unwrap by the primary and one by the mirror, not one per key: {c:?}"
     );
+    // As ekmd does at start: every managed node unlocks, each through the mirror; the state
+    // says which root each node used.
+    assert!(e.unlock_all().is_empty());
+    let st = e
+        .get_config_with_status(
+            vs0,
+            ekm::core::StatusFields {
+                state: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .state
+        .unwrap();
+    assert!(st.available, "{st:?}");
+    assert!(
+        st.message.contains(&format!("Unlocked through mirror {mirror}")),
+        "{}",
+        st.message
+    );
     // restore too.
     let job = e.start_restore(vs0).unwrap();
     let job = e.wait_job(job.uuid, WAIT).unwrap();

@@ -52,6 +52,10 @@ pub(crate) struct NodeRecord {
     pub loaded: Option<u32>,
     pub last_error: Option<NodeError>,
     pub updated: u64,
+    /// The mirror the loaded generation was unlocked through, when the primary's provider
+    /// failed (`protectors.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlocked_via: Option<Uuid>,
 }
 
 impl NodeRecord {
@@ -104,6 +108,16 @@ impl Engine {
                 message: e.message(),
             }),
             updated: now_secs(),
+            unlocked_via: self
+                .nodes
+                .iter()
+                .find(|n| n.node.uuid == node.uuid)
+                .and_then(|rt| {
+                    rt.unlocked_via
+                        .read()
+                        .get(&(wrapped.config, wrapped.generation))
+                        .copied()
+                }),
         };
         if self.store.is_shared() {
             // Other nodes read what this node holds from its liveness record.

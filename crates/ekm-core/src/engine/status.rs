@@ -114,6 +114,8 @@ struct Status {
 struct NodeKekStatus {
     node: Node,
     reason: Option<String>,
+    /// The mirror it unlocked the KEK through, when its primary's provider failed.
+    via: Option<Uuid>,
 }
 
 impl Engine {
@@ -175,12 +177,24 @@ impl Engine {
                         .map(|r| format!("Node: {}. Reason: {r}", n.node.name))
                 })
                 .collect();
+            let through: Vec<String> = nodes
+                .iter()
+                .filter_map(|n| {
+                    n.via.map(|m| {
+                        format!(
+                            "Node: {}. Unlocked through mirror {m}: the primary's {} did not answer.",
+                            n.node.name,
+                            cfg.provider().title()
+                        )
+                    })
+                })
+                .collect();
             view.state = Some(if lacking.is_empty() {
                 KekStatus {
                     available: true,
                     cluster_state: true,
                     code: "0".into(),
-                    message: String::new(),
+                    message: through.join(" "),
                 }
             } else {
                 KekStatus {
@@ -325,6 +339,7 @@ impl Engine {
     fn node_kek_status(&self, cfg: &StoredConfig) -> Result<Vec<NodeKekStatus>> {
         let mut out = Vec::new();
         for node in &self.topology.nodes {
+            let mut via = None;
             let reason = match cfg.active_generation {
                 None => Some(
                     "No data keys created yet for this key manager. Wrapped KEK status will be available after creating encrypted volumes."
@@ -339,6 +354,10 @@ impl Engine {
                     let loaded = match managed {
                         Some(rt) => rt.kek(cfg.uuid, g).is_some(),
                         None => record.as_ref().is_some_and(|r| r.loaded == Some(g)),
+                    };
+                    via = match managed {
+                        Some(rt) => rt.unlocked_via.read().get(&(cfg.uuid, g)).copied(),
+                        None => record.as_ref().and_then(|r| r.unlocked_via),
                     };
                     if !self.node_alive(node.uuid)? {
                         Some(
@@ -358,6 +377,7 @@ impl Engine {
             };
             out.push(NodeKekStatus {
                 node: node.clone(),
+                via: via.filter(|_| reason.is_none()),
                 reason,
             });
         }
