@@ -131,7 +131,8 @@ fn a_mirror_unlocks_every_key_when_the_primary_cannot() {
         .unwrap();
     assert!(st.available, "{st:?}");
     assert!(
-        st.message.contains(&format!("Unlocked through mirror {mirror}")),
+        st.message
+            .contains(&format!("Unlocked through mirror {mirror}")),
         "{}",
         st.message
     );
