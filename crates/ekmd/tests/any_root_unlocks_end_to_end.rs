@@ -166,6 +166,24 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
     let p = protectors(&d, &vs0);
     assert_eq!(p[1]["fully_wrapped"], false, "{p:?}");
     assert_eq!(p[0]["fully_wrapped"], true, "{p:?}");
+    let metric = |d: &Daemon, root: &str| {
+        let text = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("{}/metrics", d.url))
+            .basic_auth("admin", Some("admin-pw"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("ekm_root_fully_wrapped{") && l.contains(root))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no ekm_root_fully_wrapped for {root}: {text}"))
+    };
+    assert_eq!(metric(&d, &mirror), "0.0", "the metric says the same");
+    assert_eq!(metric(&d, &vs0), "1.0");
 
     // KMS back: the mirror catches up by itself, within the probe interval.
     kms.restore();
@@ -178,6 +196,7 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
         assert!(Instant::now() < deadline, "never caught up: {p:?}");
         std::thread::sleep(Duration::from_millis(300));
     }
+    assert_eq!(metric(&d, &mirror), "1.0");
 
     // And now the mirror alone unlocks the new generation.
     drop(d);

@@ -94,4 +94,12 @@ impl KeyManagerConfig {
             KeyManagerConfig::Aws(c) => c.svm.as_ref(),
         }
     }
+
+    /// For a mirror, the configuration whose scope it also protects.
+    pub fn mirror_of(&self) -> Option<Uuid> {
+        match self {
+            KeyManagerConfig::Azure(c) => c.mirror_of.map(|m| m.uuid),
+            KeyManagerConfig::Aws(c) => c.mirror_of.map(|m| m.uuid),
+        }
+    }
 }

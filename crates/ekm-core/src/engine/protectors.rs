@@ -20,8 +20,6 @@
 //! new generation before it is committed, see `rekey_internal.rs`); keep a copy whose
 //! generation was retired; let a copy written for one mirror be used by another.
 
-use std::collections::HashSet;
-
 use uuid::Uuid;
 
 use super::Engine;
@@ -34,6 +32,7 @@ use crate::crypto::Kek;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hierarchy;
 use crate::layout;
+use crate::provider::Provider;
 use crate::store::{Check, StoreError, Transaction};
 use crate::stored::{ConfigParts, StoredConfig};
 use crate::topology::Node;
@@ -449,36 +448,38 @@ impl Engine {
         Ok(())
     }
 
-    /// Every root of trust of `primary`'s scope, the primary first, then its mirrors in attach
-    /// order: whether each holds every generation in use and whether it answers (one backend
-    /// check per root from this process's nodes, as `azure_reachability` does).
-    pub fn protectors(&self, primary: uuid::Uuid) -> Result<Vec<Protector>> {
+    /// Every root of trust of `primary`'s scope, primary first, with the KEK generations in use
+    /// that it lacks (store reads only, no backend call: what the metrics export).
+    pub fn root_coverage(&self, primary: Uuid) -> Result<Vec<(Uuid, Provider, Vec<u32>)>> {
         let (prim, _) = self.load_config(primary)?;
         let generations: Vec<u32> = self
             .kek_records(primary)?
             .iter()
             .map(|k| k.generation)
             .collect();
-        let mut out = Vec::with_capacity(MAX_ROOTS);
-        let mut roots = vec![(prim.clone(), None)];
+        let mut out = vec![(prim.uuid, prim.provider(), Vec::new())];
         for (m, _) in self.mirrors_of(&prim)? {
-            let held: HashSet<u32> = generations
+            let missing = generations
                 .iter()
                 .copied()
-                .filter(|g| self.mirror_copy(primary, *g, &m).ok().flatten().is_some())
+                .filter(|g| !self.mirror_copy(primary, *g, &m).is_ok_and(|c| c.is_some()))
                 .collect();
-            let missing: Vec<u32> = generations
-                .iter()
-                .copied()
-                .filter(|g| !held.contains(g))
-                .collect();
-            roots.push((m, Some(missing)));
+            out.push((m.uuid, m.provider(), missing));
         }
-        for (root, missing) in roots {
+        Ok(out)
+    }
+
+    /// Every root of trust of `primary`'s scope, the primary first, then its mirrors in attach
+    /// order: whether each holds every generation in use and whether it answers (one backend
+    /// check per root from this process's nodes, as `azure_reachability` does).
+    pub fn protectors(&self, primary: Uuid) -> Result<Vec<Protector>> {
+        let mut out = Vec::with_capacity(MAX_ROOTS);
+        for (uuid, provider, missing) in self.root_coverage(primary)? {
+            let (root, _) = self.load_config(uuid)?;
             let reach = self.reachability_of(&root)?;
             let mut message = reach.message.clone();
-            let fully_wrapped = missing.as_ref().is_none_or(Vec::is_empty);
-            if let Some(missing) = missing.filter(|m| !m.is_empty()) {
+            let fully_wrapped = missing.is_empty();
+            if !missing.is_empty() {
                 let gens: Vec<String> = missing.iter().map(u32::to_string).collect();
                 let lacks = format!(
                     "Lacks its copy of KEK generation(s) {}; it is made once the root answers.",
@@ -491,8 +492,8 @@ impl Engine {
                 };
             }
             out.push(Protector {
-                uuid: root.uuid,
-                kind: root.provider().kind(),
+                uuid,
+                kind: provider.kind(),
                 fully_wrapped,
                 reachable: reach.reachable,
                 message,

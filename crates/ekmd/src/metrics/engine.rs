@@ -187,6 +187,24 @@ impl Collector for EngineCollector {
             &rows,
         )?;
 
+        // Roots of trust per scope: whether each holds every generation in use.
+        let mut roots = Rows::new();
+        for c in configs.iter().filter(|c| c.mirror_of().is_none()) {
+            let scope = scope_labels(&engine, c.svm().map(|s| s.uuid()));
+            for (root, provider, missing) in engine.root_coverage(c.uuid()).unwrap_or_default() {
+                let mut l = scope.clone();
+                l.push(("root", root.to_string()));
+                l.push(("kind", provider.kind().to_owned()));
+                roots.push((l, if missing.is_empty() { 1.0 } else { 0.0 }));
+            }
+        }
+        gauge(
+            &mut enc,
+            "ekm_root_fully_wrapped",
+            "1 when the root of trust (the scope's key manager or a mirror_of it) holds its copy of every KEK generation in use, else 0",
+            &roots,
+        )?;
+
         // KEKs: age and seals of the active generation; availability per node.
         let (mut age, mut seals, mut limit, mut avail) =
             (Rows::new(), Rows::new(), Rows::new(), Rows::new());
