@@ -246,3 +246,41 @@ fn attach_and_delete_refuse_what_they_must_and_change_nothing() {
     let mc = attach(&e, cluster, "alias/cluster-mirror").unwrap();
     assert_eq!(e.get_aws_config(mc).unwrap().svm, None);
 }
+
+#[test]
+fn a_mirror_rekeyed_or_repatched_on_its_own_path_still_unlocks_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let dd = DataDir::new(dir.path(), StoreKind::Redb);
+    let (e, fake, store) = dd.open();
+    let (vs0, keys) = vs0_with_keys(&e, 10);
+    let mirror = attach(&e, vs0, MIRROR_KEY).unwrap();
+    const NEW_KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/new-mirror-key";
+    // rekey-external on the mirror's path: that root's key only.
+    let job = e.start_rekey_external_aws(mirror, NEW_KEY, None).unwrap();
+    let job = e.wait_job(job.uuid, WAIT).unwrap();
+    assert_eq!(job.state, JobState::Success, "{}", job.message);
+    assert_eq!(e.get_aws_config(mirror).unwrap().key_id, NEW_KEY);
+    assert_eq!(
+        e.get_config_with_status(vs0, Default::default())
+            .unwrap()
+            .key_id
+            .as_str(),
+        KEY_ID,
+        "the primary keeps its key"
+    );
+    // A new encryption context on the mirror: its copies are rewrapped under it.
+    e.patch_aws_config(
+        mirror,
+        ekm::core::AwsPatchRequest::from_json(br#"{"encryption_context":"site=b"}"#).unwrap(),
+    )
+    .unwrap();
+    e.shutdown();
+    drop((e, store));
+    // Neither the primary's key nor the mirror's old one: the mirror's new key alone unlocks.
+    fake.disable_key(KEY_ID).unwrap();
+    fake.disable_key(&mirror_key(MIRROR_KEY)).unwrap();
+    let (e, _f, _s) = dd.open();
+    all_read(&e, &keys);
+    let p = e.protectors(vs0).unwrap();
+    assert!(p[1].fully_wrapped, "{p:?}");
+}

@@ -182,8 +182,12 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
             .map(|l| l.rsplit(' ').next().unwrap().to_owned())
             .unwrap_or_else(|| panic!("no ekm_root_fully_wrapped for {root}: {text}"))
     };
-    assert_eq!(metric(&d, &mirror), "0.0", "the metric says the same");
-    assert_eq!(metric(&d, &vs0), "1.0");
+    assert_eq!(
+        metric(&d, "root=\"mirror1\""),
+        "0.0",
+        "the metric says the same"
+    );
+    assert_eq!(metric(&d, "root=\"primary\""), "1.0");
 
     // KMS back: the mirror catches up by itself, within the probe interval.
     kms.restore();
@@ -196,7 +200,7 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
         assert!(Instant::now() < deadline, "never caught up: {p:?}");
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert_eq!(metric(&d, &mirror), "1.0");
+    assert_eq!(metric(&d, "root=\"mirror1\""), "1.0");
 
     // And now the mirror alone unlocks the new generation.
     drop(d);

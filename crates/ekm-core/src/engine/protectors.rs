@@ -136,7 +136,20 @@ impl Engine {
         generation: u32,
         txn: &mut Transaction,
     ) -> Result<()> {
-        for (k, _) in self.scan_all(&layout::protector_copies_of(primary, generation))? {
+        // The copies found, and each current mirror's by name: a copy a catch-up wrote after
+        // the scan (a cluster store's scan is not part of the commit) goes too. Each key once
+        // (etcd refuses a transaction that names a key twice).
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = self
+            .scan_all(&layout::protector_copies_of(primary, generation))?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        if let Ok((prim, _)) = self.load_config(primary) {
+            for m in prim.mirrors() {
+                keys.insert(layout::protector_copy(primary, generation, *m));
+            }
+        }
+        for k in keys {
             txn.delete(k);
         }
         Ok(())

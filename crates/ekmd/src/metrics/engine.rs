@@ -191,9 +191,15 @@ impl Collector for EngineCollector {
         let mut roots = Rows::new();
         for c in configs.iter().filter(|c| c.mirror_of().is_none()) {
             let scope = scope_labels(&engine, c.svm().map(|s| s.uuid()));
-            for (root, provider, missing) in engine.root_coverage(c.uuid()).unwrap_or_default() {
+            // Bounded labels: the root's place (primary, mirror1, mirror2), never its uuid.
+            let coverage = engine.root_coverage(c.uuid()).unwrap_or_default();
+            for (i, (_, provider, missing)) in coverage.into_iter().enumerate() {
                 let mut l = scope.clone();
-                l.push(("root", root.to_string()));
+                let place = match i {
+                    0 => "primary".to_owned(),
+                    n => format!("mirror{n}"),
+                };
+                l.push(("root", place));
                 l.push(("kind", provider.kind().to_owned()));
                 roots.push((l, if missing.is_empty() { 1.0 } else { 0.0 }));
             }
@@ -201,7 +207,7 @@ impl Collector for EngineCollector {
         gauge(
             &mut enc,
             "ekm_root_fully_wrapped",
-            "1 when the root of trust (the scope's key manager or a mirror_of it) holds its copy of every KEK generation in use, else 0",
+            "1 when the root of trust (root: the scope's key manager, primary, or a configuration attached with mirror_of, mirror1 and mirror2 in attach order) holds its copy of every KEK generation in use, else 0",
             &roots,
         )?;
 

@@ -187,6 +187,8 @@ impl Engine {
             );
             rewrapped.push(rec);
         }
+        // A mirror's own copies of its primary's generations (`protectors.rs`).
+        rewrapped_copies(self, txn, cfg, call, key)?;
         // The nodes' copies follow in the same transaction, each over the record as read.
         for n in &self.topology.nodes {
             let key = layout::node(n.uuid, cfg.uuid);
@@ -206,4 +208,35 @@ impl Engine {
         }
         Ok(rewrapped.len())
     }
+}
+
+/// For a mirror `cfg`: each of its copies of its primary's KEK generations, unlocked on this
+/// node and wrapped again with `key` by the access of `call`, written into `txn` over the copy
+/// as read (a generation retired meanwhile makes the commit conflict).
+fn rewrapped_copies(
+    engine: &Engine,
+    txn: &mut Transaction,
+    cfg: &StoredConfig,
+    call: &BackendCall<'_>,
+    key: &ExternalKey,
+) -> Result<()> {
+    let Some(primary) = cfg.mirror_of() else {
+        return Ok(());
+    };
+    let (prim, _) = engine.load_config(primary)?;
+    for (k, raw) in engine.scan_all(&layout::protector_copies(primary))? {
+        if !k.ends_with(cfg.uuid.as_bytes()) {
+            continue;
+        }
+        let mut rec = crate::codec::WrappedKek::decode(&raw, &engine.protection)?;
+        txn.check(Check::Equals(k.clone(), raw));
+        let kek = engine.unlock_on(engine.local, &prim, rec.generation)?;
+        rec.wrapped = engine
+            .backend
+            .wrap_kek(call, key, rec.generation, kek.material())
+            .map_err(|e| provider_failed(call.access.provider_kind(), &e))?;
+        rec.key_id = key.clone();
+        txn.put(k, rec.encode(&engine.protection)?);
+    }
+    Ok(())
 }
