@@ -29,6 +29,23 @@ struct World {
     keys: HashMap<DataKeyId, Vec<u8>>,
 }
 
+/// An engine over `store` without the background catch-up (interval zero), so that this
+/// test's own call is the one that meets the crash.
+fn engine_over(
+    store: Arc<dyn Store>,
+    fake: Arc<FakeBackend>,
+    pk: &std::path::Path,
+    batch: usize,
+) -> Arc<Engine> {
+    let pk = ekm::store::protection_key::load_or_create(pk).unwrap();
+    Engine::open(
+        ekm::core::EngineOptions::new(store, fake, topology(), pk)
+            .rekey_batch(batch)
+            .backend_probe_interval(Duration::ZERO),
+    )
+    .unwrap()
+}
+
 fn mirror_key() -> ExternalKey {
     ExternalKey::Aws(AwsKeyId::new("us-east-1", MIRROR_KEY).unwrap())
 }

@@ -126,6 +126,27 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
         ],
         "{p:?}"
     );
+    // A mirror owns no data keys; the key-managers list says what it is.
+    let (s, v) = call(
+        &d,
+        "POST",
+        &format!("/api/security/aws-kms/{mirror}/keys"),
+        Some(json!({"key_tag": "x"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("262197")),
+        "{v}"
+    );
+    let (_, v) = call(&d, "GET", "/api/security/key-managers", None);
+    let listed = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uuid"] == mirror.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["mirror_of"]["uuid"], vs0.as_str(), "{v}");
     // Advanced: not there unless named.
     let (_, v) = call(
         &d,

@@ -344,6 +344,9 @@ impl Engine {
         for (k, _) in self.scan_all(&layout::seals_of(uuid))? {
             txn.delete(k);
         }
+        for (k, _) in self.scan_all(&layout::protector_copies(uuid))? {
+            txn.delete(k);
+        }
         for n in &self.topology.nodes {
             txn.delete(layout::node(n.uuid, uuid));
         }

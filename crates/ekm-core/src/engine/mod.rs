@@ -207,7 +207,9 @@ impl Engine {
             engine.follow_other_processes()?;
             engine.spawn_job_takeover();
         }
-        engine.spawn_backend_probe(opts.backend_probe_interval);
+        if engine.store.is_shared() || !opts.backend_probe_interval.is_zero() {
+            engine.spawn_backend_probe(opts.backend_probe_interval);
+        }
         if opts.resume_jobs {
             engine.resume_jobs()?;
         }

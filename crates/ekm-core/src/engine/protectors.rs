@@ -51,8 +51,10 @@ impl Engine {
             match self.load_config(*m) {
                 Ok((c, b)) if c.mirror_of() == Some(primary.uuid) => out.push((c, b)),
                 Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::EntryNotFound => {}
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == ErrorKind::StoreFailed => return Err(e),
+                // Gone, or unreadable (it does not authenticate): one bad mirror does not
+                // disable the others; it shows as missing in `protectors`.
+                Err(_) => {}
             }
         }
         Ok(out)
@@ -180,8 +182,8 @@ impl Engine {
     }
 
     /// `generation` of `primary` unwrapped through its mirrors as `node`, in attach order:
-    /// the KEK and the mirror that gave it. The error of the last mirror tried (or
-    /// `primary_err` when there is none to try).
+    /// the KEK and the mirror that gave it. When none gives it, `primary_err` (the primary's
+    /// own, transient when its provider was away), with each mirror's reason appended.
     pub(crate) fn unwrap_through_mirrors(
         &self,
         node: &Node,
@@ -189,29 +191,40 @@ impl Engine {
         generation: u32,
         primary_err: Error,
     ) -> std::result::Result<(Kek, Uuid), Error> {
-        let mut last = primary_err;
         // As the primary is now: `primary` may predate an attach.
         let Ok(mirrors) = self
             .load_config(primary.uuid)
             .and_then(|(p, _)| self.mirrors_of(&p))
         else {
-            return Err(last);
+            return Err(primary_err);
         };
+        let mut reasons = Vec::new();
         for (mirror, _) in mirrors {
             let copy = match self.mirror_copy(primary.uuid, generation, &mirror) {
                 Ok(Some(c)) => c,
-                Ok(None) => continue,
+                Ok(None) => {
+                    reasons.push(format!("mirror {} holds no copy of it yet", mirror.uuid));
+                    continue;
+                }
                 Err(e) => {
-                    last = e;
+                    reasons.push(format!("mirror {}: {}", mirror.uuid, e.message()));
                     continue;
                 }
             };
             match self.unwrap_kek(node, &mirror, &copy) {
                 Ok(kek) => return Ok((kek, mirror.uuid)),
-                Err(e) => last = e,
+                Err(e) => reasons.push(format!("mirror {}: {}", mirror.uuid, e.message())),
             }
         }
-        Err(last)
+        if reasons.is_empty() {
+            return Err(primary_err);
+        }
+        let detail = format!(
+            "{} Nor did its mirrors: {}.",
+            primary_err.message(),
+            reasons.join("; ")
+        );
+        Err(primary_err.with_detail(detail))
     }
 
     /// `mirror`'s copy of `generation` of `primary`, if it has one: authenticated, of that
@@ -305,6 +318,16 @@ impl Engine {
         for _ in 0..4 {
             let (prim, prim_bytes) = self.load_config(primary)?;
             self.mirror_target(primary, prim.svm_ref().as_ref())?;
+            if self
+                .store
+                .get(&layout::marker(primary))
+                .map_err(store_failed)?
+                .is_some()
+            {
+                return Err(Error::new(ErrorKind::JobInProgress).with_detail(format!(
+                    "A job runs on {primary}; attach the new root of trust when it has ended."
+                )));
+            }
             let record = StoredConfig::seal(parts, &self.protection)?;
             let mut txn = Transaction::new();
             txn.check(Check::Equals(layout::config(primary), prim_bytes))
@@ -363,10 +386,20 @@ impl Engine {
                 Err(e) if e.kind() == ErrorKind::EntryNotFound => {}
                 Err(e) => return Err(e),
             }
-            for (k, _) in self.scan_all(&layout::protector_copies(primary))? {
-                if k.ends_with(uuid.as_bytes()) {
-                    txn.delete(k);
-                }
+            // Its copies found, and its copy of every generation by name: one a catch-up
+            // wrote after the scan goes too (a new generation changes the primary's record,
+            // checked above). Each key once.
+            let mut keys: std::collections::BTreeSet<Vec<u8>> = self
+                .scan_all(&layout::protector_copies(primary))?
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| k.ends_with(uuid.as_bytes()))
+                .collect();
+            for rec in self.kek_records(primary)? {
+                keys.insert(layout::protector_copy(primary, rec.generation, uuid));
+            }
+            for k in keys {
+                txn.delete(k);
             }
             for n in &self.topology.nodes {
                 txn.delete(layout::node(n.uuid, uuid));
@@ -395,6 +428,20 @@ impl Engine {
         Err(Error::new(ErrorKind::StoreFailed).with_detail(
             "The primary configuration kept changing while the mirror was deleted; retry.",
         ))
+    }
+
+    /// Refuses `what` (a job, a data key) on a mirror: it runs on the mirror's primary.
+    pub(crate) fn refuse_on_mirror(cfg: &StoredConfig, what: &str) -> Result<()> {
+        match cfg.mirror_of() {
+            None => Ok(()),
+            Some(p) => Err(Error::invalid_value(
+                "uuid",
+                &format!(
+                    "{} is a mirror of {p} (another root of trust of its scope): {what} runs on {p}, and covers every root.",
+                    cfg.uuid
+                ),
+            )),
+        }
     }
 
     /// Makes every missing mirror copy of every KEK generation in use, as the local node: a
@@ -449,8 +496,14 @@ impl Engine {
                     .check(Check::Equals(
                         layout::config(mirror.uuid),
                         mirror_bytes.clone(),
-                    ))
-                    .put(key, copy.encode(&self.protection)?);
+                    ));
+                // Over a stale copy as read (rewritten by a rekey-external of the mirror), or
+                // none: a copy made meanwhile by another process wins.
+                match self.store.get(&key).map_err(store_failed)? {
+                    Some(old) => txn.check(Check::Equals(key.clone(), old)),
+                    None => txn.check(Check::Absent(key.clone())),
+                };
+                txn.put(key, copy.encode(&self.protection)?);
                 match self.store.commit(txn) {
                     // Retired, rewrapped or the mirror changed meanwhile: the next round sees it.
                     Ok(()) | Err(StoreError::Conflict(_)) => {}

@@ -109,8 +109,15 @@ const AWS_SHAPE: Shape = Shape {
 
 /// The key-managers records.
 const KEY_MANAGER_SHAPE: Shape = Shape {
-    fields: &["uuid", "scope", "svm.uuid", "svm.name", "kind"],
-    defaults: &["uuid", "scope", "svm", "kind"],
+    fields: &[
+        "uuid",
+        "scope",
+        "svm.uuid",
+        "svm.name",
+        "kind",
+        "mirror_of.uuid",
+    ],
+    defaults: &["uuid", "scope", "svm", "kind", "mirror_of"],
     id: "uuid",
 };
 
@@ -259,6 +266,11 @@ fn render_key_manager(c: &KeyManagerConfig) -> Value {
     if let Some(svm) = svm {
         v["svm"] = json!({"uuid": svm.uuid(), "name": svm.name()});
         svm_link(&mut v);
+    }
+    // ekm's extension: a mirror is another root of trust of its primary's scope, not a
+    // second key manager of it.
+    if let Some(primary) = c.mirror_of() {
+        v["mirror_of"] = json!({"uuid": primary});
     }
     v
 }

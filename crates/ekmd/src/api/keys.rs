@@ -84,6 +84,13 @@ pub(super) async fn create(
     let engine = s.engine.clone();
     let (id, info) = blocking(move || {
         let cfg = engine.key_manager_of(uuid, p)?;
+        if let Some(primary) = cfg.mirror_of() {
+            return Err(Error::new(ErrorKind::InvalidValue)
+                .with_detail(format!(
+                    "{uuid} is a mirror of {primary} (another root of trust of its scope): the scope's data keys are made under {primary}."
+                ))
+                .with_target("uuid"));
+        }
         let owner = match (cfg.svm(), &b.svm) {
             (Some(svm), None) => KeyOwner::Svm(svm.uuid()),
             (Some(svm), Some(sel)) => {

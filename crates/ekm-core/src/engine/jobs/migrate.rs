@@ -116,6 +116,8 @@ impl Engine {
         let admin = self.admin.lock();
         let (src, _) = self.load_config(source)?;
         let (dst, _) = self.load_config(destination)?;
+        Engine::refuse_on_mirror(&src, "a migrate")?;
+        Engine::refuse_on_mirror(&dst, "a migrate")?;
         if migrated_owner(&src, &dst).is_none() {
             return Err(Error::invalid_value(
                 "uuid",

@@ -42,6 +42,7 @@ impl Engine {
     pub fn start_rekey_internal(self: &Arc<Self>, config: Uuid) -> Result<Job> {
         let admin = self.admin.lock();
         let (cfg, _) = self.load_config(config)?;
+        Engine::refuse_on_mirror(&cfg, "rekey-internal")?;
         self.check_no_admin_keys(&cfg)?;
         let empty = self
             .store

@@ -34,6 +34,7 @@ impl Engine {
     pub fn start_restore(self: &Arc<Self>, config: Uuid) -> Result<Job> {
         let admin = self.admin.lock();
         let (cfg, _) = self.load_config(config)?;
+        Engine::refuse_on_mirror(&cfg, "restore")?;
         if let Some(g) = cfg.active_generation {
             self.cluster_wrapped_kek(config, g)?;
         }
