@@ -45,9 +45,30 @@ pub fn start(
     aws_addr: &str,
     extra: &[&str],
 ) -> Daemon {
+    start_with(
+        dir,
+        &super::topology_toml(),
+        emu,
+        azure_addr,
+        moto,
+        aws_addr,
+        extra,
+    )
+}
+
+/// [`start`] with the topology `topology_toml` (written to `dir/topology.toml`).
+pub fn start_with(
+    dir: &Path,
+    topology_toml: &str,
+    emu: &akv_emulator::Emulator,
+    azure_addr: &str,
+    moto: &ekm_aws::testing::Moto,
+    aws_addr: &str,
+    extra: &[&str],
+) -> Daemon {
     let data = dir.join("ekm-data");
     let topology = dir.join("topology.toml");
-    std::fs::write(&topology, super::topology_toml()).unwrap();
+    std::fs::write(&topology, topology_toml).unwrap();
     let vault_ca = dir.join("vault-ca.pem");
     std::fs::write(&vault_ca, emu.ca_pem()).unwrap();
     let port = super::free_port();
