@@ -124,16 +124,16 @@ fn three_nodes_agree_on_the_roots_and_each_unlocks_through_either() {
     assert_eq!(s, 201, "{v}");
     let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
     let mut keys = HashMap::new();
-    for i in 0..3 {
+    for (i, n) in nodes.iter().enumerate() {
         let (s, v) = call(
-            &nodes[i],
+            n,
             "POST",
             &format!("/api/security/azure-key-vaults/{vs0}/keys"),
             Some(json!({"key_tag": format!("vol{i}")})),
         );
         assert_eq!(s, 201, "{v}");
         let id = v["key_id"].as_str().unwrap().to_owned();
-        keys.insert(id.clone(), socket_read(&nodes[i], &id));
+        keys.insert(id.clone(), socket_read(n, &id));
     }
     let (s, v) = call(
         &nodes[1],
