@@ -232,3 +232,96 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
     }
     vault.restore();
 }
+
+/// ekmd SIGKILLed at several points of an attach (the POST under way): after the restart the
+/// mirror is whole (listed, fully wrapped, unlocking alone) or absent, and every key reads.
+#[test]
+fn an_attach_killed_part_way_leaves_the_mirror_whole_or_absent() {
+    let Some(moto) = ekm_aws::testing::Moto::start_or_skip("attach killed") else {
+        return;
+    };
+    let emu = akv_emulator::Emulator::start().unwrap();
+    emu.add_secret_app(TENANT, APP, SECRET);
+    let version = emu.add_key("key1", 2048).unwrap();
+    let (aws_key, _) = moto.create_key().unwrap();
+    let vault = Relay::start(emu.addr().to_string());
+    let through =
+        |url: String| url.replace(&format!(":{}", emu.port()), &format!(":{}", vault.port));
+    let akv_key = through(emu.key_id("myvault", "key1", &version));
+    let vault_url = through(emu.vault_url("myvault"));
+    let kms = Relay::start(moto.addr().to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = start(dir.path(), &emu, &moto, &kms);
+    let (s, v) = call(
+        &d,
+        "POST",
+        "/api/security/azure-key-vaults?return_records=true",
+        Some(
+            json!({"svm": {"name": "vs0"}, "client_id": APP, "tenant_id": TENANT,
+                    "name": format!("{vault_url}/"), "key_id": akv_key, "client_secret": SECRET}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let (_, v) = call(
+        &d,
+        "POST",
+        &format!("/api/security/azure-key-vaults/{vs0}/keys"),
+        Some(json!({"key_tag": "vol"})),
+    );
+    let id = v["key_id"].as_str().unwrap().to_owned();
+    let material = socket_read(&d, &id);
+    let body = json!({"region": ekm_aws::testing::REGION, "key_id": aws_key,
+                      "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
+                      "secret_access_key": ekm_aws::testing::CANARY_SECRET,
+                      "mirror_of": {"uuid": vs0}});
+    let mut outcomes = Vec::new();
+    for delay_ms in [0u64, 5, 20, 60, 150, 400] {
+        let url = format!("{}/api/security/aws-kms", d.url);
+        let b = body.clone();
+        let post = std::thread::spawn(move || {
+            reqwest::blocking::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .post(url)
+                .basic_auth("admin", Some("admin-pw"))
+                .json(&b)
+                .send()
+                .map(|r| r.status().as_u16())
+        });
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        drop(d); // SIGKILL
+        let _ = post.join();
+        d = start(dir.path(), &emu, &moto, &kms);
+        let p = protectors(&d, &vs0);
+        assert!(
+            p.iter().all(|p| p["fully_wrapped"] == true),
+            "after a kill at {delay_ms} ms: {p:?}"
+        );
+        assert_eq!(socket_read(&d, &id), material);
+        outcomes.push(p.len());
+        if p.len() == 2 {
+            // Whole: it unlocks alone; then detached for the next round.
+            let mirror = p[1]["uuid"].as_str().unwrap().to_owned();
+            drop(d);
+            vault.cut();
+            d = start(dir.path(), &emu, &moto, &kms);
+            assert_eq!(socket_read(&d, &id), material, "through the mirror alone");
+            vault.restore();
+            let (s, v) = call(
+                &d,
+                "DELETE",
+                &format!("/api/security/aws-kms/{mirror}"),
+                None,
+            );
+            assert_eq!(s, 200, "{v}");
+        }
+        let (_, v) = call(&d, "GET", "/api/security/aws-kms", None);
+        assert_eq!(
+            v["num_records"], 0,
+            "no half-attached mirror is listed: {v}"
+        );
+    }
+    eprintln!("roots after each kill: {outcomes:?}");
+}
