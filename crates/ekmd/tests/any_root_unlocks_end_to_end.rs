@@ -8,74 +8,20 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::providers::{APP, Daemon, SECRET, TENANT, call, socket_read};
-use common::relay::Relay;
-use serde_json::{Value, json};
-
-/// ekmd over the emulator (its vault URL goes through the `vault` relay: see the test) and
-/// moto through the `kms` relay.
-fn start(
-    dir: &Path,
-    emu: &akv_emulator::Emulator,
-    moto: &ekm_aws::testing::Moto,
-    kms: &Relay,
-) -> Daemon {
-    common::providers::start(
-        dir,
-        emu,
-        &emu.addr().to_string(),
-        moto,
-        &format!("127.0.0.1:{}", kms.port),
-        &["--backend-probe-interval", "1"],
-    )
-}
-
-fn protectors(d: &Daemon, vs0: &str) -> Vec<Value> {
-    let (s, v) = call(
-        d,
-        "GET",
-        &format!("/api/security/azure-key-vaults/{vs0}?fields=protectors"),
-        None,
-    );
-    assert_eq!(s, 200, "{v}");
-    v["protectors"].as_array().cloned().unwrap_or_default()
-}
+use common::providers::{Daemon, Relayed, call, protectors, socket_read};
+use serde_json::json;
 
 #[test]
 fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
-    let Some(moto) = ekm_aws::testing::Moto::start_or_skip("any root unlocks") else {
+    let Some(lab) = Relayed::start_or_skip("any root unlocks") else {
         return;
     };
-    let emu = akv_emulator::Emulator::start().unwrap();
-    emu.add_secret_app(TENANT, APP, SECRET);
-    let version = emu.add_key("key1", 2048).unwrap();
-    let (aws_key, _) = moto.create_key().unwrap();
-    let vault = Relay::start(emu.addr().to_string());
-    // The vault's URL names the relay's port (the SDK connects to the URL's port; the pin
-    // gives only the address).
-    let through =
-        |url: String| url.replace(&format!(":{}", emu.port()), &format!(":{}", vault.port));
-    let akv_key = through(emu.key_id("myvault", "key1", &version));
-    let vault_url = through(emu.vault_url("myvault"));
-    let kms = Relay::start(moto.addr().to_string());
+    let (vault, kms) = (&lab.vault, &lab.kms);
     let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path(), &emu, &moto, &kms);
-
-    let (s, v) = call(
-        &d,
-        "POST",
-        "/api/security/azure-key-vaults?return_records=true",
-        Some(
-            json!({"svm": {"name": "vs0"}, "client_id": APP, "tenant_id": TENANT,
-                    "name": format!("{vault_url}/"), "key_id": akv_key,
-                    "client_secret": SECRET}),
-        ),
-    );
-    assert_eq!(s, 201, "{v}");
-    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let d = lab.ekmd(dir.path(), None, &[]);
+    let vs0 = lab.create_vs0(&d);
     let mut keys = HashMap::new();
     for i in 0..5 {
         let (s, v) = call(
@@ -93,12 +39,7 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
         &d,
         "POST",
         "/api/security/aws-kms?return_records=true",
-        Some(
-            json!({"region": ekm_aws::testing::REGION, "key_id": aws_key,
-                    "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
-                    "secret_access_key": ekm_aws::testing::CANARY_SECRET,
-                    "mirror_of": {"uuid": vs0}}),
-        ),
+        Some(lab.mirror_body(&vs0)),
     );
     assert_eq!(s, 201, "{v}");
     let mirror = v["records"][0]["uuid"].as_str().unwrap().to_owned();
@@ -159,7 +100,7 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
     // The vault cut: a restarted ekmd serves every key through the mirror.
     drop(d);
     vault.cut();
-    let d = start(dir.path(), &emu, &moto, &kms);
+    let d = lab.ekmd(dir.path(), None, &[]);
     for (id, m) in &keys {
         assert_eq!(&socket_read(&d, id), m, "served through the mirror");
     }
@@ -226,7 +167,7 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
     // And now the mirror alone unlocks the new generation.
     drop(d);
     vault.cut();
-    let d = start(dir.path(), &emu, &moto, &kms);
+    let d = lab.ekmd(dir.path(), None, &[]);
     for (id, m) in &keys {
         assert_eq!(&socket_read(&d, id), m, "generation 2 through the mirror");
     }
@@ -237,32 +178,13 @@ fn either_root_unlocks_vs0_and_a_root_away_catches_up() {
 /// mirror is whole (listed, fully wrapped, unlocking alone) or absent, and every key reads.
 #[test]
 fn an_attach_killed_part_way_leaves_the_mirror_whole_or_absent() {
-    let Some(moto) = ekm_aws::testing::Moto::start_or_skip("attach killed") else {
+    let Some(lab) = Relayed::start_or_skip("attach killed") else {
         return;
     };
-    let emu = akv_emulator::Emulator::start().unwrap();
-    emu.add_secret_app(TENANT, APP, SECRET);
-    let version = emu.add_key("key1", 2048).unwrap();
-    let (aws_key, _) = moto.create_key().unwrap();
-    let vault = Relay::start(emu.addr().to_string());
-    let through =
-        |url: String| url.replace(&format!(":{}", emu.port()), &format!(":{}", vault.port));
-    let akv_key = through(emu.key_id("myvault", "key1", &version));
-    let vault_url = through(emu.vault_url("myvault"));
-    let kms = Relay::start(moto.addr().to_string());
+    let vault = &lab.vault;
     let dir = tempfile::tempdir().unwrap();
-    let mut d = start(dir.path(), &emu, &moto, &kms);
-    let (s, v) = call(
-        &d,
-        "POST",
-        "/api/security/azure-key-vaults?return_records=true",
-        Some(
-            json!({"svm": {"name": "vs0"}, "client_id": APP, "tenant_id": TENANT,
-                    "name": format!("{vault_url}/"), "key_id": akv_key, "client_secret": SECRET}),
-        ),
-    );
-    assert_eq!(s, 201, "{v}");
-    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let mut d = lab.ekmd(dir.path(), None, &[]);
+    let vs0 = lab.create_vs0(&d);
     let (_, v) = call(
         &d,
         "POST",
@@ -271,10 +193,7 @@ fn an_attach_killed_part_way_leaves_the_mirror_whole_or_absent() {
     );
     let id = v["key_id"].as_str().unwrap().to_owned();
     let material = socket_read(&d, &id);
-    let body = json!({"region": ekm_aws::testing::REGION, "key_id": aws_key,
-                      "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
-                      "secret_access_key": ekm_aws::testing::CANARY_SECRET,
-                      "mirror_of": {"uuid": vs0}});
+    let body = lab.mirror_body(&vs0);
     let mut outcomes = Vec::new();
     for delay_ms in [0u64, 5, 20, 60, 150, 400] {
         let url = format!("{}/api/security/aws-kms", d.url);
@@ -293,7 +212,7 @@ fn an_attach_killed_part_way_leaves_the_mirror_whole_or_absent() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         drop(d); // SIGKILL
         let _ = post.join();
-        d = start(dir.path(), &emu, &moto, &kms);
+        d = lab.ekmd(dir.path(), None, &[]);
         let p = protectors(&d, &vs0);
         assert!(
             p.iter().all(|p| p["fully_wrapped"] == true),
@@ -306,7 +225,7 @@ fn an_attach_killed_part_way_leaves_the_mirror_whole_or_absent() {
             let mirror = p[1]["uuid"].as_str().unwrap().to_owned();
             drop(d);
             vault.cut();
-            d = start(dir.path(), &emu, &moto, &kms);
+            d = lab.ekmd(dir.path(), None, &[]);
             assert_eq!(socket_read(&d, &id), material, "through the mirror alone");
             vault.restore();
             let (s, v) = call(

@@ -8,10 +8,9 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::providers::{APP, Daemon, SECRET, TENANT, call, socket_read};
-use common::relay::Relay;
+use common::providers::{Daemon, Relayed, call, protectors, socket_read};
 use ekm_etcd::testing::EtcdCluster;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn topology_toml() -> String {
     let mut s = "[cluster]\nname = \"cluster1\"\nuuid = \"00000000-0000-0000-0000-000000000001\"\n"
@@ -25,15 +24,8 @@ fn topology_toml() -> String {
     s
 }
 
-struct Lab {
-    emu: akv_emulator::Emulator,
-    moto: ekm_aws::testing::Moto,
-    kms: Relay,
-    etcd: EtcdCluster,
-}
-
 /// Node `i` (1..=3) on `root/node{i}`; nodes 2 and 3 take node 1's protection key.
-fn node(root: &Path, lab: &Lab, i: usize) -> Daemon {
+fn node(root: &Path, lab: &Relayed, etcd: &EtcdCluster, i: usize) -> Daemon {
     let dir = root.join(format!("node{i}"));
     std::fs::create_dir_all(dir.join("ekm-data")).unwrap();
     if i > 1 {
@@ -42,15 +34,11 @@ fn node(root: &Path, lab: &Lab, i: usize) -> Daemon {
             dir.join("ekm-data/protection.key"),
         );
     }
-    let endpoints = lab.etcd.endpoints().join(",");
+    let endpoints = etcd.endpoints().join(",");
     let name = format!("node{i}");
-    common::providers::start_with(
+    lab.ekmd(
         &dir,
-        &topology_toml(),
-        &lab.emu,
-        &lab.emu.addr().to_string(),
-        &lab.moto,
-        &format!("127.0.0.1:{}", lab.kms.port),
+        Some(&topology_toml()),
         &[
             "--node",
             &name,
@@ -58,25 +46,14 @@ fn node(root: &Path, lab: &Lab, i: usize) -> Daemon {
             "etcd",
             "--etcd-endpoints",
             &endpoints,
-            "--backend-probe-interval",
-            "1",
         ],
     )
 }
 
 fn roots(d: &Daemon, vs0: &str) -> Vec<(String, bool)> {
-    let (s, v) = call(
-        d,
-        "GET",
-        &format!("/api/security/azure-key-vaults/{vs0}?fields=protectors"),
-        None,
-    );
-    assert_eq!(s, 200, "{v}");
-    v["protectors"]
-        .as_array()
-        .unwrap_or(&Vec::new())
+    protectors(d, vs0)
         .iter()
-        .map(|p: &Value| {
+        .map(|p| {
             (
                 p["uuid"].as_str().unwrap().to_owned(),
                 p["fully_wrapped"].as_bool().unwrap(),
@@ -87,42 +64,15 @@ fn roots(d: &Daemon, vs0: &str) -> Vec<(String, bool)> {
 
 #[test]
 fn three_nodes_agree_on_the_roots_and_each_unlocks_through_either() {
-    let Some(moto) = ekm_aws::testing::Moto::start_or_skip("any root on etcd") else {
+    let Some(lab) = Relayed::start_or_skip("any root on etcd") else {
         return;
     };
-    let emu = akv_emulator::Emulator::start().unwrap();
-    emu.add_secret_app(TENANT, APP, SECRET);
-    let version = emu.add_key("key1", 2048).unwrap();
-    let (aws_key, _) = moto.create_key().unwrap();
-    let vault = Relay::start(emu.addr().to_string());
-    // The vault's URL names the relay's port (the SDK connects to the URL's port).
-    let through =
-        |url: String| url.replace(&format!(":{}", emu.port()), &format!(":{}", vault.port));
-    let akv_key = through(emu.key_id("myvault", "key1", &version));
-    let vault_url = through(emu.vault_url("myvault"));
-    let kms = Relay::start(moto.addr().to_string());
     let etcd = EtcdCluster::start(3).expect("etcd cluster");
-    let lab = Lab {
-        emu,
-        moto,
-        kms,
-        etcd,
-    };
     let dir = tempfile::tempdir().unwrap();
-    let start_all = || -> Vec<Daemon> { (1..=3).map(|i| node(dir.path(), &lab, i)).collect() };
+    let start_all =
+        || -> Vec<Daemon> { (1..=3).map(|i| node(dir.path(), &lab, &etcd, i)).collect() };
     let nodes = start_all();
-
-    let (s, v) = call(
-        &nodes[0],
-        "POST",
-        "/api/security/azure-key-vaults?return_records=true",
-        Some(
-            json!({"svm": {"name": "vs0"}, "client_id": APP, "tenant_id": TENANT,
-                    "name": format!("{vault_url}/"), "key_id": akv_key, "client_secret": SECRET}),
-        ),
-    );
-    assert_eq!(s, 201, "{v}");
-    let vs0 = v["records"][0]["uuid"].as_str().unwrap().to_owned();
+    let vs0 = lab.create_vs0(&nodes[0]);
     let mut keys = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         let (s, v) = call(
@@ -139,12 +89,7 @@ fn three_nodes_agree_on_the_roots_and_each_unlocks_through_either() {
         &nodes[1],
         "POST",
         "/api/security/aws-kms?return_records=true",
-        Some(
-            json!({"region": ekm_aws::testing::REGION, "key_id": aws_key,
-                    "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
-                    "secret_access_key": ekm_aws::testing::CANARY_SECRET,
-                    "mirror_of": {"uuid": vs0}}),
-        ),
+        Some(lab.mirror_body(&vs0)),
     );
     assert_eq!(s, 201, "{v}");
     let mirror = v["records"][0]["uuid"].as_str().unwrap().to_owned();
@@ -155,7 +100,7 @@ fn three_nodes_agree_on_the_roots_and_each_unlocks_through_either() {
 
     // The vault cut: every node, restarted, serves every key through the mirror.
     drop(nodes);
-    vault.cut();
+    lab.vault.cut();
     let nodes = start_all();
     for n in &nodes {
         for (id, m) in &keys {
@@ -164,7 +109,7 @@ fn three_nodes_agree_on_the_roots_and_each_unlocks_through_either() {
     }
     // KMS cut instead: through the primary.
     drop(nodes);
-    vault.restore();
+    lab.vault.restore();
     lab.kms.cut();
     let nodes = start_all();
     for n in &nodes {

@@ -169,3 +169,93 @@ pub fn kmip_get(d: &Daemon, owner: &str, uid: &str) -> Vec<u8> {
     let answer = super::kmip::call(&d.data, d.kmip, owner, &super::kmip::get(uid));
     super::kmip::material(&answer).unwrap_or_else(|| panic!("no key in {answer:?}"))
 }
+
+/// The AKV emulator and moto, each behind a relay a test can cut (`vault`, `kms`), with one
+/// vault key (`akv_key` in `vault_url`) and one KMS key (`aws_key`), for vs0's roots of trust.
+pub struct Relayed {
+    pub emu: akv_emulator::Emulator,
+    pub moto: ekm_aws::testing::Moto,
+    pub vault: super::relay::Relay,
+    pub kms: super::relay::Relay,
+    pub akv_key: String,
+    pub vault_url: String,
+    pub aws_key: String,
+}
+
+impl Relayed {
+    /// Both services and their relays, or `None` where moto is not installed (outside CI).
+    pub fn start_or_skip(test: &str) -> Option<Relayed> {
+        let moto = ekm_aws::testing::Moto::start_or_skip(test)?;
+        let emu = akv_emulator::Emulator::start().unwrap();
+        emu.add_secret_app(TENANT, APP, SECRET);
+        let version = emu.add_key("key1", 2048).unwrap();
+        let (aws_key, _) = moto.create_key().unwrap();
+        let vault = super::relay::Relay::start(emu.addr().to_string());
+        let kms = super::relay::Relay::start(moto.addr().to_string());
+        // The vault's URL names the relay's port: the SDK connects to the URL's port, and the
+        // host pin gives only the address.
+        let through =
+            |url: String| url.replace(&format!(":{}", emu.port()), &format!(":{}", vault.port));
+        let akv_key = through(emu.key_id("myvault", "key1", &version));
+        let vault_url = through(emu.vault_url("myvault"));
+        Some(Relayed {
+            emu,
+            moto,
+            vault,
+            kms,
+            akv_key,
+            vault_url,
+            aws_key,
+        })
+    }
+
+    /// ekmd on `dir` (with `topology_toml`, else the shared one) reaching the vault and KMS
+    /// through their relays, checking for missing mirror copies every second.
+    pub fn ekmd(&self, dir: &Path, topology_toml: Option<&str>, extra: &[&str]) -> Daemon {
+        let mut args = vec!["--backend-probe-interval", "1"];
+        args.extend_from_slice(extra);
+        start_with(
+            dir,
+            &topology_toml.map_or_else(super::topology_toml, str::to_owned),
+            &self.emu,
+            &self.emu.addr().to_string(),
+            &self.moto,
+            &format!("127.0.0.1:{}", self.kms.port),
+            &args,
+        )
+    }
+
+    /// vs0's Azure configuration on the relayed vault, created through `d`: its uuid.
+    pub fn create_vs0(&self, d: &Daemon) -> String {
+        let (s, v) = call(
+            d,
+            "POST",
+            "/api/security/azure-key-vaults?return_records=true",
+            Some(serde_json::json!({"svm": {"name": "vs0"}, "client_id": APP,
+                "tenant_id": TENANT, "name": format!("{}/", self.vault_url),
+                "key_id": self.akv_key, "client_secret": SECRET})),
+        );
+        assert_eq!(s, 201, "{v}");
+        v["records"][0]["uuid"].as_str().unwrap().to_owned()
+    }
+
+    /// The body that attaches the KMS key as a mirror of `primary`.
+    pub fn mirror_body(&self, primary: &str) -> Value {
+        serde_json::json!({"region": ekm_aws::testing::REGION, "key_id": self.aws_key,
+            "access_key_id": ekm_aws::testing::ACCESS_KEY_ID,
+            "secret_access_key": ekm_aws::testing::CANARY_SECRET,
+            "mirror_of": {"uuid": primary}})
+    }
+}
+
+/// The `protectors` of configuration `primary` (an Azure one) as `d` answers them.
+pub fn protectors(d: &Daemon, primary: &str) -> Vec<Value> {
+    let (s, v) = call(
+        d,
+        "GET",
+        &format!("/api/security/azure-key-vaults/{primary}?fields=protectors"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    v["protectors"].as_array().cloned().unwrap_or_default()
+}
