@@ -17,13 +17,12 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Engine;
-use super::helpers::{CONDITIONAL_ATTEMPTS, now_secs, store_failed};
+use super::helpers::{CONDITIONAL_ATTEMPTS, store_failed};
 use super::key_table::TableEntry;
-use crate::backend::BackendCall;
 use crate::codec::{KekState, KeyLocation, WrappedDataKey, WrappedKek};
 use crate::crypto::{Kek, NonceSource, SEAL_WARN_LIMIT};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hierarchy::{self, open_data_key, seal_data_key};
+use crate::hierarchy::{open_data_key, seal_data_key};
 use crate::ids::{DataKeyId, KeyOwner, KeyTag};
 use crate::layout;
 use crate::secret::{DataKeyMaterial, KeyMaterial};
@@ -178,21 +177,7 @@ impl Engine {
         kek: &Kek,
         state: KekState,
     ) -> Result<WrappedKek> {
-        let parts = config.unseal(&self.protection)?;
-        let access = parts.access();
-        let call = BackendCall {
-            node: &self.nodes[self.local].node,
-            access: &access,
-        };
-        hierarchy::wrap_kek(
-            &*self.backend,
-            &call,
-            config.uuid,
-            parts.external_key(),
-            kek,
-            state,
-            now_secs(),
-        )
+        self.wrap_as(config, config.uuid, kek, state)
     }
 
     /// This process's seal counter record of (config, generation).

@@ -87,8 +87,8 @@ impl Engine {
     }
 
     /// One wrap of `kek`, a generation of `primary`, by `root`'s external key as the local
-    /// node.
-    fn wrap_as(
+    /// node (`root` is `primary` itself for the primary's own wrap).
+    pub(crate) fn wrap_as(
         &self,
         root: &StoredConfig,
         primary: Uuid,

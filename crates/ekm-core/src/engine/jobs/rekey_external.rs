@@ -176,11 +176,7 @@ impl Engine {
             let mut rec = crate::codec::WrappedKek::decode(&raw, &self.protection)?;
             txn.check(Check::Equals(k, raw));
             let kek = self.unlock_on(self.local, cfg, rec.generation)?;
-            rec.wrapped = self
-                .backend
-                .wrap_kek(call, key, rec.generation, kek.material())
-                .map_err(|e| provider_failed(call.access.provider_kind(), &e))?;
-            rec.key_id = key.clone();
+            rewrap(self, &mut rec, &kek, call, key)?;
             txn.put(
                 layout::kek(cfg.uuid, rec.generation),
                 rec.encode(&self.protection)?,
@@ -231,12 +227,24 @@ fn rewrapped_copies(
         let mut rec = crate::codec::WrappedKek::decode(&raw, &engine.protection)?;
         txn.check(Check::Equals(k.clone(), raw));
         let kek = engine.unlock_on(engine.local, &prim, rec.generation)?;
-        rec.wrapped = engine
-            .backend
-            .wrap_kek(call, key, rec.generation, kek.material())
-            .map_err(|e| provider_failed(call.access.provider_kind(), &e))?;
-        rec.key_id = key.clone();
+        rewrap(engine, &mut rec, &kek, call, key)?;
         txn.put(k, rec.encode(&engine.protection)?);
     }
+    Ok(())
+}
+
+/// `rec` wrapped again: `kek` (its generation) by `key` through the access of `call`.
+fn rewrap(
+    engine: &Engine,
+    rec: &mut crate::codec::WrappedKek,
+    kek: &crate::crypto::Kek,
+    call: &BackendCall<'_>,
+    key: &ExternalKey,
+) -> Result<()> {
+    rec.wrapped = engine
+        .backend
+        .wrap_kek(call, key, rec.generation, kek.material())
+        .map_err(|e| provider_failed(call.access.provider_kind(), &e))?;
+    rec.key_id = key.clone();
     Ok(())
 }
